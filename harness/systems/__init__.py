@@ -1,1 +1,55 @@
-"""systems package."""
+"""Conferencing systems: the registry of adapters (entry point group ``confbench.systems``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+from harness.errors import UsageError
+from harness.systems.base import System
+
+ENTRY_POINT_GROUP = "confbench.systems"
+
+
+@dataclass(frozen=True, slots=True)
+class SystemSpec:
+    """A system as named on the command line: ``NAME`` or ``NAME=URL``."""
+
+    name: str
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("system name must not be empty")
+
+    @classmethod
+    def parse(cls, text: str) -> SystemSpec:
+        """Parse ``NAME[=URL]``; raises :class:`UsageError` for an empty name."""
+        name, sep, url = text.partition("=")
+        name = name.strip()
+        if not name or (sep and not url.strip()):
+            raise UsageError(f"--system {text!r}: expected NAME or NAME=URL")
+        return cls(name=name, url=url.strip() or None)
+
+    def __str__(self) -> str:
+        return self.name if self.url is None else f"{self.name}={self.url}"
+
+
+def available_systems() -> dict[str, type[System]]:
+    """Every registered system class by name (built-ins and plugins alike)."""
+    found: dict[str, type[System]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        cls = ep.load()
+        if isinstance(cls, type) and issubclass(cls, System):
+            found[ep.name] = cls
+    return dict(sorted(found.items()))
+
+
+def create_system(spec: SystemSpec) -> System:
+    """Instantiate the system a spec names; unknown names get one line listing the known ones."""
+    systems = available_systems()
+    cls = systems.get(spec.name)
+    if cls is None:
+        known = ", ".join(systems) or "none (is confbench installed? try: pip install -e .)"
+        raise UsageError(f"unknown system {spec.name!r}; known systems: {known}")
+    return cls(url=spec.url)

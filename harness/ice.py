@@ -1,0 +1,46 @@
+"""ICE host-candidate pinning: the one place where the harness bends aioice.
+
+aioice gathers host candidates from every interface except loopback (``get_host_addresses`` drops
+127.0.0.1) and offers no parameter to choose them. Benchmarks must run on loopback or on addresses the
+harness created itself (veth links in network namespaces), never on the machine's real interfaces, so the
+media host replaces that function once at start-up. It is process-wide on purpose: a media host belongs to
+one run and one network path. Remove this module when aioice grows a host-address option.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+import aioice.ice
+
+_original = aioice.ice.get_host_addresses
+_pinned: tuple[str, ...] | None = None
+
+
+def pin_host_addresses(addresses: Sequence[str] | None) -> None:
+    """Make ICE gather host candidates only on ``addresses`` (``None`` restores aioice's own choice).
+
+    Raises ``ValueError`` for something that is not an IP address.
+    """
+    global _pinned
+    if addresses is None:
+        _pinned = None
+        aioice.ice.get_host_addresses = _original
+        return
+    checked = tuple(str(ipaddress.ip_address(a)) for a in addresses)
+    if not checked:
+        raise ValueError("at least one host address is needed to pin ICE candidates")
+    _pinned = checked
+
+    def pinned(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [
+            a for a in checked if (use_ipv4 and ":" not in a) or (use_ipv6 and ":" in a)
+        ]
+
+    aioice.ice.get_host_addresses = pinned
+
+
+def pinned_host_addresses() -> tuple[str, ...] | None:
+    """The addresses ICE is pinned to in this process, or ``None`` when not pinned."""
+    return _pinned

@@ -1,0 +1,45 @@
+"""The harness's locustfile: ``locust -f harness/loadgen/locustfile.py`` runs a scenario with Locust's UI.
+
+``confbench run`` uses this same file headless. Locust imports a locustfile before it parses its options, so
+the scenario (which decides the User classes) is read from ``--confbench-scenario`` in the raw command line,
+or ``CONFBENCH_SCENARIO``, or ``scenarios/default.toml``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from harness.errors import HarnessError
+from harness.loadgen import plugin  # noqa: F401 - registers the harness's Locust hooks
+from harness.loadgen.users import user_classes
+from harness.scenario import Scenario, load_scenario, scenario_from_dict
+
+
+def _scenario_path() -> str:
+    argv = sys.argv
+    for i, arg in enumerate(argv):
+        if arg == "--confbench-scenario" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--confbench-scenario="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("CONFBENCH_SCENARIO") or "scenarios/default.toml"
+
+
+def _load(path: str) -> Scenario:
+    # confbench run hands over the resolved scenario (command-line overrides applied) as JSON.
+    if path.endswith(".json"):
+        with open(path, encoding="utf-8") as fh:
+            return scenario_from_dict(json.load(fh))
+    return load_scenario(path)
+
+
+try:
+    _SCENARIO = _load(_scenario_path())
+except (HarnessError, OSError, ValueError) as _exc:
+    sys.stderr.write(f"confbench: {_exc}\n")
+    raise SystemExit(2) from None
+
+# Locust collects every User class among this module's globals, so no other name may refer to one.
+globals().update({cls.__name__: cls for cls in user_classes(_SCENARIO)})

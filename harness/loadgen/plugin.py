@@ -1,0 +1,253 @@
+"""Locust hooks of the harness: options, the media host per process, the sample path, progress.
+
+The sample path follows Locust's own topology (DESIGN.md §1): in a local runner the rows go straight to the
+results writer; a worker sends them to the master as ``confbench_samples`` custom messages (so a distributed
+run needs no shared disk) and the master writes them. Join time and latency are also fired as Locust
+requests, so Locust's UI and ``--csv`` show them next to everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+import psutil
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from harness.loadgen.host_client import MediaHostClient, MediaHostError
+from harness.scenario import Scenario
+from harness.store import RunWriter
+from harness.systems import SystemSpec
+
+log = logging.getLogger(__name__)
+
+SAMPLES_MESSAGE = "confbench_samples"
+PROGRESS_FILE = "progress.json"
+
+
+class HarnessState:
+    """Per Locust process: the scenario, the media host, the writer (master/local) and counters."""
+
+    def __init__(self) -> None:
+        self.environment: Environment | None = None
+        self.scenario: Scenario | None = None
+        self.system = SystemSpec("p2p")
+        self.host_addresses: list[str] = ["127.0.0.1"]
+        self.run_dir: Path | None = None
+        self.writer: RunWriter | None = None
+        self.media_host: MediaHostClient | None = None
+        self._media_host_lock = gevent.lock.Semaphore()
+        self.joined = 0
+        self.failed = 0
+        self.frames = 0
+        self.started = time.time()
+        self.hostname = socket.gethostname()
+        self._greenlets: list[gevent.Greenlet] = []
+        self.next_index = 0
+
+    # -- media host ------------------------------------------------------------------------------------
+    def media_host_client(self) -> MediaHostClient:
+        """The media host of this Locust process, started and configured on first use."""
+        with self._media_host_lock:
+            if self.media_host is None:
+                assert self.scenario is not None
+                stderr = None
+                if self.run_dir is not None:
+                    stderr = open(self.run_dir / f"media_host-{os.getpid()}.log", "ab")  # noqa: SIM115
+                client = MediaHostClient(self.on_samples, stderr=stderr)
+                client.start()
+                client.request("configure", timeout=60, scenario=self.scenario.to_dict(),
+                               system={"name": self.system.name, "url": self.system.url},
+                               host_addresses=self.host_addresses, host=self.hostname)
+                self.media_host = client
+            return self.media_host
+
+    def stop_media_host(self) -> None:
+        """Stop this process's media host (all its participants leave)."""
+        with self._media_host_lock:
+            if self.media_host is not None:
+                self.media_host.stop()
+                self.media_host = None
+
+    # -- samples ---------------------------------------------------------------------------------------
+    def on_samples(self, tables: dict[str, list[dict[str, Any]]]) -> None:
+        """Rows from this process's media host: into Locust's stats, then to the writer or the master."""
+        fire = events.request.fire
+        for row in tables.get("frames", ()):
+            fire(request_type="VIDEO", name="glass-to-glass latency", response_time=row["latency_ms"],
+                 response_length=0, exception=None, context={})
+        for row in tables.get("audio", ()):
+            fire(request_type="AUDIO", name="pulse latency", response_time=row["latency_ms"],
+                 response_length=0, exception=None, context={})
+        self.frames += len(tables.get("frames", ()))
+        self.deliver(tables)
+
+    def deliver(self, tables: dict[str, list[dict[str, Any]]]) -> None:
+        """Send rows towards the single writer of the run."""
+        env = self.environment
+        if env is not None and isinstance(env.runner, WorkerRunner):
+            env.runner.send_message(SAMPLES_MESSAGE, tables)
+        else:
+            self.write(tables)
+
+    def write(self, tables: dict[str, list[dict[str, Any]]]) -> None:
+        """Append rows to the results (master or local runner only)."""
+        if self.writer is None:
+            return
+        for table, rows in tables.items():
+            if rows:
+                self.writer.append(table, rows)
+
+    # -- background ------------------------------------------------------------------------------------
+    def start_background(self) -> None:
+        """Self-probe of this Locust process, writer flushing and the progress file."""
+        self._greenlets.append(gevent.spawn(self._probe_loop))
+        if self.writer is not None:
+            self._greenlets.append(gevent.spawn(self._flush_loop))
+
+    def _probe_loop(self) -> None:
+        proc = psutil.Process()
+        proc.cpu_percent(None)
+        while True:
+            gevent.sleep(1.0)
+            with proc.oneshot():
+                row = {"ts": time.time(), "host": self.hostname, "role": "locust", "pid": proc.pid,
+                       "name": "locust", "cpu_pct": proc.cpu_percent(None),
+                       "rss_mb": proc.memory_info().rss / 2**20, "loop_lag_ms": None}
+            self.deliver({"probes": [row]})
+
+    def _flush_loop(self) -> None:
+        while True:
+            gevent.sleep(0.5)
+            try:
+                if self.writer is not None:
+                    self.writer.maybe_flush()
+                self._write_progress()
+            except Exception:
+                log.exception("flushing results failed")
+
+    def _write_progress(self) -> None:
+        if self.run_dir is None or self.environment is None or self.environment.runner is None:
+            return
+        runner = self.environment.runner
+        stats = self.environment.stats
+        join = stats.get("join", "JOIN") if "join" in [k[0] for k in stats.entries] else None
+        progress = {
+            "ts": time.time(), "elapsed_s": time.time() - self.started, "users": runner.user_count,
+            "state": str(runner.state), "joined": self.joined, "failed": self.failed,
+            "frames": int(stats.entries[("glass-to-glass latency", "VIDEO")].num_requests)
+            if ("glass-to-glass latency", "VIDEO") in stats.entries else 0,
+            "join_failures": int(join.num_failures) if join else 0,
+        }
+        tmp = self.run_dir / (PROGRESS_FILE + ".tmp")
+        tmp.write_text(json.dumps(progress))
+        os.replace(tmp, self.run_dir / PROGRESS_FILE)
+
+    def close(self) -> None:
+        """Stop background work and flush everything that arrived."""
+        self.stop_media_host()
+        for g in self._greenlets:
+            g.kill(block=False)
+        if self.writer is not None:
+            self.writer.close()
+            self._write_progress()
+            self.writer = None
+
+
+STATE = HarnessState()
+
+
+@events.init_command_line_parser.add_listener
+def _add_options(parser: Any) -> None:
+    group = parser  # Locust's include_in_web_ui works on the parser itself, not on argument groups
+    group.add_argument("--confbench-scenario", default=os.environ.get("CONFBENCH_SCENARIO", ""),
+                       help="scenario TOML (default: scenarios/default.toml)", include_in_web_ui=False)
+    group.add_argument("--confbench-system", default=os.environ.get("CONFBENCH_SYSTEM", "p2p"),
+                       help="system under test: NAME or NAME=URL", include_in_web_ui=False)
+    group.add_argument("--confbench-run-dir", default=os.environ.get("CONFBENCH_RUN_DIR", ""),
+                       help="results folder of this run (created by confbench run)", include_in_web_ui=False)
+    group.add_argument("--confbench-host-address", action="append",
+                       default=None, help="pin ICE host candidates to this address (repeatable)",
+                       include_in_web_ui=False)
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_: Any) -> None:
+    from harness.loadgen.direct import open_direct_run  # only for runs started by plain `locust`
+
+    STATE.environment = environment
+    opts = environment.parsed_options
+    if opts is not None:
+        STATE.system = SystemSpec.parse(opts.confbench_system)
+        STATE.host_addresses = opts.confbench_host_address or ["127.0.0.1"]
+        if opts.confbench_run_dir:
+            STATE.run_dir = Path(opts.confbench_run_dir)
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        pass
+    else:
+        if STATE.run_dir is None:
+            STATE.run_dir = open_direct_run(STATE)
+        writer_id = f"locust{os.getpid()}"
+        STATE.writer = RunWriter(STATE.run_dir, writer_id=writer_id, flush_interval_s=1.0)
+        if isinstance(runner, MasterRunner):
+            runner.register_message(SAMPLES_MESSAGE, lambda msg, **_kw: STATE.write(msg.data))
+    STATE.start_background()
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Environment, **_: Any) -> None:
+    # Leaving is part of the run: every participant's leave is done before the writer closes.
+    if not isinstance(environment.runner, MasterRunner):
+        STATE.stop_media_host()
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Environment, **_: Any) -> None:
+    from harness.loadgen.direct import close_direct_run
+
+    STATE.close()
+    close_direct_run(STATE)
+
+
+def join_participant(group: str, timeout: float) -> tuple[str, dict[str, Any]]:
+    """Join one participant of ``group`` through this process's media host; fires the Locust request."""
+    env = STATE.environment
+    worker = getattr(env.runner, "worker_index", 0) if env is not None else 0
+    index = worker * 1000 + STATE.next_index
+    STATE.next_index += 1
+    name = f"{group}-{index}"
+    start = time.time()
+    try:
+        row = STATE.media_host_client().request("join", timeout=timeout, participant=name, group=group,
+                                                index=index)
+        error = None if row.get("ok") else row.get("error") or "join failed"
+    except MediaHostError as exc:
+        row, error = {}, str(exc)
+    elapsed_ms = (time.time() - start) * 1000
+    if error is None:
+        STATE.joined += 1
+    else:
+        STATE.failed += 1
+    events.request.fire(request_type="JOIN", name="join", response_time=row.get("join_ms") or elapsed_ms,
+                        response_length=0, exception=MediaHostError(error) if error else None, context={})
+    return name, row
+
+
+def leave_participant(name: str) -> None:
+    """Leave one participant (bounded)."""
+    client = STATE.media_host
+    if client is None:
+        return
+    try:
+        client.request("leave", timeout=15, participant=name)
+    except MediaHostError as exc:
+        log.warning("leave of %s: %s", name, exc)

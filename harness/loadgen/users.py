@@ -1,0 +1,62 @@
+"""Locust User classes: one synthetic participant per Locust user, one class per scenario group.
+
+A user does nothing per task: the participant lives in the media host and measures on its own. Locust owns
+when participants come (spawn rate, ramp, shapes) and go, and shows join time and latency in its stats.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gevent
+from locust import User, constant, task
+
+from harness.loadgen.plugin import STATE, join_participant, leave_participant
+from harness.scenario import Group, Scenario
+
+
+class ConferenceUser(User):
+    """One participant of a scenario group (subclassed per group by :func:`user_classes`)."""
+
+    abstract = True
+    wait_time = constant(1)
+    group: ClassVar[Group]
+    scenario: ClassVar[Scenario]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.participant: str | None = None
+        self.joined = False
+
+    def on_start(self) -> None:
+        """Join the room through this process's media host (the join is fired as a Locust request)."""
+        # The media host bounds the join itself; the extra margin covers its start-up on first use.
+        name, row = join_participant(self.group.name, timeout=self.scenario.join_timeout_s + 60)
+        self.participant = name
+        self.joined = bool(row.get("ok"))
+
+    @task
+    def stay(self) -> None:
+        """Stay in the call: the media host measures; nothing to do per task."""
+        gevent.sleep(0)
+
+    def on_stop(self) -> None:
+        """Leave the room."""
+        if self.participant is not None:
+            leave_participant(self.participant)
+            self.participant = None
+
+
+def user_classes(scenario: Scenario) -> list[type[ConferenceUser]]:
+    """One concrete User class per group, with Locust's ``fixed_count`` set to the group's size."""
+    STATE.scenario = scenario
+    classes = []
+    for group in scenario.groups:
+        if group.count == 0:
+            continue
+        cls = type(f"Group_{group.name.replace('-', '_')}", (ConferenceUser,), {
+            "abstract": False, "fixed_count": group.count, "group": group, "scenario": scenario,
+            "__module__": __name__,
+        })
+        classes.append(cls)
+    return classes

@@ -1,0 +1,250 @@
+"""One encoder per published video stream, its packets fanned out to every peer connection.
+
+aiortc gives every RTCRtpSender its own encoder, so a participant who sends to N peers (a full mesh, or an
+SFU that wants several layers) encodes each frame N times. Encoding is the dominant cost of a synthetic
+participant (``benchmarks/media_costs.py``: VP8 at 640x360 costs about 3.6 ms a frame against 1 ms to
+decode), and a load generator that spends its CPU on duplicate encodes measures itself, not the system.
+aiortc's senders also accept already encoded ``av.Packet`` s (``Encoder.pack``), so this module encodes each
+frame once and hands the same packet to every sender.
+
+Audio is shared the same way: aiortc would run one Opus encoder (and one audio-level computation) per
+sender, which in the default meeting took about a seventh of the media host's event-loop time.
+
+What that changes, on purpose and documented: the bitrate is fixed by the scenario (``bitrate_kbps``)
+instead of following each receiver's REMB estimate, which makes runs repeatable; key frames are produced
+when any receiver asks (PLI/FIR) or a new consumer subscribes, so all receivers of a stream get them.
+
+The one patch of aiortc lives here: ``RTCRtpSender._send_keyframe`` (where aiortc handles PLI and FIR) is
+wrapped so that a request reaches the shared encoder of the sender's track. Remove it when aiortc lets a
+track observe key-frame requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from fractions import Fraction
+from typing import Any
+
+import av
+from aiortc.mediastreams import AUDIO_PTIME, VIDEO_TIME_BASE, MediaStreamError
+from aiortc.rtcrtpsender import RTCRtpSender
+from av.video.frame import PictureType
+
+from .audio import AudioSource
+from .fanout import FanOut, FanOutTrack
+from .video import VideoSource
+
+__all__ = ["CODECS", "SharedAudioEncoder", "SharedVideoEncoder", "install_keyframe_forwarding"]
+
+log = logging.getLogger(__name__)
+
+CODECS = ("VP8", "H264")
+# Encoded frames depend on each other: a consumer that lost one shows artefacts until the next key frame, so
+# queues are deeper than for raw frames and a drop asks for a key frame.
+PACKET_QUEUE = 30
+
+
+def _vp8_context(width: int, height: int, bitrate: int) -> Any:
+    ctx = av.CodecContext.create("libvpx", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+    ctx.bit_rate = bitrate
+    ctx.gop_size = 3000  # key frames only on request, as aiortc does
+    ctx.qmin, ctx.qmax = 2, 56
+    # Real-time CBR as aiortc configures its own VP8 encoder, with two differences measured by
+    # benchmarks/media_costs.py (640x360, paced at 30 fps): no temporal denoiser (the source is synthetic and
+    # noiseless; the denoiser also left stamp cells half updated) and speed -12 instead of -6. Together they
+    # take an encode from 4.8 to 2.9 ms at the same bitrate, which is what lets a 2-core machine carry the
+    # default meeting without the load generator becoming what is measured.
+    ctx.options = {
+        "deadline": "realtime", "cpu-used": "-12", "lag-in-frames": "0", "bufsize": str(bitrate),
+        "minrate": str(bitrate), "maxrate": str(bitrate), "undershoot-pct": "100", "overshoot-pct": "15",
+        "noise-sensitivity": "0", "static-thresh": "1", "partitions": "0",
+    }
+    ctx.thread_count = 1  # one thread per stream: many streams share few cores
+    return ctx
+
+
+def _h264_context(width: int, height: int, bitrate: int, fps: float) -> Any:
+    ctx = av.CodecContext.create("libx264", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+    ctx.bit_rate = bitrate
+    ctx.framerate = Fraction(round(fps), 1)
+    ctx.time_base = Fraction(1, round(fps))
+    ctx.profile = "Baseline"  # what every WebRTC endpoint decodes (packetization-mode 1, constrained baseline)
+    ctx.options = {"level": "31", "tune": "zerolatency", "preset": "veryfast"}
+    ctx.thread_count = 1
+    return ctx
+
+
+class _SharedEncoder:
+    """Pulls frames from one source track, encodes each once, pushes the packet to every consumer."""
+
+    kind = "video"
+
+    def __init__(self, source: VideoSource | AudioSource) -> None:
+        install_keyframe_forwarding()
+        self.source = source
+        self.fanout: FanOut[Any] = FanOut(self.kind, maxsize=PACKET_QUEUE, copy=None)
+        self.encoded = 0
+        """Frames encoded so far (one per source frame, whatever the number of consumers)."""
+        self.keyframes = 0
+        """Key frames produced so far (video)."""
+        self._ctx: Any = None
+        self._want_keyframe = True
+        self._task: asyncio.Task[None] | None = None
+        self._lost_at_last_check = 0
+
+    def track(self) -> FanOutTrack[Any]:
+        """A new track of encoded packets for one sender (video: it starts with a key frame)."""
+        track = self.fanout.track()
+        track.request_keyframe = self.request_keyframe  # type: ignore[attr-defined]
+        self.request_keyframe()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"{self.kind}-encoder-{self.source.stream_id}")
+        return track
+
+    def request_keyframe(self) -> None:
+        """Make the next encoded frame a key frame (PLI/FIR from any receiver, a new consumer)."""
+        self._want_keyframe = True
+
+    async def stop(self) -> None:
+        """Stop encoding and end every track."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self.fanout.close()
+
+    def _encode(self, frame: Any, keyframe: bool) -> av.Packet | None:
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        source_track = self.source.track()
+        try:
+            while True:
+                try:
+                    frame = await source_track.recv()
+                except MediaStreamError:
+                    return
+                if self.fanout.dropped != self._lost_at_last_check:
+                    # A consumer lost packets: its decoder needs a fresh start.
+                    self._lost_at_last_check = self.fanout.dropped
+                    self._want_keyframe = True
+                keyframe, self._want_keyframe = self._want_keyframe, False
+                if self.kind == "video":
+                    # In a thread: libvpx and libx264 release the GIL, and the loop must keep serving RTP.
+                    packet = await loop.run_in_executor(None, self._encode, frame, keyframe)
+                else:
+                    # An Opus frame takes well under a millisecond: a thread hop would cost more than it saves.
+                    packet = self._encode(frame, keyframe)
+                if packet is not None:
+                    self.encoded += 1
+                    self.keyframes += keyframe
+                    self.fanout.push(packet)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("shared %s encoder of stream %d failed", self.kind, self.source.stream_id)
+        finally:
+            source_track.stop()
+            if self._task is asyncio.current_task():
+                self.fanout.close()
+
+
+class SharedVideoEncoder(_SharedEncoder):
+    """Encodes a :class:`VideoSource` once (VP8 or H.264); every :meth:`track` gets the same packets."""
+
+    kind = "video"
+
+    def __init__(self, source: VideoSource, codec: str = "VP8", bitrate_bps: int = 500_000) -> None:
+        if codec not in CODECS:
+            raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
+        if not 30_000 <= bitrate_bps <= 20_000_000:
+            raise ValueError(f"bitrate must be between 30 kbit/s and 20 Mbit/s, got {bitrate_bps} bit/s")
+        super().__init__(source)
+        self.video_source = source
+        self.codec = codec
+        self.bitrate_bps = bitrate_bps
+
+    def _encode(self, frame: av.VideoFrame, keyframe: bool) -> av.Packet | None:
+        if self._ctx is None:
+            w, h = frame.width, frame.height
+            self._ctx = (_vp8_context(w, h, self.bitrate_bps) if self.codec == "VP8"
+                         else _h264_context(w, h, self.bitrate_bps, self.video_source.fps))
+        pts = frame.pts
+        frame.pict_type = PictureType.I if keyframe else PictureType.NONE
+        if self.codec == "H264":
+            # libx264 wants timestamps in its own time base; the RTP timestamp comes from ``pts`` below.
+            frame.pts = round(pts * self.video_source.fps / 90000) if pts is not None else None
+            frame.time_base = self._ctx.time_base
+        data = b"".join(bytes(p) for p in self._ctx.encode(frame))
+        if not data:
+            return None
+        packet = av.Packet(data)
+        packet.pts = pts
+        packet.time_base = VIDEO_TIME_BASE
+        return packet
+
+
+OPUS_RATE = 48000
+
+
+class SharedAudioEncoder(_SharedEncoder):
+    """Encodes an :class:`AudioSource` once as Opus (48 kHz stereo, 20 ms, as aiortc's own encoder)."""
+
+    kind = "audio"
+
+    def __init__(self, source: AudioSource, bitrate_bps: int = 96_000) -> None:
+        super().__init__(source)
+        self.bitrate_bps = bitrate_bps
+        self._resampler = av.AudioResampler(format="s16", layout="stereo", rate=OPUS_RATE,
+                                            frame_size=int(OPUS_RATE * AUDIO_PTIME))
+        self._next_pts: int | None = None
+
+    def _encode(self, frame: av.AudioFrame, keyframe: bool) -> av.Packet | None:
+        if self._ctx is None:
+            ctx = av.CodecContext.create("libopus", "w")
+            ctx.bit_rate = self.bitrate_bps
+            ctx.format, ctx.layout, ctx.sample_rate = "s16", "stereo", OPUS_RATE
+            ctx.time_base = Fraction(1, OPUS_RATE)
+            ctx.options = {"application": "voip"}
+            self._ctx = ctx
+        if self._next_pts is None:
+            # RTP time follows the source's sample clock, so the receiver's timeline matches the sender's.
+            self._next_pts = int(frame.pts or 0)
+        data = b""
+        for chunk in self._resampler.resample(frame):
+            data += b"".join(bytes(p) for p in self._ctx.encode(chunk))
+        if not data:
+            return None
+        packet = av.Packet(data)
+        packet.pts = self._next_pts
+        packet.time_base = Fraction(1, OPUS_RATE)
+        self._next_pts += int(OPUS_RATE * AUDIO_PTIME)
+        return packet
+
+
+_installed = False
+
+
+def install_keyframe_forwarding() -> None:
+    """Wrap aiortc's PLI/FIR handling so that it also reaches a shared encoder (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    original = RTCRtpSender._send_keyframe
+
+    def send_keyframe(self: RTCRtpSender) -> None:
+        original(self)
+        request = getattr(self.track, "request_keyframe", None)
+        if request is not None:
+            request()
+
+    RTCRtpSender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+    _installed = True

@@ -1,0 +1,238 @@
+"""The media host: a plain-asyncio process that hosts participants for one Locust process.
+
+Why a process of its own: ``import locust`` monkey-patches the interpreter for gevent while aiortc needs a
+real asyncio loop and real threads (DESIGN.md §1). The Locust side (``harness.loadgen.host_client``) starts
+``python -m harness.media_host`` and talks to it over its standard input and output, one JSON object a line:
+
+commands (stdin)::
+
+    {"op": "configure", "id": 1, "scenario": {...}, "system": {"name": "p2p", "url": null},
+     "host_addresses": ["127.0.0.1"], "host": "loadgen-1"}
+    {"op": "join",  "id": 2, "participant": "everyone-0", "group": "everyone", "index": 0}
+    {"op": "leave", "id": 3, "participant": "everyone-0"}
+    {"op": "stop",  "id": 4}
+
+messages (stdout)::
+
+    {"type": "reply", "id": 2, "ok": true, "result": {...}}      one per command
+    {"type": "samples", "tables": {"frames": [...], ...}}      batched rows (docs/results.md)
+
+Anything else the process prints goes to stderr: stdout carries the protocol only. End of input (the Locust
+process died) stops every participant and ends the process, so no orphan keeps sending media.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from collections import defaultdict
+from typing import Any, BinaryIO
+
+import psutil
+
+from harness.ice import pin_host_addresses
+from harness.participant import Participant, ParticipantSpec
+from harness.scenario import Scenario, scenario_from_dict
+from harness.systems import SystemSpec, create_system
+from harness.systems.base import System
+
+log = logging.getLogger("harness.media_host")
+
+# Samples are batched: one pipe write per interval instead of one per frame.
+BATCH_INTERVAL_S = 0.25
+# A Locust process that stops reading must not make the media host grow without bound.
+MAX_BUFFERED_ROWS = 500_000
+LAG_TICK_S = 0.05
+
+
+class _Outbox:
+    """Batches rows per table and writes protocol lines to the real stdout."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._count = 0
+        self.dropped = 0
+
+    def emit(self, table: str, row: dict[str, Any]) -> None:
+        if self._count >= MAX_BUFFERED_ROWS:
+            self.dropped += 1
+            return
+        self._rows[table].append(row)
+        self._count += 1
+
+    def send(self, message: dict[str, Any]) -> None:
+        self._out.write(json.dumps(message, separators=(",", ":"), default=_json_default).encode() + b"\n")
+        self._out.flush()
+
+    def flush(self) -> None:
+        if not self._count:
+            return
+        rows, self._rows, self._count = self._rows, defaultdict(list), 0
+        self.send({"type": "samples", "tables": rows})
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars and similar sneak into rows; they all know float().
+    return float(value)
+
+
+class MediaHost:
+    """Hosts participants, answers commands, ships samples."""
+
+    def __init__(self, outbox: _Outbox) -> None:
+        self.outbox = outbox
+        self.scenario: Scenario | None = None
+        self.system: System | None = None
+        self.host = socket.gethostname()
+        self.participants: dict[str, Participant] = {}
+        self._stopping = asyncio.Event()
+        self._max_lag_s = 0.0
+
+    async def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Execute one command and return its result (raises on failure)."""
+        op = cmd.get("op")
+        if op == "configure":
+            self.scenario = scenario_from_dict(cmd["scenario"])
+            spec = SystemSpec(**cmd["system"])
+            pin_host_addresses(cmd.get("host_addresses") or ["127.0.0.1"])
+            self.system = create_system(spec)
+            self.host = cmd.get("host") or self.host
+            return {"pid": os.getpid()}
+        if op == "join":
+            return await self._join(cmd)
+        if op == "leave":
+            p = self.participants.pop(cmd["participant"], None)
+            if p is not None:
+                await p.leave()
+            return {}
+        if op == "stop":
+            self._stopping.set()
+            return {}
+        raise ValueError(f"unknown op {op!r}")
+
+    async def _join(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        if self.scenario is None or self.system is None:
+            raise RuntimeError("join before configure")
+        group = next(g for g in self.scenario.groups if g.name == cmd["group"])
+        spec = ParticipantSpec(
+            name=cmd["participant"], group=group.name, index=int(cmd["index"]), room=self.scenario.room,
+            publish=group.publish, subscribe=group.subscribe, join_timeout_s=self.scenario.join_timeout_s,
+            video=self.scenario.video, audio=self.scenario.audio, host=self.host,
+        )
+        participant = Participant(spec, self.system, self.outbox)
+        self.participants[spec.name] = participant
+        row = await participant.join()
+        if not row["ok"]:
+            self.participants.pop(spec.name, None)
+        return row
+
+    async def stop_all(self) -> None:
+        """Every participant leaves (bounded), then the system's client side closes."""
+        parts = list(self.participants.values())
+        self.participants.clear()
+        if parts:
+            await asyncio.wait([asyncio.ensure_future(p.leave()) for p in parts], timeout=15)
+        if self.system is not None:
+            await self.system.close()
+
+    async def probe_loop(self) -> None:
+        """One ``probes`` row a second about this process: CPU, RSS and event-loop lag."""
+        proc = psutil.Process()
+        proc.cpu_percent(None)
+        while True:
+            await asyncio.sleep(1.0)
+            lag, self._max_lag_s = self._max_lag_s, 0.0
+            with proc.oneshot():
+                self.outbox.emit("probes", {
+                    "ts": time.time(), "host": self.host, "role": "media_host", "pid": proc.pid,
+                    "name": "media_host", "cpu_pct": proc.cpu_percent(None),
+                    "rss_mb": proc.memory_info().rss / 2**20, "loop_lag_ms": lag * 1000,
+                })
+            if self.outbox.dropped:
+                self.outbox.emit("events", {"ts": time.time(), "kind": "samples_dropped", "participant": None,
+                                            "detail": str(self.outbox.dropped)})
+
+    async def lag_loop(self) -> None:
+        """Measures how late the loop wakes up: the media host's own saturation signal."""
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(LAG_TICK_S)
+            self._max_lag_s = max(self._max_lag_s, loop.time() - before - LAG_TICK_S)
+
+    async def flush_loop(self) -> None:
+        """Ship batched samples."""
+        while True:
+            await asyncio.sleep(BATCH_INTERVAL_S)
+            self.outbox.flush()
+
+    async def serve(self, reader: asyncio.StreamReader) -> None:
+        """Read commands until ``stop`` or end of input."""
+        background = [asyncio.ensure_future(c) for c in (self.probe_loop(), self.lag_loop(), self.flush_loop())]
+        pending: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stopping.is_set():
+                line_task = asyncio.ensure_future(reader.readline())
+                stop_task = asyncio.ensure_future(self._stopping.wait())
+                await asyncio.wait({line_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+                stop_task.cancel()
+                if not line_task.done():
+                    line_task.cancel()
+                    break
+                line = line_task.result()
+                if not line:
+                    log.info("input closed: stopping")
+                    break
+                try:
+                    cmd = json.loads(line)
+                except json.JSONDecodeError:
+                    log.error("ignoring a line that is not JSON: %r", line[:200])
+                    continue
+                # Commands run concurrently: one slow join must not hold up the others.
+                task = asyncio.ensure_future(self._run_command(cmd))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+        finally:
+            await self.stop_all()
+            for task in background:
+                task.cancel()
+            self.outbox.flush()
+            for task in list(pending):
+                task.cancel()
+
+    async def _run_command(self, cmd: dict[str, Any]) -> None:
+        try:
+            result = await self.handle(cmd)
+            self.outbox.send({"type": "reply", "id": cmd.get("id"), "ok": True, "result": result})
+        except Exception as exc:
+            log.exception("command %s failed", cmd.get("op"))
+            self.outbox.send({"type": "reply", "id": cmd.get("id"), "ok": False,
+                              "error": f"{type(exc).__name__}: {exc}"})
+
+
+async def _main() -> None:
+    # Keep the real stdout for the protocol; route stray prints (libraries, warnings) to stderr.
+    protocol_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**24)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    await MediaHost(_Outbox(protocol_out)).serve(reader)
+
+
+def main() -> None:
+    """Entry point of ``python -m harness.media_host``."""
+    logging.basicConfig(level=os.environ.get("CONFBENCH_LOG", "WARNING"), stream=sys.stderr,
+                        format="media_host %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()

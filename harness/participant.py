@@ -1,0 +1,397 @@
+"""One synthetic participant: joins through a system adapter, sends stamped media, measures what it receives.
+
+Everything it measures leaves as rows (``docs/results.md``) through a :class:`SampleSink`; the participant
+keeps no results of its own, so a participant that dies loses nothing already emitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiortc import MediaStreamTrack, RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError
+from aiortc.stats import (
+    RTCInboundRtpStreamStats,
+    RTCOutboundRtpStreamStats,
+    RTCRemoteInboundRtpStreamStats,
+    RTCRemoteOutboundRtpStreamStats,
+)
+from av import VideoFrame
+
+from harness import netio
+from harness.errors import SystemError_
+from harness.media.audio import AudioSource, PulseDetector
+from harness.media.encoder import SharedAudioEncoder, SharedVideoEncoder
+from harness.media.video import VideoSource, read_frame
+from harness.scenario import AudioSettings, VideoSettings
+from harness.systems.base import Session, SessionContext, System
+
+log = logging.getLogger(__name__)
+
+CLOCK_RATES = {"audio": 48000, "video": 90000}
+ICE_UP = ("connected", "completed")
+# The WebRTC stats definition of a freeze averages the last 30 inter-frame gaps.
+FREEZE_WINDOW = 30
+AUDIO_SAMPLE_RATE = 48000
+
+
+class SampleSink(Protocol):
+    """Where a participant's rows go (the media host batches them to its Locust process)."""
+
+    def emit(self, table: str, row: dict[str, Any]) -> None:
+        """Hand over one row of ``table``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantSpec:
+    """Who a participant is and what it does."""
+
+    name: str
+    group: str
+    index: int
+    room: str
+    publish: tuple[str, ...] = ("audio", "video")
+    subscribe: bool = True
+    join_timeout_s: float = 20.0
+    video: VideoSettings = field(default_factory=VideoSettings)
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    host: str = "localhost"
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.index < 32768):
+            raise ValueError("index must be in 0..32767 (two 16-bit stream ids per participant)")
+
+    @property
+    def video_stream_id(self) -> int:
+        """Stream id stamped into this participant's video frames."""
+        return 2 * self.index
+
+    @property
+    def audio_stream_id(self) -> int:
+        """Stream id of this participant's audio."""
+        return 2 * self.index + 1
+
+
+class _VideoCounters:
+    """Per received video track: what the stats poll adds to its ``streams`` row."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.unreadable = 0
+        self.freezes = 0
+        self.freeze_ms = 0.0
+        self.gaps: deque[float] = deque(maxlen=FREEZE_WINDOW)
+        self.last_arrival: float | None = None
+
+    def take(self) -> tuple[int, int, int, float]:
+        out = (self.frames, self.unreadable, self.freezes, self.freeze_ms)
+        self.frames = self.unreadable = self.freezes = 0
+        self.freeze_ms = 0.0
+        return out
+
+
+@dataclass
+class _SsrcState:
+    packets: int = 0
+    lost: int = 0
+    bytes_sent: int = 0
+    sr_bytes: int | None = None
+    sr_time: float | None = None
+    bitrate_kbps: float | None = None
+
+
+class Participant:
+    """A synthetic participant in one room of one system."""
+
+    def __init__(self, spec: ParticipantSpec, system: System, sink: SampleSink,
+                 clock: Callable[[], float] = time.time, stats_interval_s: float = 1.0) -> None:
+        netio.install()  # without it the loop falls behind the packet rate (see harness/netio.py)
+        self.spec = spec
+        self._system = system
+        self._sink = sink
+        self._clock = clock
+        self._stats_interval_s = stats_interval_s
+        self._video: VideoSource | None = None
+        self._encoder: SharedVideoEncoder | None = None
+        self._audio_encoder: SharedAudioEncoder | None = None
+        self._audio: AudioSource | None = None
+        self._session: Session | None = None
+        self._pcs: list[tuple[str, RTCPeerConnection]] = []
+        self._counters: dict[int, _VideoCounters] = {}
+        self._ssrc: dict[tuple[int, str, int], _SsrcState] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._first_frame = asyncio.Event()
+        self._first_frame_at: float | None = None
+        self._last_poll = 0.0
+        self._join_row: dict[str, Any] | None = None
+        self.joined = False
+
+    # -- what the adapter sees ---------------------------------------------------------------------------
+    def tracks(self) -> list[MediaStreamTrack]:
+        """Fresh fan-out tracks of this participant's sources (MediaFactory)."""
+        out: list[MediaStreamTrack] = []
+        if self._audio_encoder is not None:
+            out.append(self._audio_encoder.track())
+        if self._encoder is not None:
+            out.append(self._encoder.track())
+        return out
+
+    def on_connection(self, pc: RTCPeerConnection, remote: str) -> None:
+        """Watch a new peer connection (SessionListener)."""
+        self._pcs.append((remote, pc))
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState == "failed":
+                self.on_event("connection_failed", remote)
+
+    def on_track(self, track: MediaStreamTrack, remote: str) -> None:
+        """Start measuring a remote track (SessionListener)."""
+        if track.kind == "video":
+            self._spawn(self._read_video(track, remote))
+        elif track.kind == "audio":
+            self._spawn(self._read_audio(track, remote))
+
+    def on_event(self, kind: str, detail: str) -> None:
+        """Record an adapter event (SessionListener)."""
+        self._sink.emit("events", {"ts": self._clock(), "kind": kind, "participant": self.spec.name,
+                                   "detail": detail})
+
+    # -- life cycle --------------------------------------------------------------------------------------
+    async def join(self) -> dict[str, Any]:
+        """Join and wait until in the call; returns (and emits) the ``joins`` row. Never raises."""
+        spec = self.spec
+        if "video" in spec.publish:
+            v = spec.video
+            self._video = VideoSource(spec.video_stream_id, width=v.width, height=v.height, fps=v.fps)
+            self._encoder = SharedVideoEncoder(self._video, codec=v.codec, bitrate_bps=v.bitrate_kbps * 1000)
+        if "audio" in spec.publish:
+            self._audio = AudioSource(spec.audio_stream_id, sample_rate=AUDIO_SAMPLE_RATE,
+                                      pulse_period_s=spec.audio.pulse_period_s)
+            self._audio_encoder = SharedAudioEncoder(self._audio)
+        ctx = SessionContext(room=spec.room, participant=spec.name, media=self, listener=self,
+                             subscribe=spec.subscribe, timeout_s=spec.join_timeout_s,
+                             video_codec=spec.video.codec)
+        start = self._clock()
+        row: dict[str, Any] = {"ts": start, "participant": spec.name, "group": spec.group, "host": spec.host,
+                               "attempt": 1, "ok": False}
+        try:
+            self._session = self._system.session(ctx)
+            await asyncio.wait_for(self._session.join(), timeout=spec.join_timeout_s)
+            row["signalling_ms"] = (self._clock() - start) * 1000
+            remaining = spec.join_timeout_s - (self._clock() - start)
+            await self._wait_ice(max(remaining, 0.1))
+            row["ice_ms"] = row["join_ms"] = (self._clock() - start) * 1000
+            row["ok"] = True
+            self.joined = True
+        except TimeoutError:
+            row["error"] = f"join did not finish within {spec.join_timeout_s:g} s"
+        except SystemError_ as exc:
+            row["error"] = str(exc)
+        except Exception as exc:  # an adapter bug must cost one participant, not the media host
+            log.exception("join of %s failed", spec.name)
+            row["error"] = f"{type(exc).__name__}: {exc}"
+        if row["ok"]:
+            self._join_row = row
+            self._spawn(self._poll_stats())
+            self._spawn(self._first_frame_timer(start))
+        else:
+            self._sink.emit("joins", row)
+            await self.leave()
+        return row
+
+    async def _first_frame_timer(self, start: float) -> None:
+        # The joins row waits for the first frame (or its timeout) so that it is written once, complete.
+        if any(pc.getReceivers() for _, pc in self._pcs):
+            try:
+                await asyncio.wait_for(self._first_frame.wait(), timeout=self.spec.join_timeout_s)
+            except TimeoutError:
+                pass
+        self._flush_join_row()
+
+    def _flush_join_row(self) -> None:
+        row, self._join_row = self._join_row, None
+        if row is None:
+            return
+        if self._first_frame_at is not None:
+            row["first_frame_ms"] = (self._first_frame_at - row["ts"]) * 1000
+        self._sink.emit("joins", row)
+
+    async def _wait_ice(self, timeout: float) -> None:
+        pcs = [pc for _, pc in self._pcs]
+        if not pcs:
+            return
+        done = asyncio.Event()
+
+        def check() -> None:
+            if all(pc.iceConnectionState in ICE_UP for pc in pcs):
+                done.set()
+            elif any(pc.iceConnectionState == "failed" for pc in pcs):
+                done.set()
+
+        for pc in pcs:
+            pc.on("iceconnectionstatechange", check)
+        check()
+        await asyncio.wait_for(done.wait(), timeout=timeout)
+        failed = [r for r, pc in self._pcs if pc.iceConnectionState == "failed"]
+        if failed:
+            raise SystemError_(f"ICE failed towards {', '.join(failed)}")
+
+    async def leave(self) -> None:
+        """Leave the room, stop the sources and every measuring task; bounded in time, never raises."""
+        self._flush_join_row()
+        if self._session is not None:
+            try:
+                await asyncio.wait_for(self._session.leave(), timeout=10)
+            except Exception:
+                log.warning("leave of %s did not finish cleanly", self.spec.name, exc_info=True)
+            self._session = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        for source in (self._encoder, self._audio_encoder, self._video, self._audio):
+            if source is not None:
+                await source.stop()
+        self.joined = False
+
+    # -- measuring ---------------------------------------------------------------------------------------
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def finished(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("task of %s failed", self.spec.name, exc_info=t.exception())
+
+        task.add_done_callback(finished)
+
+    async def _read_video(self, track: MediaStreamTrack, remote: str) -> None:
+        counters = self._counters.setdefault(id(track), _VideoCounters())
+        me = self.spec.name
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            now = self._clock()
+            assert isinstance(frame, VideoFrame)  # aiortc's video receiver yields decoded frames
+            stamp = read_frame(frame)
+            if stamp is None:
+                counters.unreadable += 1
+                continue
+            gap_ms = None
+            if counters.last_arrival is not None:
+                gap_ms = (now - counters.last_arrival) * 1000
+                if len(counters.gaps) >= 2:
+                    mean = sum(counters.gaps) / len(counters.gaps)
+                    if gap_ms > max(3 * mean, mean + 150):
+                        counters.freezes += 1
+                        counters.freeze_ms += gap_ms
+                counters.gaps.append(gap_ms)
+            counters.last_arrival = now
+            counters.frames += 1
+            capture = stamp.capture_time(now)
+            if self._first_frame_at is None:
+                self._first_frame_at = now
+                self._first_frame.set()
+            self._sink.emit("frames", {
+                "ts": now, "receiver": me, "sender": remote, "stream_id": stamp.stream_id,
+                "frame_no": stamp.frame_no, "capture_ts": capture, "latency_ms": (now - capture) * 1000,
+                "gap_ms": gap_ms, "width": frame.width, "height": frame.height,
+            })
+
+    async def _read_audio(self, track: MediaStreamTrack, remote: str) -> None:
+        detector = PulseDetector(AUDIO_SAMPLE_RATE, self.spec.audio.pulse_period_s)
+        me = self.spec.name
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            now = self._clock()
+            for latency_ms in detector.feed(frame, now):  # type: ignore[arg-type]
+                self._sink.emit("audio", {"ts": now, "receiver": me, "sender": remote,
+                                          "latency_ms": latency_ms})
+
+    async def _poll_stats(self) -> None:
+        self._last_poll = self._clock()
+        while True:
+            await asyncio.sleep(self._stats_interval_s)
+            now = self._clock()
+            interval = max(now - self._last_poll, 1e-3)
+            self._last_poll = now
+            for remote, pc in list(self._pcs):
+                if pc.connectionState == "closed":
+                    continue
+                try:
+                    await asyncio.wait_for(self._poll_pc(remote, pc, now, interval), timeout=5)
+                except Exception:  # one bad poll must not end the measurement of the others
+                    log.warning("stats poll of %s towards %s failed", self.spec.name, remote, exc_info=True)
+
+    async def _poll_pc(self, remote: str, pc: RTCPeerConnection, now: float, interval: float) -> None:
+        me = self.spec.name
+        for transceiver in pc.getTransceivers():
+            kind = transceiver.kind
+            clock = CLOCK_RATES.get(kind, 90000)
+            receiver = transceiver.receiver
+            if transceiver.currentDirection in ("recvonly", "sendrecv"):
+                report = await receiver.getStats()
+                remote_out = {s.ssrc: s for s in report.values() if isinstance(s, RTCRemoteOutboundRtpStreamStats)}
+                for s in report.values():
+                    if not isinstance(s, RTCInboundRtpStreamStats):
+                        continue
+                    st = self._ssrc.setdefault((id(pc), "in", s.ssrc), _SsrcState())
+                    packets = max(s.packetsReceived - st.packets, 0)
+                    lost = max(s.packetsLost - st.lost, 0)
+                    st.packets, st.lost = s.packetsReceived, max(s.packetsLost, st.lost)
+                    ro = remote_out.get(s.ssrc)
+                    if ro is not None and ro.remoteTimestamp is not None:
+                        sr_time = ro.remoteTimestamp.timestamp()
+                        if st.sr_time is not None and sr_time > st.sr_time and st.sr_bytes is not None:
+                            st.bitrate_kbps = (ro.bytesSent - st.sr_bytes) * 8 / (sr_time - st.sr_time) / 1000
+                        if st.sr_time is None or sr_time > st.sr_time:
+                            st.sr_time, st.sr_bytes = sr_time, ro.bytesSent
+                    row: dict[str, Any] = {
+                        "ts": now, "participant": me, "peer": remote, "direction": "in", "kind": kind,
+                        "ssrc": s.ssrc, "packets": packets, "packets_lost": lost,
+                        "loss_pct": 100 * lost / (packets + lost) if packets + lost else None,
+                        "jitter_ms": s.jitter / clock * 1000, "bitrate_kbps": st.bitrate_kbps,
+                        "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0,
+                    }
+                    counters = self._counters.get(id(receiver.track)) if receiver.track else None
+                    if kind == "video" and counters is not None:
+                        frames, unreadable, freezes, freeze_ms = counters.take()
+                        row.update(fps=frames / interval, freezes=freezes, freeze_ms=freeze_ms,
+                                   frames_unreadable=unreadable)
+                    self._sink.emit("streams", row)
+            if transceiver.currentDirection in ("sendonly", "sendrecv"):
+                report = await transceiver.sender.getStats()
+                remote_in = {s.ssrc: s for s in report.values() if isinstance(s, RTCRemoteInboundRtpStreamStats)}
+                for s in report.values():
+                    if not isinstance(s, RTCOutboundRtpStreamStats):
+                        continue
+                    st = self._ssrc.setdefault((id(pc), "out", s.ssrc), _SsrcState())
+                    packets = max(s.packetsSent - st.packets, 0)
+                    sent = max(s.bytesSent - st.bytes_sent, 0)
+                    st.packets, st.bytes_sent = s.packetsSent, s.bytesSent
+                    ri = remote_in.get(s.ssrc)
+                    rtt = ri.roundTripTime if ri is not None else None
+                    self._sink.emit("streams", {
+                        "ts": now, "participant": me, "peer": remote, "direction": "out", "kind": kind,
+                        "ssrc": s.ssrc, "packets": packets, "packets_lost": 0,
+                        # aiortc reports fractionLost as RFC 3550's 8-bit fraction (0..255).
+                        "loss_pct": 100 * ri.fractionLost / 256 if ri is not None else None,
+                        "jitter_ms": ri.jitter / clock * 1000 if ri is not None else None,
+                        "rtt_ms": rtt * 1000 if rtt is not None else None,
+                        "bitrate_kbps": sent * 8 / interval / 1000,
+                        "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0,
+                    })

@@ -1,0 +1,86 @@
+"""Process probes: CPU and memory of the system under test, sampled once a second into ``probes``.
+
+The load generator's processes probe themselves (the Locust processes in ``harness.loadgen.plugin``, the media
+hosts in ``harness.media_host``, which also measure their event-loop lag), so that a distributed run needs no
+probing across machines. This module watches processes the controller knows by pid: local servers.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+
+def sample_processes(procs: dict[int, psutil.Process], role: str, host: str) -> list[Row]:
+    """One row per live process; processes that are gone are dropped from ``procs``."""
+    rows = []
+    now = time.time()
+    for pid, proc in list(procs.items()):
+        try:
+            with proc.oneshot():
+                rows.append({"ts": now, "host": host, "role": role, "pid": pid, "name": proc.name(),
+                             "cpu_pct": proc.cpu_percent(None), "rss_mb": proc.memory_info().rss / 2**20,
+                             "loop_lag_ms": None})
+        except psutil.Error:
+            procs.pop(pid, None)
+    return rows
+
+
+class ProcessProbe:
+    """Samples a set of processes and their children every ``interval_s`` in a thread."""
+
+    def __init__(self, pids: Sequence[int], role: str, emit: Callable[[list[Row]], None],
+                 interval_s: float = 1.0) -> None:
+        self._roots = list(pids)
+        self._role = role
+        self._emit = emit
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"probe-{role}", daemon=True)
+        self._procs: dict[int, psutil.Process] = {}
+        self._host = socket.gethostname()
+        self.finished = threading.Event()
+
+    def start(self) -> None:
+        """Start sampling (the first CPU figure needs one interval)."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sampling and wait for the thread."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _discover(self) -> None:
+        # Servers fork workers (Janus threads are fine, but others use processes): follow children.
+        for pid in self._roots:
+            try:
+                root = psutil.Process(pid)
+                for proc in [root, *root.children(recursive=True)]:
+                    if proc.pid not in self._procs:
+                        proc.cpu_percent(None)
+                        self._procs[proc.pid] = proc
+            except psutil.Error:
+                continue
+
+    def _run(self) -> None:
+        try:
+            self._discover()
+            while not self._stop.wait(self._interval_s):
+                self._discover()
+                rows = sample_processes(self._procs, self._role, self._host)
+                if rows:
+                    self._emit(rows)
+        except Exception:
+            log.exception("probe %s failed", self._role)
+        finally:
+            self.finished.set()

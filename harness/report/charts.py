@@ -1,0 +1,552 @@
+"""Charts: pure functions from runs to a matplotlib :class:`~matplotlib.figure.Figure`.
+
+Every chart takes the runs being compared (one per system, usually) and draws all of them, one colour per
+run in the order given, so that the same system has the same colour in every chart. Figures are built with
+:class:`matplotlib.figure.Figure` directly rather than pyplot: nothing is registered globally, no window can
+open, and a figure is freed like any other object once the caller drops it.
+
+A new metric is one new function decorated with :func:`chart`; :data:`CHARTS` keeps them in page order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+
+import matplotlib
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from harness.report.data import RunData
+
+ChartFunc = Callable[[Sequence[RunData]], Figure]
+FloatArray = npt.NDArray[np.float64]
+
+#: Every chart, name → function, in the order the page shows them. The name is also the PNG's file name.
+CHARTS: dict[str, ChartFunc] = {}
+
+# Charts that only make sense when some run has rows in a given table (name → table); the page leaves them
+# out otherwise instead of showing an empty panel for a metric the scenario never measured.
+_ONLY_WITH: dict[str, str] = {}
+
+NO_DATA = "no data"
+
+_WIDTH = 10.0
+_HEIGHT = 5.5
+_HEIGHT_TWO_ROWS = 7.5
+# The most points a line needs: a CDF of a million frames looks the same drawn through 4000 quantiles.
+_MAX_CDF_POINTS = 4000
+_MAX_STRIP_POINTS = 1500
+# Time series are drawn per second; long runs get wider bins so that a chart stays readable.
+_MAX_BINS = 600
+_NICE_BIN_WIDTHS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+_LOADGEN_ROLES = ("locust", "media_host")
+_SUT_ROLES = ("sut",)
+
+
+def chart(name: str, *, only_with: str | None = None) -> Callable[[ChartFunc], ChartFunc]:
+    """Register a chart function under ``name`` (its PNG file name) in :data:`CHARTS`.
+
+    ``only_with`` names a table: the chart is left out of a report in which no run has rows in it.
+    """
+
+    def register(func: ChartFunc) -> ChartFunc:
+        if name in CHARTS:
+            raise ValueError(f"chart {name!r} is registered twice")
+        CHARTS[name] = func
+        if only_with is not None:
+            _ONLY_WITH[name] = only_with
+        return func
+
+    return register
+
+
+def charts_for(runs: Sequence[RunData]) -> list[tuple[str, ChartFunc]]:
+    """The charts a report of ``runs`` shows, in page order."""
+    selected: list[tuple[str, ChartFunc]] = []
+    for name, func in CHARTS.items():
+        table = _ONLY_WITH.get(name)
+        if table is None or any(len(run.table(table)) for run in runs):
+            selected.append((name, func))
+    return selected
+
+
+# --- helpers -----------------------------------------------------------------------------------------------
+
+
+def color(index: int) -> tuple[float, float, float, float]:
+    """The colour of the ``index``-th run, the same in every chart."""
+    rgba = matplotlib.colormaps["tab10"](index % 10)
+    return (float(rgba[0]), float(rgba[1]), float(rgba[2]), float(rgba[3]))
+
+
+def _figure(
+    nrows: int = 1, ncols: int = 1, *, sharex: bool = False, width_ratios: Sequence[float] | None = None
+) -> tuple[Figure, list[Axes]]:
+    height = _HEIGHT_TWO_ROWS if nrows > 1 else _HEIGHT
+    fig = Figure(figsize=(_WIDTH, height), layout="constrained")
+    grid = fig.subplots(nrows, ncols, squeeze=False, sharex=sharex, width_ratios=width_ratios)
+    return fig, list(grid.ravel())
+
+
+def _select(frame: pd.DataFrame, **equals: object) -> pd.DataFrame:
+    """Rows of ``frame`` whose columns equal the given values; no rows when a column is missing."""
+    for column, value in equals.items():
+        if column not in frame.columns:
+            return frame.iloc[0:0]
+        frame = frame[frame[column] == value]
+    return frame
+
+
+def _select_in(frame: pd.DataFrame, column: str, values: Iterable[str]) -> pd.DataFrame:
+    if column not in frame.columns:
+        return frame.iloc[0:0]
+    return frame[frame[column].isin(list(values))]
+
+
+def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:
+    """``frame[column]`` as floats (NaN for nulls); all NaN when the column is missing."""
+    if column not in frame.columns:
+        return pd.Series(np.nan, index=frame.index, dtype="float64")
+    return pd.to_numeric(frame[column], errors="coerce").astype("float64")
+
+
+def _finite(frame: pd.DataFrame, column: str) -> FloatArray:
+    """The finite values of ``frame[column]``."""
+    values = _numeric(frame, column).to_numpy(dtype=np.float64)
+    return values[np.isfinite(values)]
+
+
+def _elapsed(run: RunData, frame: pd.DataFrame) -> pd.Series:
+    """Seconds since the run started for every row of ``frame``."""
+    origin = run.time_origin()
+    ts = _numeric(frame, "ts")
+    return ts - origin if origin is not None else ts * np.nan
+
+
+def _duration(run: RunData) -> float:
+    longest = 0.0
+    for name in ("frames", "streams", "probes", "audio", "joins"):
+        elapsed = _elapsed(run, run.table(name)).max()
+        if pd.notna(elapsed):
+            longest = max(longest, float(elapsed))
+    return longest
+
+
+def bin_width(runs: Sequence[RunData]) -> float:
+    """Seconds per point in the time series: 1 s, or wider when the longest run would need too many points."""
+    longest = max((_duration(run) for run in runs), default=0.0)
+    for width in _NICE_BIN_WIDTHS:
+        if longest / width <= _MAX_BINS:
+            return width
+    return math.ceil(longest / _MAX_BINS)
+
+
+def _bins(elapsed: pd.Series, width: float) -> pd.Series:
+    return np.floor(elapsed / width)
+
+
+def _binned_quantiles(
+    elapsed: pd.Series, values: pd.Series, width: float, quantiles: Sequence[float]
+) -> pd.DataFrame:
+    """Quantiles of ``values`` per time bin, indexed by the bin's centre in seconds.
+
+    Bins without samples are kept as NaN so that an outage shows as a gap instead of a line across it.
+    """
+    frame = pd.DataFrame({"bin": _bins(elapsed, width), "value": values}).dropna()
+    frame = frame[np.isfinite(frame["value"])]
+    if frame.empty:
+        return pd.DataFrame(columns=list(quantiles), dtype="float64")
+    grouped = frame.groupby("bin")["value"]
+    result = pd.DataFrame({q: grouped.quantile(q) for q in quantiles})
+    return _with_gaps(result, width)
+
+
+def _with_gaps(result: pd.DataFrame, width: float) -> pd.DataFrame:
+    first, last = int(result.index.min()), int(result.index.max())
+    result = result.reindex(np.arange(first, last + 1, dtype="float64"))
+    result.index = (result.index + 0.5) * width
+    return result
+
+
+def format_number(value: float) -> str:
+    """A figure with the digits a chart or table needs: 3 significant-ish digits, "–" when not finite."""
+    if not math.isfinite(value):
+        return "–"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _proxy(index: int) -> Artist:
+    """A legend handle for a run that has nothing to draw in a chart."""
+    return Line2D([], [], color=color(index), linestyle="none", marker="x")
+
+
+def _no_data(ax: Axes, note: str = NO_DATA) -> None:
+    ax.text(
+        0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", fontsize=14, color="0.45",
+        bbox={"boxstyle": "round", "facecolor": "0.95", "edgecolor": "0.8"},
+    )
+
+
+def _legend(fig: Figure, entries: Sequence[tuple[Artist, str]]) -> None:
+    """One legend under the plot, naming every run: a legend never hides data and always lists all systems."""
+    handles = [handle for handle, _ in entries]
+    labels = [label for _, label in entries]
+    longest = max((len(label) for label in labels), default=0)
+    ncols = max(1, min(len(entries), 3 if longest < 30 else 2 if longest < 60 else 1))
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols, frameon=False)
+
+
+def _from_zero(ax: Axes) -> None:
+    """Start the y axis at zero (a drop from 30 to 28 must not look like a collapse), with headroom on top."""
+    top = ax.get_ylim()[1] if ax.has_data() else 1.0
+    ax.set_ylim(0.0, top * 1.06 if top > 0 else 1.0)
+
+
+def _label_no_data(run: RunData, what: str = NO_DATA) -> str:
+    return f"{run.label} ({what})"
+
+
+def _plot_band(
+    ax: Axes, series: pd.DataFrame, centre: float, low: float, high: float, index: int
+) -> Artist:
+    x = series.index.to_numpy(dtype=np.float64)
+    (line,) = ax.plot(x, series[centre].to_numpy(dtype=np.float64), color=color(index), linewidth=1.6)
+    ax.fill_between(
+        x, series[low].to_numpy(dtype=np.float64), series[high].to_numpy(dtype=np.float64),
+        color=color(index), alpha=0.18, linewidth=0,
+    )
+    return line
+
+
+# --- charts ------------------------------------------------------------------------------------------------
+
+
+def _latency_cdf(runs: Sequence[RunData], table: str, what: str, unit_of: str) -> Figure:
+    fig, (ax,) = _figure()
+    entries: list[tuple[Artist, str]] = []
+    lows: list[float] = []
+    highs: list[float] = []
+    for index, run in enumerate(runs):
+        values = np.sort(_finite(run.table(table), "latency_ms"))
+        if values.size == 0:
+            entries.append((_proxy(index), _label_no_data(run)))
+            continue
+        fraction = 100.0 * np.arange(1, values.size + 1, dtype=np.float64) / values.size
+        if values.size > _MAX_CDF_POINTS:
+            keep = np.linspace(0, values.size - 1, _MAX_CDF_POINTS).astype(np.int64)
+            x, y = values[keep], fraction[keep]
+        else:
+            x, y = values, fraction
+        p50, p95 = (float(v) for v in np.percentile(values, [50, 95]))
+        (line,) = ax.plot(x, y, color=color(index), drawstyle="steps-post", linewidth=1.6)
+        ax.plot([p50, p95], [50.0, 95.0], linestyle="none", marker="o", color=color(index))
+        for value, level in ((p50, 50.0), (p95, 95.0)):
+            ax.annotate(
+                f"{format_number(value)} ms", (value, level), textcoords="offset points", xytext=(5, -12),
+                fontsize=8, color=color(index),
+            )
+        figures = f"p50 {format_number(p50)} ms, p95 {format_number(p95)} ms"
+        entries.append((line, f"{run.label}: {figures} (n={values.size})"))
+        lows.append(float(np.percentile(values, 1)))
+        highs.append(float(values[-1]))
+    ax.set_title(f"{what} latency CDF")
+    ax.set_xlabel(f"{what.lower()} latency (ms)")
+    ax.set_ylabel(f"{unit_of} with this latency or less (%)")
+    ax.set_ylim(0.0, 102.0)
+    ax.grid(True, alpha=0.3)
+    if not highs:
+        _no_data(ax)
+    else:
+        for level, name in ((50.0, "p50"), (95.0, "p95")):
+            ax.axhline(level, color="0.6", linestyle=":", linewidth=0.8)
+            ax.text(1.0, level, f" {name}", transform=ax.get_yaxis_transform(), va="center", fontsize=8)
+        low, high = min(lows), max(highs)
+        # A log axis only when the spread is wide (a long tail); it cannot show zero or negative latencies,
+        # which unsynchronised clocks can produce, so those keep a linear axis.
+        if low > 0 and high / low > 20:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+    _legend(fig, entries)
+    return fig
+
+
+@chart("video_latency_cdf")
+def video_latency_cdf(runs: Sequence[RunData]) -> Figure:
+    """CDF of glass-to-glass video latency (``frames.latency_ms``) per run, p50 and p95 marked."""
+    return _latency_cdf(runs, "frames", "Video", "frames")
+
+
+@chart("latency_over_time")
+def latency_over_time(runs: Sequence[RunData]) -> Figure:
+    """Video latency per time bin: median line and a band up to p95, one line per run."""
+    width = bin_width(runs)
+    fig, (ax,) = _figure()
+    entries: list[tuple[Artist, str]] = []
+    for index, run in enumerate(runs):
+        frames = run.table("frames")
+        series = _binned_quantiles(_elapsed(run, frames), _numeric(frames, "latency_ms"), width, (0.5, 0.95))
+        if series.empty:
+            entries.append((_proxy(index), _label_no_data(run)))
+            continue
+        entries.append((_plot_band(ax, series, 0.5, 0.5, 0.95, index), run.label))
+    ax.set_title(f"Video latency over time (median per {width:g} s; shaded up to p95)")
+    ax.set_xlabel("time since run start (s)")
+    ax.set_ylabel("video latency (ms)")
+    ax.grid(True, alpha=0.3)
+    if not ax.lines:
+        _no_data(ax)
+    _legend(fig, entries)
+    return fig
+
+
+def _participants_joined(joins: pd.DataFrame) -> tuple[int, int]:
+    """(participants with a successful join, participants that tried) in a joins table."""
+    if "participant" not in joins.columns:
+        return 0, 0
+    tried = joins["participant"].nunique()
+    ok = _select(joins, ok=True)
+    return int(ok["participant"].nunique()) if len(ok) else 0, int(tried)
+
+
+@chart("join_time")
+def join_time(runs: Sequence[RunData]) -> Figure:
+    """Join time and time to first frame per run: box (quartiles, whiskers 1.5 IQR) over every join."""
+    fig, axes = _figure(1, 2)
+    rng = np.random.default_rng(0)  # a fixed seed: the strip's jitter must not change between renders
+    positions = np.arange(1, len(runs) + 1, dtype=np.float64)
+    has_data = [False] * len(runs)
+    panels = (
+        (axes[0], "join_ms", "Join time", "join time (ms)"),
+        (axes[1], "first_frame_ms", "Time to first video frame", "time from join start to first frame (ms)"),
+    )
+    for ax, column, title, ylabel in panels:
+        data = [_finite(run.table("joins"), column) for run in runs]
+        filled = [i for i, values in enumerate(data) if values.size]
+        if filled:
+            ax.boxplot(
+                [data[i] for i in filled], positions=positions[filled], widths=0.5, showfliers=False,
+                manage_ticks=False, medianprops={"color": "black"},
+            )
+        for i in filled:
+            has_data[i] = True
+            values = data[i]
+            if values.size > _MAX_STRIP_POINTS:
+                values = rng.choice(values, _MAX_STRIP_POINTS, replace=False)
+            x = positions[i] + rng.uniform(-0.18, 0.18, values.size)
+            ax.scatter(x, values, s=16, alpha=0.6, color=color(i), linewidths=0, zorder=3)
+        ticks = []
+        for run in runs:
+            if column == "join_ms":
+                joined, tried = _participants_joined(run.table("joins"))
+                ticks.append(f"{run.label}\n{joined}/{tried} joined")
+            else:
+                ticks.append(run.label)
+        ax.set_xticks(positions, ticks)
+        ax.set_xlim(0.4, len(runs) + 0.6)
+        ax.set_title(title)
+        ax.set_xlabel("system")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, axis="y", alpha=0.3)
+        if not filled:
+            _no_data(ax)
+    fig.suptitle("Join time per system (box: quartiles, whiskers 1.5×IQR; dots: joins)")
+    _legend(
+        fig,
+        [
+            (Patch(color=color(i)), run.label if has_data[i] else _label_no_data(run))
+            for i, run in enumerate(runs)
+        ],
+    )
+    return fig
+
+
+def _inbound(run: RunData, kind: str | None = None) -> pd.DataFrame:
+    streams = _select(run.table("streams"), direction="in")
+    return _select(streams, kind=kind) if kind is not None else streams
+
+
+@chart("loss_and_jitter")
+def loss_and_jitter(runs: Sequence[RunData]) -> Figure:
+    """Inbound packet loss % (all streams pooled) and RTP jitter (median, band to p95) over time."""
+    width = bin_width(runs)
+    fig, (loss_ax, jitter_ax) = _figure(2, 1, sharex=True)
+    entries: list[tuple[Artist, str]] = []
+    for index, run in enumerate(runs):
+        streams = _inbound(run)
+        elapsed = _elapsed(run, streams)
+        drawn: Artist | None = None
+        # Pooled counts rather than a mean of per-stream percentages, so that a quiet stream with one lost
+        # packet does not outweigh a busy one. Interval loss can be negative in RTCP (duplicates); clip it.
+        counts = pd.DataFrame(
+            {
+                "bin": _bins(elapsed, width),
+                "received": _numeric(streams, "packets"),
+                "lost": _numeric(streams, "packets_lost").clip(lower=0),
+            }
+        ).dropna()
+        if len(counts):
+            sums = counts.groupby("bin")[["received", "lost"]].sum()
+            expected = sums["received"] + sums["lost"]
+            loss = pd.DataFrame({"loss": (100.0 * sums["lost"] / expected.where(expected > 0))})
+            loss = _with_gaps(loss, width)
+            (drawn,) = loss_ax.plot(loss.index, loss["loss"], color=color(index), linewidth=1.4)
+        jitter = _binned_quantiles(elapsed, _numeric(streams, "jitter_ms"), width, (0.5, 0.95))
+        if not jitter.empty:
+            line = _plot_band(jitter_ax, jitter, 0.5, 0.5, 0.95, index)
+            drawn = drawn or line
+        entries.append((drawn, run.label) if drawn is not None else (_proxy(index), _label_no_data(run)))
+    loss_ax.set_title(f"Packet loss (inbound RTP, all streams, per {width:g} s)")
+    loss_ax.set_ylabel("packet loss (%)")
+    jitter_ax.set_title(f"Jitter (inbound RTP; median per {width:g} s, shaded up to p95)")
+    jitter_ax.set_ylabel("jitter (ms)")
+    jitter_ax.set_xlabel("time since run start (s)")
+    for ax in (loss_ax, jitter_ax):
+        ax.grid(True, alpha=0.3)
+        _from_zero(ax)
+        if not ax.lines:
+            _no_data(ax)
+    loss_ax.tick_params(labelbottom=True)
+    loss_ax.set_xlabel("time since run start (s)")
+    fig.suptitle("Packet loss and jitter over time")
+    _legend(fig, entries)
+    return fig
+
+
+@chart("fps_and_freezes")
+def fps_and_freezes(runs: Sequence[RunData]) -> Figure:
+    """Received frame rate over time (median, band p5–p95 over streams) and freezes per run."""
+    width = bin_width(runs)
+    fig, (fps_ax, freeze_ax) = _figure(1, 2, width_ratios=(3, 1))
+    entries: list[tuple[Artist, str]] = []
+    totals: list[float] = []
+    rates: list[float] = []
+    for index, run in enumerate(runs):
+        video = _inbound(run, "video")
+        fps = _binned_quantiles(_elapsed(run, video), _numeric(video, "fps"), width, (0.05, 0.5, 0.95))
+        freezes = _numeric(video, "freezes")
+        # Each streams row is one stream-second, so rows / 60 is stream-minutes (the summary's denominator).
+        minutes = len(video) / 60.0
+        totals.append(float(freezes.sum()) if freezes.notna().any() else math.nan)
+        rates.append(totals[-1] / minutes if minutes else math.nan)
+        if fps.empty and not freezes.notna().any():
+            entries.append((_proxy(index), _label_no_data(run)))
+            continue
+        if not fps.empty:
+            _plot_band(fps_ax, fps, 0.5, 0.05, 0.95, index)
+        entries.append((Patch(color=color(index)), run.label))
+    fps_ax.set_title(f"Frame rate (inbound video; median per {width:g} s, shaded p5–p95)")
+    fps_ax.set_xlabel("time since run start (s)")
+    fps_ax.set_ylabel("decoded frames per second (fps)")
+    fps_ax.grid(True, alpha=0.3)
+    _from_zero(fps_ax)
+    if not fps_ax.lines:
+        _no_data(fps_ax)
+
+    positions = np.arange(len(runs), dtype=np.float64)
+    heights = [0.0 if math.isnan(total) else total for total in totals]
+    freeze_ax.bar(positions, heights, color=[color(i) for i in range(len(runs))], width=0.6)
+    for x, total, rate in zip(positions, totals, rates, strict=True):
+        if not math.isnan(total):
+            freeze_ax.annotate(
+                f"{total:.0f}\n({format_number(rate)} per\nstream-min)", (x, total),
+                textcoords="offset points", xytext=(0, 3), ha="center", va="bottom", fontsize=8,
+            )
+    freeze_ax.set_xticks(positions, [run.label for run in runs], rotation=30, ha="right")
+    freeze_ax.set_title("Freezes (inbound video)")
+    freeze_ax.set_xlabel("system")
+    freeze_ax.set_ylabel("freezes in the run (count)")
+    freeze_ax.margins(y=0.25)
+    freeze_ax.grid(True, axis="y", alpha=0.3)
+    if all(math.isnan(total) for total in totals):
+        _no_data(freeze_ax)
+    fig.suptitle("Frame rate and freezes")
+    _legend(fig, entries)
+    return fig
+
+
+def _cpu(run: RunData, roles: Sequence[str], width: float) -> pd.DataFrame:
+    """CPU per time bin for the processes of ``roles``: the sum over processes and the busiest one.
+
+    Each process is first averaged within a bin, so a bin wider than the 1 s sampling does not add up
+    several samples of one process.
+    """
+    probes = _select_in(run.table("probes"), "role", roles)
+    if probes.empty or "pid" not in probes.columns:
+        return pd.DataFrame(columns=["sum", "max"], dtype="float64")
+    frame = pd.DataFrame(
+        {
+            "bin": _bins(_elapsed(run, probes), width),
+            "host": probes["host"] if "host" in probes.columns else "",
+            "pid": probes["pid"],
+            "cpu": _numeric(probes, "cpu_pct"),
+        }
+    ).dropna()
+    if frame.empty:
+        return pd.DataFrame(columns=["sum", "max"], dtype="float64")
+    per_process = frame.groupby(["bin", "host", "pid"])["cpu"].mean()
+    grouped = per_process.groupby(level="bin")
+    return _with_gaps(pd.DataFrame({"sum": grouped.sum(), "max": grouped.max()}), width)
+
+
+@chart("cpu")
+def cpu(runs: Sequence[RunData]) -> Figure:
+    """CPU over time: the load generator (Locust + media hosts, summed) and the server under test."""
+    width = bin_width(runs)
+    fig, (load_ax, sut_ax) = _figure(2, 1, sharex=True)
+    entries: list[tuple[Artist, str]] = []
+    for index, run in enumerate(runs):
+        load = _cpu(run, _LOADGEN_ROLES, width)
+        sut = _cpu(run, _SUT_ROLES, width)
+        handle: Artist | None = None
+        if not load.empty:
+            (handle,) = load_ax.plot(load.index, load["sum"], color=color(index), linewidth=1.5)
+            # The busiest single process shows saturation, which a sum over many processes hides.
+            load_ax.plot(load.index, load["max"], color=color(index), linewidth=0.9, linestyle=":")
+        if not sut.empty:
+            (line,) = sut_ax.plot(sut.index, sut["sum"], color=color(index), linewidth=1.5)
+            handle = handle or line
+        if handle is None:
+            entries.append((_proxy(index), _label_no_data(run)))
+        elif sut.empty:
+            entries.append((handle, _label_no_data(run, "no server process watched")))
+        else:
+            entries.append((handle, run.label))
+    load_ax.set_title(
+        f"Load generator CPU (Locust + media hosts, sum per {width:g} s; dotted: busiest process)"
+    )
+    load_ax.set_ylabel("CPU (% of one core)")
+    sut_ax.set_title(f"Server under test CPU (per {width:g} s)")
+    sut_ax.set_ylabel("CPU (% of one core)")
+    sut_ax.set_xlabel("time since run start (s)")
+    load_ax.set_xlabel("time since run start (s)")
+    load_ax.tick_params(labelbottom=True)
+    for ax in (load_ax, sut_ax):
+        ax.grid(True, alpha=0.3)
+        _from_zero(ax)
+    if not load_ax.lines:
+        _no_data(load_ax)
+    if not sut_ax.lines:
+        _no_data(sut_ax, "no server process watched")
+    fig.suptitle("CPU over time")
+    _legend(fig, entries)
+    return fig
+
+
+@chart("audio_latency_cdf", only_with="audio")
+def audio_latency_cdf(runs: Sequence[RunData]) -> Figure:
+    """CDF of audio latency (``audio.latency_ms``, pulse onset to detection) per run, p50 and p95 marked."""
+    return _latency_cdf(runs, "audio", "Audio", "pulses")

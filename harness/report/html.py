@@ -1,0 +1,455 @@
+"""The report page: one self-contained HTML file comparing runs, with every chart also saved as a PNG.
+
+The page is a pure function of the runs (DESIGN.md §5.7): no clock, no randomness, no network, so the same
+results always give the same bytes. It needs no external asset and no JavaScript; charts are embedded as
+``data:`` URIs. Every string from the results is escaped, and manifest facts are shown from a whitelist
+only, because a manifest is data from elsewhere and a report gets passed around.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from matplotlib.figure import Figure
+
+import harness
+from harness.errors import ReportError
+from harness.report.charts import charts_for, format_number
+from harness.report.data import RunData, load_runs, parse_utc, with_unique_labels
+
+INDEX = "index.html"
+
+# (summary key, what it is, unit) for the distributions summary.json carries as {"p50", "p95", …}.
+_DISTRIBUTIONS: tuple[tuple[str, str, str], ...] = (
+    ("join_ms", "Join time", "ms"),
+    ("video_latency_ms", "Video latency", "ms"),
+    ("audio_latency_ms", "Audio latency", "ms"),
+    ("rtt_ms", "Round-trip time", "ms"),
+    ("jitter_ms", "Jitter", "ms"),
+    ("fps", "Frame rate", "fps"),
+    ("bitrate_kbps", "Bitrate", "kbit/s"),
+)
+_PLAIN: tuple[tuple[str, str, str], ...] = (
+    ("packet_loss_pct", "Packet loss", "%"),
+    ("frame_loss_pct", "Frame loss", "%"),
+    ("freezes_per_min", "Freezes", "per stream-minute"),
+)
+_CPU: tuple[tuple[str, str], ...] = (
+    ("sut_cpu_pct", "Server CPU"),
+    ("loadgen_cpu_pct", "Load generator CPU"),
+)
+_STATUS_CLASS = {"completed": "ok", "failed": "bad", "invalid": "bad"}
+_MAX_TEXT = 2000
+_DASH = "—"
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1080px;
+       padding: 0 1rem; color: #222; line-height: 1.4; }
+h1 { margin-bottom: .2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
+.sub { color: #666; margin-top: 0; }
+table { border-collapse: collapse; margin: .6rem 0; font-size: .92rem; }
+th, td { border: 1px solid #ddd; padding: .3rem .6rem; text-align: left; vertical-align: top; }
+thead th { background: #f4f4f4; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+small, .key { color: #777; } .key { font-family: ui-monospace, monospace; font-size: .8rem; }
+.ok { color: #17702d; } .bad { color: #b3001b; font-weight: 600; } .warn { color: #9a5b00; font-weight: 600; }
+td.pass { background: #eaf6ec; } td.fail { background: #fbe7e9; }
+ul.status { list-style: none; padding-left: 0; } ul.status > li { margin: .3rem 0; }
+ul.problems { margin: .2rem 0 .4rem 1.2rem; color: #b3001b; }
+.note { background: #fff6e0; border-left: 4px solid #e0a800; padding: .4rem .8rem; }
+figure { margin: 1.4rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: .9rem; }
+table.facts th { width: 12rem; background: #fafafa; font-weight: 600; }
+footer { margin-top: 3rem; color: #888; font-size: .85rem; }
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedChart:
+    """One chart of a report: its registry name (and PNG file name), caption and PNG bytes."""
+
+    name: str
+    caption: str
+    png: bytes
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ReportError(f"bad chart name {self.name!r}")
+
+
+def build_report(run_dirs: Sequence[Path], out_dir: Path, *, title: str | None = None) -> Path:
+    """Load the results folders ``run_dirs`` and write their report into ``out_dir``.
+
+    Writes ``out_dir/index.html`` and every chart as ``out_dir/<name>.png``; returns the path of the page.
+    Raises :class:`ReportError` when a folder is not readable results.
+    """
+    return render_report(load_runs(run_dirs), out_dir, title)
+
+
+def render_report(runs: Sequence[RunData], out_dir: Path, title: str | None = None) -> Path:
+    """Write the report of already loaded ``runs`` into ``out_dir`` (see :func:`build_report`)."""
+    if not runs:
+        raise ReportError("a report needs at least one run")
+    runs = with_unique_labels(runs)
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        charts = render_charts(runs)
+        for rendered in charts:
+            (out_dir / f"{rendered.name}.png").write_bytes(rendered.png)
+        index = out_dir / INDEX
+        # Written under a temporary name and renamed, so a reader never sees half a page.
+        partial = out_dir / f".{INDEX}.partial"
+        partial.write_text(render_page(runs, charts, title), encoding="utf-8")
+        os.replace(partial, index)
+    except OSError as exc:
+        raise ReportError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from exc
+    return index
+
+
+def render_charts(runs: Sequence[RunData]) -> list[RenderedChart]:
+    """Every chart that applies to ``runs``, drawn to PNG, in page order."""
+    rendered: list[RenderedChart] = []
+    for name, func in charts_for(runs):
+        # The caption is the first line of the chart's docstring, without its reST literal markup.
+        caption = (func.__doc__ or name).strip().splitlines()[0].replace("``", "")
+        rendered.append(RenderedChart(name=name, caption=caption, png=figure_png(func(runs))))
+    return rendered
+
+
+def figure_png(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes; the figure is cleared afterwards so its memory goes at once."""
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=100, facecolor="white")
+    finally:
+        fig.clear()
+    return buffer.getvalue()
+
+
+# --- the page ----------------------------------------------------------------------------------------------
+
+
+def render_page(runs: Sequence[RunData], charts: Sequence[RenderedChart], title: str | None = None) -> str:
+    """The HTML page for ``runs`` with ``charts`` embedded; a pure function of its arguments."""
+    scenario_names = _unique(run.scenario_name for run in runs)
+    heading = title or " / ".join(scenario_names) or "confbench report"
+    systems = ", ".join(run.label for run in runs)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(heading)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(heading)}</h1>",
+        f'<p class="sub">{_e(_plural(len(runs), "run"))}: {_e(systems)}</p>',
+        *_consistency_notes(runs, scenario_names),
+        "<h2>Status</h2>",
+        _status_list(runs),
+        "<h2>Summary</h2>",
+        _summary_table(runs),
+        "<h2>Thresholds</h2>",
+        _thresholds_table(runs),
+        "<h2>Charts</h2>",
+        *(_figure(chart) for chart in charts),
+        "<h2>Runs</h2>",
+        *(_facts(run) for run in runs),
+        f"<footer>confbench {_e(harness.__version__)} report, built from the results folders alone.</footer>",
+        "</body></html>",
+    ]
+    return "\n".join(part for part in parts if part) + "\n"
+
+
+def _e(value: object) -> str:
+    """Escape anything for HTML text and attribute values, shortening very long text."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > _MAX_TEXT:
+        text = text[: _MAX_TEXT - 1] + "…"
+    return html.escape(text, quote=True)
+
+
+def _unique(values: Iterable[str | None]) -> list[str]:
+    seen: list[str] = []
+    for value in values:
+        if value and value not in seen:
+            seen.append(value)
+    return seen
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _number(value: object) -> float | None:
+    """``value`` when it is a finite number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _num(value: object, unit: str = "") -> str:
+    number = _number(value)
+    if number is None:
+        return _DASH
+    return f"{format_number(number)}{' ' + unit if unit else ''}"
+
+
+def _count(value: float | None) -> str:
+    return _DASH if value is None else f"{value:.0f}"
+
+
+def _scalar(value: object) -> str | None:
+    """Text for a plain JSON scalar; None for anything else (nested data is never shown unasked)."""
+    if value is None or isinstance(value, Mapping | list | tuple):
+        return None
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _consistency_notes(runs: Sequence[RunData], scenario_names: Sequence[str]) -> list[str]:
+    """Warnings for comparisons that are not like for like."""
+    notes: list[str] = []
+    if len(scenario_names) > 1:
+        notes.append("These runs come from different scenarios; their figures are not directly comparable.")
+    elif len(_unique(_scalar(run.manifest.get("scenario_sha256")) for run in runs)) > 1:
+        notes.append("These runs share a scenario name but not its content (the scenario sha256 differs).")
+    return [f'<p class="note">{_e(note)}</p>' for note in notes]
+
+
+def _status_list(runs: Sequence[RunData]) -> str:
+    items = []
+    for run in runs:
+        status = run.status
+        css = _STATUS_CLASS.get(status, "warn")
+        detail = [_scalar(run.manifest.get("run_id")) or run.run_dir.name]
+        duration = _duration(run)
+        if duration:
+            detail.append(duration)
+        if run.summary is None:
+            detail.append("no summary.json")
+        problems = [
+            *(f"error: {text}" for text in _strings(run.manifest.get("errors"))),
+            *(f"invalid: {text}" for text in _strings(run.manifest.get("invalid_reasons"))),
+            *(f"reading the results: {text}" for text in run.warnings),
+        ]
+        problem_items = "".join(f"<li>{_e(problem)}</li>" for problem in problems)
+        problem_list = f'<ul class="problems">{problem_items}</ul>' if problems else ""
+        items.append(
+            f'<li><b>{_e(run.label)}</b>: <span class="{css}">{_e(status)}</span> '
+            f"<small>({_e(' · '.join(detail))})</small>{problem_list}</li>"
+        )
+    return '<ul class="status">' + "".join(items) + "</ul>"
+
+
+def _strings(value: object) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [str(item) for item in value if item is not None]
+
+
+def _duration(run: RunData) -> str | None:
+    start = parse_utc(run.manifest.get("started_utc"))
+    end = parse_utc(run.manifest.get("ended_utc"))
+    if start is None or end is None or end < start:
+        return None
+    seconds = end - start
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _summary_table(runs: Sequence[RunData]) -> str:
+    if all(run.summary is None for run in runs):
+        return "<p>No run has a summary.json (a run writes it when it ends).</p>"
+    head = "".join(f"<th>{_e(run.label)}</th>" for run in runs)
+    rows: list[str] = []
+
+    def row(label: str, key: str, cells: Iterable[str]) -> None:
+        rows.append(
+            f'<tr><th>{_e(label)} <span class="key">{_e(key)}</span></th>'
+            + "".join(f'<td class="num">{cell}</td>' for cell in cells)
+            + "</tr>"
+        )
+
+    summaries = [run.summary or {} for run in runs]
+    for key, what, unit in _DISTRIBUTIONS:
+        row(f"{what} ({unit}), p50 / p95", key, (_distribution(s.get(key)) for s in summaries))
+    for key, what, unit in _PLAIN:
+        row(f"{what} ({unit})", key, (_e(_num(s.get(key))) for s in summaries))
+    joined = (_participants(s.get("participants")) for s in summaries)
+    row("Participants joined / planned", "participants", joined)
+    for key, what in _CPU:
+        row(f"{what} (% of one core), mean / max", key, (_cpu(s, key) for s in summaries))
+    if any(run.manifest.get("instrument_floor") is not None for run in runs):
+        floors = (_floor(run.manifest.get("instrument_floor")) for run in runs)
+        row("Instrument floor", "instrument_floor", floors)
+    return f"<table><thead><tr><th>metric</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _distribution(value: object) -> str:
+    figures = _mapping(value)
+    p50, p95 = _number(figures.get("p50")), _number(figures.get("p95"))
+    if p50 is None and p95 is None:
+        return _DASH
+    samples = _number(figures.get("samples"))
+    count = f"<br><small>n={samples:.0f}</small>" if samples is not None else ""
+    return f"{_e(_num(p50))} / {_e(_num(p95))}{count}"
+
+
+def _participants(value: object) -> str:
+    counts = _mapping(value)
+    joined, planned, failed = (_number(counts.get(k)) for k in ("joined", "planned", "failed"))
+    if joined is None and planned is None:
+        return _DASH
+    text = f"{_count(joined)} / {_count(planned)}"
+    css = "bad" if joined is not None and planned is not None and joined < planned else ""
+    extra = f"<br><small>{_e(_count(failed))} failed</small>" if failed else ""
+    return f'<span class="{css}">{_e(text)}</span>{extra}' if css else f"{_e(text)}{extra}"
+
+
+def _cpu(summary: Mapping[str, Any], key: str) -> str:
+    if key not in summary:
+        return _DASH
+    figures = summary.get(key)
+    if figures is None:
+        # summary.json uses null for "no server process was watched", which is not the same as 0 %.
+        return "<small>not watched</small>" if key == "sut_cpu_pct" else _DASH
+    values = _mapping(figures)
+    return f"{_e(_num(values.get('mean')))} / {_e(_num(values.get('max')))}"
+
+
+def _floor(value: object) -> str:
+    """The instrument floor: a number (ms), or the numeric figures of a flat object; nothing else is shown."""
+    if value is None:
+        return _DASH
+    return _e(_floor_text({"instrument_floor": value}) or _DASH)
+
+
+def _thresholds_table(runs: Sequence[RunData]) -> str:
+    results: list[dict[str, Mapping[str, Any]]] = []
+    exprs: list[str] = []
+    for run in runs:
+        by_expr: dict[str, Mapping[str, Any]] = {}
+        entries = (run.summary or {}).get("thresholds")
+        for entry in entries if isinstance(entries, list) else []:
+            entry = _mapping(entry)
+            expr = entry.get("expr")
+            if isinstance(expr, str) and expr:
+                by_expr[expr] = entry
+                if expr not in exprs:
+                    exprs.append(expr)
+        results.append(by_expr)
+    if not exprs:
+        return "<p>No thresholds were checked.</p>"
+    head = "".join(f"<th>{_e(run.label)}</th>" for run in runs)
+    rows = []
+    for expr in exprs:
+        cells = []
+        for by_expr in results:
+            entry = by_expr.get(expr)
+            if entry is None:
+                cells.append(f"<td>{_DASH}</td>")
+                continue
+            ok = entry.get("ok")
+            verdict, css = ("pass", "pass") if ok is True else ("fail", "fail") if ok is False else ("?", "")
+            value = _scalar(entry.get("value"))
+            number = _number(entry.get("value"))
+            shown = format_number(number) if number is not None else value or _DASH
+            cells.append(f'<td class="num {css}"><b>{verdict}</b> <small>({_e(shown)})</small></td>')
+        rows.append(f"<tr><th><code>{_e(expr)}</code></th>{''.join(cells)}</tr>")
+    return f"<table><thead><tr><th>threshold</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _figure(chart: RenderedChart) -> str:
+    encoded = base64.b64encode(chart.png).decode("ascii")
+    return (
+        f'<figure id="{_e(chart.name)}"><img src="data:image/png;base64,{encoded}" alt="{_e(chart.caption)}">'
+        f'<figcaption>{_e(chart.caption)} <span class="key">{_e(chart.name)}.png</span></figcaption></figure>'
+    )
+
+
+def safe_url(value: object) -> str | None:
+    """A system URL fit to print: no user name or password, no query string or fragment.
+
+    Credentials and tokens in a URL usually sit in exactly those places; the scheme, host, port and path are
+    what a reader needs to know which server was measured.
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(not shown: unparseable URL)"
+    if ":" in host:  # an IPv6 literal needs its brackets back
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    query = "…" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _facts(run: RunData) -> str:
+    """Whitelisted facts of one run's manifest (never all of it: it may hold things not to publish)."""
+    manifest = run.manifest
+    system = run.system
+    harness_facts = _mapping(manifest.get("harness"))
+    host = _mapping(manifest.get("host"))
+    clock = _mapping(manifest.get("clock_sync"))
+    clock_text = " — ".join(t for t in (_scalar(clock.get("state")), _scalar(clock.get("detail"))) if t)
+    facts: list[tuple[str, str | None]] = [
+        ("Run id", _scalar(manifest.get("run_id"))),
+        ("Results folder", run.run_dir.name if run.run_dir.name != manifest.get("run_id") else None),
+        ("Status", run.status),
+        ("System", _scalar(system.get("name"))),
+        ("System URL", safe_url(system.get("url"))),
+        ("System version", _scalar(system.get("version"))),
+        ("Started (UTC)", _scalar(manifest.get("started_utc"))),
+        ("Ended (UTC)", _scalar(manifest.get("ended_utc"))),
+        ("Duration", _duration(run)),
+        ("Scenario", run.scenario_name),
+        ("Scenario sha256", _scalar(manifest.get("scenario_sha256"))),
+        ("Harness version", _scalar(harness_facts.get("version"))),
+        ("Harness commit", _scalar(harness_facts.get("git_commit"))),
+        ("CPU model", _scalar(host.get("cpu_model"))),
+        ("Cores", _scalar(host.get("cores"))),
+        ("Kernel", _scalar(host.get("kernel"))),
+        ("Python", _scalar(host.get("python"))),
+        ("Packages", _packages(host.get("packages"))),
+        ("Clock sync", clock_text or None),
+        ("Instrument floor", _floor_text(manifest)),
+        ("Schema version", _scalar(manifest.get("schema_version"))),
+    ]
+    rows = "".join(f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>" for name, value in facts if value)
+    return f'<h3>{_e(run.label)}</h3><table class="facts"><tbody>{rows}</tbody></table>'
+
+
+def _floor_text(manifest: Mapping[str, Any]) -> str | None:
+    if "instrument_floor" not in manifest:
+        return None
+    floor = manifest["instrument_floor"]
+    if floor is None:
+        # Said explicitly: without it a reader cannot tell how much of a latency is the instrument's own.
+        return "not measured (no calibration in this run)"
+    number = _number(floor)
+    if number is not None:
+        return f"{format_number(number)} ms"
+    figures = [(str(k), _number(v)) for k, v in _mapping(floor).items()]
+    return ", ".join(f"{k} {format_number(v)}" for k, v in figures if v is not None) or None
+
+
+def _packages(value: object) -> str | None:
+    packages = _mapping(value)
+    shown = [f"{name} {version}" for name, version in sorted(packages.items()) if _scalar(version)]
+    return ", ".join(shown) or None

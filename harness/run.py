@@ -1,0 +1,240 @@
+"""Executes a scenario against one system: owns the start/stop order and the manifest's status.
+
+Order: results folder and manifest (``running``) → system deployed → server probes → Locust (headless, this
+package's locustfile) → wait with progress → Locust stopped (participants leave, writers flush) → probes
+stopped → status decided → summary and thresholds → manifest closed → system undeployed. Every wait is bounded.
+A SIGKILL at any point leaves whole Parquet parts and a manifest saying ``running``; SIGINT/SIGTERM leave
+``aborted`` with the data measured so far.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import harness.loadgen
+from harness.environment import harness_facts, host_facts
+from harness.errors import HarnessError, SystemError_
+from harness.probes import ProcessProbe
+from harness.scenario import Scenario
+from harness.store import (
+    RunReader,
+    RunWriter,
+    new_run_id,
+    update_manifest,
+    utc_iso,
+    write_manifest,
+    write_summary,
+)
+from harness.summary import summarize
+from harness.systems import SystemSpec, create_system
+from harness.systems.base import Deployment
+
+log = logging.getLogger(__name__)
+
+LOCUSTFILE = Path(harness.loadgen.__file__).with_name("locustfile.py")
+# After the planned run time, Locust still has to stop users (they leave), flush and write its CSV.
+STOP_GRACE_S = 90.0
+# Health limits past which a figure says more about the load generator than about the system.
+MAX_LOOP_LAG_MS = 250.0
+MAX_LAGGING_SHARE = 0.10
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What one run left behind."""
+
+    run_dir: Path
+    status: str
+    summary: dict[str, Any]
+
+    @property
+    def thresholds_ok(self) -> bool:
+        """True when every threshold of the scenario held."""
+        return all(t.get("ok") for t in self.summary.get("thresholds", []))
+
+
+class RunAborted(HarnessError):
+    """The run was interrupted by the user (SIGINT/SIGTERM)."""
+
+
+def open_run(results_root: Path, scenario: Scenario, spec: SystemSpec,
+             deployment: Deployment | None = None) -> Path:
+    """Create ``results/<run-id>/`` with a ``running`` manifest and the resolved scenario."""
+    run_id = new_run_id(spec.name)
+    run_dir = Path(results_root) / run_id
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except OSError as exc:
+        raise HarnessError(f"cannot create results folder {run_dir}: {exc.strerror or exc}") from None
+    info = dict(deployment.info) if deployment else {}
+    manifest: dict[str, Any] = {
+        "run_id": run_id, "status": "running", "started_utc": utc_iso(), "ended_utc": None,
+        "scenario": scenario.to_dict(), "scenario_sha256": scenario.sha256(),
+        # Only the name and URL are recorded: tokens come from the environment and never reach the results.
+        "system": {"name": spec.name, "url": deployment.url if deployment else spec.url,
+                   "version": info.get("version"), "info": info},
+        "harness": harness_facts(), "host": host_facts(),
+        "clock_sync": {"state": "single-host", "detail": "senders and receivers share this host's clock"},
+        "instrument_floor": None, "errors": [], "invalid_reasons": [], "pid": os.getpid(),
+    }
+    write_manifest(run_dir, manifest)
+    (run_dir / "scenario.json").write_text(json.dumps(scenario.to_dict(), indent=2))
+    return run_dir
+
+
+def health_reasons(reader: RunReader) -> list[str]:
+    """Reasons to mark a run ``invalid`` because the load generator itself was saturated."""
+    probes = reader.table("probes")
+    reasons = []
+    hosts = probes[probes["role"] == "media_host"]
+    lag = hosts["loop_lag_ms"].dropna()
+    if len(lag) >= 5:
+        share = float((lag > MAX_LOOP_LAG_MS).mean())
+        if share > MAX_LAGGING_SHARE:
+            reasons.append(f"load generator saturated: media host event loop lagged > {MAX_LOOP_LAG_MS:g} ms "
+                           f"in {share:.0%} of seconds (max {lag.max():.0f} ms)")
+    return reasons
+
+
+def finish_run(run_dir: Path, scenario: Scenario, status: str, errors: list[str]) -> dict[str, Any]:
+    """Decide the final status, write summary.json and close the manifest; returns the summary."""
+    # ended_utc first: the summary's duration_s is read from the manifest.
+    update_manifest(run_dir, ended_utc=utc_iso())
+    reader = RunReader(run_dir)
+    invalid = health_reasons(reader) if status == "completed" else []
+    if status == "completed" and invalid:
+        status = "invalid"
+    summary = summarize(reader, planned_participants=scenario.participants, thresholds=scenario.thresholds,
+                        status=status)
+    if status == "completed" and summary["participants"]["joined"] == 0:
+        status = "failed"
+        errors = [*errors, "no participant joined"]
+        summary["status"] = status
+    write_summary(run_dir, summary)
+    update_manifest(run_dir, status=status, errors=errors, invalid_reasons=invalid)
+    return summary
+
+
+def _locust_command(scenario: Scenario, spec: SystemSpec, run_dir: Path, run_time_s: int) -> list[str]:
+    return [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+        "--users", str(scenario.participants), "--spawn-rate", f"{scenario.spawn_rate:g}",
+        "--run-time", f"{run_time_s}s", "--stop-timeout", "30", "--exit-code-on-error", "0",
+        "--csv", str(run_dir / "locust"), "--only-summary", "--loglevel", "WARNING",
+        "--confbench-scenario", str(run_dir / "scenario.json"), "--confbench-run-dir", str(run_dir),
+        "--confbench-system", str(spec),
+    ]
+
+
+def _read_progress(run_dir: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads((run_dir / "progress.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
+            progress: ProgressFn | None = None) -> RunOutcome:
+    """Run ``scenario`` against the system ``spec`` and return where the results are."""
+    system = create_system(spec)
+    deployment = system.deploy()
+    try:
+        run_dir = open_run(results_root, scenario, spec, deployment)
+        return _drive(scenario, spec, run_dir, deployment, progress)
+    finally:
+        system.undeploy()
+
+
+def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Deployment,
+           progress: ProgressFn | None) -> RunOutcome:
+    errors: list[str] = []
+    status = "completed"
+    probe_writer = RunWriter(run_dir, writer_id="controller", flush_interval_s=1.0)
+    probe = None
+    if deployment.server_pids:
+        probe = ProcessProbe(deployment.server_pids, "sut", lambda rows: probe_writer.append("probes", rows))
+        probe.start()
+    run_time = math.ceil(scenario.ramp_s + scenario.duration_s)
+    cmd = _locust_command(scenario, spec, run_dir, run_time)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    log_file = open(run_dir / "locust.log", "ab")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)  # our own signal handling decides when Locust stops
+    deadline = time.monotonic() + run_time + 60 + STOP_GRACE_S
+    previous = _install_signal_handlers()
+    try:
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                errors.append(f"Locust did not finish within {run_time + 60 + STOP_GRACE_S:.0f} s; killed")
+                status = "failed"
+                _stop(proc, graceful=False)
+                break
+            time.sleep(0.5)
+            probe_writer.maybe_flush()
+            if progress is not None:
+                progress(dict(_read_progress(run_dir), planned=scenario.participants, run_time_s=run_time))
+        if proc.returncode not in (0, None) and status == "completed":
+            status = "failed"
+            errors.append(f"Locust exited with code {proc.returncode}; see {run_dir / 'locust.log'}")
+    except RunAborted:
+        status = "aborted"
+        errors.append("interrupted by the user")
+        _stop(proc, graceful=True)
+    finally:
+        _restore_signal_handlers(previous)
+        if proc.poll() is None:
+            _stop(proc, graceful=False)
+        if probe is not None:
+            probe.stop()
+        probe_writer.close()
+        log_file.close()
+    summary = finish_run(run_dir, scenario, status, errors)
+    return RunOutcome(run_dir=run_dir, status=summary["status"], summary=summary)
+
+
+def _stop(proc: subprocess.Popen[bytes], graceful: bool) -> None:
+    """SIGTERM lets Locust stop its users and flush (bounded); SIGKILL after that."""
+    if graceful:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=STOP_GRACE_S)
+            return
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        raise SystemError_(f"Locust process {proc.pid} would not die") from None
+
+
+def _raise_aborted(signum: int, frame: Any) -> None:
+    raise RunAborted(f"interrupted by signal {signum}")
+
+
+def _install_signal_handlers() -> dict[int, Any]:
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, _raise_aborted)
+    return previous
+
+
+def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)

@@ -1,0 +1,269 @@
+"""Scenarios: declarative TOML files turned into validated, frozen records.
+
+A scenario says who joins (participant groups), what they send and receive, for how long, and which
+thresholds the run must hold. Every error names the file and the field, in one line, because the CLI prints
+it as is (DESIGN.md §5.6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ScenarioError
+from harness.thresholds import Threshold, parse_threshold
+
+MEDIA_KINDS = ("audio", "video")
+VIDEO_CODECS = ("VP8", "H264")
+
+
+@dataclass(frozen=True, slots=True)
+class VideoSettings:
+    """The synthetic camera every publisher runs."""
+
+    width: int = 640
+    height: int = 360
+    fps: int = 30
+    codec: str = "VP8"
+    bitrate_kbps: int = 500
+
+    def __post_init__(self) -> None:
+        if not (16 <= self.width <= 3840 and self.width % 2 == 0):
+            raise ValueError("width must be an even number of pixels between 16 and 3840")
+        if not (16 <= self.height <= 2160 and self.height % 2 == 0):
+            raise ValueError("height must be an even number of pixels between 16 and 2160")
+        if not (1 <= self.fps <= 120):
+            raise ValueError("fps must be between 1 and 120")
+        if self.codec not in VIDEO_CODECS:
+            raise ValueError(f"codec must be one of {', '.join(VIDEO_CODECS)}")
+        if not (30 <= self.bitrate_kbps <= 20000):
+            raise ValueError("bitrate_kbps must be between 30 and 20000")
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSettings:
+    """The synthetic microphone: silence with timed pulses for audio latency."""
+
+    pulse_period_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (0.25 <= self.pulse_period_s <= 10):
+            raise ValueError("pulse_period_s must be between 0.25 and 10")
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Participants that behave alike."""
+
+    name: str
+    count: int
+    publish: tuple[str, ...] = MEDIA_KINDS
+    subscribe: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError("name must be letters, digits, '-' or '_'")
+        if self.count < 0:
+            raise ValueError(f"count must not be negative, got {self.count}")
+        for kind in self.publish:
+            if kind not in MEDIA_KINDS:
+                raise ValueError(f"publish may list only {' and '.join(MEDIA_KINDS)}, got {kind!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One benchmark scenario, resolved and validated."""
+
+    name: str
+    groups: tuple[Group, ...]
+    duration_s: float = 30.0
+    spawn_rate: float = 2.0
+    room: str = "confbench"
+    join_timeout_s: float = 20.0
+    description: str = ""
+    video: VideoSettings = field(default_factory=VideoSettings)
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    thresholds: tuple[Threshold, ...] = ()
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("name must not be empty")
+        if not (1 <= self.duration_s <= 7 * 24 * 3600):
+            raise ValueError("duration_s must be between 1 and 604800")
+        if not (0 < self.spawn_rate <= 1000):
+            raise ValueError("spawn_rate must be > 0 and <= 1000 participants per second")
+        if not (1 <= self.join_timeout_s <= 600):
+            raise ValueError("join_timeout_s must be between 1 and 600")
+        if not self.groups:
+            raise ValueError("at least one [[groups]] entry is needed")
+        names = [g.name for g in self.groups]
+        if len(set(names)) != len(names):
+            raise ValueError("group names must be unique")
+        if self.participants < 1:
+            raise ValueError("the groups must add up to at least one participant")
+
+    @property
+    def participants(self) -> int:
+        """Planned number of participants over all groups."""
+        return sum(g.count for g in self.groups)
+
+    @property
+    def ramp_s(self) -> float:
+        """Seconds Locust needs to start every participant at the scenario's spawn rate."""
+        return self.participants / self.spawn_rate
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved scenario as plain data (recorded in every manifest)."""
+        data = asdict(self)
+        data["groups"] = [dict(asdict(g), publish=list(g.publish)) for g in self.groups]
+        data["thresholds"] = {t.key: f"{t.op} {t.bound:g}" for t in self.thresholds}
+        return data
+
+    def sha256(self) -> str:
+        """Digest of the resolved scenario (source path excluded), so runs of the same load compare."""
+        data = self.to_dict()
+        data.pop("source", None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+    def with_overrides(self, *, duration_s: float | None = None, participants: int | None = None) -> Scenario:
+        """Apply command-line overrides; a participant count is spread over the groups in proportion."""
+        try:
+            result = self
+            if duration_s is not None:
+                result = replace(result, duration_s=duration_s)
+            if participants is not None:
+                result = replace(result, groups=_scale_groups(result.groups, participants))
+            return result
+        except ValueError as exc:
+            raise ScenarioError(f"{self.source}: command-line override: {exc}") from None
+
+
+def _scale_groups(groups: tuple[Group, ...], total: int) -> tuple[Group, ...]:
+    if total < 1:
+        raise ValueError(f"--participants must be at least 1, got {total}")
+    planned = sum(g.count for g in groups)
+    shares = [g.count * total / planned for g in groups]
+    counts = [math.floor(s) for s in shares]
+    # Largest remainders get the participants lost to rounding, so the total is exact.
+    order = sorted(range(len(groups)), key=lambda i: shares[i] - counts[i], reverse=True)
+    for i in order[: total - sum(counts)]:
+        counts[i] += 1
+    return tuple(replace(g, count=c) for g, c in zip(groups, counts, strict=True))
+
+
+_TOP_KEYS = {
+    "name": str, "description": str, "duration_s": float, "spawn_rate": float, "room": str,
+    "join_timeout_s": float, "media": dict, "groups": list, "thresholds": dict,
+}
+_MEDIA_KEYS = {"video": dict, "audio": dict}
+_VIDEO_KEYS = {"width": int, "height": int, "fps": int, "codec": str, "bitrate_kbps": int}
+_AUDIO_KEYS = {"pulse_period_s": float}
+_GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool}
+
+
+def _check(where: str, table: Mapping[str, Any], schema: Mapping[str, type]) -> dict[str, Any]:
+    """Reject unknown keys and wrong types; ints are accepted where floats are expected."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in schema:
+            known = ", ".join(sorted(schema))
+            raise _FieldError(f"{where}{key}", f"unknown key (known: {known})")
+        want = schema[key]
+        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise _FieldError(f"{where}{key}", f"must be {_TYPE_NAMES[want]}, got {type(value).__name__}")
+        out[key] = value
+    return out
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               dict: "a table", list: "a list"}
+
+
+class _FieldError(Exception):
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field_name = field_name
+
+
+def parse_scenario(data: Mapping[str, Any], source: str = "<memory>") -> Scenario:
+    """Validate a scenario given as TOML-shaped data; raises :class:`ScenarioError` naming source and field."""
+    try:
+        return _parse(data, source)
+    except _FieldError as exc:
+        raise ScenarioError(f"{source}: {exc.field_name}: {exc}") from None
+
+
+def _build(field_name: str, cls: type, kwargs: dict[str, Any]) -> Any:
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        # The record's own message says which of its fields is wrong, e.g. "count must not be negative".
+        raise _FieldError(field_name, str(exc)) from None
+
+
+def _parse(data: Mapping[str, Any], source: str) -> Scenario:
+    top = _check("", data, _TOP_KEYS)
+    media = _check("media.", top.pop("media", {}), _MEDIA_KEYS)
+    video = _build("media.video", VideoSettings, _check("media.video.", media.get("video", {}), _VIDEO_KEYS))
+    audio = _build("media.audio", AudioSettings, _check("media.audio.", media.get("audio", {}), _AUDIO_KEYS))
+    groups = []
+    for i, raw in enumerate(top.pop("groups", [])):
+        where = f"groups[{i}]"
+        if not isinstance(raw, dict):
+            raise _FieldError(where, "must be a table ([[groups]])")
+        g = _check(f"{where}.", raw, _GROUP_KEYS)
+        if "name" not in g or "count" not in g:
+            raise _FieldError(where, "needs a name and a count")
+        if "publish" in g:
+            if not all(isinstance(k, str) for k in g["publish"]):
+                raise _FieldError(f"{where}.publish", "must be a list of strings")
+            g["publish"] = tuple(g["publish"])
+        groups.append(_build(where, Group, g))
+    thresholds = []
+    for key, condition in top.pop("thresholds", {}).items():
+        if not isinstance(condition, str):
+            raise _FieldError(f"thresholds.{key}", f"must be a string like \"< 150\", got {condition!r}")
+        try:
+            thresholds.append(parse_threshold(key, condition))
+        except ValueError as exc:
+            raise _FieldError(f"thresholds.{key}", str(exc)) from None
+    if "name" not in top:
+        raise _FieldError("name", "is required")
+    fields_ = dict(top, groups=tuple(groups), video=video, audio=audio, thresholds=tuple(thresholds),
+                   source=source)
+    try:
+        return Scenario(**fields_)
+    except ValueError as exc:
+        raise _FieldError("scenario", str(exc)) from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(f"{p}: cannot read scenario: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{p}: not valid TOML: {exc}") from None
+    return parse_scenario(data, source=str(p))
+
+
+def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
+    """Rebuild a scenario from :meth:`Scenario.to_dict` output (how processes hand it to each other)."""
+    d = dict(data)
+    d.pop("source", None)
+    d["media"] = {"video": d.pop("video", {}), "audio": d.pop("audio", {})}
+    return parse_scenario(d, source=str(data.get("source", "<memory>")))

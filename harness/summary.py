@@ -1,0 +1,247 @@
+"""The headline figures of a run (``summary.json``), computed from its tables alone.
+
+:func:`summarize` is a pure function of what :class:`~harness.store.RunReader` returns, so a summary can be
+rebuilt at any time from the results folder (DESIGN.md §5.7); the definitions of every figure are in
+``docs/results.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.store import SCHEMA_VERSION, RunReader
+from harness.thresholds import DISTRIBUTION_METRICS, Threshold, evaluate
+
+__all__ = ["DECIMALS", "LOADGEN_ROLES", "P99_MIN_SAMPLES", "format_table", "summarize"]
+
+P99_MIN_SAMPLES = 100
+"""Below this many samples a p99 is mostly the maximum, so it is reported as null."""
+
+LOADGEN_ROLES: tuple[str, ...] = ("locust", "media_host")
+"""``probes.role`` values counted as the load generator (the controller is not: it does not make load)."""
+
+DECIMALS = 3
+"""Decimal places every float in the summary is rounded to."""
+
+
+def _round(value: Any) -> float | None:
+    # The single exit for floats: NaN and infinities become None because they are not JSON.
+    if value is None:
+        return None
+    number = float(value)
+    if not math.isfinite(number):
+        return None
+    return round(number, DECIMALS)
+
+
+def _distribution(values: pd.Series) -> dict[str, Any]:
+    samples = values.to_numpy(dtype=float, na_value=np.nan)
+    samples = samples[np.isfinite(samples)]
+    count = int(samples.size)
+    if count == 0:
+        return {"p50": None, "p95": None, "p99": None, "mean": None, "samples": 0}
+    p50, p95, p99 = np.percentile(samples, [50, 95, 99], method="linear")
+    return {
+        "p50": _round(p50),
+        "p95": _round(p95),
+        "p99": _round(p99) if count >= P99_MIN_SAMPLES else None,
+        "mean": _round(samples.mean()),
+        "samples": count,
+    }
+
+
+def _per_second_sum(probes: pd.DataFrame, roles: Sequence[str], column: str) -> pd.Series | None:
+    rows = probes[probes["role"].isin(list(roles))]
+    if rows.empty:
+        return None
+    # Every process reports about once a second; summing by whole second adds up the processes that
+    # were alive in that second.
+    return rows.groupby(np.floor(rows["ts"].to_numpy()))[column].sum()
+
+
+def _mean_max(per_second: pd.Series | None) -> dict[str, float | None] | None:
+    if per_second is None:
+        return None
+    return {"mean": _round(per_second.mean()), "max": _round(per_second.max())}
+
+
+def _packet_loss_pct(inbound: pd.DataFrame) -> float | None:
+    lost = float(inbound["packets_lost"].sum())
+    total = float(inbound["packets"].sum()) + lost
+    if total <= 0:
+        return None
+    return _round(100.0 * lost / total)
+
+
+def _frame_loss_pct(frames: pd.DataFrame) -> float | None:
+    if frames.empty:
+        return None
+    # Sender is part of the key so that two senders numbering their streams alike are not merged.
+    per_stream = frames.groupby(["receiver", "sender", "stream_id"])["frame_no"].agg(
+        ["min", "max", "nunique"]
+    )
+    expected = int((per_stream["max"] - per_stream["min"] + 1).sum())
+    received = int(per_stream["nunique"].sum())
+    return _round(100.0 * (expected - received) / expected)
+
+
+def _freezes_per_min(inbound_video: pd.DataFrame) -> float | None:
+    stream_seconds = len(inbound_video)
+    if stream_seconds == 0:
+        return None
+    return _round(float(inbound_video["freezes"].sum()) / (stream_seconds / 60.0))
+
+
+def _duration_s(manifest: Mapping[str, Any]) -> float | None:
+    started, ended = manifest.get("started_utc"), manifest.get("ended_utc")
+    if not isinstance(started, str) or not isinstance(ended, str):
+        return None
+    try:
+        return _round((datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds())
+    except (TypeError, ValueError):
+        # Naive vs aware or an unparseable stamp: no duration rather than a wrong one.
+        return None
+
+
+def _system_name(manifest: Mapping[str, Any]) -> str | None:
+    system = manifest.get("system")
+    if isinstance(system, Mapping):
+        name = system.get("name")
+        return name if isinstance(name, str) else None
+    return system if isinstance(system, str) else None
+
+
+def summarize(
+    reader: RunReader,
+    *,
+    planned_participants: int,
+    thresholds: Sequence[Threshold] = (),
+    status: str | None = None,
+) -> dict[str, Any]:
+    """Compute every figure of ``summary.json`` from the run's tables and evaluate ``thresholds``.
+
+    ``planned_participants`` comes from the scenario; ``status`` defaults to the manifest's. The result
+    holds only JSON values (None for anything that could not be measured, never NaN) and can be passed to
+    :func:`harness.store.write_summary` as is.
+    """
+    if isinstance(planned_participants, bool) or not isinstance(planned_participants, int):
+        raise TypeError(f"planned_participants must be an int, got {planned_participants!r}")
+    if planned_participants < 0:
+        raise ValueError(f"planned_participants must be >= 0, got {planned_participants}")
+    manifest = reader.manifest
+    joins = reader.table("joins")
+    frames = reader.table("frames")
+    streams = reader.table("streams")
+    audio = reader.table("audio")
+    probes = reader.table("probes")
+
+    inbound = streams[streams["direction"] == "in"]
+    inbound_video = inbound[inbound["kind"] == "video"]
+    outbound = streams[streams["direction"] == "out"]
+    ok_joins = joins[joins["ok"]]
+    joined = set(ok_joins["participant"])
+
+    samples: dict[str, pd.Series] = {
+        "join_ms": ok_joins["join_ms"],
+        "video_latency_ms": frames["latency_ms"],
+        "audio_latency_ms": audio["latency_ms"],
+        "rtt_ms": outbound["rtt_ms"],
+        "jitter_ms": inbound["jitter_ms"],
+        "fps": inbound_video["fps"],
+        "bitrate_kbps": inbound_video["bitrate_kbps"],
+    }
+    assert samples.keys() == set(DISTRIBUTION_METRICS), "summary and thresholds disagree on the metrics"
+
+    loadgen_rss = _per_second_sum(probes, LOADGEN_ROLES, "rss_mb")
+    summary: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": manifest.get("run_id"),
+        "system": _system_name(manifest),
+        "status": status if status is not None else manifest.get("status"),
+        "duration_s": _duration_s(manifest),
+    }
+    for metric in DISTRIBUTION_METRICS:
+        summary[metric] = _distribution(samples[metric])
+    summary.update(
+        {
+            "packet_loss_pct": _packet_loss_pct(inbound),
+            "frame_loss_pct": _frame_loss_pct(frames),
+            "freezes_per_min": _freezes_per_min(inbound_video),
+            "participants": {
+                "planned": planned_participants,
+                "joined": len(joined),
+                # Every joins row is an attempt, so anyone in the table who never got in has failed.
+                "failed": len(set(joins["participant"]) - joined),
+            },
+            "sut_cpu_pct": _mean_max(_per_second_sum(probes, ("sut",), "cpu_pct")),
+            "loadgen_cpu_pct": _mean_max(_per_second_sum(probes, LOADGEN_ROLES, "cpu_pct")),
+            "loadgen_rss_mb_max": _round(loadgen_rss.max()) if loadgen_rss is not None else None,
+        }
+    )
+    summary["thresholds"] = evaluate(thresholds, summary)
+    # Read last: by now every table has been read, so every skipped part is listed.
+    summary["warnings"] = list(reader.warnings)
+    return summary
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = f"{value:.{DECIMALS}f}".rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text
+    return str(value)
+
+
+def format_table(summary: Mapping[str, Any]) -> str:
+    """A compact plain-text table of a summary for the terminal (ASCII only, no trailing newline)."""
+    lines = [
+        f"run {_fmt(summary.get('run_id'))}  system {_fmt(summary.get('system'))}  "
+        f"status {_fmt(summary.get('status'))}  duration {_fmt(summary.get('duration_s'))} s"
+    ]
+    width = max(len(name) for name in (*DISTRIBUTION_METRICS, "loadgen_rss_mb_max"))
+    lines.append(f"{'metric':<{width}}  {'p50':>10}  {'p95':>10}  {'p99':>10}  {'samples':>8}")
+    for metric in DISTRIBUTION_METRICS:
+        dist = summary.get(metric)
+        if not isinstance(dist, Mapping):
+            dist = {}
+        lines.append(
+            f"{metric:<{width}}  {_fmt(dist.get('p50')):>10}  {_fmt(dist.get('p95')):>10}  "
+            f"{_fmt(dist.get('p99')):>10}  {_fmt(dist.get('samples')):>8}"
+        )
+    lines.append(f"{'metric':<{width}}  {'value':>10}")
+    for key in ("packet_loss_pct", "frame_loss_pct", "freezes_per_min", "loadgen_rss_mb_max"):
+        lines.append(f"{key:<{width}}  {_fmt(summary.get(key)):>10}")
+    participants = summary.get("participants")
+    if isinstance(participants, Mapping):
+        joined, planned = _fmt(participants.get("joined")), _fmt(participants.get("planned"))
+        failed = _fmt(participants.get("failed"))
+        lines.append(f"{'participants':<{width}}  {joined}/{planned} joined, {failed} failed")
+    for key in ("sut_cpu_pct", "loadgen_cpu_pct"):
+        figures = summary.get(key)
+        if isinstance(figures, Mapping):
+            text = f"mean {_fmt(figures.get('mean'))}, max {_fmt(figures.get('max'))}"
+        else:
+            text = "-"
+        lines.append(f"{key:<{width}}  {text}")
+    results = summary.get("thresholds") or []
+    if results:
+        lines.append("thresholds")
+        for result in results:
+            mark = "ok  " if result.get("ok") else "FAIL"
+            lines.append(f"  {mark} {result.get('expr')}  (value {_fmt(result.get('value'))})")
+    warnings = summary.get("warnings") or []
+    if warnings:
+        lines.append(f"{len(warnings)} warning(s) while reading the results:")
+        lines.extend(f"  {warning}" for warning in warnings)
+    return "\n".join(lines)

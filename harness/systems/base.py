@@ -1,0 +1,131 @@
+"""The System interface: how the harness joins one conferencing system.
+
+A new conferencing system is one module that subclasses :class:`System` and registers it under the entry
+point group ``confbench.systems`` (the built-ins register the same way, DESIGN.md §5.5). The participant
+engine hands a :class:`SessionContext` to :meth:`System.session`; the adapter does the signalling, creates the
+peer connections, adds the tracks it gets from ``ctx.media`` and reports what it creates and receives through
+``ctx.listener``. Everything it measures is the engine's business, not the adapter's.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+
+
+class MediaFactory(Protocol):
+    """Gives an adapter fresh tracks for one peer connection (aiortc needs one track per sender)."""
+
+    def tracks(self) -> list[MediaStreamTrack]:
+        """New tracks carrying this participant's published media (empty when it publishes nothing)."""
+        ...
+
+
+class SessionListener(Protocol):
+    """What an adapter tells the participant engine."""
+
+    def on_connection(self, pc: RTCPeerConnection, remote: str) -> None:
+        """A peer connection was created; ``remote`` names the far end (a participant, or the server)."""
+        ...
+
+    def on_track(self, track: MediaStreamTrack, remote: str) -> None:
+        """A remote track arrived; ``remote`` is the publishing participant when the adapter knows it."""
+        ...
+
+    def on_event(self, kind: str, detail: str) -> None:
+        """Something worth recording in the ``events`` table (peer joined/left, renegotiation, ...)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionContext:
+    """Everything an adapter needs to bring one participant into one room."""
+
+    room: str
+    participant: str
+    media: MediaFactory
+    listener: SessionListener
+    subscribe: bool = True
+    timeout_s: float = 20.0
+    video_codec: str = "VP8"
+
+    def __post_init__(self) -> None:
+        if not self.room or not self.participant:
+            raise ValueError("room and participant must not be empty")
+        if self.timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+
+
+class Session(abc.ABC):
+    """One participant's presence in a room of a system."""
+
+    @abc.abstractmethod
+    async def join(self) -> None:
+        """Signal until media can flow; raise :class:`harness.errors.SystemError_` on refusal or timeout."""
+
+    @abc.abstractmethod
+    async def leave(self) -> None:
+        """Leave the room and close every peer connection; never raises, bounded in time."""
+
+
+def prefer_video_codec(transceiver: RTCRtpTransceiver, codec: str) -> None:
+    """Offer ``codec`` (e.g. ``"VP8"``, ``"H264"``) only, with its retransmission format, on a video transceiver.
+
+    Publishers send packets of one shared encoder (``harness.media.encoder``), so the negotiated codec
+    must be the one that encoder produces.
+    """
+    if transceiver.kind != "video":
+        return
+    wanted = f"video/{codec}".lower()
+    caps = RTCRtpSender.getCapabilities("video").codecs
+    chosen = [c for c in caps if c.mimeType.lower() == wanted]
+    if not chosen:
+        raise ValueError(f"aiortc cannot send {codec}")
+    rtx = [c for c in caps if c.mimeType.lower() == "video/rtx"]
+    transceiver.setCodecPreferences(chosen + rtx)
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """What the controller knows about a system's server side for one run."""
+
+    url: str | None = None
+    server_pids: tuple[int, ...] = ()
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+class System(abc.ABC):
+    """A conferencing system the harness can join.
+
+    One instance lives in the controller (``deploy``/``undeploy`` around the run, e.g. to start a local
+    server) and one in each media host (``session`` per participant). Adapters must not keep state across
+    these two places except what ``Deployment`` carries.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def __init__(self, url: str | None = None, options: Mapping[str, Any] | None = None) -> None:
+        self.url = url
+        self.options: Mapping[str, Any] = dict(options or {})
+
+    @abc.abstractmethod
+    def session(self, ctx: SessionContext) -> Session:
+        """A new, not yet joined session for one participant."""
+
+    def deploy(self) -> Deployment:
+        """Controller side, before the run: start or locate the server. Default: nothing to start."""
+        return Deployment(url=self.url)
+
+    def undeploy(self) -> None:
+        """Controller side, after the run (also after a failure): stop what :meth:`deploy` started."""
+        return None
+
+    async def close(self) -> None:
+        """Media-host side, at the end: release shared client resources."""
+        return None

@@ -1,0 +1,310 @@
+"""Tests for harness.summary: every figure of summary.json on a synthetic run with known numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.store import SCHEMA_VERSION, RunReader, RunWriter, write_manifest, write_summary
+from harness.summary import format_table, summarize
+from harness.thresholds import KNOWN_KEYS, parse_threshold
+
+
+def join(participant: str, attempt: int, ok: bool, join_ms: float | None = None) -> dict[str, Any]:
+    return {
+        "ts": 1.0,
+        "participant": participant,
+        "group": "g",
+        "host": "h",
+        "attempt": attempt,
+        "ok": ok,
+        "join_ms": join_ms,
+        "error": None if ok else "timeout",
+    }
+
+
+def frame(receiver: str, sender: str, stream_id: int, frame_no: int, latency_ms: float) -> dict[str, Any]:
+    return {
+        "ts": 2.0,
+        "receiver": receiver,
+        "sender": sender,
+        "stream_id": stream_id,
+        "frame_no": frame_no,
+        "capture_ts": 1.9,
+        "latency_ms": latency_ms,
+        "width": 640,
+        "height": 360,
+    }
+
+
+def stream(direction: str, kind: str, **figures: Any) -> dict[str, Any]:
+    row = {
+        "ts": 3.0,
+        "participant": "a",
+        "peer": "b",
+        "direction": direction,
+        "kind": kind,
+        "ssrc": 1,
+        "packets": 100,
+        "packets_lost": 0,
+        "freezes": 0,
+        "freeze_ms": 0.0,
+        "frames_unreadable": 0,
+    }
+    row.update(figures)
+    return row
+
+
+def probe(ts: float, role: str, pid: int, cpu_pct: float, rss_mb: float = 50.0) -> dict[str, Any]:
+    return {
+        "ts": ts,
+        "host": "h",
+        "role": role,
+        "pid": pid,
+        "name": role,
+        "cpu_pct": cpu_pct,
+        "rss_mb": rss_mb,
+    }
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Path:
+    """A run whose every figure is worked out by hand in test_summary_figures."""
+    run_dir = tmp_path / "run"
+    write_manifest(
+        run_dir,
+        {
+            "run_id": "20261128T214501Z-p2p-ab12",
+            "status": "completed",
+            "started_utc": "2026-11-28T21:45:01.000Z",
+            "ended_utc": "2026-11-28T21:47:01.500Z",
+            "system": {"name": "p2p", "url": None, "version": "1"},
+        },
+    )
+    with RunWriter(run_dir) as writer:
+        writer.append(
+            "joins",
+            [
+                join("p1", 1, True, 100.0),
+                join("p2", 1, False, 5000.0),  # a failed attempt's time is not a join time
+                join("p2", 2, True, 300.0),
+                join("p3", 1, False),
+                join("p4", 1, False),
+                join("p4", 2, False),
+                join("p5", 1, True, 200.0),
+            ],
+        )
+        # 91 frames with latencies 10, 11, ..., 100. Receiver a sees frames 0..86 of stream 1 (none
+        # missing); receiver b sees 10, 11, 13, 16 of it (3 of 7 missing).
+        numbers = [("a", n) for n in range(87)] + [("b", n) for n in (10, 11, 13, 16)]
+        writer.append("frames", [frame(r, "s", 1, n, 10.0 + i) for i, (r, n) in enumerate(numbers)])
+        writer.append(
+            "audio",
+            [{"ts": 1.0, "receiver": "a", "sender": "b", "latency_ms": float(v)} for v in range(1, 201)],
+        )
+        writer.append(
+            "streams",
+            [
+                stream("in", "video", packets_lost=0, fps=30.0, bitrate_kbps=500.0, freezes=0, jitter_ms=1.0),
+                stream("in", "video", packets_lost=5, fps=30.0, bitrate_kbps=600.0, freezes=1, jitter_ms=2.0),
+                stream("in", "video", packets_lost=0, fps=29.0, bitrate_kbps=700.0, freezes=0, jitter_ms=3.0),
+                stream("in", "video", packets_lost=0, fps=31.0, bitrate_kbps=800.0, freezes=1, jitter_ms=4.0),
+                stream("in", "audio", packets=50, jitter_ms=5.0, bitrate_kbps=32.0),
+                stream("in", "audio", packets=50, jitter_ms=None),
+                # Outbound rows: their loss, freezes and bitrate do not count; their RTT does.
+                stream("out", "video", packets_lost=7, rtt_ms=10.0, bitrate_kbps=900.0, freezes=3),
+                stream("out", "video", rtt_ms=20.0),
+                stream("out", "audio", rtt_ms=None, jitter_ms=99.0),
+            ],
+        )
+        writer.append(
+            "probes",
+            [
+                probe(100.1, "sut", 1, 50.0),
+                probe(100.6, "sut", 2, 30.0),
+                probe(101.2, "sut", 1, 40.0),
+                probe(101.3, "sut", 2, 20.0),
+                probe(100.5, "locust", 10, 10.0, 100.0),
+                probe(100.9, "media_host", 11, 90.0, 300.0),
+                probe(101.5, "locust", 10, 20.0, 110.0),
+                probe(101.7, "media_host", 11, 70.0, 310.0),
+                probe(100.5, "controller", 12, 500.0, 1000.0),  # the controller makes no load
+            ],
+        )
+    return run_dir
+
+
+THRESHOLDS = [
+    parse_threshold("video_latency_ms.p95", "< 150"),
+    parse_threshold("packet_loss_pct", "< 0.5"),
+    parse_threshold("participants.failed", "== 0"),
+    parse_threshold("audio_latency_ms.p99", "< 199"),
+    parse_threshold("video_latency_ms.p99", "< 1000"),
+]
+
+
+def test_summary_figures(run: Path) -> None:
+    summary = summarize(RunReader(run), planned_participants=6, thresholds=THRESHOLDS)
+    assert summary == {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": "20261128T214501Z-p2p-ab12",
+        "system": "p2p",
+        "status": "completed",
+        "duration_s": 120.5,
+        # ok joins 100, 200, 300: p95 at rank 0.95 * 2 = 1.9 -> 200 + 0.9 * 100
+        "join_ms": {"p50": 200.0, "p95": 290.0, "p99": None, "mean": 200.0, "samples": 3},
+        # 10..100: p95 at rank 0.95 * 90 = 85.5 -> 95.5; fewer than 100 samples -> no p99
+        "video_latency_ms": {"p50": 55.0, "p95": 95.5, "p99": None, "mean": 55.0, "samples": 91},
+        # 1..200: p50 = 1 + 0.5 * 199, p95 = 1 + 0.95 * 199, p99 = 1 + 0.99 * 199
+        "audio_latency_ms": {"p50": 100.5, "p95": 190.05, "p99": 198.01, "mean": 100.5, "samples": 200},
+        "rtt_ms": {"p50": 15.0, "p95": 19.5, "p99": None, "mean": 15.0, "samples": 2},
+        # inbound, all kinds: 1, 2, 3, 4, 5 -> p95 at rank 3.8 -> 4.8
+        "jitter_ms": {"p50": 3.0, "p95": 4.8, "p99": None, "mean": 3.0, "samples": 5},
+        # 29, 30, 30, 31 -> p95 at rank 2.85 -> 30.85
+        "fps": {"p50": 30.0, "p95": 30.85, "p99": None, "mean": 30.0, "samples": 4},
+        "bitrate_kbps": {"p50": 650.0, "p95": 785.0, "p99": None, "mean": 650.0, "samples": 4},
+        # 5 lost of 400 + 100 received inbound + 5 lost: 100 * 5 / 505
+        "packet_loss_pct": 0.99,
+        # expected 87 + 7 = 94, received 91: 100 * 3 / 94 = 3.1914...
+        "frame_loss_pct": 3.191,
+        # 2 freezes in 4 inbound video stream-seconds
+        "freezes_per_min": 30.0,
+        "participants": {"planned": 6, "joined": 3, "failed": 2},
+        # per second: 100 -> 50 + 30, 101 -> 40 + 20
+        "sut_cpu_pct": {"mean": 70.0, "max": 80.0},
+        # per second: 100 -> 10 + 90, 101 -> 20 + 70 (controller excluded)
+        "loadgen_cpu_pct": {"mean": 95.0, "max": 100.0},
+        "loadgen_rss_mb_max": 420.0,
+        "thresholds": [
+            {"expr": "video_latency_ms.p95 < 150", "value": 95.5, "ok": True},
+            {"expr": "packet_loss_pct < 0.5", "value": 0.99, "ok": False},
+            {"expr": "participants.failed == 0", "value": 2, "ok": False},
+            {"expr": "audio_latency_ms.p99 < 199", "value": 198.01, "ok": True},
+            {"expr": "video_latency_ms.p99 < 1000", "value": None, "ok": False},
+        ],
+        "warnings": [],
+    }
+    write_summary(run, summary)  # JSON-clean
+    assert RunReader(run).summary() == summary
+
+
+def test_every_threshold_key_is_in_the_summary(run: Path) -> None:
+    summary = summarize(RunReader(run), planned_participants=6)
+    for key in KNOWN_KEYS:
+        node: Any = summary
+        for part in key.split("."):
+            assert isinstance(node, dict) and part in node, key
+            node = node[part]
+
+
+def test_status_override(run: Path) -> None:
+    reader = RunReader(run)
+    assert summarize(reader, planned_participants=6, status="invalid")["status"] == "invalid"
+
+
+def test_empty_run_gives_nulls_not_nan(tmp_path: Path) -> None:
+    write_manifest(
+        tmp_path,
+        {
+            "run_id": "r",
+            "status": "aborted",
+            "started_utc": "2026-11-28T21:45:01Z",
+            "ended_utc": None,
+            "system": {"name": "janus"},
+        },
+    )
+    summary = summarize(
+        RunReader(tmp_path), planned_participants=4, thresholds=[parse_threshold("packet_loss_pct", "< 1")]
+    )
+    json.dumps(summary, allow_nan=False)
+    for metric in (
+        "join_ms",
+        "video_latency_ms",
+        "audio_latency_ms",
+        "rtt_ms",
+        "jitter_ms",
+        "fps",
+        "bitrate_kbps",
+    ):
+        assert summary[metric] == {"p50": None, "p95": None, "p99": None, "mean": None, "samples": 0}
+    for key in (
+        "packet_loss_pct",
+        "frame_loss_pct",
+        "freezes_per_min",
+        "sut_cpu_pct",
+        "loadgen_cpu_pct",
+        "loadgen_rss_mb_max",
+        "duration_s",
+    ):
+        assert summary[key] is None, key
+    assert summary["participants"] == {"planned": 4, "joined": 0, "failed": 0}
+    assert summary["system"] == "janus"
+    assert summary["status"] == "aborted"
+    assert summary["thresholds"] == [{"expr": "packet_loss_pct < 1", "value": None, "ok": False}]
+    assert "packet_loss_pct" in format_table(summary)
+
+
+def test_nan_samples_and_no_packets_are_ignored(tmp_path: Path) -> None:
+    write_manifest(tmp_path, {"status": "completed"})
+    with RunWriter(tmp_path) as writer:
+        writer.append(
+            "streams",
+            [
+                stream("in", "video", packets=0, fps=math.nan, bitrate_kbps=100.0),
+                stream("in", "video", packets=0, fps=20.0, bitrate_kbps=math.inf),
+            ],
+        )
+    summary = summarize(RunReader(tmp_path), planned_participants=1)
+    json.dumps(summary, allow_nan=False)
+    assert summary["fps"]["samples"] == 1
+    assert summary["bitrate_kbps"]["samples"] == 1
+    assert summary["packet_loss_pct"] is None  # no packets at all: loss is unknown, not 0
+    assert summary["freezes_per_min"] == 0.0
+
+
+def test_frame_loss_is_per_sender_stream_and_receiver(tmp_path: Path) -> None:
+    write_manifest(tmp_path, {"status": "completed"})
+    with RunWriter(tmp_path) as writer:
+        # Two senders both number their stream 1, at different frame numbers: nothing is missing.
+        writer.append(
+            "frames",
+            [frame("r", "s1", 1, n, 50.0) for n in range(0, 5)]
+            + [frame("r", "s2", 1, n, 50.0) for n in range(100, 105)]
+            + [frame("r", "s1", 1, 2, 50.0)],
+        )  # a duplicate is received once
+    summary = summarize(RunReader(tmp_path), planned_participants=2)
+    assert summary["frame_loss_pct"] == 0.0
+
+
+def test_skipped_parts_are_reported(run: Path) -> None:
+    (run / "frames" / "part-main-000001.parquet").write_bytes(b"garbage")
+    summary = summarize(RunReader(run), planned_participants=6)
+    assert summary["video_latency_ms"]["samples"] == 91
+    assert len(summary["warnings"]) == 1 and "part-main-000001.parquet" in summary["warnings"][0]
+    assert "1 warning(s)" in format_table(summary)
+
+
+def test_planned_participants_is_checked(run: Path) -> None:
+    with pytest.raises(ValueError, match="planned_participants"):
+        summarize(RunReader(run), planned_participants=-1)
+    with pytest.raises(TypeError, match="planned_participants"):
+        summarize(RunReader(run), planned_participants=2.0)  # type: ignore[arg-type]
+
+
+def test_format_table(run: Path) -> None:
+    text = format_table(summarize(RunReader(run), planned_participants=6, thresholds=THRESHOLDS))
+    lines = text.splitlines()
+    assert lines[0] == "run 20261128T214501Z-p2p-ab12  system p2p  status completed  duration 120.5 s"
+    assert lines[1].split() == ["metric", "p50", "p95", "p99", "samples"]
+    assert lines[3].split() == ["video_latency_ms", "55", "95.5", "-", "91"]
+    assert lines[4].split() == ["audio_latency_ms", "100.5", "190.05", "198.01", "200"]
+    assert "packet_loss_pct" in text and "0.99" in text
+    assert "participants        3/6 joined, 2 failed" in text
+    assert "sut_cpu_pct         mean 70, max 80" in text
+    assert "  ok   video_latency_ms.p95 < 150  (value 95.5)" in lines
+    assert "  FAIL packet_loss_pct < 0.5  (value 0.99)" in lines
+    assert text.isascii()
