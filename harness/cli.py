@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, metavar="S", help="override the scenario's duration_s")
     run.add_argument("--participants", type=int, metavar="N",
                      help="override the number of participants (spread over groups in proportion)")
+    run.add_argument("--processes", type=int, metavar="N",
+                     help="Locust processes, each with its own media host (default: one per core)")
     run.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
                      help="where run folders go (default: results)")
     run.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR",
@@ -115,6 +117,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario).with_overrides(duration_s=args.duration,
                                                           participants=args.participants)
+    if args.processes is not None and args.processes < 1:
+        raise UsageError(f"--processes must be at least 1, got {args.processes}")
     specs = [SystemSpec.parse(s) for s in (args.system or ["p2p"])]
     for spec in specs:
         create_system(spec)  # unknown names fail now, before any run starts
@@ -122,10 +126,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     for spec in specs:
         print(f"confbench: running {scenario.name!r} on {spec} ({scenario.participants} participants, "
               f"{scenario.duration_s:g} s)", file=sys.stderr)
-        outcome = execute(scenario, spec, args.results, progress=_progress_printer(str(spec)))
+        outcome = execute(scenario, spec, args.results, progress=_progress_printer(str(spec)),
+                          processes=args.processes)
         sys.stderr.write("\n")
         outcomes.append(outcome)
         print(f"\n== {spec} — {outcome.status} — {outcome.run_dir}")
+        for reason in outcome.reasons:
+            print(f"   {outcome.status}: {reason}")
         print(format_table(outcome.summary))
     if not args.no_report:
         from harness.report.html import build_report

@@ -145,15 +145,29 @@ class MediaHost:
         """One ``probes`` row a second about this process: CPU, RSS and event-loop lag."""
         proc = psutil.Process()
         proc.cpu_percent(None)
+        # Counters of participants that left stay in the totals, so the deltas never go negative.
+        gone = [0, 0]
+        seen: dict[str, tuple[int, int]] = {}
+        last = (0, 0)
         while True:
             await asyncio.sleep(1.0)
             lag, self._max_lag_s = self._max_lag_s, 0.0
+            for name in list(seen):
+                if name not in self.participants:
+                    produced, skipped = seen.pop(name)
+                    gone[0] += produced
+                    gone[1] += skipped
+            for name, p in list(self.participants.items()):
+                seen[name] = p.source_counters()
+            total = (gone[0] + sum(v[0] for v in seen.values()), gone[1] + sum(v[1] for v in seen.values()))
             with proc.oneshot():
                 self.outbox.emit("probes", {
                     "ts": time.time(), "host": self.host, "role": "media_host", "pid": proc.pid,
                     "name": "media_host", "cpu_pct": proc.cpu_percent(None),
                     "rss_mb": proc.memory_info().rss / 2**20, "loop_lag_ms": lag * 1000,
+                    "frames_produced": total[0] - last[0], "frames_skipped": total[1] - last[1],
                 })
+            last = total
             if self.outbox.dropped:
                 self.outbox.emit("events", {"ts": time.time(), "kind": "samples_dropped", "participant": None,
                                             "detail": str(self.outbox.dropped)})

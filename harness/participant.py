@@ -133,6 +133,15 @@ class Participant:
         self._join_row: dict[str, Any] | None = None
         self.joined = False
 
+    def source_counters(self) -> tuple[int, int]:
+        """(frames produced, frames skipped) of this participant's video source and encoder so far."""
+        if self._video is None:
+            return 0, 0
+        skipped = self._video.skipped + self._video.fanout.dropped
+        if self._encoder is not None:
+            skipped += self._encoder.fanout.dropped
+        return self._video.produced, skipped
+
     # -- what the adapter sees ---------------------------------------------------------------------------
     def tracks(self) -> list[MediaStreamTrack]:
         """Fresh fan-out tracks of this participant's sources (MediaFactory)."""
@@ -375,7 +384,9 @@ class Participant:
                     self._sink.emit("streams", row)
             if transceiver.currentDirection in ("sendonly", "sendrecv"):
                 report = await transceiver.sender.getStats()
-                remote_in = {s.ssrc: s for s in report.values() if isinstance(s, RTCRemoteInboundRtpStreamStats)}
+                # aiortc files the receiver's report under the reporter's SSRC, not ours; a sender's own
+                # report holds at most one, and it is about this sender.
+                ri = next((s for s in report.values() if isinstance(s, RTCRemoteInboundRtpStreamStats)), None)
                 for s in report.values():
                     if not isinstance(s, RTCOutboundRtpStreamStats):
                         continue
@@ -383,7 +394,6 @@ class Participant:
                     packets = max(s.packetsSent - st.packets, 0)
                     sent = max(s.bytesSent - st.bytes_sent, 0)
                     st.packets, st.bytes_sent = s.packetsSent, s.bytesSent
-                    ri = remote_in.get(s.ssrc)
                     rtt = ri.roundTripTime if ri is not None else None
                     self._sink.emit("streams", {
                         "ts": now, "participant": me, "peer": remote, "direction": "out", "kind": kind,

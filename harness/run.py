@@ -26,6 +26,7 @@ import harness.loadgen
 from harness.environment import harness_facts, host_facts
 from harness.errors import HarnessError, SystemError_
 from harness.probes import ProcessProbe
+from harness.procs import die_with_parent
 from harness.scenario import Scenario
 from harness.store import (
     RunReader,
@@ -46,8 +47,9 @@ LOCUSTFILE = Path(harness.loadgen.__file__).with_name("locustfile.py")
 # After the planned run time, Locust still has to stop users (they leave), flush and write its CSV.
 STOP_GRACE_S = 90.0
 # Health limits past which a figure says more about the load generator than about the system.
-MAX_LOOP_LAG_MS = 250.0
+MAX_LOOP_LAG_MS = 100.0
 MAX_LAGGING_SHARE = 0.10
+MAX_SKIPPED_SHARE = 0.02
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -59,6 +61,8 @@ class RunOutcome:
     run_dir: Path
     status: str
     summary: dict[str, Any]
+    reasons: tuple[str, ...] = ()
+    """Why the run is not ``completed`` (errors, or the load generator's saturation)."""
 
     @property
     def thresholds_ok(self) -> bool:
@@ -96,10 +100,19 @@ def open_run(results_root: Path, scenario: Scenario, spec: SystemSpec,
 
 
 def health_reasons(reader: RunReader) -> list[str]:
-    """Reasons to mark a run ``invalid`` because the load generator itself was saturated."""
+    """Reasons to mark a run ``invalid`` because the load generator itself was saturated.
+
+    Two signals from the media hosts: their sources had to skip frames (the generator could not even
+    produce its own media on time), or their event loop woke up late for a sustained share of the run.
+    """
     probes = reader.table("probes")
-    reasons = []
     hosts = probes[probes["role"] == "media_host"]
+    reasons = []
+    produced = float(hosts["frames_produced"].fillna(0).sum())
+    skipped = float(hosts["frames_skipped"].fillna(0).sum())
+    if produced + skipped > 0 and skipped / (produced + skipped) > MAX_SKIPPED_SHARE:
+        reasons.append(f"load generator saturated: its sources skipped {skipped / (produced + skipped):.1%} "
+                       f"of their frames (limit {MAX_SKIPPED_SHARE:.0%})")
     lag = hosts["loop_lag_ms"].dropna()
     if len(lag) >= 5:
         share = float((lag > MAX_LOOP_LAG_MS).mean())
@@ -128,14 +141,22 @@ def finish_run(run_dir: Path, scenario: Scenario, status: str, errors: list[str]
     return summary
 
 
-def _locust_command(scenario: Scenario, spec: SystemSpec, run_dir: Path, run_time_s: int) -> list[str]:
+def default_processes() -> int:
+    """One Locust process (hence one media host) per core: a media host's event loop uses one core."""
+    return max(1, os.cpu_count() or 1)
+
+
+def _locust_command(scenario: Scenario, spec: SystemSpec, run_dir: Path, run_time_s: int,
+                    processes: int) -> list[str]:
+    # More processes than participants would only start idle media hosts.
+    extra = ["--processes", str(min(processes, scenario.participants))] if processes > 1 else []
     return [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
         "--users", str(scenario.participants), "--spawn-rate", f"{scenario.spawn_rate:g}",
         "--run-time", f"{run_time_s}s", "--stop-timeout", "30", "--exit-code-on-error", "0",
         "--csv", str(run_dir / "locust"), "--only-summary", "--loglevel", "WARNING",
         "--confbench-scenario", str(run_dir / "scenario.json"), "--confbench-run-dir", str(run_dir),
-        "--confbench-system", str(spec),
+        "--confbench-system", str(spec), *extra,
     ]
 
 
@@ -147,19 +168,25 @@ def _read_progress(run_dir: Path) -> dict[str, Any]:
 
 
 def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
-            progress: ProgressFn | None = None) -> RunOutcome:
-    """Run ``scenario`` against the system ``spec`` and return where the results are."""
+            progress: ProgressFn | None = None, processes: int | None = None) -> RunOutcome:
+    """Run ``scenario`` against the system ``spec`` and return where the results are.
+
+    ``processes``: Locust processes, each with its own media host (default: one per core).
+    """
     system = create_system(spec)
     deployment = system.deploy()
     try:
         run_dir = open_run(results_root, scenario, spec, deployment)
-        return _drive(scenario, spec, run_dir, deployment, progress)
+        update_manifest(run_dir, loadgen={"processes": processes or default_processes()})
+        # The load generator joins what was deployed (e.g. a broker or server started for this run).
+        target = SystemSpec(spec.name, deployment.url)
+        return _drive(scenario, target, run_dir, deployment, progress, processes or default_processes())
     finally:
         system.undeploy()
 
 
 def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Deployment,
-           progress: ProgressFn | None) -> RunOutcome:
+           progress: ProgressFn | None, processes: int) -> RunOutcome:
     errors: list[str] = []
     status = "completed"
     probe_writer = RunWriter(run_dir, writer_id="controller", flush_interval_s=1.0)
@@ -168,11 +195,13 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
         probe = ProcessProbe(deployment.server_pids, "sut", lambda rows: probe_writer.append("probes", rows))
         probe.start()
     run_time = math.ceil(scenario.ramp_s + scenario.duration_s)
-    cmd = _locust_command(scenario, spec, run_dir, run_time)
+    cmd = _locust_command(scenario, spec, run_dir, run_time, processes)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     log_file = open(run_dir / "locust.log", "ab")  # noqa: SIM115 - closed in finally
+    # A session of its own: Ctrl-C reaches the controller only, which then stops Locust in order. And Locust
+    # dies with the controller, even after a SIGKILL of the latter.
     proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)  # our own signal handling decides when Locust stops
+                            start_new_session=True, preexec_fn=die_with_parent)
     deadline = time.monotonic() + run_time + 60 + STOP_GRACE_S
     previous = _install_signal_handlers()
     try:
@@ -202,7 +231,9 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
         probe_writer.close()
         log_file.close()
     summary = finish_run(run_dir, scenario, status, errors)
-    return RunOutcome(run_dir=run_dir, status=summary["status"], summary=summary)
+    manifest = RunReader(run_dir).manifest
+    reasons = tuple(manifest.get("errors", [])) + tuple(manifest.get("invalid_reasons", []))
+    return RunOutcome(run_dir=run_dir, status=summary["status"], summary=summary, reasons=reasons)
 
 
 def _stop(proc: subprocess.Popen[bytes], graceful: bool) -> None:

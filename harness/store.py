@@ -72,7 +72,8 @@ _TABLE_SPECS: dict[str, str] = {
     "packets_lost i64, loss_pct f64?, jitter_ms f64?, rtt_ms f64?, bitrate_kbps f64?, fps f64?, freezes i64, "
     "freeze_ms f64, frames_unreadable i64",
     "audio": "ts f64, receiver str, sender str, latency_ms f64",
-    "probes": "ts f64, host str, role str, pid i64, name str, cpu_pct f64, rss_mb f64, loop_lag_ms f64?",
+    "probes": "ts f64, host str, role str, pid i64, name str, cpu_pct f64, rss_mb f64, loop_lag_ms f64?, "
+              "frames_produced i64?, frames_skipped i64?",
     "events": "ts f64, kind str, participant str?, detail str",
 }
 

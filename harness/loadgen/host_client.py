@@ -10,7 +10,6 @@ import itertools
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable
 from typing import IO, Any
@@ -21,6 +20,7 @@ from gevent.event import AsyncResult
 from gevent.lock import Semaphore
 
 from harness.errors import HarnessError
+from harness.procs import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +29,6 @@ SamplesCallback = Callable[[dict[str, list[dict[str, Any]]]], None]
 
 class MediaHostError(HarnessError):
     """The media host refused a command, died, or did not answer in time."""
-
-
-def _die_with_parent() -> None:
-    # The media host must not outlive its Locust process, even after a SIGKILL of the latter.
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class MediaHostClient:
@@ -68,7 +57,7 @@ class MediaHostClient:
         env.setdefault("PYTHONUNBUFFERED", "1")
         self._proc = gsubprocess.Popen(
             [sys.executable, "-m", "harness.media_host"], stdin=gsubprocess.PIPE, stdout=gsubprocess.PIPE,
-            stderr=self._stderr, env=env, preexec_fn=_die_with_parent,
+            stderr=self._stderr, env=env, preexec_fn=die_with_parent,
         )
         self._reader = gevent.spawn(self._read_loop)
 

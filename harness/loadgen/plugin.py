@@ -138,14 +138,16 @@ class HarnessState:
         if self.run_dir is None or self.environment is None or self.environment.runner is None:
             return
         runner = self.environment.runner
-        stats = self.environment.stats
-        join = stats.get("join", "JOIN") if "join" in [k[0] for k in stats.entries] else None
+        # Locust's stats are aggregated from every worker on the master, so they count the whole run.
+        entries = self.environment.stats.entries
+        join = entries.get(("join", "JOIN"))
+        video = entries.get(("glass-to-glass latency", "VIDEO"))
         progress = {
             "ts": time.time(), "elapsed_s": time.time() - self.started, "users": runner.user_count,
-            "state": str(runner.state), "joined": self.joined, "failed": self.failed,
-            "frames": int(stats.entries[("glass-to-glass latency", "VIDEO")].num_requests)
-            if ("glass-to-glass latency", "VIDEO") in stats.entries else 0,
-            "join_failures": int(join.num_failures) if join else 0,
+            "state": str(runner.state),
+            "joined": int(join.num_requests - join.num_failures) if join else 0,
+            "failed": int(join.num_failures) if join else 0,
+            "frames": int(video.num_requests) if video else 0,
         }
         tmp = self.run_dir / (PROGRESS_FILE + ".tmp")
         tmp.write_text(json.dumps(progress))

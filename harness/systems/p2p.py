@@ -1,27 +1,200 @@
-"""``p2p``: a full-mesh call with an in-process signalling broker — the embedded default and the floor.
+"""``p2p``: a full-mesh call with an embedded signalling broker — the default system and the floor.
 
-No server is involved: every pair of participants has its own peer connection, so a figure measured here is
-the instrument's own (encode, loopback, decode) plus the load generator's contention. Participants must share
-one media host process because the broker lives in it; the controller runs p2p with one media host.
+No media server is involved: every pair of participants has its own peer connection, so a figure measured
+here is the instrument's own (encode, loopback, decode) plus the load generator's contention.
 
-Signalling: a newcomer offers to every member already in the room; each member answers. Offers carry one
-transceiver per media kind whose direction says what each side sends and receives.
+Signalling goes through a tiny broker (:class:`Broker`): a newcomer learns who is in the room and offers to
+each of them; offers and answers are relayed; leaving (or a dropped link) is announced. The broker runs
+in-process when all participants share a media host (``P2PSystem()`` with no URL), or the controller serves
+it on 127.0.0.1 for a run (:meth:`P2PSystem.deploy`) so that participants in several media hosts — several
+cores — meet in one room. Messages are JSON objects, one per line over TCP::
+
+    → {"op": "join", "room": "r", "participant": "a"}   ← {"op": "members", "members": ["b", ...]}
+    → {"op": "signal", "to": "b", "data": {...}}         ← (to b) {"op": "signal", "from": "a", "data": {...}}
+    → {"op": "leave"}                                    ← (to the others) {"op": "left", "participant": "a"}
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
-from typing import ClassVar
+import threading
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from harness.errors import SystemError_
-from harness.systems.base import Session, SessionContext, System, prefer_video_codec
+from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
 
 log = logging.getLogger(__name__)
 
 KINDS = ("audio", "video")
+MAX_LINE = 1 << 20  # an SDP is a few kB; anything near this is not ours
+URL_SCHEME = "tcp://"
+
+
+class Channel(Protocol):
+    """One participant's link to the broker."""
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        """Send one message."""
+        ...
+
+    async def recv(self) -> dict[str, Any]:
+        """The next message; raises ``EOFError`` when the link is closed."""
+        ...
+
+    async def close(self) -> None:
+        """Close the link (the broker then announces the participant as gone)."""
+        ...
+
+
+class _QueueChannel:
+    """One end of an in-process link."""
+
+    def __init__(self, inbox: asyncio.Queue[dict[str, Any] | None],
+                 outbox: asyncio.Queue[dict[str, Any] | None]) -> None:
+        self._inbox, self._outbox = inbox, outbox
+        self._closed = False
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        if not self._closed:
+            self._outbox.put_nowait(msg)
+
+    async def recv(self) -> dict[str, Any]:
+        msg = await self._inbox.get()
+        if msg is None:
+            self._inbox.put_nowait(None)
+            raise EOFError
+        return msg
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._outbox.put_nowait(None)
+            self._inbox.put_nowait(None)
+
+
+class _StreamChannel:
+    """A TCP link, JSON lines."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        try:
+            self._writer.write(json.dumps(msg).encode() + b"\n")
+            await self._writer.drain()
+        except (ConnectionError, RuntimeError):
+            pass  # the peer is gone; the reader side reports it
+
+    async def recv(self) -> dict[str, Any]:
+        try:
+            line = await self._reader.readline()
+        except (ConnectionError, asyncio.LimitOverrunError, ValueError):
+            raise EOFError from None
+        if not line:
+            raise EOFError
+        try:
+            msg = json.loads(line)
+        except json.JSONDecodeError:
+            raise EOFError from None
+        if not isinstance(msg, dict):
+            raise EOFError
+        return msg
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._writer.wait_closed(), timeout=2)
+
+
+class Broker:
+    """Room membership and message relay; transport-agnostic (serves any :class:`Channel`)."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, dict[str, Channel]] = {}
+
+    def connect(self) -> Channel:
+        """An in-process link to this broker (served by a task of the running loop)."""
+        to_broker: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        to_client: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        asyncio.ensure_future(self.serve(_QueueChannel(to_broker, to_client)))
+        return _QueueChannel(to_client, to_broker)
+
+    async def serve(self, channel: Channel) -> None:
+        """Handle one participant's link until it leaves or drops."""
+        room: str | None = None
+        name: str | None = None
+        try:
+            while True:
+                msg = await channel.recv()
+                op = msg.get("op")
+                if op == "join" and name is None:
+                    room, name = str(msg.get("room")), str(msg.get("participant"))
+                    members = self.rooms.setdefault(room, {})
+                    if name in members:
+                        await channel.send({"op": "error", "error": f"{name!r} is already in room {room!r}"})
+                        name = None
+                        continue
+                    await channel.send({"op": "members", "members": list(members)})
+                    members[name] = channel
+                elif op == "signal" and name is not None and room is not None:
+                    target = self.rooms.get(room, {}).get(str(msg.get("to")))
+                    if target is not None:
+                        await target.send({"op": "signal", "from": name, "data": msg.get("data")})
+                elif op == "leave":
+                    return
+        except EOFError:
+            return
+        finally:
+            if room is not None and name is not None:
+                members = self.rooms.get(room, {})
+                if members.get(name) is channel:
+                    del members[name]
+                for other in list(members.values()):
+                    await other.send({"op": "left", "participant": name})
+            await channel.close()
+
+
+class BrokerServer:
+    """The broker served over TCP on a loopback address, in a thread with its own event loop."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._host, self._port = host, port
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="p2p-broker", daemon=True)
+        self._server: asyncio.base_events.Server | None = None
+        self.broker = Broker()
+
+    @property
+    def url(self) -> str:
+        """``tcp://host:port`` of the listening socket."""
+        assert self._server is not None
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return f"{URL_SCHEME}{host}:{port}"
+
+    def start(self) -> None:
+        """Listen (bounded wait)."""
+        self._thread.start()
+
+        async def listen() -> asyncio.base_events.Server:
+            return await asyncio.start_server(self._handle, self._host, self._port, limit=MAX_LINE)
+
+        self._server = asyncio.run_coroutine_threadsafe(listen(), self._loop).result(timeout=10)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self.broker.serve(_StreamChannel(reader, writer))
+
+    def stop(self) -> None:
+        """Stop listening and end the thread (bounded wait)."""
+        if self._server is not None:
+            self._server.close()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
 
 
 def _direction(send: bool, recv: bool) -> str:
@@ -30,39 +203,72 @@ def _direction(send: bool, recv: bool) -> str:
     )
 
 
-class _Broker:
-    """The members of one room in this process."""
-
-    def __init__(self) -> None:
-        self.members: dict[str, P2PSession] = {}
+def _parse_url(url: str) -> tuple[str, int]:
+    if not url.startswith(URL_SCHEME):
+        raise SystemError_(f"p2p broker URL must look like {URL_SCHEME}127.0.0.1:PORT, got {url!r}")
+    host, _, port = url[len(URL_SCHEME):].rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemError_(f"p2p broker URL must look like {URL_SCHEME}127.0.0.1:PORT, got {url!r}")
+    return host, int(port)
 
 
 class P2PSystem(System):
-    """Full mesh between participants of the same media host, with in-process signalling."""
+    """Full mesh between participants; signalling through an embedded broker."""
 
     name: ClassVar[str] = "p2p"
-    description: ClassVar[str] = "full mesh, in-process signalling, no server (the measurement floor)"
+    description: ClassVar[str] = "full mesh, embedded signalling broker, no media server (the floor)"
 
-    def __init__(self, url: str | None = None, options: object = None) -> None:
+    def __init__(self, url: str | None = None, options: Mapping[str, Any] | None = None) -> None:
         if url is not None:
-            raise SystemError_("the p2p system takes no URL: it runs inside the load generator")
-        super().__init__(None, None)
-        self._brokers: dict[str, _Broker] = {}
+            _parse_url(url)
+        super().__init__(url, options)
+        self._local: Broker | None = None
+        self._server: BrokerServer | None = None
+
+    def deploy(self) -> Deployment:
+        """Serve the broker on 127.0.0.1 so that participants in several media hosts meet."""
+        if self.url is not None:
+            return Deployment(url=self.url)
+        self._server = BrokerServer()
+        self._server.start()
+        return Deployment(url=self._server.url, info={"broker": "embedded, served by the controller"})
+
+    def undeploy(self) -> None:
+        """Stop the broker served by :meth:`deploy`."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    async def connect(self) -> Channel:
+        """A link to the broker: over TCP when the system has a URL, else to an in-process broker."""
+        if self.url is None:
+            if self._local is None:
+                self._local = Broker()
+            return self._local.connect()
+        host, port = _parse_url(self.url)
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=MAX_LINE), 10)
+        except (OSError, TimeoutError) as exc:
+            raise SystemError_(f"cannot reach the p2p broker at {self.url}: {exc}") from None
+        return _StreamChannel(reader, writer)
 
     def session(self, ctx: SessionContext) -> Session:
-        """A participant session in the room ``ctx.room`` of this process's broker."""
-        broker = self._brokers.setdefault(ctx.room, _Broker())
-        return P2PSession(ctx, broker)
+        """A participant session in the room ``ctx.room``."""
+        return P2PSession(ctx, self)
 
 
 class P2PSession(Session):
     """One participant of the mesh: a peer connection per other member."""
 
-    def __init__(self, ctx: SessionContext, broker: _Broker) -> None:
+    def __init__(self, ctx: SessionContext, system: P2PSystem) -> None:
         self.ctx = ctx
-        self._broker = broker
+        self._system = system
+        self._channel: Channel | None = None
         self._pcs: dict[str, RTCPeerConnection] = {}
         self._tracks: dict[str, list[MediaStreamTrack]] = {}
+        self._answers: dict[str, asyncio.Future[RTCSessionDescription]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reader: asyncio.Task[None] | None = None
         self._left = False
 
     @property
@@ -71,30 +277,69 @@ class P2PSession(Session):
         return self.ctx.participant
 
     async def join(self) -> None:
-        """Register with the broker and connect to every member already present."""
-        if self.name in self._broker.members:
-            raise SystemError_(f"participant {self.name!r} is already in room {self.ctx.room!r}")
-        others = list(self._broker.members.values())
-        self._broker.members[self.name] = self
+        """Enter the room and connect to every member already present."""
+        timeout = self.ctx.timeout_s
         try:
-            await asyncio.wait_for(
-                asyncio.gather(*(self._offer_to(m) for m in others)), timeout=self.ctx.timeout_s
-            )
+            self._channel = await asyncio.wait_for(self._system.connect(), timeout)
+            await self._channel.send({"op": "join", "room": self.ctx.room, "participant": self.name})
+            reply = await asyncio.wait_for(self._channel.recv(), timeout)
+            if reply.get("op") != "members":
+                raise SystemError_(f"p2p broker refused {self.name}: {reply.get('error', reply)}")
+            self._reader = asyncio.ensure_future(self._read_loop())
+            members = [str(m) for m in reply.get("members", [])]
+            await asyncio.wait_for(asyncio.gather(*(self._offer_to(m) for m in members)), timeout)
         except TimeoutError:
-            raise SystemError_(
-                f"p2p signalling for {self.name} did not finish within {self.ctx.timeout_s:g} s"
-            ) from None
+            raise SystemError_(f"p2p signalling for {self.name} did not finish within {timeout:g} s") from None
+        except EOFError:
+            raise SystemError_(f"the p2p broker closed the link of {self.name}") from None
 
     async def leave(self) -> None:
-        """Leave the room: close our connections and tell the others to close theirs to us."""
+        """Leave the room: tell the broker, close every connection; bounded, never raises."""
         if self._left:
             return
         self._left = True
-        self._broker.members.pop(self.name, None)
-        await asyncio.gather(
-            *(m._drop(self.name) for m in list(self._broker.members.values())), return_exceptions=True
-        )
+        if self._channel is not None:
+            with contextlib.suppress(Exception):
+                await self._channel.send({"op": "leave"})
+                await self._channel.close()
+        if self._reader is not None:
+            self._reader.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         await asyncio.gather(*(self._drop(r) for r in list(self._pcs)), return_exceptions=True)
+
+    async def _read_loop(self) -> None:
+        assert self._channel is not None
+        try:
+            while True:
+                msg = await self._channel.recv()
+                op = msg.get("op")
+                if op == "signal":
+                    self._on_signal(str(msg.get("from")), msg.get("data") or {})
+                elif op == "left":
+                    self._spawn(self._drop(str(msg.get("participant"))))
+        except EOFError:
+            if not self._left:
+                self.ctx.listener.on_event("broker_lost", self.name)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("p2p signalling task of %s failed", self.name, exc_info=task.exception())
+
+    def _on_signal(self, remote: str, data: Mapping[str, Any]) -> None:
+        desc = RTCSessionDescription(sdp=str(data.get("sdp", "")), type=str(data.get("type", "")))
+        if desc.type == "offer":
+            self._spawn(self._answer(remote, desc))
+        elif desc.type == "answer":
+            future = self._answers.pop(remote, None)
+            if future is not None and not future.done():
+                future.set_result(desc)
 
     def _new_pc(self, remote: str) -> RTCPeerConnection:
         pc = RTCPeerConnection()
@@ -108,13 +353,15 @@ class P2PSession(Session):
         listener.on_connection(pc, remote)
         return pc
 
-    def _own_tracks(self) -> dict[str, MediaStreamTrack]:
-        return {t.kind: t for t in self.ctx.media.tracks()}
+    def _own_tracks(self, remote: str) -> dict[str, MediaStreamTrack]:
+        tracks = {t.kind: t for t in self.ctx.media.tracks()}
+        self._tracks[remote] = list(tracks.values())
+        return tracks
 
-    async def _offer_to(self, member: P2PSession) -> None:
-        pc = self._new_pc(member.name)
-        tracks = self._own_tracks()
-        self._tracks[member.name] = list(tracks.values())
+    async def _offer_to(self, remote: str) -> None:
+        assert self._channel is not None
+        pc = self._new_pc(remote)
+        tracks = self._own_tracks(remote)
         for kind in KINDS:
             track = tracks.get(kind)
             direction = _direction(track is not None, self.ctx.subscribe)
@@ -122,27 +369,30 @@ class P2PSession(Session):
                 transceiver = pc.addTransceiver(track if track is not None else kind, direction=direction)
                 prefer_video_codec(transceiver, self.ctx.video_codec)
         await pc.setLocalDescription(await pc.createOffer())
-        answer = await member._answer(self.name, pc.localDescription)
-        if self._left:
-            return
-        await pc.setRemoteDescription(answer)
-        self.ctx.listener.on_event("peer_connected", member.name)
+        answer: asyncio.Future[RTCSessionDescription] = asyncio.get_running_loop().create_future()
+        self._answers[remote] = answer
+        await self._channel.send({"op": "signal", "to": remote,
+                                  "data": {"type": "offer", "sdp": pc.localDescription.sdp}})
+        desc = await answer
+        if not self._left:
+            await pc.setRemoteDescription(desc)
+            self.ctx.listener.on_event("peer_connected", remote)
 
-    async def _answer(self, remote: str, offer: RTCSessionDescription) -> RTCSessionDescription:
-        if self._left:
-            raise SystemError_(f"{self.name} left the room before answering {remote}")
+    async def _answer(self, remote: str, offer: RTCSessionDescription) -> None:
+        if self._left or self._channel is None:
+            return
         pc = self._new_pc(remote)
         await pc.setRemoteDescription(offer)
-        tracks = self._own_tracks()
-        self._tracks[remote] = list(tracks.values())
+        tracks = self._own_tracks(remote)
         for transceiver in pc.getTransceivers():
             track = tracks.get(transceiver.kind)
             if track is not None:
                 transceiver.sender.replaceTrack(track)
             transceiver.direction = _direction(track is not None, self.ctx.subscribe)
         await pc.setLocalDescription(await pc.createAnswer())
+        await self._channel.send({"op": "signal", "to": remote,
+                                  "data": {"type": "answer", "sdp": pc.localDescription.sdp}})
         self.ctx.listener.on_event("peer_joined", remote)
-        return pc.localDescription
 
     async def _drop(self, remote: str) -> None:
         pc = self._pcs.pop(remote, None)
