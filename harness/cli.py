@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, metavar="DIR", help="report folder (default: reports/<name>)")
 
     sub.add_parser("systems", help="list the systems confbench can benchmark")
+
+    broker = sub.add_parser("broker", help="serve the p2p signalling broker (for Locust runs with --processes)")
+    broker.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    broker.add_argument("--port", type=int, default=0, help="port (default: any free port)")
     return parser
 
 
@@ -71,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "systems":
             return cmd_systems()
+        if args.command == "broker":
+            return cmd_broker(args)
         raise UsageError(f"unknown command {args.command!r}")
     except HarnessError as exc:
         print(f"confbench: {exc}", file=sys.stderr)
@@ -87,6 +93,23 @@ def cmd_systems() -> int:
     for name, cls in available_systems().items():
         print(f"{name:<12} {cls.description}")
     return 0
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    """Serve the p2p broker until interrupted; prints the --confbench-system value to use."""
+    from harness.systems.p2p import BrokerServer
+
+    server = BrokerServer(args.host, args.port)
+    try:
+        server.start()
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    print(f"p2p broker listening; use: --confbench-system p2p={server.url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        server.stop()
 
 
 def _progress_printer(label: str) -> Any:

@@ -56,13 +56,31 @@ def _distribution(values: pd.Series) -> dict[str, Any]:
     }
 
 
-def _per_second_sum(probes: pd.DataFrame, roles: Sequence[str], column: str) -> pd.Series | None:
-    rows = probes[probes["role"].isin(list(roles))]
+def per_process_seconds(probes: pd.DataFrame, roles: Sequence[str], column: str) -> pd.DataFrame:
+    """A probe column per second: one column per process (host, pid), rows indexed by whole UNIX second.
+
+    Each process samples about once a second, but not in step with the others or with the clock's
+    seconds: a plain per-second sum would sometimes miss a process and sometimes count it twice (dips
+    and spikes that are not there). So samples are aligned to the nearest second, one missed second inside
+    a process's lifetime is bridged from the previous sample, and nothing is invented outside it.
+    """
+    rows = probes[probes["role"].isin(list(roles))].dropna(subset=[column])
     if rows.empty:
+        return pd.DataFrame()
+    rows = rows.assign(sec=np.round(rows["ts"].to_numpy()))
+    table = rows.pivot_table(index="sec", columns=["host", "pid"], values=column, aggfunc="mean")
+    table = table.reindex(np.arange(table.index.min(), table.index.max() + 1))
+    alive = table.notna()
+    lifetime = alive.cummax() & alive[::-1].cummax()[::-1]
+    return table.ffill(limit=1).where(lifetime)
+
+
+def per_second_total(probes: pd.DataFrame, roles: Sequence[str], column: str) -> pd.Series | None:
+    """The sum over the processes of ``roles`` for every second (see :func:`per_process_seconds`)."""
+    table = per_process_seconds(probes, roles, column)
+    if table.empty:
         return None
-    # Every process reports about once a second; summing by whole second adds up the processes that
-    # were alive in that second.
-    return rows.groupby(np.floor(rows["ts"].to_numpy()))[column].sum()
+    return table.sum(axis=1, min_count=1).dropna()
 
 
 def _mean_max(per_second: pd.Series | None) -> dict[str, float | None] | None:
@@ -158,7 +176,7 @@ def summarize(
     }
     assert samples.keys() == set(DISTRIBUTION_METRICS), "summary and thresholds disagree on the metrics"
 
-    loadgen_rss = _per_second_sum(probes, LOADGEN_ROLES, "rss_mb")
+    loadgen_rss = per_second_total(probes, LOADGEN_ROLES, "rss_mb")
     summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run_id": manifest.get("run_id"),
@@ -179,8 +197,8 @@ def summarize(
                 # Every joins row is an attempt, so anyone in the table who never got in has failed.
                 "failed": len(set(joins["participant"]) - joined),
             },
-            "sut_cpu_pct": _mean_max(_per_second_sum(probes, ("sut",), "cpu_pct")),
-            "loadgen_cpu_pct": _mean_max(_per_second_sum(probes, LOADGEN_ROLES, "cpu_pct")),
+            "sut_cpu_pct": _mean_max(per_second_total(probes, ("sut",), "cpu_pct")),
+            "loadgen_cpu_pct": _mean_max(per_second_total(probes, LOADGEN_ROLES, "cpu_pct")),
             "loadgen_rss_mb_max": _round(loadgen_rss.max()) if loadgen_rss is not None else None,
         }
     )

@@ -104,3 +104,31 @@ def test_receive_only_participant_sends_nothing() -> None:
 
     sink = asyncio.run(run())
     assert {(f["receiver"], f["sender"]) for f in sink.rows["frames"]} == {("viewer", "talker")}
+
+
+def test_h264_meeting_reads_stamps() -> None:
+    """The scenario's codec reaches the wire: H.264 negotiated, encoded once per publisher, stamps intact."""
+
+    async def run() -> tuple[ListSink, list[str]]:
+        pin_host_addresses(["127.0.0.1"])
+        system = P2PSystem()
+        sink = ListSink()
+        video = VideoSettings(width=320, height=180, fps=15, codec="H264", bitrate_kbps=600)
+        people = [Participant(ParticipantSpec(name=f"h{i}", group="g", index=i, room="h264", video=video),
+                              system, sink) for i in range(2)]
+        try:
+            for p in people:
+                assert (await p.join())["ok"]
+            await asyncio.sleep(3)
+            sdp = [pc.remoteDescription.sdp for _, pc in people[0]._pcs]
+            mimes = ["video/H264" if "H264/90000" in d and "VP8/90000" not in d else "other" for d in sdp]
+        finally:
+            await asyncio.gather(*(p.leave() for p in people))
+            pin_host_addresses(None)
+        return sink, mimes
+
+    sink, mimes = asyncio.run(run())
+    assert mimes == ["video/H264"]
+    frames = sink.rows["frames"]
+    assert len(frames) > 2 * 15 * 1.5
+    assert {f["sender"] for f in frames} == {"h0", "h1"}

@@ -25,6 +25,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from harness.report.data import RunData
+from harness.summary import per_process_seconds
 
 ChartFunc = Callable[[Sequence[RunData]], Figure]
 FloatArray = npt.NDArray[np.float64]
@@ -481,25 +482,25 @@ def fps_and_freezes(runs: Sequence[RunData]) -> Figure:
 def _cpu(run: RunData, roles: Sequence[str], width: float) -> pd.DataFrame:
     """CPU per time bin for the processes of ``roles``: the sum over processes and the busiest one.
 
-    Each process is first averaged within a bin, so a bin wider than the 1 s sampling does not add up
-    several samples of one process.
+    Per-process seconds come from :func:`harness.summary.per_process_seconds` (the same alignment the
+    summary's figures use); each process is then averaged within a bin, so a bin wider than the 1 s
+    sampling does not add up several samples of one process.
     """
-    probes = _select_in(run.table("probes"), "role", roles)
-    if probes.empty or "pid" not in probes.columns:
+    probes = run.table("probes")
+    if probes.empty or not {"pid", "role", "ts", "cpu_pct"} <= set(probes.columns):
         return pd.DataFrame(columns=["sum", "max"], dtype="float64")
-    frame = pd.DataFrame(
-        {
-            "bin": _bins(_elapsed(run, probes), width),
-            "host": probes["host"] if "host" in probes.columns else "",
-            "pid": probes["pid"],
-            "cpu": _numeric(probes, "cpu_pct"),
-        }
-    ).dropna()
-    if frame.empty:
+    if "host" not in probes.columns:
+        probes = probes.assign(host="")
+    table = per_process_seconds(probes.assign(cpu_pct=_numeric(probes, "cpu_pct")), roles, "cpu_pct")
+    if table.empty:
         return pd.DataFrame(columns=["sum", "max"], dtype="float64")
-    per_process = frame.groupby(["bin", "host", "pid"])["cpu"].mean()
-    grouped = per_process.groupby(level="bin")
-    return _with_gaps(pd.DataFrame({"sum": grouped.sum(), "max": grouped.max()}), width)
+    origin = run.time_origin()
+    if origin is None:
+        return pd.DataFrame(columns=["sum", "max"], dtype="float64")
+    bins = _bins(pd.Series(table.index.to_numpy() - origin, index=table.index), width)
+    per_bin = table.groupby(bins.to_numpy()).mean()
+    result = pd.DataFrame({"sum": per_bin.sum(axis=1, min_count=1), "max": per_bin.max(axis=1)}).dropna()
+    return _with_gaps(result, width)
 
 
 @chart("cpu")
