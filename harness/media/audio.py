@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from av import AudioFrame
 
-from .fanout import FanOut, FanOutTrack
+from .fanout import FanOut, Producer
 
 __all__ = ["PULSE_AMPLITUDE", "PULSE_HZ", "PULSE_MS", "AudioSource", "PulseDetector"]
 
@@ -44,7 +44,7 @@ _FULL_SCALE = 32767
 _FADE_MS = 2  # the burst ends on a short fade: an abrupt stop would splatter energy across the spectrum
 
 
-class AudioSource:
+class AudioSource(Producer[AudioFrame]):
     """A paced synthetic microphone for one stream: mono s16 ``av.AudioFrame`` s, fanned out to tracks.
 
     Frames of ``ptime_ms`` are handed over at the wall-clock time of their first sample. Pacing follows
@@ -84,11 +84,8 @@ class AudioSource:
         self._origin: int | None = None  # first sample ever produced: pts count from here
         self._next: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self.task_name = f"audio-{stream_id}"
 
-    @property
-    def running(self) -> bool:
-        """Whether the generator task is producing frames."""
-        return self._task is not None and not self._task.done()
 
     @property
     def origin(self) -> int | None:
@@ -119,35 +116,6 @@ class AudioSource:
         frame.pts = first - self._origin
         frame.time_base = self._time_base
         return frame
-
-    def track(self) -> FanOutTrack[AudioFrame]:
-        """A new track receiving this source's frames; starts the generator if an event loop is running."""
-        track = self.fanout.track()
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return track
-        self._ensure_started()
-        return track
-
-    async def start(self) -> None:
-        """Start producing frames (no-op when already running)."""
-        self._ensure_started()
-
-    async def stop(self) -> None:
-        """Stop producing and end every current track (no-op when stopped)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        self.fanout.close()
-
-    def _ensure_started(self) -> None:
-        if not self.running:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"audio-{self.stream_id}")
 
     def _now_sample(self) -> int:
         return math.ceil(time.time() * self.sample_rate)

@@ -32,7 +32,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from av.video.frame import PictureType
 
 from .audio import AudioSource
-from .fanout import FanOut, FanOutTrack
+from .fanout import FanOut, FanOutTrack, Producer
 from .video import VideoSource
 
 __all__ = ["CODECS", "SharedAudioEncoder", "SharedVideoEncoder", "install_keyframe_forwarding"]
@@ -77,7 +77,7 @@ def _h264_context(width: int, height: int, bitrate: int, fps: float) -> Any:
     return ctx
 
 
-class _SharedEncoder:
+class _SharedEncoder(Producer[Any]):
     """Pulls frames from one source track, encodes each once, pushes the packet to every consumer."""
 
     kind = "video"
@@ -93,32 +93,19 @@ class _SharedEncoder:
         self._ctx: Any = None
         self._want_keyframe = True
         self._task: asyncio.Task[None] | None = None
+        self.task_name = f"{self.kind}-encoder-{source.stream_id}"
         self._lost_at_last_check = 0
 
     def track(self) -> FanOutTrack[Any]:
         """A new track of encoded packets for one sender (video: it starts with a key frame)."""
-        track = self.fanout.track()
+        track = super().track()
         track.request_keyframe = self.request_keyframe  # type: ignore[attr-defined]
         self.request_keyframe()
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"{self.kind}-encoder-{self.source.stream_id}")
         return track
 
     def request_keyframe(self) -> None:
         """Make the next encoded frame a key frame (PLI/FIR from any receiver, a new consumer)."""
         self._want_keyframe = True
-
-    async def stop(self) -> None:
-        """Stop encoding and end every track."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        self.fanout.close()
 
     def _encode(self, frame: Any, keyframe: bool) -> av.Packet | None:
         raise NotImplementedError

@@ -26,7 +26,7 @@ from av import AudioFrame, VideoFrame
 from av.frame import Frame
 from av.packet import Packet
 
-__all__ = ["FanOut", "FanOutTrack", "clone_frame"]
+__all__ = ["FanOut", "FanOutTrack", "Producer", "clone_frame"]
 
 T = TypeVar("T", bound=Frame | Packet)
 """What one fan-out carries: what an aiortc track may return, frames or (already encoded) packets."""
@@ -157,3 +157,52 @@ class FanOut(Generic[T]):
             self._tracks.remove(track)
         except ValueError:
             pass
+
+
+class Producer(Generic[T]):
+    """Feeds a :class:`FanOut` from a background task of the event loop: a paced source, a shared encoder.
+
+    Subclasses set ``self.fanout`` and implement :meth:`_run`; the life cycle (lazy start on the first
+    track, idempotent start and stop, ending every track on stop) is the same for all of them.
+    """
+
+    fanout: FanOut[Any]
+    task_name: str = "producer"
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the background task is producing."""
+        return self._task is not None and not self._task.done()
+
+    def track(self) -> FanOutTrack[Any]:
+        """A new track receiving what this produces; starts the task if an event loop is running."""
+        track = self.fanout.track()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return track
+        self._ensure_started()
+        return track
+
+    async def start(self) -> None:
+        """Start producing (no-op when already running)."""
+        self._ensure_started()
+
+    async def stop(self) -> None:
+        """Stop producing and end every current track (no-op when stopped)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self.fanout.close()
+
+    def _ensure_started(self) -> None:
+        if not self.running:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.task_name)
+
+    async def _run(self) -> None:
+        raise NotImplementedError

@@ -25,7 +25,7 @@ from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE
 from av import VideoFrame
 from av.video.plane import VideoPlane
 
-from .fanout import FanOut, FanOutTrack
+from .fanout import FanOut, Producer
 from .stamp import Stamp, band_height, read_stamp, write_stamp
 
 __all__ = ["Background", "VideoSource", "read_frame"]
@@ -128,7 +128,7 @@ class Background:
         v[y0 // 2 : y0 // 2 + r, x0 // 2 : x0 // 2 + r][mask_uv] = cv
 
 
-class VideoSource:
+class VideoSource(Producer[VideoFrame]):
     """A paced synthetic camera for one stream: yuv420p ``av.VideoFrame`` s, stamped, fanned out to tracks.
 
     Frame ``n`` is due ``n / fps`` seconds after start on the monotonic clock, so the rate does not drift.
@@ -161,11 +161,8 @@ class VideoSource:
         """Frame numbers skipped because the generator was more than a frame late."""
         self._next_no = 0
         self._task: asyncio.Task[None] | None = None
+        self.task_name = f"video-{stream_id}"
 
-    @property
-    def running(self) -> bool:
-        """Whether the generator task is producing frames."""
-        return self._task is not None and not self._task.done()
 
     def render(self, frame_no: int) -> npt.NDArray[np.uint8]:
         """The unstamped frame ``frame_no`` as a yuv420p array; see :meth:`Background.render`."""
@@ -181,35 +178,6 @@ class VideoSource:
         frame.pts = round(frame_no * VIDEO_CLOCK_RATE / self.fps)
         frame.time_base = VIDEO_TIME_BASE
         return frame
-
-    def track(self) -> FanOutTrack[VideoFrame]:
-        """A new track receiving this source's frames; starts the generator if an event loop is running."""
-        track = self.fanout.track()
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return track
-        self._ensure_started()
-        return track
-
-    async def start(self) -> None:
-        """Start producing frames (no-op when already running); numbering resumes where it stopped."""
-        self._ensure_started()
-
-    async def stop(self) -> None:
-        """Stop producing and end every current track (no-op when stopped)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        self.fanout.close()
-
-    def _ensure_started(self) -> None:
-        if not self.running:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"video-{self.stream_id}")
 
     async def _run(self) -> None:
         period = 1.0 / self.fps
