@@ -24,7 +24,7 @@ from aiortc.stats import (
 )
 from av import VideoFrame
 
-from harness import netio
+from harness import jitter, netio
 from harness.errors import SystemError_
 from harness.media.audio import AudioSource, PulseDetector
 from harness.media.encoder import SharedAudioEncoder, SharedVideoEncoder
@@ -113,6 +113,7 @@ class Participant:
     def __init__(self, spec: ParticipantSpec, system: System, sink: SampleSink,
                  clock: Callable[[], float] = time.time, stats_interval_s: float = 1.0) -> None:
         netio.install()  # without it the loop falls behind the packet rate (see harness/netio.py)
+        jitter.install()  # frames complete on the marker bit, not one frame later (see harness/jitter.py)
         self.spec = spec
         self._system = system
         self._sink = sink

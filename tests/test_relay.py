@@ -14,6 +14,7 @@ import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
+from harness import jitter
 from harness.ice import pin_host_addresses
 from harness.media.encoder import SharedVideoEncoder
 from harness.media.video import VideoSource, read_frame
@@ -30,6 +31,7 @@ async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> No
 
 
 async def relay_meeting(subscribers: int, seconds: float) -> tuple[list[list[float]], EncodedRelay, int]:
+    jitter.install()  # before the relay's receiving connection exists
     source = VideoSource(7, width=320, height=180, fps=30)
     encoder = SharedVideoEncoder(source, bitrate_bps=400_000)
     publisher, relay_in = RTCPeerConnection(), RTCPeerConnection()

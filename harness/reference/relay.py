@@ -26,6 +26,7 @@ from aiortc import RTCRtpReceiver
 from aiortc.codecs import get_capabilities  # noqa: F401 - aiortc's codec registry must be importable
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
+from harness import jitter
 from harness.media.encoder import install_keyframe_forwarding
 from harness.media.fanout import FanOut, FanOutTrack
 
@@ -62,6 +63,7 @@ class EncodedRelay:
 
     def __init__(self, receiver: RTCRtpReceiver, kind: str) -> None:
         install_keyframe_forwarding()
+        jitter.install()  # receivers created from now on; the relay's own should be made after this import
         self.receiver = receiver
         self.kind = kind
         self.fanout: FanOut[Any] = FanOut(kind, maxsize=RELAY_QUEUE, copy=None)
