@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", nargs="?", default=str(DEFAULT_SCENARIO),
                      help=f"scenario TOML (default: {DEFAULT_SCENARIO})")
     run.add_argument("--system", action="append", metavar="NAME[=URL]",
-                     help="system under test; repeat to compare several (default: p2p)")
+                     help="system under test; repeat to compare several (default: the scenario's systems)")
     run.add_argument("--duration", type=float, metavar="S", help="override the scenario's duration_s")
     run.add_argument("--participants", type=int, metavar="N",
                      help="override the number of participants (spread over groups in proportion)")
@@ -50,12 +50,43 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR",
                      help="where the report folder goes (default: reports)")
     run.add_argument("--no-report", action="store_true", help="do not build a report")
+    run.add_argument("--repeat", type=int, default=1, metavar="K",
+                     help="run K repetitions per system (interleaved: A B A B …) into one run set folder")
+    run.add_argument("--junit", type=Path, metavar="FILE", help="write the thresholds' results as JUnit XML")
+
+    compare = sub.add_parser("compare", help="verdicts per metric: a candidate's runs against a baseline's")
+    compare.add_argument("baseline", metavar="BASELINE", help="run or run set folder (or a system, with --in)")
+    compare.add_argument("candidate", metavar="CANDIDATE", help="run or run set folder (or a system, with --in)")
+    compare.add_argument("--in", dest="within", type=Path, metavar="DIR",
+                         help="a comparison run set whose systems BASELINE and CANDIDATE name")
+    compare.add_argument("--markdown", type=Path, metavar="FILE", help="also write the verdicts as Markdown")
+    compare.add_argument("--junit", type=Path, metavar="FILE",
+                         help="also write JUnit XML (one testcase per system x scenario x metric)")
+    compare.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                         help="print JSON instead of the table (or write it to FILE)")
+    compare.add_argument("--report", type=Path, metavar="DIR", help="also build the comparison page in DIR")
 
     report = sub.add_parser("report", help="build a report from run folders (several runs: side by side)")
     report.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
     report.add_argument("--out", type=Path, metavar="DIR", help="report folder (default: reports/<name>)")
 
+    hist = sub.add_parser("history", help="a metric over time with change points (all runs below a folder)")
+    hist.add_argument("results_dir", type=Path, metavar="RESULTS_DIR")
+    hist.add_argument("--metric", action="append", metavar="M",
+                      help="summary key, e.g. video_latency_ms.p95; repeatable (default: video latency p50, p95)")
+    hist.add_argument("--scenario", metavar="NAME", help="only runs of this scenario")
+    hist.add_argument("--system", metavar="NAME", help="only runs of this system")
+    hist.add_argument("--out", type=Path, metavar="DIR", help="page folder (default: reports/history-<system>)")
+
     sub.add_parser("systems", help="list the systems confbench can benchmark")
+
+    serve = sub.add_parser("serve-reference", help="run the reference SFU (WHIP/WHEP) until interrupted")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8189, help="port (default: 8189; 0: any free port)")
+    serve.add_argument("--token-file", type=Path,
+                       help="require this bearer token (default: $CONFBENCH_REFERENCE_TOKEN, else none)")
+    serve.add_argument("--ice-server", action="append", default=[], metavar="URL",
+                       help="announce an ICE server in Link headers (repeatable)")
 
     broker = sub.add_parser("broker", help="serve the p2p signalling broker (for Locust runs with --processes)")
     broker.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -73,10 +104,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "compare":
+            return cmd_compare(args)
+        if args.command == "history":
+            return cmd_history(args)
         if args.command == "systems":
             return cmd_systems()
         if args.command == "broker":
             return cmd_broker(args)
+        if args.command == "serve-reference":
+            return cmd_serve_reference(args)
         raise UsageError(f"unknown command {args.command!r}")
     except HarnessError as exc:
         print(f"confbench: {exc}", file=sys.stderr)
@@ -92,6 +129,23 @@ def cmd_systems() -> int:
 
     for name, cls in available_systems().items():
         print(f"{name:<12} {cls.description}")
+    return 0
+
+
+def cmd_serve_reference(args: argparse.Namespace) -> int:
+    """Run the reference SFU in the foreground (Ctrl-C stops it)."""
+    from harness.reference import server
+
+    argv = ["--host", args.host, "--port", str(args.port)]
+    if args.token_file is not None:
+        argv += ["--token-file", str(args.token_file)]
+    for url in args.ice_server:
+        argv += ["--ice-server", url]
+    try:
+        server.main(argv)
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            raise UsageError(str(exc.code).removeprefix("confbench serve-reference: ")) from None
     return 0
 
 
@@ -142,31 +196,106 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                           participants=args.participants)
     if args.processes is not None and args.processes < 1:
         raise UsageError(f"--processes must be at least 1, got {args.processes}")
-    specs = [SystemSpec.parse(s) for s in (args.system or ["p2p"])]
+    specs = [SystemSpec.parse(s) for s in (args.system or list(scenario.systems))]
     for spec in specs:
         create_system(spec)  # unknown names fail now, before any run starts
+    from harness import runset
+
+    order = runset.interleave([str(spec) for spec in specs], args.repeat)
+    by_text = {str(spec): spec for spec in specs}
+    root = args.results
+    if args.repeat > 1:
+        root = runset.open_run_set(args.results, scenario.name, scenario.sha256(), list(by_text), args.repeat)
+        print(f"confbench: run set {root} ({args.repeat} repetitions per system, interleaved)", file=sys.stderr)
     outcomes = []
-    for spec in specs:
-        print(f"confbench: running {scenario.name!r} on {spec} ({scenario.participants} participants, "
-              f"{scenario.duration_s:g} s)", file=sys.stderr)
-        outcome = execute(scenario, spec, args.results, progress=_progress_printer(str(spec)),
-                          processes=args.processes)
+    for repetition, text in order:
+        spec = by_text[text]
+        label = f"{spec} #{repetition}" if args.repeat > 1 else str(spec)
+        def announce(run_dir: Path, label: str = label) -> None:
+            # Only once the system is deployed and answering: a refusal is then the only line printed.
+            print(f"confbench: running {scenario.name!r} on {label} ({scenario.participants} participants, "
+                  f"{scenario.duration_s:g} s) into {run_dir}", file=sys.stderr)
+
+        try:
+            outcome = execute(scenario, spec, root, progress=_progress_printer(label), processes=args.processes,
+                              announce=announce)
+        except BaseException:
+            if root is not args.results:
+                runset.close_run_set(root, "aborted")
+            raise
         sys.stderr.write("\n")
         outcomes.append(outcome)
+        if root is not args.results:
+            runset.record_run(root, outcome.run_dir, spec.name, repetition, outcome.status)
         print(f"\n== {spec} — {outcome.status} — {outcome.run_dir}")
         for reason in outcome.reasons:
             print(f"   {outcome.status}: {reason}")
         print(format_table(outcome.summary))
-    if not args.no_report:
-        from harness.report.html import build_report
+    if root is not args.results:
+        runset.close_run_set(root, "completed")
+    if args.junit is not None:
+        from harness.junit import threshold_cases, write_junit
 
+        cases = [case for o in outcomes for case in threshold_cases(
+            o.summary, scenario.name, str(o.summary.get("system") or "unknown"), o.run_dir.name)]
+        write_junit(args.junit, f"confbench {scenario.name} thresholds", cases)
+    if not args.no_report:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         out = args.reports / f"{scenario.name}-{stamp}"
-        page = build_report([o.run_dir for o in outcomes], out)
+        if root is not args.results:
+            from harness.report.comparison import build_comparison_report
+
+            page = build_comparison_report(root, out)
+        else:
+            from harness.report.html import build_report
+
+            page = build_report([o.run_dir for o in outcomes], out)
         print(f"\nreport: {page}")
+    if root is not args.results:
+        print(f"run set: {root}")
     print("results: " + ", ".join(str(o.run_dir) for o in outcomes))
     ok = all(o.status == "completed" and o.thresholds_ok for o in outcomes)
     return 0 if ok else 1
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``confbench compare``: exit 1 when any metric of any candidate is worse, else 0."""
+    from harness.compare import compare_paths
+    from harness.verdicts import format_markdown, format_table, junit_cases, to_json
+
+    comparisons = compare_paths(args.baseline, args.candidate, within=args.within)
+    if args.json is None:
+        print(format_table(comparisons))
+    elif args.json == "-":
+        sys.stdout.write(to_json(comparisons))
+    else:
+        Path(args.json).write_text(to_json(comparisons), encoding="utf-8")
+        print(format_table(comparisons))
+    if args.markdown is not None:
+        args.markdown.write_text(format_markdown(comparisons), encoding="utf-8")
+    if args.junit is not None:
+        from harness.junit import write_junit
+
+        write_junit(args.junit, "confbench compare", junit_cases(comparisons))
+    if args.report is not None:
+        from harness.report.comparison import render_comparison_report
+
+        page = render_comparison_report(comparisons, args.report)
+        print(f"report: {page}", file=sys.stderr)
+    return 1 if any(c.worse for c in comparisons) else 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """``confbench history``: trend charts and change points; prints them and the page's path."""
+    from harness.history import DEFAULT_METRICS, build_history, format_history
+
+    out = args.out or Path("reports") / f"history-{args.system or 'all'}"
+    page, items = build_history(args.results_dir, args.metric or list(DEFAULT_METRICS), out,
+                                scenario=args.scenario, system=args.system)
+    for item in items:
+        print(format_history(item))
+    print(f"report: {page}")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -41,3 +41,9 @@ class StoreError(HarnessError):
 
 class ReportError(HarnessError):
     """A report cannot be built from the given results."""
+
+
+class CompareError(HarnessError):
+    """Runs that cannot be compared (e.g. different scenarios); a usage problem, hence exit status 2."""
+
+    exit_code = 2

@@ -50,14 +50,35 @@ class MarkerJitterBuffer(JitterBuffer):
         return frame
 
 
+class ForwardingAudioBuffer(JitterBuffer):
+    """For relays: every audio packet is a whole Opus frame, handed on at once.
+
+    aiortc's audio buffer prefetches four frames (80 ms) and holds each until the next arrives: playout
+    buffering, which belongs to the receiving participant, not to a server in the middle.
+    """
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
+
+
 def _factory(capacity: int, prefetch: int = 0, is_video: bool = False) -> JitterBuffer:
     cls = MarkerJitterBuffer if is_video else _original
     return cls(capacity=capacity, prefetch=prefetch, is_video=is_video)
 
 
-def install() -> None:
-    """Make aiortc's receivers created from now on complete video frames on the marker bit (idempotent)."""
-    _receiver.JitterBuffer = _factory  # type: ignore[assignment,misc]
+def _relay_factory(capacity: int, prefetch: int = 0, is_video: bool = False) -> JitterBuffer:
+    if is_video:
+        return MarkerJitterBuffer(capacity=capacity, prefetch=prefetch, is_video=True)
+    return ForwardingAudioBuffer(capacity=capacity)
+
+
+def install(relay: bool = False) -> None:
+    """Make aiortc's receivers created from now on complete video frames on the marker bit (idempotent).
+
+    ``relay=True`` is for processes whose receivers only forward (the reference SFU): audio is then not
+    buffered either.
+    """
+    _receiver.JitterBuffer = _relay_factory if relay else _factory  # type: ignore[assignment,misc]
 
 
 def uninstall() -> None:
@@ -67,4 +88,4 @@ def uninstall() -> None:
 
 def installed() -> bool:
     """Whether receivers complete video frames on the marker bit."""
-    return _receiver.JitterBuffer is _factory
+    return _receiver.JitterBuffer in (_factory, _relay_factory)

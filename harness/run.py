@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -50,6 +51,7 @@ STOP_GRACE_S = 90.0
 MAX_LOOP_LAG_MS = 100.0
 MAX_LAGGING_SHARE = 0.10
 MAX_SKIPPED_SHARE = 0.02
+SETTLE_S = 2.0
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -99,14 +101,34 @@ def open_run(results_root: Path, scenario: Scenario, spec: SystemSpec,
     return run_dir
 
 
-def health_reasons(reader: RunReader) -> list[str]:
+def steady_window(reader: RunReader, duration_s: float) -> tuple[float, float] | None:
+    """From the moment every participant that joined was in the call, for the scenario's duration.
+
+    Joining (ICE, DTLS handshakes, first key frames) and leaving load the generator in bursts that say
+    nothing about whether it kept up with the media; the health check looks at this window only.
+    """
+    joins = reader.table("joins")
+    ok = joins[joins["ok"] == True]  # noqa: E712 - a pandas mask, not a truth test
+    if ok.empty:
+        return None
+    joined = float((ok["ts"] + ok["join_ms"].fillna(0) / 1000).max())
+    # A probe row describes the second before its ts, and adapters may still connect to the last joiners
+    # (a room listing polled once a second): the window opens after both have passed.
+    start = joined + SETTLE_S
+    return start, joined + duration_s
+
+
+def health_reasons(reader: RunReader, window: tuple[float, float] | None = None) -> list[str]:
     """Reasons to mark a run ``invalid`` because the load generator itself was saturated.
 
-    Two signals from the media hosts: their sources had to skip frames (the generator could not even
-    produce its own media on time), or their event loop woke up late for a sustained share of the run.
+    Two signals from the media hosts, within ``window`` when given: their sources had to skip frames (the
+    generator could not even produce its own media on time), or their event loop woke up late for a
+    sustained share of the seconds.
     """
     probes = reader.table("probes")
     hosts = probes[probes["role"] == "media_host"]
+    if window is not None:
+        hosts = hosts[(hosts["ts"] >= window[0]) & (hosts["ts"] <= window[1])]
     reasons = []
     produced = float(hosts["frames_produced"].fillna(0).sum())
     skipped = float(hosts["frames_skipped"].fillna(0).sum())
@@ -127,7 +149,8 @@ def finish_run(run_dir: Path, scenario: Scenario, status: str, errors: list[str]
     # ended_utc first: the summary's duration_s is read from the manifest.
     update_manifest(run_dir, ended_utc=utc_iso())
     reader = RunReader(run_dir)
-    invalid = health_reasons(reader) if status == "completed" else []
+    window = steady_window(reader, scenario.duration_s)
+    invalid = health_reasons(reader, window) if status == "completed" else []
     if status == "completed" and invalid:
         status = "invalid"
     summary = summarize(reader, planned_participants=scenario.participants, thresholds=scenario.thresholds,
@@ -148,8 +171,14 @@ def default_processes() -> int:
 
 def _locust_command(scenario: Scenario, spec: SystemSpec, run_dir: Path, run_time_s: int,
                     processes: int) -> list[str]:
-    # More processes than participants would only start idle media hosts.
-    extra = ["--processes", str(min(processes, scenario.participants))] if processes > 1 else []
+    extra: list[str] = []
+    if processes > 1:
+        # More processes than participants would only start idle media hosts. Each run's master gets a port
+        # of its own on loopback: with Locust's default (5557 on every interface) two runs at once would
+        # exchange workers, and the master would listen beyond this machine.
+        port = _free_port()
+        extra = ["--processes", str(min(processes, scenario.participants)), "--master-bind-host", "127.0.0.1",
+                 "--master-bind-port", str(port), "--master-host", "127.0.0.1", "--master-port", str(port)]
     return [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
         "--users", str(scenario.participants), "--spawn-rate", f"{scenario.spawn_rate:g}",
@@ -160,6 +189,12 @@ def _locust_command(scenario: Scenario, spec: SystemSpec, run_dir: Path, run_tim
     ]
 
 
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _read_progress(run_dir: Path) -> dict[str, Any]:
     try:
         return dict(json.loads((run_dir / "progress.json").read_text()))
@@ -168,15 +203,19 @@ def _read_progress(run_dir: Path) -> dict[str, Any]:
 
 
 def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
-            progress: ProgressFn | None = None, processes: int | None = None) -> RunOutcome:
+            progress: ProgressFn | None = None, processes: int | None = None,
+            announce: Callable[[Path], None] | None = None) -> RunOutcome:
     """Run ``scenario`` against the system ``spec`` and return where the results are.
 
-    ``processes``: Locust processes, each with its own media host (default: one per core).
+    ``processes``: Locust processes, each with its own media host (default: one per core). ``announce`` is
+    called with the run folder once the system is deployed and answering, before any participant starts.
     """
     system = create_system(spec)
     deployment = system.deploy()
     try:
         run_dir = open_run(results_root, scenario, spec, deployment)
+        if announce is not None:
+            announce(run_dir)
         update_manifest(run_dir, loadgen={"processes": processes or default_processes()})
         # The load generator joins what was deployed (e.g. a broker or server started for this run).
         target = SystemSpec(spec.name, deployment.url)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ScenarioError
-from harness.thresholds import Threshold, parse_threshold
+from harness.thresholds import KNOWN_KEYS, Threshold, parse_threshold
 
 MEDIA_KINDS = ("audio", "video")
 VIDEO_CODECS = ("VP8", "H264")
@@ -90,6 +90,10 @@ class Scenario:
     video: VideoSettings = field(default_factory=VideoSettings)
     audio: AudioSettings = field(default_factory=AudioSettings)
     thresholds: tuple[Threshold, ...] = ()
+    systems: tuple[str, ...] = ("p2p",)
+    """Systems ``confbench run`` uses when none is named on the command line (``NAME`` or ``NAME=URL``)."""
+    min_effect: tuple[tuple[str, float], ...] = ()
+    """``[min_effect]``: per summary key, the smallest relative change a comparison may call a verdict."""
     source: str = "<memory>"
 
     def __post_init__(self) -> None:
@@ -108,6 +112,8 @@ class Scenario:
             raise ValueError("group names must be unique")
         if self.participants < 1:
             raise ValueError("the groups must add up to at least one participant")
+        if not self.systems or not all(s and not s.startswith("=") for s in self.systems):
+            raise ValueError("systems must list at least one NAME or NAME=URL")
 
     @property
     def participants(self) -> int:
@@ -123,13 +129,20 @@ class Scenario:
         """The resolved scenario as plain data (recorded in every manifest)."""
         data = asdict(self)
         data["groups"] = [dict(asdict(g), publish=list(g.publish)) for g in self.groups]
+        data["systems"] = list(self.systems)
         data["thresholds"] = {t.key: f"{t.op} {t.bound:g}" for t in self.thresholds}
+        # Left out when empty so that scenarios without it keep the digest they had before it existed.
+        data.pop("min_effect", None)
+        if self.min_effect:
+            data["min_effect"] = dict(self.min_effect)
         return data
 
     def sha256(self) -> str:
         """Digest of the resolved scenario (source path excluded), so runs of the same load compare."""
         data = self.to_dict()
+        # Where it came from and which systems run it do not change the load: runs of it stay comparable.
         data.pop("source", None)
+        data.pop("systems", None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def with_overrides(self, *, duration_s: float | None = None, participants: int | None = None) -> Scenario:
@@ -160,7 +173,8 @@ def _scale_groups(groups: tuple[Group, ...], total: int) -> tuple[Group, ...]:
 
 _TOP_KEYS = {
     "name": str, "description": str, "duration_s": float, "spawn_rate": float, "room": str,
-    "join_timeout_s": float, "media": dict, "groups": list, "thresholds": dict,
+    "join_timeout_s": float, "media": dict, "groups": list, "thresholds": dict, "min_effect": dict,
+    "systems": list,
 }
 _MEDIA_KEYS = {"video": dict, "audio": dict}
 _VIDEO_KEYS = {"width": int, "height": int, "fps": int, "codec": str, "bitrate_kbps": int}
@@ -237,10 +251,21 @@ def _parse(data: Mapping[str, Any], source: str) -> Scenario:
             thresholds.append(parse_threshold(key, condition))
         except ValueError as exc:
             raise _FieldError(f"thresholds.{key}", str(exc)) from None
+    min_effect = []
+    for key, fraction in top.pop("min_effect", {}).items():
+        if key not in KNOWN_KEYS:
+            raise _FieldError(f"min_effect.{key}", "unknown summary key (see harness.thresholds.KNOWN_KEYS)")
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction < 10:
+            raise _FieldError(f"min_effect.{key}", f"must be a fraction such as 0.1 (10 %), got {fraction!r}")
+        min_effect.append((key, float(fraction)))
+    if "systems" in top:
+        if not all(isinstance(x, str) for x in top["systems"]):
+            raise _FieldError("systems", "must be a list of strings such as [\"p2p\", \"reference\"]")
+        top["systems"] = tuple(top["systems"])
     if "name" not in top:
         raise _FieldError("name", "is required")
     fields_ = dict(top, groups=tuple(groups), video=video, audio=audio, thresholds=tuple(thresholds),
-                   source=source)
+                   min_effect=tuple(min_effect), source=source)
     try:
         return Scenario(**fields_)
     except ValueError as exc:

@@ -36,3 +36,12 @@ def test_lost_marker_falls_back_to_timestamp_change() -> None:
     jb.add(pkt(11, 3000, False, b"b"))  # its marker never came
     _, frame = jb.add(pkt(12, 6000, False, b"c"))
     assert frame is not None and frame.data == b"ab" and frame.timestamp == 3000
+
+
+def test_relay_audio_is_handed_on_at_once() -> None:
+    from harness.jitter import ForwardingAudioBuffer
+
+    jb = ForwardingAudioBuffer(capacity=16)
+    for seq in range(3):
+        _, frame = jb.add(pkt(seq, seq * 960, False, bytes([seq])))
+        assert frame is not None and frame.data == bytes([seq]) and frame.timestamp == seq * 960

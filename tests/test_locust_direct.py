@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +38,12 @@ def locust(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
         cwd=tmp_path, capture_output=True, text=True, timeout=180)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def check_run(tmp_path: Path) -> None:
     runs = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
     assert len(runs) == 1
@@ -63,7 +70,9 @@ def test_locust_processes_with_a_broker(tmp_path: Path) -> None:
         line = broker.stdout.readline()
         system = line.split("--confbench-system ")[1].strip()
         assert system.startswith("p2p=tcp://127.0.0.1:")
-        proc = locust(tmp_path, "--processes", "2", "--confbench-system", system)
+        port = str(free_port())
+        proc = locust(tmp_path, "--processes", "2", "--confbench-system", system, "--master-bind-host",
+                      "127.0.0.1", "--master-bind-port", port, "--master-host", "127.0.0.1", "--master-port", port)
         assert proc.returncode == 0, proc.stderr[-3000:]
         check_run(tmp_path)
         # Two workers, one participant each: they met through the broker, so each saw the other.

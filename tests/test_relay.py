@@ -31,7 +31,7 @@ async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> No
 
 
 async def relay_meeting(subscribers: int, seconds: float) -> tuple[list[list[float]], EncodedRelay, int]:
-    jitter.install()  # before the relay's receiving connection exists
+    jitter.install(relay=True)  # before the relay's receiving connection exists
     source = VideoSource(7, width=320, height=180, fps=30)
     encoder = SharedVideoEncoder(source, bitrate_bps=400_000)
     publisher, relay_in = RTCPeerConnection(), RTCPeerConnection()

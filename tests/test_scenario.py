@@ -32,7 +32,9 @@ def test_default_scenario_is_the_documented_meeting() -> None:
     assert s.duration_s == 30
     assert s.groups[0].publish == ("audio", "video")
     assert s.groups[0].subscribe
-    assert (s.video.width, s.video.height, s.video.fps) == (640, 360, 30)
+    # 480x270 leaves the generator headroom for two systems on 2 cores (see the comment in the file).
+    assert (s.video.width, s.video.height, s.video.fps) == (480, 270, 30)
+    assert s.systems == ("p2p", "reference")
     assert {t.key for t in s.thresholds} >= {"video_latency_ms.p95", "packet_loss_pct"}
 
 

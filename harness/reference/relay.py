@@ -10,7 +10,9 @@ sender's own history) is done per subscriber by aiortc; a subscriber's PLI/FIR b
 publisher (via the shared encoder's key-frame hook in ``harness.media.encoder``).
 
 The private attributes touched here (the receiver's decoder queue, its remote SSRCs and PLI method) are
-used in this module only. Remove it when aiortc exposes encoded frames of a receiver.
+used in this module only. Remove it when aiortc exposes encoded frames of a receiver. The process hosting
+relays should call ``harness.jitter.install(relay=True)`` before it creates receiving connections, so that
+frames are handed on as soon as they are complete.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from aiortc import RTCRtpReceiver
 from aiortc.codecs import get_capabilities  # noqa: F401 - aiortc's codec registry must be importable
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from harness import jitter
 from harness.media.encoder import install_keyframe_forwarding
 from harness.media.fanout import FanOut, FanOutTrack
 
@@ -63,7 +64,6 @@ class EncodedRelay:
 
     def __init__(self, receiver: RTCRtpReceiver, kind: str) -> None:
         install_keyframe_forwarding()
-        jitter.install()  # receivers created from now on; the relay's own should be made after this import
         self.receiver = receiver
         self.kind = kind
         self.fanout: FanOut[Any] = FanOut(kind, maxsize=RELAY_QUEUE, copy=None)

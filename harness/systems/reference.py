@@ -1,0 +1,82 @@
+"""``reference``: confbench's own SFU (``harness.reference``), started by the harness for a run.
+
+``--system reference`` starts ``confbench serve-reference`` on a free port of 127.0.0.1 as a process of its
+own (so its CPU and memory are probed like any server's) and stops it afterwards; ``reference=URL`` joins one
+started separately. Participants join it through the standard WHIP/WHEP adapter: our server gets no
+special treatment.
+"""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from typing import IO, Any, ClassVar
+
+from harness.errors import SystemError_
+from harness.procs import die_with_parent
+from harness.reference.server import READY_PREFIX
+from harness.systems.base import Deployment
+from harness.systems.whip import WhipSystem
+
+START_TIMEOUT_S = 30.0
+
+
+def _first_lines(stream: IO[str], out: queue.Queue[str | None]) -> None:
+    for line in stream:
+        out.put(line)
+    out.put(None)
+
+
+class ReferenceSystem(WhipSystem):
+    """The reference SFU, joined over WHIP/WHEP."""
+
+    name: ClassVar[str] = "reference"
+    description: ClassVar[str] = "confbench's reference SFU (aiortc, forwards without decoding), started locally"
+
+    starts_server: ClassVar[bool] = True
+
+    def __init__(self, url: str | None = None, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(url, options)
+        self._proc: subprocess.Popen[str] | None = None
+
+    def deploy(self) -> Deployment:
+        """Start a local reference SFU unless a URL was given; check it answers."""
+        if self.url is not None:
+            return self._check(self.url)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.reference.server", "--port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=die_with_parent,
+        )
+        assert self._proc.stdout is not None
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=_first_lines, args=(self._proc.stdout, lines), daemon=True).start()
+        try:
+            while True:
+                line = lines.get(timeout=START_TIMEOUT_S)
+                if line is None:
+                    raise SystemError_(f"the reference SFU exited with code {self._proc.wait(5)} while starting")
+                if line.startswith(READY_PREFIX):
+                    url = line[len(READY_PREFIX):].strip()
+                    break
+        except queue.Empty:
+            self.undeploy()
+            raise SystemError_(f"the reference SFU did not start within {START_TIMEOUT_S:g} s") from None
+        self.url = url
+        self.endpoints = self._endpoints(url)
+        deployment = self._check(url)
+        return Deployment(url=url, server_pids=(self._proc.pid,), info=deployment.info)
+
+    def undeploy(self) -> None:
+        """Stop the SFU this system started (bounded)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)

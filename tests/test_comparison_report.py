@@ -1,0 +1,89 @@
+"""Tests for the comparison page (harness.report.comparison) on synthetic run sets, and in a real browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from synthetic_runs import write_set
+
+from harness.cli import main
+from harness.report.charts import CHARTS
+from harness.report.comparison import build_comparison_report, pool_runs
+from harness.report.data import load_run
+from harness.runset import find_runs
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("set")
+    set_dir = write_set(root, {"fast": 50.0, "slow": 80.0}, 3, seed=7)
+    return build_comparison_report(set_dir, root / "report")
+
+
+def test_page_has_verdicts_versions_and_every_chart(page: Path) -> None:
+    text = page.read_text()
+    assert "fast (baseline) → slow (candidate)" in text
+    assert re.search(r'<td class="worse"[^>]*>worse</td>', text)
+    assert "1.0" in text and "version" in text  # each system's version column
+    expected = {"percentile_bars", "cpu_per_participant", *CHARTS}
+    figures = set(re.findall(r'<figure id="([^"]+)">', text))
+    assert expected == figures
+    for name in expected:
+        assert (page.parent / f"{name}.png").stat().st_size > 1000
+
+
+def test_pooling_puts_repetitions_back_to_back(tmp_path: Path) -> None:
+    set_dir = write_set(tmp_path, {"a": 50.0}, 2, seed=3)
+    runs = [load_run(r.run_dir) for r in find_runs(set_dir)]
+    pooled = pool_runs("a", runs)
+    frames = pooled.table("frames")
+    assert len(frames) == sum(len(r.table("frames")) for r in runs)
+    start = pooled.time_origin()
+    assert start is not None
+    # The second repetition starts after the first ended: no overlapping time.
+    assert frames["ts"].max() - start > 20
+    assert pooled.table("probes")["pid"].nunique() == 4
+
+
+def test_compare_report_option(tmp_path: Path) -> None:
+    base = write_set(tmp_path / "b", {"p2p": 50.0}, 2, seed=1)
+    cand = write_set(tmp_path / "c", {"p2p": 52.0}, 2, seed=2)
+    assert main(["compare", str(base), str(cand), "--report", str(tmp_path / "page")]) == 0
+    text = (tmp_path / "page" / "index.html").read_text()
+    assert "p2p (baseline)" in text and "percentile_bars" in text
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium not installed (apt-get install chromium)")
+def test_page_renders_in_headless_chromium(page: Path, tmp_path: Path) -> None:
+    """Chromium loads the page and every image decodes (naturalWidth > 0), seen through the rendered DOM."""
+    # A tiny script appended to a copy of the page marks each figure whose image has decoded; --dump-dom
+    # prints the DOM after load, so the marks prove the browser rendered every chart.
+    probe = ("<script>for (const img of document.images) { if (img.complete && img.naturalWidth > 0) "
+             "img.parentElement.setAttribute('data-rendered', 'yes'); }</script>")
+    copy = tmp_path / "index.html"
+    copy.write_text(page.read_text().replace("</body>", probe + "</body>"))
+    binary = shutil.which("chromium") or str(CHROMIUM)
+    result = subprocess.run(
+        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom",
+         copy.as_uri()], capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = re.findall(r'<figure id="([^"]+)"[^>]*data-rendered="yes"', result.stdout)
+    expected = {"percentile_bars", "cpu_per_participant", *CHARTS}
+    assert set(figures) == expected
+
+
+def test_page_of_runs_that_did_not_complete_says_why_there_is_no_verdict(tmp_path: Path) -> None:
+    from synthetic_runs import write_run
+
+    for seed, system in enumerate(("a", "b", "a", "b")):
+        write_run(tmp_path / "set", system, seed=seed, status="invalid")
+    page = build_comparison_report(tmp_path / "set", tmp_path / "page").read_text()
+    assert "no verdicts for b" in page and "did not complete" in page
+    assert 'id="video_latency_cdf"' in page
