@@ -89,11 +89,20 @@ class _VideoCounters:
         self.freeze_ms = 0.0
         self.gaps: deque[float] = deque(maxlen=FREEZE_WINDOW)
         self.last_arrival: float | None = None
+        self.taken_at: float | None = None
 
-    def take(self) -> tuple[int, int, int, float]:
-        out = (self.frames, self.unreadable, self.freezes, self.freeze_ms)
+    def take(self, now: float) -> tuple[float | None, int, int, float]:
+        """(fps since the last take, unreadable frames, freezes, freeze ms), and start counting anew.
+
+        The rate uses this counter's own interval: on a busy loop one connection's poll can come late,
+        and the poll cycle's interval would then inflate its frame rate.
+        """
+        elapsed = now - self.taken_at if self.taken_at is not None else None
+        fps = self.frames / elapsed if elapsed and elapsed > 0.05 else None
+        out = (fps, self.unreadable, self.freezes, self.freeze_ms)
         self.frames = self.unreadable = self.freezes = 0
         self.freeze_ms = 0.0
+        self.taken_at = now
         return out
 
 
@@ -105,6 +114,7 @@ class _SsrcState:
     sr_bytes: int | None = None
     sr_time: float | None = None
     bitrate_kbps: float | None = None
+    polled_at: float | None = None
 
 
 class Participant:
@@ -286,6 +296,7 @@ class Participant:
 
     async def _read_video(self, track: MediaStreamTrack, remote: str) -> None:
         counters = self._counters.setdefault(id(track), _VideoCounters())
+        counters.taken_at = self._clock()
         me = self.spec.name
         while True:
             try:
@@ -379,9 +390,8 @@ class Participant:
                     }
                     counters = self._counters.get(id(receiver.track)) if receiver.track else None
                     if kind == "video" and counters is not None:
-                        frames, unreadable, freezes, freeze_ms = counters.take()
-                        row.update(fps=frames / interval, freezes=freezes, freeze_ms=freeze_ms,
-                                   frames_unreadable=unreadable)
+                        fps, unreadable, freezes, freeze_ms = counters.take(self._clock())
+                        row.update(fps=fps, freezes=freezes, freeze_ms=freeze_ms, frames_unreadable=unreadable)
                     self._sink.emit("streams", row)
             if transceiver.currentDirection in ("sendonly", "sendrecv"):
                 report = await transceiver.sender.getStats()
@@ -395,6 +405,10 @@ class Participant:
                     packets = max(s.packetsSent - st.packets, 0)
                     sent = max(s.bytesSent - st.bytes_sent, 0)
                     st.packets, st.bytes_sent = s.packetsSent, s.bytesSent
+                    # Its own interval: this connection's poll may have come late on a busy loop.
+                    polled = self._clock()
+                    elapsed = polled - st.polled_at if st.polled_at is not None else interval
+                    st.polled_at = polled
                     rtt = ri.roundTripTime if ri is not None else None
                     self._sink.emit("streams", {
                         "ts": now, "participant": me, "peer": remote, "direction": "out", "kind": kind,
@@ -403,6 +417,6 @@ class Participant:
                         "loss_pct": 100 * ri.fractionLost / 256 if ri is not None else None,
                         "jitter_ms": ri.jitter / clock * 1000 if ri is not None else None,
                         "rtt_ms": rtt * 1000 if rtt is not None else None,
-                        "bitrate_kbps": sent * 8 / interval / 1000,
+                        "bitrate_kbps": sent * 8 / max(elapsed, 1e-3) / 1000,
                         "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0,
                     })
