@@ -153,8 +153,9 @@ def finish_run(run_dir: Path, scenario: Scenario, status: str, errors: list[str]
     invalid = health_reasons(reader, window) if status == "completed" else []
     if status == "completed" and invalid:
         status = "invalid"
+    # Media figures describe the steady meeting, as the health check does.
     summary = summarize(reader, planned_participants=scenario.participants, thresholds=scenario.thresholds,
-                        status=status)
+                        status=status, window=window)
     if status == "completed" and summary["participants"]["joined"] == 0:
         status = "failed"
         errors = [*errors, "no participant joined"]

@@ -141,12 +141,18 @@ def summarize(
     planned_participants: int,
     thresholds: Sequence[Threshold] = (),
     status: str | None = None,
+    window: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Compute every figure of ``summary.json`` from the run's tables and evaluate ``thresholds``.
 
     ``planned_participants`` comes from the scenario; ``status`` defaults to the manifest's. The result
     holds only JSON values (None for anything that could not be measured, never NaN) and can be passed to
     :func:`harness.store.write_summary` as is.
+
+    ``window`` (UNIX seconds, start and end): the media figures (frames, streams, audio, probes) come from
+    rows inside it only — the steady part of a run, without the bursts of joining and leaving (see
+    :func:`harness.run.steady_window`). Joins always count over the whole run. When the window holds no
+    frame (a run aborted early), every row counts, and ``window`` in the summary says so (null).
     """
     if isinstance(planned_participants, bool) or not isinstance(planned_participants, int):
         raise TypeError(f"planned_participants must be an int, got {planned_participants!r}")
@@ -158,6 +164,16 @@ def summarize(
     streams = reader.table("streams")
     audio = reader.table("audio")
     probes = reader.table("probes")
+    used_window = None
+    if window is not None:
+        start, end = window
+
+        def inside(table: pd.DataFrame) -> pd.DataFrame:
+            return table[(table["ts"] >= start) & (table["ts"] <= end)]
+
+        if not inside(frames).empty:
+            frames, streams, audio, probes = (inside(t) for t in (frames, streams, audio, probes))
+            used_window = {"start": _round(start), "end": _round(end)}
 
     inbound = streams[streams["direction"] == "in"]
     inbound_video = inbound[inbound["kind"] == "video"]
@@ -183,6 +199,7 @@ def summarize(
         "system": _system_name(manifest),
         "status": status if status is not None else manifest.get("status"),
         "duration_s": _duration_s(manifest),
+        "window": used_window,
     }
     for metric in DISTRIBUTION_METRICS:
         summary[metric] = _distribution(samples[metric])

@@ -155,6 +155,7 @@ def test_summary_figures(run: Path) -> None:
         "system": "p2p",
         "status": "completed",
         "duration_s": 120.5,
+        "window": None,
         # ok joins 100, 200, 300: p95 at rank 0.95 * 2 = 1.9 -> 200 + 0.9 * 100
         "join_ms": {"p50": 200.0, "p95": 290.0, "p99": None, "mean": 200.0, "samples": 3},
         # 10..100: p95 at rank 0.95 * 90 = 85.5 -> 95.5; fewer than 100 samples -> no p99
@@ -311,3 +312,27 @@ def test_format_table(run: Path) -> None:
     assert "  ok   video_latency_ms.p95 < 150  (value 95.5)" in lines
     assert "  FAIL packet_loss_pct < 0.5  (value 0.99)" in lines
     assert text.isascii()
+
+
+def test_window_keeps_media_rows_inside_and_joins_all(tmp_path: Path) -> None:
+    run_dir = tmp_path / "w"
+    write_manifest(run_dir, {"run_id": "w", "status": "completed", "system": {"name": "p2p"}})
+    with RunWriter(run_dir) as writer:
+        writer.append("joins", [{"ts": 0.0, "participant": "a", "group": "g", "host": "h", "attempt": 1,
+                                 "ok": True, "join_ms": 100.0}])
+        # A join burst (1000 ms) before the window, steady frames (10-19 ms) inside, a leave burst after.
+        rows = [dict(frame("a", "b", 0, 0, 1000.0), ts=1.0)]
+        rows += [dict(frame("a", "b", 0, n, 10.0 + n), ts=5.0 + n / 10) for n in range(1, 11)]
+        rows += [dict(frame("a", "b", 0, 99, 2000.0), ts=30.0)]
+        writer.append("frames", rows)
+    reader = RunReader(run_dir)
+    steady = summarize(reader, planned_participants=1, window=(4.0, 20.0))
+    assert steady["window"] == {"start": 4.0, "end": 20.0}
+    assert steady["video_latency_ms"]["samples"] == 10 and steady["video_latency_ms"]["p50"] == 15.5
+    assert steady["frame_loss_pct"] == 0  # frames 1..10 complete inside the window
+    assert steady["participants"]["joined"] == 1
+    whole = summarize(reader, planned_participants=1)
+    assert whole["window"] is None and whole["video_latency_ms"]["samples"] == 12
+    # A window with no frame in it (a run aborted early) falls back to every row, and says so.
+    empty = summarize(reader, planned_participants=1, window=(100.0, 200.0))
+    assert empty["window"] is None and empty["video_latency_ms"]["samples"] == 12
