@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -294,16 +294,20 @@ class Participant:
 
         task.add_done_callback(finished)
 
-    async def _read_video(self, track: MediaStreamTrack, remote: str) -> None:
-        counters = self._counters.setdefault(id(track), _VideoCounters())
-        counters.taken_at = self._clock()
-        me = self.spec.name
+    async def _received(self, track: MediaStreamTrack) -> AsyncIterator[tuple[Any, float]]:
+        """Each decoded frame of ``track`` with the time it was handed over, until the track ends."""
         while True:
             try:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            now = self._clock()
+            yield frame, self._clock()
+
+    async def _read_video(self, track: MediaStreamTrack, remote: str) -> None:
+        counters = self._counters.setdefault(id(track), _VideoCounters())
+        counters.taken_at = self._clock()
+        me = self.spec.name
+        async for frame, now in self._received(track):
             assert isinstance(frame, VideoFrame)  # aiortc's video receiver yields decoded frames
             stamp = read_frame(frame)
             if stamp is None:
@@ -333,13 +337,8 @@ class Participant:
     async def _read_audio(self, track: MediaStreamTrack, remote: str) -> None:
         detector = PulseDetector(AUDIO_SAMPLE_RATE, self.spec.audio.pulse_period_s)
         me = self.spec.name
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            now = self._clock()
-            for latency_ms in detector.feed(frame, now):  # type: ignore[arg-type]
+        async for frame, now in self._received(track):
+            for latency_ms in detector.feed(frame, now):
                 self._sink.emit("audio", {"ts": now, "receiver": me, "sender": remote,
                                           "latency_ms": latency_ms})
 

@@ -12,17 +12,14 @@ folder or a whole results folder into :class:`RunRecord` s (manifest and summary
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import StoreError, UsageError
-from harness.store import MANIFEST_FILE, SCHEMA_VERSION, RunReader, new_run_id, utc_iso
+from harness.store import MANIFEST_FILE, SCHEMA_VERSION, RunReader, atomic_write_bytes, new_run_id, utc_iso
 
 __all__ = [
     "RUNSET_FILE",
@@ -135,19 +132,12 @@ def interleave(systems: Sequence[str], repeat: int) -> list[tuple[int, str]]:
 
 
 def _write(path: Path, document: Mapping[str, Any]) -> None:
-    # Same discipline as the store (temporary file, fsync, rename): a killed set leaves a whole runset.json.
-    data = (json.dumps(document, indent=2, allow_nan=False) + "\n").encode()
+    # The store's discipline (temporary file, fsync, rename): a killed set leaves a whole runset.json.
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError, UnboundLocalError):
-            os.unlink(tmp_name)
-        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+        data = (json.dumps(document, indent=2, allow_nan=False) + "\n").encode()
+    except ValueError as exc:
+        raise StoreError(f"cannot write {path}: {exc}") from None
+    atomic_write_bytes(path, data)
 
 
 def read_run_set(set_dir: Path | str) -> dict[str, Any]:

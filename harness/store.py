@@ -170,8 +170,12 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
+
+    Temporary file, fsync, rename, fsync of the folder; :class:`StoreError` on failure. Every JSON file of
+    the results (manifests, summaries, run sets) is written through here.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -205,7 +209,7 @@ def _write_json(path: Path, document: Mapping[str, Any]) -> None:
         text = json.dumps(body, indent=2, allow_nan=False, default=_json_default)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"cannot write {path}: {exc}") from exc
-    _atomic_write_bytes(path, (text + "\n").encode())
+    atomic_write_bytes(path, (text + "\n").encode())
 
 
 def _read_json(

@@ -113,11 +113,7 @@ class Sfu:
         if publisher is None:
             raise SfuError(404, f"nobody named {publisher_name!r} publishes in room {room!r}")
         pc = RTCPeerConnection()
-        try:
-            await pc.setRemoteDescription(offer)
-        except Exception as exc:
-            await pc.close()
-            raise SfuError(400, f"malformed SDP offer: {exc}") from None
+        await self._set_offer(pc, offer)
         for transceiver in pc.getTransceivers():
             relay = publisher.relays.get(transceiver.kind)
             if relay is None:
@@ -166,12 +162,15 @@ class Sfu:
             await self.delete(resource_id)
 
     # -- helpers ------------------------------------------------------------------------------------------
-    async def _answer(self, pc: RTCPeerConnection, offer: RTCSessionDescription) -> str:
+    async def _set_offer(self, pc: RTCPeerConnection, offer: RTCSessionDescription) -> None:
         try:
             await pc.setRemoteDescription(offer)
-        except Exception as exc:
+        except Exception as exc:  # aiortc raises several kinds for SDP it cannot use; all are the client's
             await pc.close()
             raise SfuError(400, f"malformed SDP offer: {exc}") from None
+
+    async def _answer(self, pc: RTCPeerConnection, offer: RTCSessionDescription) -> str:
+        await self._set_offer(pc, offer)
         for transceiver in pc.getTransceivers():
             transceiver.direction = "recvonly"
         return await self._local_answer(pc)
