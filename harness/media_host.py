@@ -122,7 +122,8 @@ class MediaHost:
         group = next(g for g in self.scenario.groups if g.name == cmd["group"])
         spec = ParticipantSpec(
             name=cmd["participant"], group=group.name, index=int(cmd["index"]), room=self.scenario.room,
-            publish=group.publish, subscribe=group.subscribe, join_timeout_s=self.scenario.join_timeout_s,
+            publish=group.publish, subscribe=group.subscribe, probe_fraction=group.probe_fraction,
+            join_timeout_s=self.scenario.join_timeout_s,
             video=self.scenario.video, audio=self.scenario.audio, host=self.host,
         )
         participant = Participant(spec, self.system, self.outbox)

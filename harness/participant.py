@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aiortc import MediaStreamTrack, RTCPeerConnection
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError
 from aiortc.stats import (
     RTCInboundRtpStreamStats,
@@ -28,6 +29,7 @@ from harness import jitter, netio
 from harness.errors import SystemError_
 from harness.media.audio import AudioSource, PulseDetector
 from harness.media.encoder import SharedAudioEncoder, SharedVideoEncoder
+from harness.media.tap import tap
 from harness.media.video import VideoSource, read_frame
 from harness.scenario import AudioSettings, VideoSettings
 from harness.systems.base import Session, SessionContext, System
@@ -59,6 +61,7 @@ class ParticipantSpec:
     room: str
     publish: tuple[str, ...] = ("audio", "video")
     subscribe: bool = True
+    probe_fraction: float = 1.0
     join_timeout_s: float = 20.0
     video: VideoSettings = field(default_factory=VideoSettings)
     audio: AudioSettings = field(default_factory=AudioSettings)
@@ -90,6 +93,24 @@ class _VideoCounters:
         self.gaps: deque[float] = deque(maxlen=FREEZE_WINDOW)
         self.last_arrival: float | None = None
         self.taken_at: float | None = None
+
+    def arrived(self, now: float) -> float | None:
+        """Count a frame that arrived at ``now``; returns the gap since the previous one (ms), if any.
+
+        A freeze is the WebRTC stats definition: a gap > max(3 x mean, mean + 150 ms) over the last gaps.
+        """
+        gap_ms = None
+        if self.last_arrival is not None:
+            gap_ms = (now - self.last_arrival) * 1000
+            if len(self.gaps) >= 2:
+                mean = sum(self.gaps) / len(self.gaps)
+                if gap_ms > max(3 * mean, mean + 150):
+                    self.freezes += 1
+                    self.freeze_ms += gap_ms
+            self.gaps.append(gap_ms)
+        self.last_arrival = now
+        self.frames += 1
+        return gap_ms
 
     def take(self, now: float) -> tuple[float | None, int, int, float]:
         """(fps since the last take, unreadable frames, freezes, freeze ms), and start counting anew.
@@ -172,12 +193,38 @@ class Participant:
             if pc.connectionState == "failed":
                 self.on_event("connection_failed", remote)
 
-    def on_track(self, track: MediaStreamTrack, remote: str) -> None:
-        """Start measuring a remote track (SessionListener)."""
-        if track.kind == "video":
+    def on_track(self, track: MediaStreamTrack, remote: str, receiver: RTCRtpReceiver | None = None) -> None:
+        """Start measuring a remote track (SessionListener): decoded if it is a probe, else from its frames."""
+        if receiver is not None and not self.is_probe(remote):
+            self._measure_undecoded(track, receiver)
+        elif track.kind == "video":
             self._spawn(self._read_video(track, remote))
         elif track.kind == "audio":
             self._spawn(self._read_audio(track, remote))
+
+    def is_probe(self, remote: str) -> bool:
+        """Whether this participant decodes what ``remote`` sends (stable for a pair, like a hash draw)."""
+        fraction = self.spec.probe_fraction
+        if fraction >= 1.0:
+            return True
+        draw = zlib.crc32(f"{self.spec.name}>{remote}".encode()) / 2**32
+        return draw < fraction
+
+    def _measure_undecoded(self, track: MediaStreamTrack, receiver: RTCRtpReceiver) -> None:
+        if track.kind != "video":
+            tap(receiver, lambda codec, frame: None)  # RTP stats still come from getStats
+            return
+        counters = self._counters.setdefault(id(track), _VideoCounters())
+        counters.taken_at = self._clock()
+
+        def on_frame(codec: Any, frame: Any) -> None:
+            now = self._clock()
+            counters.arrived(now)
+            if self._first_frame_at is None:
+                self._first_frame_at = now
+                self._first_frame.set()
+
+        tap(receiver, on_frame)
 
     def on_event(self, kind: str, detail: str) -> None:
         """Record an adapter event (SessionListener)."""
@@ -313,17 +360,7 @@ class Participant:
             if stamp is None:
                 counters.unreadable += 1
                 continue
-            gap_ms = None
-            if counters.last_arrival is not None:
-                gap_ms = (now - counters.last_arrival) * 1000
-                if len(counters.gaps) >= 2:
-                    mean = sum(counters.gaps) / len(counters.gaps)
-                    if gap_ms > max(3 * mean, mean + 150):
-                        counters.freezes += 1
-                        counters.freeze_ms += gap_ms
-                counters.gaps.append(gap_ms)
-            counters.last_arrival = now
-            counters.frames += 1
+            gap_ms = counters.arrived(now)
             capture = stamp.capture_time(now)
             if self._first_frame_at is None:
                 self._first_frame_at = now

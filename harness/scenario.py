@@ -65,12 +65,17 @@ class Group:
     count: int
     publish: tuple[str, ...] = MEDIA_KINDS
     subscribe: bool = True
+    probe_fraction: float = 1.0
+    """Share of received streams decoded for stamps (latency, frame loss); the others are measured
+    from RTP and their encoded frames only (rate, freezes, loss, jitter), which costs far less."""
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
             raise ValueError("name must be letters, digits, '-' or '_'")
         if self.count < 0:
             raise ValueError(f"count must not be negative, got {self.count}")
+        if not 0.0 <= self.probe_fraction <= 1.0:
+            raise ValueError(f"probe_fraction must be between 0 and 1, got {self.probe_fraction}")
         for kind in self.publish:
             if kind not in MEDIA_KINDS:
                 raise ValueError(f"publish may list only {' and '.join(MEDIA_KINDS)}, got {kind!r}")
@@ -179,7 +184,7 @@ _TOP_KEYS = {
 _MEDIA_KEYS = {"video": dict, "audio": dict}
 _VIDEO_KEYS = {"width": int, "height": int, "fps": int, "codec": str, "bitrate_kbps": int}
 _AUDIO_KEYS = {"pulse_period_s": float}
-_GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool}
+_GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float}
 
 
 def _check(where: str, table: Mapping[str, Any], schema: Mapping[str, type]) -> dict[str, Any]:

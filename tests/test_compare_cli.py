@@ -70,7 +70,8 @@ class DelayingListener:
     def on_connection(self, pc, remote):
         self._inner.on_connection(pc, remote)
 
-    def on_track(self, track, remote):
+    def on_track(self, track, remote, receiver=None):
+        # The receiver is withheld: the delay works on decoded frames, so every stream must be decoded.
         self._inner.on_track(DelayedTrack(track) if track.kind == "video" else track, remote)
 
     def on_event(self, kind, detail):

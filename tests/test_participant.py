@@ -132,3 +132,29 @@ def test_h264_meeting_reads_stamps() -> None:
     frames = sink.rows["frames"]
     assert len(frames) > 2 * 15 * 1.5
     assert {f["sender"] for f in frames} == {"h0", "h1"}
+
+
+def test_undecoded_streams_still_measure_rate_and_rtp() -> None:
+    """probe_fraction = 0: nothing is decoded, yet frame rate, freezes, packets, loss and jitter are measured."""
+    sink = asyncio.run(meeting(3, 4.0, probe_fraction=0.0))
+    assert sink.rows["frames"] == [] and sink.rows["audio"] == []  # no stamp or pulse was read
+    video_in = [s for s in sink.rows["streams"] if s["direction"] == "in" and s["kind"] == "video"]
+    rates = [s["fps"] for s in video_in if s["fps"] is not None]
+    assert rates and max(rates) >= 12  # 15 fps sources, counted from complete encoded frames
+    assert sum(s["packets"] for s in video_in) > 0 and sum(s["packets_lost"] for s in video_in) == 0
+    by_name = {j["participant"]: j for j in sink.rows["joins"]}
+    assert all(0 < by_name[n]["first_frame_ms"] < 5000 for n in ("p1", "p2"))
+
+
+def test_probe_choice_is_stable_and_follows_the_fraction() -> None:
+    from harness.participant import Participant as P
+
+    def probes(fraction: float) -> list[bool]:
+        p = P(ParticipantSpec(name="r", group="g", index=0, room="x", probe_fraction=fraction), P2PSystem(),
+              ListSink())
+        return [p.is_probe(f"s{i}") for i in range(400)]
+
+    assert all(probes(1.0)) and not any(probes(0.0))
+    share = sum(probes(0.25)) / 400
+    assert 0.15 < share < 0.35
+    assert probes(0.25) == probes(0.25)  # the same pair always decides the same way

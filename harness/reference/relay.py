@@ -9,17 +9,16 @@ differ per subscriber (SSRC, sequence numbers, payload type, RTCP sender reports
 sender's own history) is done per subscriber by aiortc; a subscriber's PLI/FIR becomes a PLI to the
 publisher (via the shared encoder's key-frame hook in ``harness.media.encoder``).
 
-The private attributes touched here (the receiver's decoder queue, its remote SSRCs and PLI method) are
-used in this module only. Remove it when aiortc exposes encoded frames of a receiver. The process hosting
-relays should call ``harness.jitter.install(relay=True)`` before it creates receiving connections, so that
-frames are handed on as soon as they are complete.
+The receiver's decoder queue is taken over by ``harness.media.tap``; the private attributes touched here
+(the receiver's remote SSRCs and PLI method) are used in this module only. The process hosting relays
+should call ``harness.jitter.install(relay=True)`` before it creates receiving connections, so that frames
+are handed on as soon as they are complete.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from fractions import Fraction
 from typing import Any
 
@@ -30,33 +29,12 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from harness.media.encoder import install_keyframe_forwarding
 from harness.media.fanout import FanOut, FanOutTrack
+from harness.media.tap import tap as frame_tap
 
 log = logging.getLogger(__name__)
 
 # Deep enough for a burst of a few frames; a subscriber that lags further loses frames and asks for a key frame.
 RELAY_QUEUE = 30
-
-
-class _DecoderQueueTap:
-    """Stands in for an aiortc receiver's decoder queue: frames go to the relay, the decoder thread idles."""
-
-    def __init__(self, relay: EncodedRelay) -> None:
-        self._relay = relay
-        self._ended = threading.Event()
-
-    def put(self, item: tuple[RTCRtpCodecParameters, Any] | None) -> None:
-        # Called on the event loop by the receiver, once per complete encoded frame.
-        if item is None:
-            self._ended.set()
-            return
-        codec, frame = item
-        self._relay._forward(codec, frame)
-
-    def get(self) -> None:
-        # Called by the receiver's decoder thread: it waits here until the receiver stops, then ends the
-        # receiver's own track as it would have.
-        self._ended.wait()
-        return None
 
 
 class EncodedRelay:
@@ -69,15 +47,12 @@ class EncodedRelay:
         self.fanout: FanOut[Any] = FanOut(kind, maxsize=RELAY_QUEUE, copy=None)
         self.forwarded = 0
         """Encoded frames received and handed to the subscribers."""
-        self._tap = _DecoderQueueTap(self)
-        receiver._RTCRtpReceiver__decoder_queue = self._tap  # type: ignore[attr-defined]
         self._dropped_seen = 0
+        frame_tap(receiver, self._forward)
 
     @classmethod
     def tap(cls, receiver: RTCRtpReceiver, kind: str) -> EncodedRelay:
         """Tap ``receiver``; must be called before it starts receiving (in the ``track`` event)."""
-        if getattr(receiver, "_RTCRtpReceiver__started", False):
-            raise RuntimeError("tap the receiver in the track event, before it starts")
         return cls(receiver, kind)
 
     def track(self) -> FanOutTrack[Any]:

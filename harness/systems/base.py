@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 
@@ -33,8 +33,12 @@ class SessionListener(Protocol):
         """A peer connection was created; ``remote`` names the far end (a participant, or the server)."""
         ...
 
-    def on_track(self, track: MediaStreamTrack, remote: str) -> None:
-        """A remote track arrived; ``remote`` is the publishing participant when the adapter knows it."""
+    def on_track(self, track: MediaStreamTrack, remote: str, receiver: RTCRtpReceiver | None = None) -> None:
+        """A remote track arrived; ``remote`` is the publishing participant when the adapter knows it.
+
+        Adapters call it from the connection's ``track`` event and pass the track's receiver, so that the
+        engine may measure the stream without decoding it (``harness.media.tap``).
+        """
         ...
 
     def on_event(self, kind: str, detail: str) -> None:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Protocol
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from harness.errors import SystemError_
+from harness.media.tap import receiver_of
 from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
 
 log = logging.getLogger(__name__)
@@ -348,7 +349,7 @@ class P2PSession(Session):
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            listener.on_track(track, remote)
+            listener.on_track(track, remote, receiver_of(pc, track))
 
         listener.on_connection(pc, remote)
         return pc

@@ -33,6 +33,7 @@ import psutil
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from harness.errors import SystemError_
+from harness.media.tap import receiver_of
 from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
 
 log = logging.getLogger(__name__)
@@ -269,7 +270,7 @@ class WhipSession(Session):
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            listener.on_track(track, publisher)
+            listener.on_track(track, publisher, receiver_of(pc, track))
 
         url = fill(self._ep.whep, self.ctx.room, publisher)
         try:

@@ -1,0 +1,60 @@
+"""Encoded frames of an aiortc receiver, without decoding them: the one place that touches those internals.
+
+aiortc's RTCRtpReceiver reassembles complete encoded frames (depacketized, not decoded) and hands them to
+its decoder thread through a queue. :func:`tap` puts a stand-in in place of that queue before the receiver
+starts (when the ``track`` event fires): every complete frame goes to a callback on the event loop instead,
+and the decoder thread idles until the receiver stops. Used by the reference SFU to forward frames and by
+participants that measure a stream without decoding it (frame boundaries, rate and freezes from the frames
+themselves; packets, loss, jitter from RTCP as usual). Remove when aiortc exposes encoded frames.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import RTCRtpReceiver
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+FrameCallback = Callable[[RTCRtpCodecParameters, Any], None]
+"""Called with the codec and the complete encoded frame (``.data`` bytes, ``.timestamp`` RTP time)."""
+
+
+class _DecoderQueueTap:
+    """Stands in for the receiver's decoder queue."""
+
+    def __init__(self, on_frame: FrameCallback) -> None:
+        self._on_frame = on_frame
+        self._ended = threading.Event()
+
+    def put(self, item: tuple[RTCRtpCodecParameters, Any] | None) -> None:
+        # Called on the event loop by the receiver, once per complete encoded frame; None when it stops.
+        if item is None:
+            self._ended.set()
+            return
+        self._on_frame(*item)
+
+    def get(self) -> None:
+        # Called by the receiver's decoder thread: it waits here until the receiver stops, then ends the
+        # receiver's own track as it would have.
+        self._ended.wait()
+        return None
+
+
+def tap(receiver: RTCRtpReceiver, on_frame: FrameCallback) -> None:
+    """Send ``receiver``'s complete encoded frames to ``on_frame`` instead of its decoder.
+
+    Must be called before the receiver starts, i.e. in the peer connection's ``track`` event.
+    """
+    if getattr(receiver, "_RTCRtpReceiver__started", False):
+        raise RuntimeError("tap the receiver in the track event, before it starts")
+    receiver._RTCRtpReceiver__decoder_queue = _DecoderQueueTap(on_frame)  # type: ignore[attr-defined]
+
+
+def receiver_of(pc: Any, track: Any) -> RTCRtpReceiver | None:
+    """The receiver of ``track`` among ``pc``'s transceivers (None when it is not there)."""
+    for transceiver in pc.getTransceivers():
+        if transceiver.receiver.track is track:
+            return transceiver.receiver  # type: ignore[no-any-return]
+    return None
