@@ -180,10 +180,11 @@ class MetricResult:
         else:
             test = "no test"
         return (
-            f"{self.metric.key} {self.verdict}: candidate median {_fmt(self.candidate_median)} {unit} "
-            f"(n={len(self.candidate)}) vs baseline {_fmt(self.baseline_median)} {unit} (n={len(self.baseline)}), "
+            f"{self.metric.key} {self.verdict}: candidate median {fmt_figure(self.candidate_median)} {unit} "
+            f"(n={len(self.candidate)}) vs baseline {fmt_figure(self.baseline_median)} {unit} "
+            f"(n={len(self.baseline)}), "
             f"ratio {ratio}{ci}; {test}; minimum effect {self.min_effect:.0%} "
-            f"(and {_fmt(self.metric.min_abs)} {unit}); {self.reason}"
+            f"(and {fmt_figure(self.metric.min_abs)} {unit}); {self.reason}"
         )
 
 
@@ -262,7 +263,8 @@ def _result_dict(result: MetricResult) -> dict[str, Any]:
     }
 
 
-def _fmt(value: float | None) -> str:
+def fmt_figure(value: float | None) -> str:
+    """A figure as the comparison's outputs print it: 3 significant digits, '-' for none, 'inf'."""
     if value is None:
         return "-"
     if math.isinf(value):
@@ -325,12 +327,13 @@ def compare_metric(
     if not significant:
         return same
     if abs(change) < needed:
-        reason = f"significant but smaller than the minimum effect ({_fmt(abs(change))} < {_fmt(needed)})"
+        reason = f"significant but smaller than the minimum effect ({fmt_figure(abs(change))} < {fmt_figure(needed)})"
         return replace(same, reason=reason)
     higher = change > 0
     verdict = "worse" if higher == metric.lower_is_better else "better"
     direction = "higher" if higher else "lower"
-    reason = f"significant and {direction} by {_fmt(abs(change))} {metric.unit} (at least {_fmt(needed)} needed)"
+    reason = (f"significant and {direction} by {fmt_figure(abs(change))} {metric.unit} "
+              f"(at least {fmt_figure(needed)} needed)")
     return replace(same, verdict=verdict, reason=reason)
 
 

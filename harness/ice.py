@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import aioice.ice
 
 _original = aioice.ice.get_host_addresses
-_pinned: tuple[str, ...] | None = None
 
 
 def pin_host_addresses(addresses: Sequence[str] | None) -> None:
@@ -23,15 +22,12 @@ def pin_host_addresses(addresses: Sequence[str] | None) -> None:
 
     Raises ``ValueError`` for something that is not an IP address.
     """
-    global _pinned
     if addresses is None:
-        _pinned = None
         aioice.ice.get_host_addresses = _original
         return
     checked = tuple(str(ipaddress.ip_address(a)) for a in addresses)
     if not checked:
         raise ValueError("at least one host address is needed to pin ICE candidates")
-    _pinned = checked
 
     def pinned(use_ipv4: bool, use_ipv6: bool) -> list[str]:
         return [
@@ -39,8 +35,3 @@ def pin_host_addresses(addresses: Sequence[str] | None) -> None:
         ]
 
     aioice.ice.get_host_addresses = pinned
-
-
-def pinned_host_addresses() -> tuple[str, ...] | None:
-    """The addresses ICE is pinned to in this process, or ``None`` when not pinned."""
-    return _pinned

@@ -84,8 +84,3 @@ def install(relay: bool = False) -> None:
 def uninstall() -> None:
     """Back to aiortc's own buffer (benchmarks comparing both)."""
     _receiver.JitterBuffer = _original  # type: ignore[misc]
-
-
-def installed() -> bool:
-    """Whether receivers complete video frames on the marker bit."""
-    return _receiver.JitterBuffer in (_factory, _relay_factory)

@@ -20,7 +20,6 @@ from typing import Any
 MAX_DATAGRAMS_PER_WAKEUP = 64
 
 _Transport: Any = _selector_events._SelectorDatagramTransport  # type: ignore[attr-defined]
-_original_read_ready = _Transport._read_ready
 
 
 def _read_ready_batched(self: Any) -> None:
@@ -46,13 +45,3 @@ def _read_ready_batched(self: Any) -> None:
 def install() -> None:
     """Make every asyncio datagram transport of this process drain its socket on each wake-up."""
     _Transport._read_ready = _read_ready_batched
-
-
-def uninstall() -> None:
-    """Restore asyncio's own one-datagram-per-wake-up reading (tests, benchmarks comparing both)."""
-    _Transport._read_ready = _original_read_ready
-
-
-def installed() -> bool:
-    """Whether batched reading is active in this process."""
-    return _Transport._read_ready is _read_ready_batched

@@ -163,7 +163,6 @@ class Participant:
         self._first_frame_at: float | None = None
         self._last_poll = 0.0
         self._join_row: dict[str, Any] | None = None
-        self.joined = False
 
     def source_counters(self) -> tuple[int, int]:
         """(frames produced, frames skipped) of this participant's video source and encoder so far."""
@@ -257,7 +256,6 @@ class Participant:
             await self._wait_ice(max(remaining, 0.1))
             row["ice_ms"] = row["join_ms"] = (self._clock() - start) * 1000
             row["ok"] = True
-            self.joined = True
         except TimeoutError:
             row["error"] = f"join did not finish within {spec.join_timeout_s:g} s"
         except SystemError_ as exc:
@@ -327,7 +325,6 @@ class Participant:
         for source in (self._encoder, self._audio_encoder, self._video, self._audio):
             if source is not None:
                 await source.stop()
-        self.joined = False
 
     # -- measuring ---------------------------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:

@@ -9,20 +9,12 @@ import json
 import math
 from collections.abc import Sequence
 
-from harness.compare import Comparison, MetricResult
+from harness.compare import Comparison, MetricResult, fmt_figure
 from harness.junit import Case
 
 __all__ = ["format_markdown", "format_table", "junit_cases", "to_json"]
 
 _MARK = {"worse": "WORSE", "better": "better", "same": "same", "unknown": "unknown"}
-
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if math.isinf(value):
-        return "inf"
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
 
 
 def _ratio(result: MetricResult) -> str:
@@ -65,8 +57,8 @@ def format_table(comparisons: Sequence[Comparison]) -> str:
         rows = [("metric", "baseline", "candidate", "ratio [95% CI]", "test", "verdict")]
         for r in comparison.results:
             rows.append((
-                r.metric.key, f"{_num(r.baseline_median)} (n={len(r.baseline)})",
-                f"{_num(r.candidate_median)} (n={len(r.candidate)})", _ratio(r), _test(r), _MARK[r.verdict],
+                r.metric.key, f"{fmt_figure(r.baseline_median)} (n={len(r.baseline)})",
+                f"{fmt_figure(r.candidate_median)} (n={len(r.candidate)})", _ratio(r), _test(r), _MARK[r.verdict],
             ))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
@@ -97,8 +89,8 @@ def format_markdown(comparisons: Sequence[Comparison]) -> str:
         for r in comparison.results:
             verdict = f"**{r.verdict}**" if r.verdict == "worse" else r.verdict
             out.append(
-                f"| `{r.metric.key}` ({_md(r.metric.unit)}) | {_num(r.baseline_median)} (n={len(r.baseline)}) "
-                f"| {_num(r.candidate_median)} (n={len(r.candidate)}) | {_ratio(r)} | {_test(r)} | {verdict} |"
+                f"| `{r.metric.key}` ({_md(r.metric.unit)}) | {fmt_figure(r.baseline_median)} (n={len(r.baseline)}) "
+                f"| {fmt_figure(r.candidate_median)} (n={len(r.candidate)}) | {_ratio(r)} | {_test(r)} | {verdict} |"
             )
         out.append("")
         out.extend(f"- {_md(note)}" for note in comparison.notes)

@@ -45,9 +45,6 @@ class HarnessState:
         self.writer: RunWriter | None = None
         self.media_host: MediaHostClient | None = None
         self._media_host_lock = gevent.lock.Semaphore()
-        self.joined = 0
-        self.failed = 0
-        self.frames = 0
         self.started = time.time()
         self.hostname = socket.gethostname()
         self._greenlets: list[gevent.Greenlet] = []
@@ -87,7 +84,6 @@ class HarnessState:
         for row in tables.get("audio", ()):
             fire(request_type="AUDIO", name="pulse latency", response_time=row["latency_ms"],
                  response_length=0, exception=None, context={})
-        self.frames += len(tables.get("frames", ()))
         self.deliver(tables)
 
     def deliver(self, tables: dict[str, list[dict[str, Any]]]) -> None:
@@ -235,10 +231,6 @@ def join_participant(group: str, timeout: float) -> tuple[str, dict[str, Any]]:
     except MediaHostError as exc:
         row, error = {}, str(exc)
     elapsed_ms = (time.time() - start) * 1000
-    if error is None:
-        STATE.joined += 1
-    else:
-        STATE.failed += 1
     events.request.fire(request_type="JOIN", name="join", response_time=row.get("join_ms") or elapsed_ms,
                         response_length=0, exception=MediaHostError(error) if error else None, context={})
     return name, row

@@ -26,14 +26,11 @@ class ConferenceUser(User):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.participant: str | None = None
-        self.joined = False
 
     def on_start(self) -> None:
         """Join the room through this process's media host (the join is fired as a Locust request)."""
         # The media host bounds the join itself; the extra margin covers its start-up on first use.
-        name, row = join_participant(self.group.name, timeout=self.scenario.join_timeout_s + 60)
-        self.participant = name
-        self.joined = bool(row.get("ok"))
+        self.participant, _ = join_participant(self.group.name, timeout=self.scenario.join_timeout_s + 60)
 
     @task
     def stay(self) -> None:

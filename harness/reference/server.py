@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
-import json
 import logging
 import os
 import secrets
@@ -190,14 +189,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     except OSError as exc:
         raise SystemExit(f"confbench serve-reference: cannot listen on {args.host}:{args.port}: "
                          f"{exc.strerror or exc}") from None
-
-
-def health_json(text: str) -> dict[str, object]:
-    """Parse a /health answer (used by the harness's system adapters)."""
-    data = json.loads(text)
-    if not isinstance(data, dict):
-        raise ValueError("health answer is not an object")
-    return data
 
 
 if __name__ == "__main__":
