@@ -392,64 +392,74 @@ class Participant:
                     log.warning("stats poll of %s towards %s failed", self.spec.name, remote, exc_info=True)
 
     async def _poll_pc(self, remote: str, pc: RTCPeerConnection, now: float, interval: float) -> None:
-        me = self.spec.name
         for transceiver in pc.getTransceivers():
-            kind = transceiver.kind
-            clock = CLOCK_RATES.get(kind, 90000)
-            receiver = transceiver.receiver
             if transceiver.currentDirection in ("recvonly", "sendrecv"):
-                report = await receiver.getStats()
-                remote_out = {s.ssrc: s for s in report.values() if isinstance(s, RTCRemoteOutboundRtpStreamStats)}
-                for s in report.values():
-                    if not isinstance(s, RTCInboundRtpStreamStats):
-                        continue
-                    st = self._ssrc.setdefault((id(pc), "in", s.ssrc), _SsrcState())
-                    packets = max(s.packetsReceived - st.packets, 0)
-                    lost = max(s.packetsLost - st.lost, 0)
-                    st.packets, st.lost = s.packetsReceived, max(s.packetsLost, st.lost)
-                    ro = remote_out.get(s.ssrc)
-                    if ro is not None and ro.remoteTimestamp is not None:
-                        sr_time = ro.remoteTimestamp.timestamp()
-                        if st.sr_time is not None and sr_time > st.sr_time and st.sr_bytes is not None:
-                            st.bitrate_kbps = (ro.bytesSent - st.sr_bytes) * 8 / (sr_time - st.sr_time) / 1000
-                        if st.sr_time is None or sr_time > st.sr_time:
-                            st.sr_time, st.sr_bytes = sr_time, ro.bytesSent
-                    row: dict[str, Any] = {
-                        "ts": now, "participant": me, "peer": remote, "direction": "in", "kind": kind,
-                        "ssrc": s.ssrc, "packets": packets, "packets_lost": lost,
-                        "loss_pct": 100 * lost / (packets + lost) if packets + lost else None,
-                        "jitter_ms": s.jitter / clock * 1000, "bitrate_kbps": st.bitrate_kbps,
-                        "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0,
-                    }
-                    counters = self._counters.get(id(receiver.track)) if receiver.track else None
-                    if kind == "video" and counters is not None:
-                        fps, unreadable, freezes, freeze_ms = counters.take(self._clock())
-                        row.update(fps=fps, freezes=freezes, freeze_ms=freeze_ms, frames_unreadable=unreadable)
-                    self._sink.emit("streams", row)
+                await self._inbound_rows(transceiver, remote, pc, now)
             if transceiver.currentDirection in ("sendonly", "sendrecv"):
-                report = await transceiver.sender.getStats()
-                # aiortc files the receiver's report under the reporter's SSRC, not ours; a sender's own
-                # report holds at most one, and it is about this sender.
-                ri = next((s for s in report.values() if isinstance(s, RTCRemoteInboundRtpStreamStats)), None)
-                for s in report.values():
-                    if not isinstance(s, RTCOutboundRtpStreamStats):
-                        continue
-                    st = self._ssrc.setdefault((id(pc), "out", s.ssrc), _SsrcState())
-                    packets = max(s.packetsSent - st.packets, 0)
-                    sent = max(s.bytesSent - st.bytes_sent, 0)
-                    st.packets, st.bytes_sent = s.packetsSent, s.bytesSent
-                    # Its own interval: this connection's poll may have come late on a busy loop.
-                    polled = self._clock()
-                    elapsed = polled - st.polled_at if st.polled_at is not None else interval
-                    st.polled_at = polled
-                    rtt = ri.roundTripTime if ri is not None else None
-                    self._sink.emit("streams", {
-                        "ts": now, "participant": me, "peer": remote, "direction": "out", "kind": kind,
-                        "ssrc": s.ssrc, "packets": packets, "packets_lost": 0,
-                        # aiortc reports fractionLost as RFC 3550's 8-bit fraction (0..255).
-                        "loss_pct": 100 * ri.fractionLost / 256 if ri is not None else None,
-                        "jitter_ms": ri.jitter / clock * 1000 if ri is not None else None,
-                        "rtt_ms": rtt * 1000 if rtt is not None else None,
-                        "bitrate_kbps": sent * 8 / max(elapsed, 1e-3) / 1000,
-                        "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0,
-                    })
+                await self._outbound_rows(transceiver, remote, pc, now, interval)
+
+    async def _inbound_rows(self, transceiver: Any, remote: str, pc: RTCPeerConnection, now: float) -> None:
+        """One ``streams`` row per received SSRC: RTP counts, loss, jitter, sender-reported bitrate, frames."""
+        kind = transceiver.kind
+        clock = CLOCK_RATES.get(kind, 90000)
+        receiver = transceiver.receiver
+        report = await receiver.getStats()
+        remote_out = {s.ssrc: s for s in report.values() if isinstance(s, RTCRemoteOutboundRtpStreamStats)}
+        for s in report.values():
+            if not isinstance(s, RTCInboundRtpStreamStats):
+                continue
+            st = self._ssrc.setdefault((id(pc), "in", s.ssrc), _SsrcState())
+            packets = max(s.packetsReceived - st.packets, 0)
+            lost = max(s.packetsLost - st.lost, 0)
+            st.packets, st.lost = s.packetsReceived, max(s.packetsLost, st.lost)
+            ro = remote_out.get(s.ssrc)
+            if ro is not None and ro.remoteTimestamp is not None:
+                sr_time = ro.remoteTimestamp.timestamp()
+                if st.sr_time is not None and sr_time > st.sr_time and st.sr_bytes is not None:
+                    st.bitrate_kbps = (ro.bytesSent - st.sr_bytes) * 8 / (sr_time - st.sr_time) / 1000
+                if st.sr_time is None or sr_time > st.sr_time:
+                    st.sr_time, st.sr_bytes = sr_time, ro.bytesSent
+            row: dict[str, Any] = {
+                "ts": now, "participant": self.spec.name, "peer": remote, "direction": "in", "kind": kind,
+                "ssrc": s.ssrc, "packets": packets, "packets_lost": lost,
+                "loss_pct": 100 * lost / (packets + lost) if packets + lost else None,
+                "jitter_ms": s.jitter / clock * 1000, "bitrate_kbps": st.bitrate_kbps,
+                "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0,
+            }
+            counters = self._counters.get(id(receiver.track)) if receiver.track else None
+            if kind == "video" and counters is not None:
+                fps, unreadable, freezes, freeze_ms = counters.take(self._clock())
+                row.update(fps=fps, freezes=freezes, freeze_ms=freeze_ms, frames_unreadable=unreadable)
+            self._sink.emit("streams", row)
+
+    async def _outbound_rows(self, transceiver: Any, remote: str, pc: RTCPeerConnection, now: float,
+                             interval: float) -> None:
+        """One ``streams`` row per sent SSRC: RTP counts, bitrate, and the receiver's report (loss, RTT)."""
+        kind = transceiver.kind
+        clock = CLOCK_RATES.get(kind, 90000)
+        report = await transceiver.sender.getStats()
+        # aiortc files the receiver's report under the reporter's SSRC, not ours; a sender's own
+        # report holds at most one, and it is about this sender.
+        ri = next((s for s in report.values() if isinstance(s, RTCRemoteInboundRtpStreamStats)), None)
+        for s in report.values():
+            if not isinstance(s, RTCOutboundRtpStreamStats):
+                continue
+            st = self._ssrc.setdefault((id(pc), "out", s.ssrc), _SsrcState())
+            packets = max(s.packetsSent - st.packets, 0)
+            sent = max(s.bytesSent - st.bytes_sent, 0)
+            st.packets, st.bytes_sent = s.packetsSent, s.bytesSent
+            # Its own interval: this connection's poll may have come late on a busy loop.
+            polled = self._clock()
+            elapsed = polled - st.polled_at if st.polled_at is not None else interval
+            st.polled_at = polled
+            rtt = ri.roundTripTime if ri is not None else None
+            self._sink.emit("streams", {
+                "ts": now, "participant": self.spec.name, "peer": remote, "direction": "out", "kind": kind,
+                "ssrc": s.ssrc, "packets": packets, "packets_lost": 0,
+                # aiortc reports fractionLost as RFC 3550's 8-bit fraction (0..255).
+                "loss_pct": 100 * ri.fractionLost / 256 if ri is not None else None,
+                "jitter_ms": ri.jitter / clock * 1000 if ri is not None else None,
+                "rtt_ms": rtt * 1000 if rtt is not None else None,
+                "bitrate_kbps": sent * 8 / max(elapsed, 1e-3) / 1000,
+                "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0,
+            })
