@@ -129,9 +129,9 @@ def _add_link(namespace: str) -> Link:
     raise TestbedError(f"no free /30 left in {LINK_BLOCK} for a test link")
 
 
-def _used_networks() -> set[ipaddress.IPv4Network]:
+def _used_networks() -> set[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     """The /30s of :data:`LINK_BLOCK` that an interface of the root namespace already has."""
-    used: set[ipaddress.IPv4Network] = set()
+    used: set[ipaddress.IPv4Network | ipaddress.IPv6Network] = set()
     for line in ip("-o", "-4", "addr", "show").splitlines():
         match = re.search(r"inet (\S+)", line)
         if match:
@@ -151,7 +151,7 @@ def _delete(name: str, host_ifname: str | None = None) -> None:
 
 def remove_stale() -> list[str]:
     """Delete namespaces this module created for processes that no longer exist; return their names."""
-    removed = []
+    removed: list[str] = []
     if shutil.which("ip") is None:
         return removed
     for line in ip("netns", "list", check=False).splitlines():
