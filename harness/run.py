@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,9 @@ from harness.store import (
     write_summary,
 )
 from harness.summary import summarize
-from harness.systems import SystemSpec, create_system
+from harness.systems import SERVE_ADDRESS, SystemSpec, create_system
 from harness.systems.base import Deployment
+from harness.testbed.impairment import ImpairedNetwork, RunNetwork, network_reasons, open_network
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +143,8 @@ def health_reasons(reader: RunReader, window: tuple[float, float] | None = None)
         if share > MAX_LAGGING_SHARE:
             reasons.append(f"load generator saturated: media host event loop lagged > {MAX_LOOP_LAG_MS:g} ms "
                            f"in {share:.0%} of seconds (max {lag.max():.0f} ms)")
-    return reasons
+    # The network emulation is part of the instrument too: a wire that fell behind is measured, not the system.
+    return reasons + network_reasons(probes, reader.table("network"), window)
 
 
 def finish_run(run_dir: Path, scenario: Scenario, status: str, errors: list[str]) -> dict[str, Any]:
@@ -211,24 +214,39 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
     ``processes``: Locust processes, each with its own media host (default: one per core). ``announce`` is
     called with the run folder once the system is deployed and answering, before any participant starts.
     """
-    system = create_system(spec)
-    deployment = system.deploy()
+    # Impaired groups get their namespaces and links first: a server started for the run listens on the
+    # network's root address, where they can reach it.
+    network = open_network({g.name: g.network for g in scenario.groups if g.network is not None})
     try:
-        run_dir = open_run(results_root, scenario, spec, deployment)
-        if announce is not None:
-            announce(run_dir)
-        update_manifest(run_dir, loadgen={"processes": processes or default_processes()})
-        # The load generator joins what was deployed (e.g. a broker or server started for this run).
-        target = SystemSpec(spec.name, deployment.url)
-        return _drive(scenario, target, run_dir, deployment, progress, processes or default_processes())
+        system = create_system(spec, {SERVE_ADDRESS: network.root_address} if network else None)
+        deployment = system.deploy()
+        try:
+            run_dir = open_run(results_root, scenario, spec, deployment)
+            if announce is not None:
+                announce(run_dir)
+            update_manifest(run_dir, loadgen={"processes": processes or default_processes()},
+                            network=network.layout() if network else None)
+            # The load generator joins what was deployed (e.g. a broker or server started for this run).
+            target = SystemSpec(spec.name, deployment.url)
+            return _drive(scenario, target, run_dir, deployment, progress, processes or default_processes(),
+                          network)
+        finally:
+            system.undeploy()
     finally:
-        system.undeploy()
+        if network is not None:
+            network.close()
 
 
 def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Deployment,
-           progress: ProgressFn | None, processes: int) -> RunOutcome:
+           progress: ProgressFn | None, processes: int, network: ImpairedNetwork | None = None) -> RunOutcome:
     errors: list[str] = []
     status = "completed"
+    shaping = None
+    if network is not None:
+        # The timeline counts from the run's start, the origin of every chart's time axis.
+        t0 = datetime.fromisoformat(RunReader(run_dir).manifest["started_utc"]).timestamp()
+        shaping = RunNetwork(network, {g.name: g.network for g in scenario.groups if g.network}, run_dir, t0)
+        shaping.start()
     probe_writer = RunWriter(run_dir, writer_id="controller", flush_interval_s=1.0)
     probe = None
     if deployment.server_pids:
@@ -268,6 +286,11 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
             _stop(proc, graceful=False)
         if probe is not None:
             probe.stop()
+        if shaping is not None:
+            network_errors = shaping.stop()
+            if network_errors and status == "completed":
+                status = "failed"
+            errors.extend(network_errors)
         probe_writer.close()
         log_file.close()
     summary = finish_run(run_dir, scenario, status, errors)

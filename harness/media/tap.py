@@ -58,3 +58,35 @@ def receiver_of(pc: Any, track: Any) -> RTCRtpReceiver | None:
         if transceiver.receiver.track is track:
             return transceiver.receiver  # type: ignore[no-any-return]
     return None
+
+
+class ReceivedBytes:
+    """RTP payload bytes a receiver got per media SSRC (retransmissions counted under the SSRC they repair)."""
+
+    def __init__(self) -> None:
+        self.by_ssrc: dict[int, int] = {}
+
+
+def count_received(receiver: RTCRtpReceiver) -> ReceivedBytes:
+    """Count what ``receiver`` receives, from now on (idempotent: the same counter for the same receiver).
+
+    aiortc's inbound statistics have packet counts but no byte counts, and the bitrate a sender reports in
+    its RTCP sender reports is what it sent, not what arrived: behind a rate-limited link the two differ.
+    The receiver's packet handler is wrapped (on this instance only) to add each packet's payload size.
+    """
+    existing: ReceivedBytes | None = getattr(receiver, "_confbench_received", None)
+    if existing is not None:
+        return existing
+    counter = ReceivedBytes()
+    handle = receiver._handle_rtp_packet
+    rtx: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+    counts = counter.by_ssrc
+
+    async def counting(packet: Any, arrival_time_ms: int) -> None:
+        ssrc = rtx.get(packet.ssrc, packet.ssrc)
+        counts[ssrc] = counts.get(ssrc, 0) + len(packet.payload)
+        await handle(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = counting  # type: ignore[method-assign]
+    receiver._confbench_received = counter  # type: ignore[attr-defined]
+    return counter

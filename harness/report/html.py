@@ -36,7 +36,9 @@ _DISTRIBUTIONS: tuple[tuple[str, str, str], ...] = (
     ("rtt_ms", "Round-trip time", "ms"),
     ("jitter_ms", "Jitter", "ms"),
     ("fps", "Frame rate", "fps"),
-    ("bitrate_kbps", "Bitrate", "kbit/s"),
+    ("bitrate_kbps", "Bitrate received", "kbit/s"),
+    ("audio_mos", "Audio MOS (E-model)", "1–4.5"),
+    ("video_psnr_db", "Video PSNR (luma)", "dB"),
 )
 _PLAIN: tuple[tuple[str, str, str], ...] = (
     ("packet_loss_pct", "Packet loss", "%"),
@@ -287,6 +289,9 @@ def _summary_table(runs: Sequence[RunData]) -> str:
         row(f"{what} ({unit}), p50 / p95", key, (_distribution(s.get(key)) for s in summaries))
     for key, what, unit in _PLAIN:
         row(f"{what} ({unit})", key, (_e(_num(s.get(key))) for s in summaries))
+    if any(s.get("video_resolution") for s in summaries):
+        row("Video resolution received", "video_resolution",
+            (_e(_scalar(s.get("video_resolution")) or _DASH) for s in summaries))
     joined = (_participants(s.get("participants")) for s in summaries)
     row("Participants joined / planned", "participants", joined)
     for key, what in _CPU:
