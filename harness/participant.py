@@ -18,7 +18,6 @@ from typing import Any, Protocol
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError
 from aiortc.stats import (
-    RTCInboundRtpStreamStats,
     RTCOutboundRtpStreamStats,
     RTCRemoteInboundRtpStreamStats,
 )
@@ -30,7 +29,7 @@ from harness.errors import SystemError_
 from harness.media.audio import AudioSource, PulseDetector
 from harness.media.encoder import SharedAudioEncoder, SharedVideoEncoder
 from harness.media.psnr import frame_psnr
-from harness.media.tap import count_received, tap
+from harness.media.tap import count_received, inbound_counts, tap
 from harness.media.video import VideoSource, read_frame
 from harness.scenario import AudioSettings, VideoSettings
 from harness.systems.base import Session, SessionContext, System
@@ -416,19 +415,17 @@ class Participant:
                 await self._outbound_rows(transceiver, remote, pc, now, interval)
 
     async def _inbound_rows(self, transceiver: Any, remote: str, pc: RTCPeerConnection, now: float) -> None:
-        """One ``streams`` row per received SSRC: RTP counts, loss, jitter, sender-reported bitrate, frames."""
+        """One ``streams`` row per received SSRC: RTP counts, loss, jitter, received bitrate, frames, quality."""
         kind = transceiver.kind
         clock = CLOCK_RATES.get(kind, 90000)
         receiver = transceiver.receiver
         received = count_received(receiver).by_ssrc  # from now on, if the adapter did not pass the receiver
-        report = await receiver.getStats()
-        for s in report.values():
-            if not isinstance(s, RTCInboundRtpStreamStats):
-                continue
+        # Not getStats: it reports one SSRC per receiver, which hides the media stream behind its RTX stream.
+        for s in inbound_counts(receiver):
             st = self._ssrc.setdefault((id(pc), "in", s.ssrc), _SsrcState())
-            packets = max(s.packetsReceived - st.packets, 0)
-            lost = max(s.packetsLost - st.lost, 0)
-            st.packets, st.lost = s.packetsReceived, max(s.packetsLost, st.lost)
+            packets = max(s.packets_received - st.packets, 0)
+            lost = max(s.packets_lost - st.lost, 0)
+            st.packets, st.lost = s.packets_received, max(s.packets_lost, st.lost)
             # What arrived, per this SSRC's own interval (a sender's own report would say what it sent, which
             # a rate-limited link does not deliver). Retransmission SSRCs count under the stream they repair.
             bitrate = None

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import harness.loadgen
+from harness.calibration import instrument_floor
 from harness.environment import harness_facts, host_facts
 from harness.errors import HarnessError, SystemError_
 from harness.probes import ProcessProbe
@@ -96,7 +97,9 @@ def open_run(results_root: Path, scenario: Scenario, spec: SystemSpec,
                    "version": info.get("version"), "info": info},
         "harness": harness_facts(), "host": host_facts(),
         "clock_sync": {"state": "single-host", "detail": "senders and receivers share this host's clock"},
-        "instrument_floor": None, "errors": [], "invalid_reasons": [], "pid": os.getpid(),
+        # Measured before any load: the part of every latency figure that is the instrument's own.
+        "instrument_floor": instrument_floor(scenario.video), "errors": [], "invalid_reasons": [],
+        "pid": os.getpid(),
     }
     write_manifest(run_dir, manifest)
     (run_dir / "scenario.json").write_text(json.dumps(scenario.to_dict(), indent=2))

@@ -1,4 +1,4 @@
-"""Encoded frames of an aiortc receiver, without decoding them: the one place that touches those internals.
+"""Encoded frames and counters of an aiortc receiver: the one place that touches a receiver's internals.
 
 aiortc's RTCRtpReceiver reassembles complete encoded frames (depacketized, not decoded) and hands them to
 its decoder thread through a queue. :func:`tap` puts a stand-in in place of that queue before the receiver
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiortc import RTCRtpReceiver
@@ -90,3 +91,28 @@ def count_received(receiver: RTCRtpReceiver) -> ReceivedBytes:
     receiver._handle_rtp_packet = counting  # type: ignore[method-assign]
     receiver._confbench_received = counter  # type: ignore[attr-defined]
     return counter
+
+
+@dataclass(frozen=True, slots=True)
+class InboundCounts:
+    """RFC 3550 receiver counters of one received media stream (jitter in RTP clock units)."""
+
+    ssrc: int
+    packets_received: int
+    packets_lost: int
+    jitter: int
+
+
+def inbound_counts(receiver: RTCRtpReceiver) -> list[InboundCounts]:
+    """The receiver counters of every media SSRC ``receiver`` gets (retransmission SSRCs left out).
+
+    aiortc's ``getStats`` files every inbound SSRC of a receiver under the same stats id, so once a
+    retransmission (RTX) stream exists the report holds only one of them, often the RTX one: the media
+    stream's packets and losses vanish from it. The per-SSRC counters are read here instead. A
+    retransmission stream is left out: its bytes count in its media stream's bitrate
+    (:func:`count_received`), and the media stream's loss is what the network dropped.
+    """
+    streams = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+    rtx: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+    return [InboundCounts(ssrc, s.packets_received, s.packets_lost, s.jitter)
+            for ssrc, s in list(streams.items()) if ssrc not in rtx]

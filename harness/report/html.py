@@ -450,7 +450,18 @@ def _floor_text(manifest: Mapping[str, Any]) -> str | None:
     number = _number(floor)
     if number is not None:
         return f"{format_number(number)} ms"
-    figures = [(str(k), _number(v)) for k, v in _mapping(floor).items()]
+    values = _mapping(floor)
+    p50 = _number(values.get("video_p50_ms"))
+    if p50 is not None:  # the record harness.calibration writes
+        p95, audio = _number(values.get("video_p95_ms")), _number(values.get("audio_p50_ms"))
+        parts = [f"video p50 {format_number(p50)} ms" + (f" (p95 {format_number(p95)})" if p95 is not None else "")]
+        if audio is not None:
+            parts.append(f"audio p50 {format_number(audio)} ms")
+        where = ", ".join(str(values[k]) for k in ("source", "video", "measured_utc") if _scalar(values.get(k)))
+        return "; ".join(parts) + (f" — {where}" if where else "")
+    if values.get("error"):
+        return f"not measured: {values.get('error')}"
+    figures = [(str(k), _number(v)) for k, v in values.items()]
     return ", ".join(f"{k} {format_number(v)}" for k, v in figures if v is not None) or None
 
 
