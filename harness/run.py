@@ -41,7 +41,7 @@ from harness.store import (
     write_summary,
 )
 from harness.summary import summarize
-from harness.systems import SERVE_ADDRESS, SystemSpec, create_system
+from harness.systems import IMPAIRED_NETWORK, SERVE_ADDRESS, SystemSpec, create_system
 from harness.systems.base import Deployment
 from harness.testbed.impairment import ImpairedNetwork, RunNetwork, network_reasons, open_network
 
@@ -221,7 +221,8 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
     # network's root address, where they can reach it.
     network = open_network({g.name: g.network for g in scenario.groups if g.network is not None})
     try:
-        system = create_system(spec, {SERVE_ADDRESS: network.root_address} if network else None)
+        options = {SERVE_ADDRESS: network.root_address, IMPAIRED_NETWORK: network} if network else None
+        system = create_system(spec, options)
         deployment = system.deploy()
         try:
             run_dir = open_run(results_root, scenario, spec, deployment)

@@ -74,6 +74,7 @@ def test_an_impaired_group_is_measured_through_its_link(tmp_path: Path) -> None:
     assert marked[0] == pytest.approx(9.0, abs=0.05) and "30% loss" in marked[1]
     page = next((tmp_path / "reports").glob("*/index.html")).read_text()
     assert "bitrate_over_time.png" in page
+    assert "Network emulation" in page and "far: custom; wire" in page
     streams = reader.table("streams")
     inbound_audio = streams[(streams["direction"] == "in") & (streams["kind"] == "audio")]
     assert inbound_audio["mos"].between(1, 4.5).any()

@@ -223,6 +223,10 @@ def _on_init(environment: Environment, **_: Any) -> None:
             STATE.run_dir = Path(opts.confbench_run_dir)
             STATE.network = read_layout(STATE.run_dir)
     runner = environment.runner
+    if STATE.scenario is not None and STATE.scenario.impaired and STATE.network is None:
+        # Only the controller creates namespaces and links (it needs root, and it owns their life cycle).
+        log.warning("this scenario's network profiles are applied by `confbench run` only: "
+                    "participants of this Locust run are not impaired")
     if isinstance(runner, WorkerRunner):
         pass
     else:

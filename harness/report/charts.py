@@ -341,7 +341,7 @@ def _mark_network_changes(ax: Axes, runs: Sequence[RunData]) -> None:
                         textcoords="offset points", fontsize=7, va="top", rotation=90, color=color(index))
 
 
-@chart("bitrate_over_time", only_with="streams")
+@chart("bitrate_over_time")
 def bitrate_over_time(runs: Sequence[RunData]) -> Figure:
     """Received video bitrate per stream and time bin: median line, band p5–p95; network changes marked."""
     width = bin_width(runs)

@@ -434,6 +434,7 @@ def _facts(run: RunData) -> str:
         ("Packages", _packages(host.get("packages"))),
         ("Clock sync", clock_text or None),
         ("Instrument floor", _floor_text(manifest)),
+        ("Network emulation", _network_text(manifest)),
         ("Schema version", _scalar(manifest.get("schema_version"))),
     ]
     rows = "".join(f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>" for name, value in facts if value)
@@ -463,6 +464,18 @@ def _floor_text(manifest: Mapping[str, Any]) -> str | None:
         return f"not measured: {values.get('error')}"
     figures = [(str(k), _number(v)) for k, v in values.items()]
     return ", ".join(f"{k} {format_number(v)}" for k, v in figures if v is not None) or None
+
+
+def _network_text(manifest: Mapping[str, Any]) -> str | None:
+    """Which groups had which link, and what emulated it (null when no group was impaired)."""
+    network = _mapping(manifest.get("network"))
+    if not network:
+        return None
+    groups = [g for g in _mapping(manifest.get("scenario")).get("groups", []) if isinstance(g, Mapping)]
+    links = [f"{g.get('name')}: {_mapping(g.get('network')).get('name', 'custom')}" for g in groups
+             if g.get("network")]
+    backend = " — ".join(t for t in (_scalar(network.get("backend")), _scalar(network.get("reason"))) if t)
+    return "; ".join([*links, backend]) if backend else None
 
 
 def _packages(value: object) -> str | None:
