@@ -7,12 +7,15 @@
 2. **the grid**: the sender behind an emulated link (``harness.testbed.impairment``) whose uplink gets, one
    cell after the other, one-way delays, random losses, a jitter and a rate limit, in one continuous call.
 
-For a delay cell, measured = video latency p50 − floor p50 and error = measured − injected, within
-±(2 ms + 2 %) to pass. For a loss cell, measured = RTP packet loss at the receiver, error relative to the
-injected loss, within ±15 % to pass; loss cells last until about :data:`TARGET_LOST` losses are expected,
-so that chance alone (binomial) stays well inside that limit, and the loss the wire actually applied is
-shown next to it. Jitter and the rate limit have no pass mark: the table shows the RTP jitter and the
-received bitrate they produce.
+For a delay cell (sender → receiver only), measured = video latency p50 − floor p50 and error = measured −
+injected, within ±(2 ms + 2 %) to pass; the floor is measured before and after the grid and the mean of
+both is used, because the load of a shared machine may drift during the minutes the grid takes (the table
+shows both, and warns when they differ by more than :data:`FLOOR_DRIFT_WARN_MS`). For a loss cell (both
+ways), measured = RTP packet loss at both participants, error relative to the injected loss, within ±15 %
+to pass; loss cells last until about :data:`TARGET_LOST` losses are expected, so that chance alone
+(binomial) stays well inside that limit, and the loss the wire actually applied is shown next to it.
+Jitter and the rate limit have no pass mark: the table shows the RTP jitter and the received bitrate they
+produce.
 
 Every run records a floor in its manifest (``instrument_floor``): the last one measured on this machine
 with the same video settings and harness commit (kept in :func:`cache_path`), else a quick floor check
@@ -56,7 +59,7 @@ LOSS_TOLERANCE = 0.15
 """A loss passes within ±15 % of the injected loss (relative)."""
 TARGET_LOST = 400
 """Expected losses per loss cell: binomial chance then moves the measured loss by about 5 % (one sigma)."""
-MAX_LOSS_CELL_S = 90.0
+MAX_LOSS_CELL_S = 120.0
 SETTLE_S = 2.0
 """After a change of the link: packets in flight drain, and the receiver's 1 s statistics catch up."""
 START_S = 4.0
@@ -67,6 +70,7 @@ CACHE_ENV = "CONFBENCH_CALIBRATION"
 FLOOR_CHECK_ENV = "CONFBENCH_FLOOR_CHECK"
 MAX_FLOOR_AGE_S = 7 * 24 * 3600
 FLOOR_TIMEOUT_S = 180.0
+FLOOR_DRIFT_WARN_MS = 1.0
 
 
 class CalibrationError(HarnessError):
@@ -116,7 +120,16 @@ class Calibration:
     cells: tuple[Cell, ...] = ()
     wire_zero_ms: float | None = None
     """Video latency through the emulated link with nothing injected, minus the floor: the link's own cost."""
+    floor_after: Floor | None = None
+    """The floor measured again after the grid: when it moved, the machine's load changed meanwhile."""
     machine: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def floor_drift_ms(self) -> float | None:
+        """How far the floor's p50 moved during the calibration."""
+        if self.floor_after is None or None in (self.floor.video_p50_ms, self.floor_after.video_p50_ms):
+            return None
+        return float(self.floor_after.video_p50_ms) - float(self.floor.video_p50_ms)  # type: ignore[arg-type]
 
     @property
     def ok(self) -> bool:
@@ -126,8 +139,9 @@ class Calibration:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (``--json``)."""
         return {"video": self.video, "backend": self.backend, "floor": asdict(self.floor),
-                "wire_zero_ms": self.wire_zero_ms, "cells": [asdict(c) for c in self.cells], "ok": self.ok,
-                "machine": self.machine}
+                "floor_after": asdict(self.floor_after) if self.floor_after else None,
+                "floor_drift_ms": self.floor_drift_ms, "wire_zero_ms": self.wire_zero_ms,
+                "cells": [asdict(c) for c in self.cells], "ok": self.ok, "machine": self.machine}
 
 
 def video_label(video: VideoSettings) -> str:
@@ -181,7 +195,7 @@ class _WireRows:
                 self.rows.extend(tables.get("network", []))
 
     def applied_loss(self, group: str, start: float, end: float) -> float | None:
-        rows = [r for r in self.rows if r["group"] == group and r["direction"] == "up" and start <= r["ts"] < end]
+        rows = [r for r in self.rows if r["group"] == group and start <= r["ts"] < end]
         carried = sum(r["packets"] for r in rows)
         lost = sum(r["lost"] for r in rows)
         return 100.0 * lost / (carried + lost) if carried + lost else None
@@ -225,18 +239,21 @@ async def calibrate(video: VideoSettings, *, delays: Sequence[float] = DELAYS_MS
     network = await asyncio.to_thread(create_network, {"sender": NetworkProfile()})
     wire = _WireRows(network)
     cells: list[Cell] = []
-    zero: float | None = None
+    latencies: list[tuple[float, float | None, int]] = []  # (injected delay, video latency p50, frames)
     try:
         port = network.ports["sender"]
         call = MeasuringCall(video, broker_host=network.root_address,
                              sender_prefix=["ip", "netns", "exec", port.namespace],
                              sender_addresses=[port.address], receiver_addresses=[network.root_address])
         async with call:
-            async def cell(up: Shape, seconds: float) -> tuple[pd.DataFrame, pd.DataFrame, float, float]:
-                await asyncio.to_thread(network.set_shapes, "sender", up, Shape())
+            async def cell(up: Shape, seconds: float, down: Shape | None = None
+                           ) -> tuple[pd.DataFrame, pd.DataFrame, float, float]:
+                await asyncio.to_thread(network.set_shapes, "sender", up, down or Shape())
                 await asyncio.sleep(SETTLE_S + up.delay_ms / 1000)
                 start, end = await _window(seconds)
-                return call.table("frames", start, end), call.table("streams", start, end), start, end
+                both = down is not None  # a shape on both ways is measured by both participants
+                return (call.table("frames", start, end), call.table("streams", start, end,
+                                                                     None if both else "receiver"), start, end)
 
             # The first seconds of a call are not its steady state (first key frames, the receiver building
             # its PSNR reference textures): the floor call waits as long before measuring.
@@ -244,27 +261,19 @@ async def calibrate(video: VideoSettings, *, delays: Sequence[float] = DELAYS_MS
             for delay in delays:
                 say(f"delay {delay:g} ms")
                 frames, _, _, _ = await cell(Shape(delay_ms=delay), cell_s)
-                p50 = _p(frames["latency_ms"], 50) if len(frames) else None
-                measured = p50 - base if p50 is not None else None
-                if delay == 0:
-                    zero = measured
-                error = measured - delay if measured is not None else None
-                limit = delay_limit(delay)
-                cells.append(Cell("delay", delay, "ms", measured, error, limit,
-                                  ok=error is not None and abs(error) <= limit,
-                                  note="video latency p50 − floor p50", samples=len(frames)))
+                latencies.append((delay, _p(frames["latency_ms"], 50) if len(frames) else None, len(frames)))
             packet_rate = _packet_rate(call)
             for loss in losses:
                 seconds = min(MAX_LOSS_CELL_S, max(cell_s, target_lost / (packet_rate * loss / 100)))
                 say(f"loss {loss:g} % for {seconds:.0f} s")
-                _, streams, start, end = await cell(Shape(loss_pct=loss), seconds)
+                _, streams, start, end = await cell(Shape(loss_pct=loss), seconds, Shape(loss_pct=loss))
                 measured, total = _loss(streams)
                 error = (measured - loss) / loss if measured is not None else None
                 applied = wire.applied_loss("sender", start, end)
                 cells.append(Cell("loss", loss, "%", measured, error, LOSS_TOLERANCE,
                                   ok=error is not None and abs(error) <= LOSS_TOLERANCE, samples=total,
-                                  note=f"RTP loss at the receiver; the wire dropped {applied:.2f} %"
-                                  if applied is not None else "RTP loss at the receiver"))
+                                  note=f"RTP loss, both ways; the wire dropped {applied:.2f} %"
+                                  if applied is not None else "RTP loss, both ways"))
             if extras:
                 delay, jitter = JITTER_CELL
                 say(f"jitter {delay:g} ± {jitter:g} ms")
@@ -288,8 +297,27 @@ async def calibrate(video: VideoSettings, *, delays: Sequence[float] = DELAYS_MS
     finally:
         wire.stop()
         await asyncio.to_thread(network.close)
+    say(f"floor again: {floor_s:g} s")
+    after = await measure_floor(video, floor_s)
+    # The floor is measured before and after the grid, and the delays are compared with their mean: on a
+    # shared machine the load (and with it the floor) may drift during the minutes the grid takes.
+    if after.video_p50_ms is not None:
+        base = (base + after.video_p50_ms) / 2
+    zero: float | None = None
+    delay_cells = []
+    for delay, p50, frames in latencies:
+        measured = p50 - base if p50 is not None else None
+        if delay == 0:
+            zero = measured
+        error = measured - delay if measured is not None else None
+        limit = delay_limit(delay)
+        delay_cells.append(Cell("delay", delay, "ms", measured, error, limit, ok=error is not None and
+                                abs(error) <= limit, note="video latency p50 − floor p50 (mean of before and after)",
+                                samples=frames))
+    cells = delay_cells + cells
     return Calibration(video=video_label(video), backend=network.backend, floor=floor, cells=tuple(cells),
-                       wire_zero_ms=zero, machine={"cores": os.cpu_count(), "load_avg": list(os.getloadavg())})
+                       wire_zero_ms=zero, floor_after=after,
+                       machine={"cores": os.cpu_count(), "load_avg": list(os.getloadavg())})
 
 
 def _fmt(value: float | None) -> str:
@@ -297,9 +325,9 @@ def _fmt(value: float | None) -> str:
 
 
 def _packet_rate(call: MeasuringCall) -> float:
-    """Packets a second the receiver got over the last few seconds (all streams)."""
+    """Packets a second both participants got over the last few seconds (all streams)."""
     now = time.time()
-    streams = call.table("streams", now - 5, now)
+    streams = call.table("streams", now - 5, now, receiver=None)
     inbound = streams[streams["direction"] == "in"] if len(streams) else streams
     return max(float(inbound["packets"].sum()) / 5.0, 1.0) if len(inbound) else 100.0
 
@@ -320,6 +348,12 @@ def format_calibration(cal: Calibration) -> str:
              "root namespace",
              f"floor (loopback, no network, no server): video p50 {_fmt(f.video_p50_ms)} ms, p95 "
              f"{_fmt(f.video_p95_ms)} ms; audio p50 {_fmt(f.audio_p50_ms)} ms ({f.frames} frames)"]
+    drift = cal.floor_drift_ms
+    if drift is not None and cal.floor_after is not None:
+        warning = ("" if abs(drift) <= FLOOR_DRIFT_WARN_MS else
+                   " — the machine's load changed during the calibration: repeat it on a quiet machine")
+        lines.append(f"floor again after the grid: video p50 {_fmt(cal.floor_after.video_p50_ms)} ms "
+                     f"({drift:+.1f} ms){warning}")
     if cal.wire_zero_ms is not None:
         lines.append(f"the emulated link with nothing injected adds {cal.wire_zero_ms:+.2f} ms")
     lines.append(f"{'what':<7} {'injected':>12} {'measured':>12} {'error':>10} {'limit':>10} {'ok':>4}  note")

@@ -1,10 +1,12 @@
-"""A measuring call: one sender and one receiver on the ``p2p`` path, each in a media host of its own.
+"""A measuring call: two participants on the ``p2p`` path, each in a media host of its own.
 
 The instrument measured by calibration is the one every run uses: participants in media hosts
-(``python -m harness.media_host``), joined over ``p2p`` (no server), the receiver decoding everything. The
-sender publishes audio and video and receives nothing; the receiver only receives, so every figure
-describes one direction. The sender's media host may run in a namespace (``sender_prefix``, e.g.
-``ip netns exec NS``) behind an impaired link; the receiver's always runs in the root namespace.
+(``python -m harness.media_host``), joined over ``p2p`` (no server), decoding everything they receive. The
+measured direction is from the ``sender`` (audio and video), whose media host may run in a namespace
+(``sender_prefix``, e.g. ``ip netns exec NS``) behind an emulated link, to the ``receiver``, which always
+runs in the root namespace. The receiver sends audio back: half again as many packets for loss counts, at
+little cost (a second video stream would make both media hosts encode and decode video, and a latency
+figure on a small machine more sensitive to what else it runs).
 
 Rows arrive as in a run (``docs/results.md``) and are kept in memory: a call lasts minutes, not hours.
 """
@@ -117,8 +119,7 @@ class MeasuringCall:
     def _scenario(self) -> Scenario:
         return Scenario(name="calibration", room="calibration", video=self.video, audio=self._audio,
                         join_timeout_s=JOIN_TIMEOUT_S,
-                        groups=(Group("sender", 1, publish=("audio", "video"), subscribe=False),
-                                Group("receiver", 1, publish=(), subscribe=True)))
+                        groups=(Group("sender", 1), Group("receiver", 1, publish=("audio",))))
 
     async def __aenter__(self) -> MeasuringCall:
         self._broker.start()
@@ -142,9 +143,13 @@ class MeasuringCall:
         await asyncio.gather(*(host.close() for host, _, _ in self._hosts), return_exceptions=True)
         self._broker.stop()
 
-    def table(self, name: str, start: float, end: float) -> pd.DataFrame:
-        """Rows of ``name`` with ``start <= ts < end`` (the receiver's, for frames, audio and inbound streams)."""
+    def table(self, name: str, start: float, end: float, receiver: str | None = "receiver") -> pd.DataFrame:
+        """Rows of ``name`` with ``start <= ts < end`` measured by ``receiver`` (None: by either participant)."""
         frame = pd.DataFrame(self.rows.get(name, []))
         if frame.empty:
             return frame
-        return frame[(frame["ts"] >= start) & (frame["ts"] < end)]
+        frame = frame[(frame["ts"] >= start) & (frame["ts"] < end)]
+        if receiver is not None:
+            column = "participant" if "participant" in frame.columns else "receiver"
+            frame = frame[frame[column] == receiver]
+        return frame
