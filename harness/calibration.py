@@ -239,7 +239,7 @@ async def calibrate(video: VideoSettings, *, delays: Sequence[float] = DELAYS_MS
     network = await asyncio.to_thread(create_network, {"sender": NetworkProfile()})
     wire = _WireRows(network)
     cells: list[Cell] = []
-    latencies: list[tuple[float, float | None, int]] = []  # (injected delay, video latency p50, frames)
+    latencies: list[tuple[float, float | None, int, str]] = []  # (delay, video latency p50, frames, busy)
     try:
         port = network.ports["sender"]
         call = MeasuringCall(video, broker_host=network.root_address,
@@ -260,8 +260,9 @@ async def calibrate(video: VideoSettings, *, delays: Sequence[float] = DELAYS_MS
             await asyncio.sleep(START_S)
             for delay in delays:
                 say(f"delay {delay:g} ms")
-                frames, _, _, _ = await cell(Shape(delay_ms=delay), cell_s)
-                latencies.append((delay, _p(frames["latency_ms"], 50) if len(frames) else None, len(frames)))
+                frames, _, start, end = await cell(Shape(delay_ms=delay), cell_s)
+                latencies.append((delay, _p(frames["latency_ms"], 50) if len(frames) else None, len(frames),
+                                  _busy(call, start, end)))
             packet_rate = _packet_rate(call)
             for loss in losses:
                 seconds = min(MAX_LOSS_CELL_S, max(cell_s, target_lost / (packet_rate * loss / 100)))
@@ -305,19 +306,34 @@ async def calibrate(video: VideoSettings, *, delays: Sequence[float] = DELAYS_MS
         base = (base + after.video_p50_ms) / 2
     zero: float | None = None
     delay_cells = []
-    for delay, p50, frames in latencies:
+    for delay, p50, frames, busy in latencies:
         measured = p50 - base if p50 is not None else None
         if delay == 0:
             zero = measured
         error = measured - delay if measured is not None else None
         limit = delay_limit(delay)
         delay_cells.append(Cell("delay", delay, "ms", measured, error, limit, ok=error is not None and
-                                abs(error) <= limit, note="video latency p50 − floor p50 (mean of before and after)",
-                                samples=frames))
+                                abs(error) <= limit, note="video latency p50 − floor p50 (mean of before and after)"
+                                + busy, samples=frames))
     cells = delay_cells + cells
     return Calibration(video=video_label(video), backend=network.backend, floor=floor, cells=tuple(cells),
                        wire_zero_ms=zero, floor_after=after,
                        machine={"cores": os.cpu_count(), "load_avg": list(os.getloadavg())})
+
+
+BUSY_LAG_MS = 50.0
+
+
+def _busy(call: MeasuringCall, start: float, end: float) -> str:
+    """A note when the call's own media hosts were late during a cell (the machine was busy), else ""."""
+    probes = call.table("probes", start, end, receiver=None)
+    if probes.empty:
+        return ""
+    lag = float(probes["loop_lag_ms"].max())
+    skipped = int(probes["frames_skipped"].fillna(0).sum())
+    if lag <= BUSY_LAG_MS and not skipped:
+        return ""
+    return f"; BUSY: media host loop {lag:.0f} ms late, {skipped} frames skipped"
 
 
 def _fmt(value: float | None) -> str:
