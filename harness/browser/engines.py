@@ -1,0 +1,97 @@
+"""Which engine a participant runs on: ``native`` (aiortc, in the media host) or ``browser`` (Chromium).
+
+The media host asks :class:`Engines` for a participant of a group's engine and gets back something with the
+same face (:class:`HostedParticipant`), so joining, leaving, sources' health and rows work alike for both.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from harness.browser.participant import BrowserParticipant, BrowserRuntime, BrowserTarget
+from harness.browser.stats import Directory
+from harness.errors import BrowserError
+from harness.participant import Participant, ParticipantSpec, SampleSink
+from harness.scenario import Scenario
+from harness.systems.base import System
+
+
+class HostedParticipant(Protocol):
+    """What the media host needs of a participant, whatever its engine."""
+
+    spec: ParticipantSpec
+
+    async def join(self) -> dict[str, Any]:
+        """Join and return the ``joins`` row (never raises)."""
+        ...
+
+    async def leave(self) -> None:
+        """Leave (bounded, never raises)."""
+        ...
+
+    def source_counters(self) -> tuple[int, int]:
+        """(frames produced, frames skipped) of its video source."""
+        ...
+
+
+def browser_target(scenario: Scenario, system: System) -> BrowserTarget:
+    """The web platform and base URL browser participants of ``scenario`` use on ``system``.
+
+    Raises :class:`BrowserError` with one line when there is none (a system without a web client and no
+    ``[browser] platform``), or when the platform file is wrong.
+    """
+    from harness.browser.platform import load_platform
+
+    name = scenario.browser.platform or system.web_client()
+    if name is None:
+        raise BrowserError(f"the {system.name} system has no web client for browser participants; "
+                           "name one with [browser] platform in the scenario")
+    if not system.url:
+        raise BrowserError(f"the {system.name} system has no URL for browser participants to open")
+    return BrowserTarget(platform=load_platform(name), base_url=system.url,
+                         ice_servers=scenario.browser.ice_servers)
+
+
+class Engines:
+    """Creates participants of either engine for one media host."""
+
+    def __init__(self, scenario: Scenario, system: System, sink: SampleSink, directory: Directory) -> None:
+        self._scenario = scenario
+        self._system = system
+        self._sink = sink
+        self._directory = directory
+        self._runtime: BrowserRuntime | None = None
+        self._target: BrowserTarget | None = None
+
+    async def create(self, spec: ParticipantSpec, engine: str) -> HostedParticipant:
+        """A not yet joined participant; a browser one only when Chromium and the platform are usable."""
+        if engine == "native":
+            return Participant(spec, self._system, self._sink)
+        if engine != "browser":
+            raise BrowserError(f"unknown engine {engine!r}")
+        if self._runtime is None:
+            from harness.browser.chromium import find_chromium
+
+            self._target = browser_target(self._scenario, self._system)
+            self._runtime = BrowserRuntime(find_chromium(self._scenario.browser.chromium))
+        assert self._target is not None
+        return BrowserParticipant(spec, self._target, self._runtime, self._sink, self._directory)
+
+    def probe_rows(self, host: str, participants: list[HostedParticipant]) -> list[dict[str, Any]]:
+        """``probes`` rows of every browser (its process tree) and of the Playwright driver."""
+        rows = []
+        for p in participants:
+            if isinstance(p, BrowserParticipant):
+                row = p.probe_row(host)
+                if row is not None:
+                    rows.append(row)
+        if self._runtime is not None:
+            driver = self._runtime.driver_row(host)
+            if driver is not None:
+                rows.append(driver)
+        return rows
+
+    async def close(self) -> None:
+        """Stop the Playwright driver (after every participant left)."""
+        if self._runtime is not None:
+            await self._runtime.close()
