@@ -52,6 +52,23 @@ def browser_target(scenario: Scenario, system: System) -> BrowserTarget:
                          ice_servers=scenario.browser.ice_servers)
 
 
+def preflight(scenario: Scenario, system: System) -> None:
+    """Controller side, before deploying: Chromium, Playwright and the web platform are all there.
+
+    Raises :class:`BrowserError` with one line (what to install, or which platform to name).
+    """
+    from harness.browser.chromium import check_playwright, find_chromium
+    from harness.browser.platform import load_platform
+
+    find_chromium(scenario.browser.chromium)
+    check_playwright()
+    name = scenario.browser.platform or system.web_client()
+    if name is None:
+        raise BrowserError(f"the {system.name} system has no web client for browser participants; "
+                           "name one with [browser] platform in the scenario")
+    load_platform(name)
+
+
 class Engines:
     """Creates participants of either engine for one media host."""
 
