@@ -6,10 +6,13 @@ same face (:class:`HostedParticipant`), so joining, leaving, sources' health and
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Protocol
 
 from harness.browser.participant import BrowserParticipant, BrowserRuntime, BrowserTarget
+from harness.browser.platform import Meeting
 from harness.browser.stats import Directory
+from harness.browser.webserver import StaticSite
 from harness.errors import BrowserError
 from harness.participant import Participant, ParticipantSpec, SampleSink
 from harness.scenario import Scenario
@@ -48,7 +51,7 @@ def browser_target(scenario: Scenario, system: System) -> BrowserTarget:
                            "name one with [browser] platform in the scenario")
     if not system.url:
         raise BrowserError(f"the {system.name} system has no URL for browser participants to open")
-    return BrowserTarget(platform=load_platform(name), base_url=system.url,
+    return BrowserTarget(platform=load_platform(name), base_url=system.url, system_url=system.url,
                          ice_servers=scenario.browser.ice_servers)
 
 
@@ -79,6 +82,7 @@ class Engines:
         self._directory = directory
         self._runtime: BrowserRuntime | None = None
         self._target: BrowserTarget | None = None
+        self._site: StaticSite | None = None
 
     async def create(self, spec: ParticipantSpec, engine: str) -> HostedParticipant:
         """A not yet joined participant; a browser one only when Chromium and the platform are usable."""
@@ -89,8 +93,16 @@ class Engines:
         if self._runtime is None:
             from harness.browser.chromium import find_chromium
 
-            self._target = browser_target(self._scenario, self._system)
-            self._runtime = BrowserRuntime(find_chromium(self._scenario.browser.chromium))
+            target = browser_target(self._scenario, self._system)
+            executable = find_chromium(self._scenario.browser.chromium)
+            if target.platform.serve is not None:
+                # The app is static files: serve them here and open them from here.
+                site = StaticSite(target.platform.serve, Meeting(base="", room=self._scenario.room,
+                                                                 participant="", system_url=target.system_url))
+                target = dataclasses.replace(target, base_url=await site.start())
+                self._site = site
+            self._target = target
+            self._runtime = BrowserRuntime(executable)
         assert self._target is not None
         return BrowserParticipant(spec, self._target, self._runtime, self._sink, self._directory)
 
@@ -112,3 +124,5 @@ class Engines:
         """Stop the Playwright driver (after every participant left)."""
         if self._runtime is not None:
             await self._runtime.close()
+        if self._site is not None:
+            await self._site.close()

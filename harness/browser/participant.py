@@ -44,6 +44,7 @@ class BrowserTarget:
 
     platform: WebPlatform
     base_url: str
+    system_url: str = ""
     ice_servers: tuple[str, ...] = ()
 
 
@@ -121,7 +122,8 @@ class BrowserParticipant:
         self._profile: Path | None = None
         self._context: Any = None
         self._page: Any = None
-        self._meeting = Meeting(base=target.base_url, room=spec.room, participant=spec.name)
+        self._meeting = Meeting(base=target.base_url, room=spec.room, participant=spec.name,
+                                system_url=target.system_url)
         self._tasks: set[asyncio.Task[None]] = set()
         self._join_row: dict[str, Any] | None = None
         self._leaving = False

@@ -19,6 +19,18 @@ A web platform is a TOML file (built-ins in ``harness/browser/platforms/``, or a
     [[leave]]
     click = "#leave"
 
+Placeholders in the URL and in step values: ``{base}`` (where the app is: the system's URL, or confbench's own
+server for ``[serve]`` platforms), ``{system_url}`` (the system's URL), ``{room}``, ``{room_number}`` (the room
+as a number: digits as they are, other names as a stable 31-bit hash, as the janus adapter does),
+``{participant}`` and ``{participant_alnum}`` (letters and digits only, for apps that refuse anything else).
+
+A platform whose app is a folder of static files (Janus's demos) can have confbench serve it on loopback::
+
+    [serve]
+    root = "/usr/share/janus/demos"
+    [serve.override]                    # files replaced by a template, e.g. to point the app at the system
+    "settings.js" = "var server = \"{system_url}\";"
+
 Actions: ``fill`` (+ ``value``), ``click``, ``wait`` (an element visible), ``press`` (+ ``key``, e.g.
 ``Enter``), ``check`` (a checkbox), ``wait_for_js`` (a JavaScript expression that becomes truthy),
 ``sleep_ms``. Camera and microphone permissions are granted by the browser's flags, so no step is needed for
@@ -33,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import tomllib
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -76,11 +89,29 @@ class Meeting:
     base: str
     room: str
     participant: str
+    system_url: str = ""
 
     def fill(self, template: str) -> str:
-        """``template`` with ``{base}``, ``{room}`` and ``{participant}`` replaced."""
-        return (template.replace("{base}", self.base.rstrip("/")).replace("{room}", self.room)
-                .replace("{participant}", self.participant))
+        """``template`` with its placeholders replaced (see the module docstring)."""
+        alnum = "".join(ch for ch in self.participant if ch.isascii() and ch.isalnum())
+        return (template.replace("{base}", self.base.rstrip("/")).replace("{system_url}", self.system_url)
+                .replace("{room_number}", str(room_number(self.room))).replace("{room}", self.room)
+                .replace("{participant_alnum}", alnum).replace("{participant}", self.participant))
+
+
+def room_number(room: str) -> int:
+    """A room name as a number: digits as they are, anything else a stable 31-bit hash (never 0)."""
+    if room.isdigit():
+        return int(room)
+    return zlib.crc32(room.encode()) & 0x7FFFFFFF or 1
+
+
+@dataclass(frozen=True, slots=True)
+class Serve:
+    """Static files confbench serves on loopback for a platform, with some replaced by templates."""
+
+    root: str
+    override: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +127,7 @@ class WebPlatform:
     in_call_timeout_s: float | None = None
     source: str = "<memory>"
     notes: tuple[str, ...] = field(default=())
+    serve: Serve | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -159,7 +191,7 @@ def _first_line(exc: BaseException) -> str:
 
 def parse_platform(data: Mapping[str, Any], source: str = "<memory>") -> WebPlatform:
     """A platform from TOML-shaped data; :class:`BrowserError` naming the file and the field."""
-    known = {"name", "description", "tested", "url", "in_call_timeout_s", "join", "leave", "notes"}
+    known = {"name", "description", "tested", "url", "in_call_timeout_s", "join", "leave", "notes", "serve"}
     for key in data:
         if key not in known:
             raise BrowserError(f"{source}: {key}: unknown key (known: {', '.join(sorted(known))})")
@@ -186,13 +218,22 @@ def parse_platform(data: Mapping[str, Any], source: str = "<memory>") -> WebPlat
             except ValueError as exc:
                 raise BrowserError(f"{where}: {exc}") from None
         steps[phase] = tuple(parsed)
+    serve = None
+    if "serve" in data:
+        raw_serve = data["serve"]
+        if not isinstance(raw_serve, Mapping) or not isinstance(raw_serve.get("root"), str):
+            raise BrowserError(f"{source}: serve: needs a root folder")
+        override = raw_serve.get("override", {})
+        if not isinstance(override, Mapping) or not all(isinstance(v, str) for v in override.values()):
+            raise BrowserError(f"{source}: serve.override: must map file names to text")
+        serve = Serve(root=raw_serve["root"], override=tuple((str(k), v) for k, v in override.items()))
     try:
         return WebPlatform(
             name=str(data.get("name", "")), url=str(data.get("url", "")), join_steps=steps["join"],
             leave_steps=steps["leave"], description=str(data.get("description", "")),
             tested=bool(data.get("tested", False)),
             in_call_timeout_s=float(data["in_call_timeout_s"]) if "in_call_timeout_s" in data else None,
-            source=source, notes=tuple(str(n) for n in data.get("notes", [])),
+            source=source, notes=tuple(str(n) for n in data.get("notes", [])), serve=serve,
         )
     except ValueError as exc:
         raise BrowserError(f"{source}: {exc}") from None
