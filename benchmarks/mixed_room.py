@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.store import RunReader
-from harness.summary import participant_engines
+from harness.summary import participant_engines, sender_names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,10 +50,7 @@ def report(run_dir: Path, floors: dict[str, float]) -> None:
     joins, frames, streams, audio = (reader.table(t) for t in ("joins", "frames", "streams", "audio"))
     summary = reader.summary() or {}
     engine = participant_engines(joins)
-    by_sid = {}
-    if "stream_id" in joins.columns:
-        by_sid = {f"stream-{int(s)}": p for p, s in zip(joins["participant"], joins["stream_id"], strict=True)
-                  if pd.notna(s)}
+    by_sid = sender_names(joins)
     frames = frames.assign(sender=frames["sender"].map(lambda s: by_sid.get(s, s)))
     window = summary.get("window") or {}
     if window:

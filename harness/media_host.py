@@ -134,7 +134,8 @@ class MediaHost:
             participant = await self.engines.create(spec, group.engine)
         except HarnessError as exc:  # e.g. no Chromium: this participant fails, in one line, like a refusal
             row = {"ts": time.time(), "participant": spec.name, "group": spec.group, "host": spec.host,
-                   "attempt": 1, "ok": False, "error": str(exc), "engine": group.engine}
+                   "attempt": 1, "ok": False, "error": str(exc), "engine": group.engine,
+                   "stream_id": spec.video_stream_id}
             self.outbox.emit("joins", row)
             return row
         self.participants[spec.name] = participant

@@ -65,7 +65,7 @@ _META_TABLE = b"confbench.table"
 # compare by eye; tests/test_store.py also compares them mechanically.
 _TABLE_SPECS: dict[str, str] = {
     "joins": "ts f64, participant str, group str, host str, attempt i64, ok bool, signalling_ms f64?, "
-    "ice_ms f64?, join_ms f64?, first_frame_ms f64?, error str?, engine str?",
+    "ice_ms f64?, join_ms f64?, first_frame_ms f64?, error str?, engine str?, stream_id i64?",
     "frames": "ts f64, receiver str, sender str, stream_id i64, frame_no i64, capture_ts f64, "
     "latency_ms f64, gap_ms f64?, width i64, height i64",
     "streams": "ts f64, participant str, peer str, direction str, kind str, ssrc i64, packets i64, "

@@ -128,6 +128,14 @@ def participant_engines(joins: pd.DataFrame) -> dict[str, str]:
             for p, e in zip(joins["participant"], engines, strict=True)}
 
 
+def sender_names(joins: pd.DataFrame) -> dict[str, str]:
+    """``stream-<id>`` (how a browser names a sender it only knows by its stamps) → participant name."""
+    if joins.empty or "stream_id" not in joins.columns:
+        return {}
+    return {f"stream-{int(sid)}": str(p) for p, sid in zip(joins["participant"], joins["stream_id"], strict=True)
+            if pd.notna(sid)}
+
+
 def _by_engine(joins: pd.DataFrame, frames: pd.DataFrame, streams: pd.DataFrame, audio: pd.DataFrame,
                probes: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any]]:
     """Figures per engine of the measuring participant, and video latency per sender>receiver engine pair."""
@@ -154,7 +162,8 @@ def _by_engine(joins: pd.DataFrame, frames: pd.DataFrame, streams: pd.DataFrame,
         }
     paths: dict[str, Any] = {}
     if not frames.empty:
-        senders = frames["sender"].map(lambda name: engine_of.get(str(name), "unknown"))
+        named = sender_names(joins)
+        senders = frames["sender"].map(lambda name: engine_of.get(named.get(str(name), str(name)), "unknown"))
         receivers = frames["receiver"].map(lambda name: engine_of.get(str(name), "unknown"))
         for (sender, receiver), group in frames.groupby([senders, receivers]):
             paths[f"{sender}>{receiver}"] = _distribution(group["latency_ms"])

@@ -72,6 +72,21 @@ def preflight(scenario: Scenario, system: System) -> None:
     load_platform(name)
 
 
+class _JoinTags:
+    """A sink that adds the engine and the video stream id to a native participant's ``joins`` row.
+
+    Browser pages name senders by the stream id in their stamps; with this column the run's readers can tell
+    whose stream ``stream-<id>`` was, whichever media host the sender lived on.
+    """
+
+    def __init__(self, sink: SampleSink, tags: dict[str, Any]) -> None:
+        self._sink = sink
+        self._tags = tags
+
+    def emit(self, table: str, row: dict[str, Any]) -> None:
+        self._sink.emit(table, {**row, **self._tags} if table == "joins" else row)
+
+
 class Engines:
     """Creates participants of either engine for one media host."""
 
@@ -87,7 +102,8 @@ class Engines:
     async def create(self, spec: ParticipantSpec, engine: str) -> HostedParticipant:
         """A not yet joined participant; a browser one only when Chromium and the platform are usable."""
         if engine == "native":
-            return Participant(spec, self._system, self._sink)
+            tags = {"engine": "native", "stream_id": spec.video_stream_id}
+            return Participant(spec, self._system, _JoinTags(self._sink, tags))
         if engine != "browser":
             raise BrowserError(f"unknown engine {engine!r}")
         if self._runtime is None:

@@ -141,7 +141,8 @@ class BrowserParticipant:
         """Start the browser, take the platform's join steps, wait for media; returns the ``joins`` row."""
         spec = self.spec
         row: dict[str, Any] = {"ts": self._clock(), "participant": spec.name, "group": spec.group,
-                               "host": spec.host, "attempt": 1, "ok": False, "engine": self.engine}
+                               "host": spec.host, "attempt": 1, "ok": False, "engine": self.engine,
+                               "stream_id": spec.video_stream_id}
         try:
             await self._start_browser()
             start = row["ts"] = self._clock()
