@@ -20,7 +20,7 @@ from conftest import janus_skip_reason
 from helpers import ROOT, confbench, only_run
 from test_participant import ListSink
 
-from harness.errors import SystemError_
+from harness.errors import SystemError_, TestbedError
 from harness.ice import pin_host_addresses
 from harness.participant import Participant, ParticipantSpec
 from harness.scenario import VideoSettings
@@ -227,3 +227,9 @@ def _wait_for_frames_then_find_janus(proc: subprocess.Popen[str], results: Path)
                 return next(c for c in children if c.name() == "janus")
         time.sleep(0.5)
     raise AssertionError("the run never measured frames")
+
+
+def test_without_root_the_testbed_says_how_to_use_a_running_janus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(TestbedError, match=r"needs root.*--system janus=ws://HOST:8188"):
+        LocalJanus.start()
