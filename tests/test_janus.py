@@ -154,7 +154,15 @@ height = 180
 fps = 15
 [[groups]]
 name = "talkers"
-count = 3
+count = 2
+[[groups]]
+name = "late"
+count = 1
+join_delay_s = 3
+[[groups]]
+name = "early"
+count = 1
+stay_s = 5
 """
 
 
@@ -162,7 +170,8 @@ def _namespaces() -> str:
     return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
 
 
-def test_run_on_local_janus_measures_server_and_cleans_up(tmp_path: Path) -> None:
+def test_run_with_late_and_early_publishers_on_local_janus(tmp_path: Path) -> None:
+    """A whole run: churn is followed (events, frames), not failed; Janus is probed; nothing is left behind."""
     reason = janus_skip_reason()
     if reason:
         pytest.skip(reason)
@@ -178,8 +187,15 @@ def test_run_on_local_janus_measures_server_and_cleans_up(tmp_path: Path) -> Non
     assert manifest["system"]["name"] == "janus"
     assert "janus.plugin.videoroom" in manifest["system"]["info"]["plugins"]
     summary = json.loads((run.run_dir / "summary.json").read_text())
-    assert summary["participants"]["joined"] == 3
+    assert summary["participants"]["joined"] == 4 and summary["participants"]["failed"] == 0
     assert summary["sut_cpu_pct"]["mean"] > 0
+    events = run.table("events")
+    late, early = "late-", "early-"
+    seen = {(k, d.split("-")[0] + "-") for k, d in zip(events["kind"], events["detail"], strict=True)}
+    assert {("subscribed", late), ("subscribed", early), ("peer_left", early), ("unsubscribed", early)} <= seen
+    frames = run.table("frames")
+    assert frames[frames["sender"].str.startswith(late)]["receiver"].str.startswith("talkers").any()
+    assert frames[frames["sender"].str.startswith(early)]["receiver"].str.startswith("talkers").any()
     probes = run.table("probes")
     assert (probes["role"] == "sut").any() and "janus" in set(probes[probes["role"] == "sut"]["name"])
     assert run.table("frames")["latency_ms"].median() > 0
