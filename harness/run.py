@@ -29,8 +29,8 @@ import harness.loadgen
 from harness.environment import harness_facts, host_facts
 from harness.errors import HarnessError, SystemError_
 from harness.probes import ProcessProbe
-from harness.prometheus import METRICS_URL_ENV, MetricsProbe
 from harness.procs import die_with_parent
+from harness.prometheus import METRICS_URL_ENV, MetricsProbe
 from harness.scenario import Scenario
 from harness.store import (
     RunReader,
