@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.store import RunReader
-from harness.summary import participant_engines, sender_names
+from harness.summary import participant_engines, stream_owners
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,8 +50,12 @@ def report(run_dir: Path, floors: dict[str, float]) -> None:
     joins, frames, streams, audio = (reader.table(t) for t in ("joins", "frames", "streams", "audio"))
     summary = reader.summary() or {}
     engine = participant_engines(joins)
-    by_sid = sender_names(joins)
-    frames = frames.assign(sender=frames["sender"].map(lambda s: by_sid.get(s, s)))
+    owners = stream_owners(joins)
+    # Who sent a frame: its stamp's stream id (receivers may know a sender by a display name only).
+    frames = frames.assign(sender=[owners.get(int(sid), name) for sid, name in
+                                   zip(frames["stream_id"], frames["sender"], strict=True)])
+    by_name = {**{f"stream-{sid}": p for sid, p in owners.items()},
+               **{"".join(ch for ch in p if ch.isalnum()): p for p in owners.values()}}
     window = summary.get("window") or {}
     if window:
         frames = frames[(frames["ts"] >= window["start"]) & (frames["ts"] <= window["end"])]
@@ -67,7 +71,9 @@ def report(run_dir: Path, floors: dict[str, float]) -> None:
     missing = [(s, r) for r in joined for s in joined if s != r and (s, r) not in pairs]
     print(f"video streams measured by their receiver: {len(joined) * (len(joined) - 1) - len(missing)}"
           f" of {len(joined) * (len(joined) - 1)}" + (f"; missing {missing}" if missing else ""))
-    apairs = set(zip(audio["sender"].map(lambda s: by_sid.get(s, s)), audio["receiver"], strict=True))
+    # Audio carries no stamp: its sender is the name the receiver knew (display names stripped to letters
+    # and digits by some web apps, or stream-<id>), mapped back to the participant where it can be.
+    apairs = set(zip(audio["sender"].map(lambda s: by_name.get(s, s)), audio["receiver"], strict=True))
     amissing = [(s, r) for r in joined for s in joined if s != r and (s, r) not in apairs]
     print(f"audio streams with pulses at their receiver: {len(joined) * (len(joined) - 1) - len(amissing)}"
           f" of {len(joined) * (len(joined) - 1)}")

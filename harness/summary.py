@@ -128,11 +128,11 @@ def participant_engines(joins: pd.DataFrame) -> dict[str, str]:
             for p, e in zip(joins["participant"], engines, strict=True)}
 
 
-def sender_names(joins: pd.DataFrame) -> dict[str, str]:
-    """``stream-<id>`` (how a browser names a sender it only knows by its stamps) → participant name."""
+def stream_owners(joins: pd.DataFrame) -> dict[int, str]:
+    """Video stream id (as stamped) → the participant that published it, from ``joins.stream_id``."""
     if joins.empty or "stream_id" not in joins.columns:
         return {}
-    return {f"stream-{int(sid)}": str(p) for p, sid in zip(joins["participant"], joins["stream_id"], strict=True)
+    return {int(sid): str(p) for p, sid in zip(joins["participant"], joins["stream_id"], strict=True)
             if pd.notna(sid)}
 
 
@@ -162,8 +162,12 @@ def _by_engine(joins: pd.DataFrame, frames: pd.DataFrame, streams: pd.DataFrame,
         }
     paths: dict[str, Any] = {}
     if not frames.empty:
-        named = sender_names(joins)
-        senders = frames["sender"].map(lambda name: engine_of.get(named.get(str(name), str(name)), "unknown"))
+        # The stamp's stream id says who sent a frame whatever name the receiving side knew it by (a web
+        # app's display name, or stream-<id>); runs without joins.stream_id fall back to the name.
+        owner = stream_owners(joins)
+        senders = pd.Series([engine_of.get(owner.get(int(sid), str(name)), "unknown")
+                             for sid, name in zip(frames["stream_id"], frames["sender"], strict=True)],
+                            index=frames.index)
         receivers = frames["receiver"].map(lambda name: engine_of.get(str(name), "unknown"))
         for (sender, receiver), group in frames.groupby([senders, receivers]):
             paths[f"{sender}>{receiver}"] = _distribution(group["latency_ms"])

@@ -148,7 +148,7 @@ class BrowserParticipant:
             start = row["ts"] = self._clock()
             platform = self._target.platform
             steps_timeout = platform.in_call_timeout_s or spec.join_timeout_s
-            await asyncio.wait_for(platform.join(self._page, self._meeting, steps_timeout),
+            await asyncio.wait_for(platform.join(self._page, self._meeting, steps_timeout, spec.video.codec),
                                    timeout=spec.join_timeout_s)
             row["signalling_ms"] = (self._clock() - start) * 1000
             remaining = spec.join_timeout_s - (self._clock() - start)

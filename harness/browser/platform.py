@@ -31,6 +31,10 @@ A platform whose app is a folder of static files (Janus's demos) can have confbe
     [serve.override]                    # files replaced by a template, e.g. to point the app at the system
     "settings.js" = "var server = \"{system_url}\";"
 
+A platform may name a ``prepare`` hook, ``"module:function"``, awaited before each participant opens the
+meeting with ``(meeting, video_codec, timeout_s)``: e.g. Janus's demo cannot create its room, so
+``harness.browser.janus_room:ensure_room`` creates it as the janus adapter would.
+
 Actions: ``fill`` (+ ``value``), ``click``, ``wait`` (an element visible), ``press`` (+ ``key``, e.g.
 ``Enter``), ``check`` (a checkbox), ``wait_for_js`` (a JavaScript expression that becomes truthy),
 ``sleep_ms``. Camera and microphone permissions are granted by the browser's flags, so no step is needed for
@@ -44,6 +48,7 @@ See ``docs/browser.md``.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import tomllib
 import zlib
 from collections.abc import Mapping, Sequence
@@ -128,19 +133,32 @@ class WebPlatform:
     source: str = "<memory>"
     notes: tuple[str, ...] = field(default=())
     serve: Serve | None = None
+    prepare: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("name must not be empty")
         if not self.url.startswith(("http://", "https://", "{base}")):
             raise ValueError("url must be an http(s) URL template or start with {base}")
+        if self.prepare is not None and ":" not in self.prepare:
+            raise ValueError("prepare must be \"module:function\"")
 
     def meeting_url(self, meeting: Meeting) -> str:
         """The URL a participant opens."""
         return meeting.fill(self.url)
 
-    async def join(self, page: Any, meeting: Meeting, timeout_s: float) -> None:
+    async def join(self, page: Any, meeting: Meeting, timeout_s: float, video_codec: str = "VP8") -> None:
         """Open the meeting and take the join steps; :class:`SystemError_` naming the step that failed."""
+        if self.prepare is not None:
+            module, _, function = self.prepare.partition(":")
+            try:
+                hook = getattr(importlib.import_module(module), function)
+            except (ImportError, AttributeError) as exc:
+                raise BrowserError(f"{self.source}: prepare hook {self.prepare!r} not found: {exc}") from None
+            try:
+                await asyncio.wait_for(hook(meeting, video_codec, timeout_s), timeout=timeout_s)
+            except (SystemError_, TimeoutError, OSError) as exc:
+                raise SystemError_(f"{self.name}: preparing the meeting failed: {_first_line(exc)}") from None
         url = self.meeting_url(meeting)
         try:
             await page.goto(url, wait_until="load", timeout=timeout_s * 1000)
@@ -191,7 +209,8 @@ def _first_line(exc: BaseException) -> str:
 
 def parse_platform(data: Mapping[str, Any], source: str = "<memory>") -> WebPlatform:
     """A platform from TOML-shaped data; :class:`BrowserError` naming the file and the field."""
-    known = {"name", "description", "tested", "url", "in_call_timeout_s", "join", "leave", "notes", "serve"}
+    known = {"name", "description", "tested", "url", "in_call_timeout_s", "join", "leave", "notes", "serve",
+             "prepare"}
     for key in data:
         if key not in known:
             raise BrowserError(f"{source}: {key}: unknown key (known: {', '.join(sorted(known))})")
@@ -234,6 +253,7 @@ def parse_platform(data: Mapping[str, Any], source: str = "<memory>") -> WebPlat
             tested=bool(data.get("tested", False)),
             in_call_timeout_s=float(data["in_call_timeout_s"]) if "in_call_timeout_s" in data else None,
             source=source, notes=tuple(str(n) for n in data.get("notes", [])), serve=serve,
+            prepare=str(data["prepare"]) if "prepare" in data else None,
         )
     except ValueError as exc:
         raise BrowserError(f"{source}: {exc}") from None
