@@ -10,6 +10,10 @@ Chromium gathers ICE candidates only on non-loopback interfaces, so the browser 
 of its own whose only interfaces are the two ends of a veth pair on 198.19.255.0/30 (benchmarking block):
 the two connections talk to each other there and nothing can leave it. Needs root (for the namespace) and Chromium.
 
+For comparison it also measures the native floor at the same sizes (benchmarks/floor.py's 2-party p2p call
+on loopback, marker-bit completion), and prints audio latency for both (the native figure includes Opus's
+6.5 ms look-ahead, as every audio figure does).
+
 Run: .venv/bin/python benchmarks/browser_floor.py [SECONDS]
 """
 
@@ -91,6 +95,34 @@ async def _measure(wrapper: str, video: VideoSettings, seconds: float) -> _Sink:
     return sink
 
 
+def _native(video: VideoSettings, seconds: float) -> tuple[list[float], list[float], list[float]]:
+    """benchmarks/floor.py's measurement (2 native participants, p2p, loopback) at this size, with audio."""
+    from harness.ice import pin_host_addresses
+    from harness.participant import Participant, ParticipantSpec
+    from harness.systems.p2p import P2PSystem
+
+    sink = _Sink()
+
+    async def call() -> None:
+        system = P2PSystem()
+        people = [Participant(ParticipantSpec(name=f"p{i}", group="g", index=i, room="floor", video=video),
+                              system, sink) for i in range(2)]
+        try:
+            for p in people:
+                await p.join()
+            await asyncio.sleep(2.0)
+            sink.frames.clear()
+            sink.audio.clear()
+            sink.fps.clear()
+            await asyncio.sleep(seconds)
+        finally:
+            await asyncio.gather(*(p.leave() for p in people))
+
+    pin_host_addresses(["127.0.0.1"])
+    asyncio.run(call())
+    return sink.frames, sink.audio, sink.fps
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1)))] if ordered else float("nan")
@@ -111,13 +143,17 @@ def main() -> None:
             wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {NAMESPACE} {executable} "$@"\n')
             wrapper.chmod(0o755)
             print(f"browser floor: Chromium to itself in one page, VP8 at 30 fps, {seconds:g} s per size")
-            print(f"{'size':>10} {'video p50':>10} {'p95':>8} {'audio p50':>10} {'p95':>8} {'fps':>6} {'frames':>7}")
+            print(f"{'engine':>8} {'size':>9} {'video p50':>10} {'p95':>8} {'audio p50':>10} {'p95':>8} {'fps':>6} "
+                  f"{'frames':>7}")
             for width, height, kbps in ((320, 180, 300), (640, 360, 500)):
                 video = VideoSettings(width=width, height=height, fps=30, bitrate_kbps=kbps)
                 sink = asyncio.run(_measure(str(wrapper), video, seconds))
-                fps = statistics.mean(sink.fps) if sink.fps else float("nan")
-                print(f"{width}x{height:<5} {_pct(sink.frames, .5):10.1f} {_pct(sink.frames, .95):8.1f} "
-                      f"{_pct(sink.audio, .5):10.1f} {_pct(sink.audio, .95):8.1f} {fps:6.1f} {len(sink.frames):7d}")
+                native = _native(video, seconds)
+                for engine, (frames, audio, fps_values) in (("browser", (sink.frames, sink.audio, sink.fps)),
+                                                             ("native", native)):
+                    fps = statistics.mean(fps_values) if fps_values else float("nan")
+                    print(f"{engine:>8} {width}x{height:<5} {_pct(frames, .5):10.1f} {_pct(frames, .95):8.1f} "
+                          f"{_pct(audio, .5):10.1f} {_pct(audio, .95):8.1f} {fps:6.1f} {len(frames):7d}")
     finally:
         subprocess.run(["ip", "netns", "delete", NAMESPACE], capture_output=True, timeout=10)
 
