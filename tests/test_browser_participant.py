@@ -139,3 +139,31 @@ def test_without_chromium_a_browser_participant_fails_in_one_line(sfu: str) -> N
 
     with pytest.raises(BrowserError, match="was not found"):
         asyncio.run(create())
+
+
+def test_leaving_while_joining_writes_one_failed_join_row(sfu: str) -> None:
+    """The run ends while a browser is still joining: one joins row saying so, and nothing left running."""
+    from harness.browser.participant import BrowserRuntime, BrowserTarget
+    from harness.browser.platform import parse_platform
+
+    sink = Sink()
+    platform = parse_platform({"name": "slow", "url": "{base}/app/?room=slow", "join": [{"wait": "#never"}]})
+
+    async def run() -> None:
+        runtime = BrowserRuntime(chromium.find_chromium())
+        spec = ParticipantSpec(name="b-0", group="b", index=0, room="slow", join_timeout_s=60)
+        person = BrowserParticipant(spec, BrowserTarget(platform, sfu), runtime, sink, lambda sid: None)
+        joining = asyncio.ensure_future(person.join())
+        for _ in range(100):
+            if person._page is not None:
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
+        await person.leave()
+        row = await asyncio.wait_for(joining, timeout=30)
+        assert not row["ok"]
+        await runtime.close()
+
+    asyncio.run(run())
+    joins = sink.rows["joins"]
+    assert len(joins) == 1 and joins[0]["error"] == "left before the join finished", joins

@@ -126,6 +126,7 @@ class BrowserParticipant:
                                 system_url=target.system_url)
         self._tasks: set[asyncio.Task[None]] = set()
         self._join_row: dict[str, Any] | None = None
+        self._joining: dict[str, Any] | None = None
         self._leaving = False
         self.failed: str | None = None
         """Why the browser went away while in the call (None while it is fine)."""
@@ -143,6 +144,7 @@ class BrowserParticipant:
         row: dict[str, Any] = {"ts": self._clock(), "participant": spec.name, "group": spec.group,
                                "host": spec.host, "attempt": 1, "ok": False, "engine": self.engine,
                                "stream_id": spec.video_stream_id}
+        self._joining = row
         try:
             await self._start_browser()
             start = row["ts"] = self._clock()
@@ -164,6 +166,9 @@ class BrowserParticipant:
             row["error"] = f"{type(exc).__name__}: {exc}"
         if self.failed and not row["ok"]:
             row["error"] = self.failed
+        if self._leaving and not self._joining:
+            return row  # leave() already wrote this attempt's row: the run ended while it was joining
+        self._joining = None
         if row["ok"]:
             self._join_row = row
             self._spawn(self._collect_loop())
@@ -259,6 +264,11 @@ class BrowserParticipant:
         if self._leaving:
             return
         self._leaving = True
+        joining, self._joining = self._joining, None
+        if joining is not None:
+            # Told to leave while still joining (the run ended, or Locust stopped this user): the attempt
+            # failed, and its row must be written now, before the media host stops shipping rows.
+            self._sink.emit("joins", dict(joining, error="left before the join finished"))
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
