@@ -32,9 +32,10 @@ QUIET_FLAGS: tuple[str, ...] = (
     "--disable-default-apps",
     "--disable-domain-reliability",
     "--metrics-recording-only",
-    # Host candidates as plain addresses, not mDNS names: no multicast registration on the host's network,
-    # and servers that cannot resolve .local names (aiortc, Janus) can still connect.
-    "--disable-features=WebRtcHideLocalIpsWithMdns,MediaRouter,OptimizationHints",
+    # No --disable-features here: it would replace Playwright's own list (which keeps Chromium from calling
+    # home at start-up) instead of adding to it. Host candidates are plain addresses, not mDNS names, without
+    # a flag: Chromium hides local addresses behind mDNS only from pages not granted the camera and
+    # microphone, and every participant's context is granted both (no multicast announcements either).
 )
 MEDIA_FLAGS: tuple[str, ...] = (
     "--use-fake-ui-for-media-stream",  # grant camera and microphone without a prompt
