@@ -11,7 +11,7 @@ as the mean of its sender's and receiver's, since each end contributes its own h
 and encode at the sender, jitter buffer, decode and delivery at the receiver).
 
 Run: .venv/bin/python benchmarks/mixed_room.py [--system reference] [--system janus] [--duration 30]
-         [--native-floor MS] [--browser-floor MS] [--results DIR]
+         [--native-floor MS] [--browser-floor MS] [--results DIR] [--processes N] [--participants N]
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from harness.summary import participant_engines, stream_owners
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run(system: str, duration: float, results: Path) -> Path:
+def _run(system: str, duration: float, results: Path, extra: list[str]) -> Path:
     before = set(results.iterdir()) if results.exists() else set()
     subprocess.run([sys.executable, "-m", "harness.cli", "run", str(ROOT / "scenarios" / "mixed-browser.toml"),
-                    "--system", system, "--duration", f"{duration:g}", "--results", str(results), "--no-report"],
+                    "--system", system, "--duration", f"{duration:g}", "--results", str(results), "--no-report",
+                    *extra],
                    check=False, timeout=duration + 400)
     fresh = sorted(set(results.iterdir()) - before)
     if not fresh:
@@ -107,9 +108,13 @@ def main() -> None:
     parser.add_argument("--browser-floor", type=float, default=float("nan"))
     parser.add_argument("--results", type=Path, default=ROOT / "results")
     parser.add_argument("--run", type=Path, action="append", help="report an existing run instead of running")
+    parser.add_argument("--processes", type=int, help="Locust processes (default: confbench's, one per core)")
+    parser.add_argument("--participants", type=int, help="scale the scenario's groups to this many participants")
     args = parser.parse_args()
     floors = {"native": args.native_floor, "browser": args.browser_floor}
-    runs = args.run or [_run(system, args.duration, args.results) for system in (args.system or ["reference"])]
+    extra = [*(["--processes", str(args.processes)] if args.processes else []),
+             *(["--participants", str(args.participants)] if args.participants else [])]
+    runs = args.run or [_run(system, args.duration, args.results, extra) for system in (args.system or ["reference"])]
     for run_dir in runs:
         report(run_dir, floors)
 

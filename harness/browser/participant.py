@@ -127,6 +127,7 @@ class BrowserParticipant:
         self._tasks: set[asyncio.Task[None]] = set()
         self._join_row: dict[str, Any] | None = None
         self._joining: dict[str, Any] | None = None
+        self._joined = False
         self._leaving = False
         self.failed: str | None = None
         """Why the browser went away while in the call (None while it is fine)."""
@@ -170,6 +171,7 @@ class BrowserParticipant:
             return row  # leave() already wrote this attempt's row: the run ended while it was joining
         self._joining = None
         if row["ok"]:
+            self._joined = True
             self._join_row = row
             self._spawn(self._collect_loop())
             self._spawn(self._first_frame_timer())
@@ -273,7 +275,7 @@ class BrowserParticipant:
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
-        if self._page is not None and not self.failed:
+        if self._page is not None and not self.failed and self._joined:
             try:
                 await self._collect()  # the last second's rows
             except Exception:
