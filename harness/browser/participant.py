@@ -93,6 +93,14 @@ class BrowserRuntime:
             self._manager = self._pw = None
 
 
+def _pss_or_rss(proc: psutil.Process) -> float:
+    """Bytes of memory attributable to ``proc``: PSS from /proc/<pid>/smaps_rollup, else RSS."""
+    try:
+        return float(proc.memory_full_info().pss)
+    except (AttributeError, psutil.AccessDenied):
+        return float(proc.memory_info().rss)
+
+
 def _driver_process() -> psutil.Process | None:
     # The driver is the one child of this process started by Playwright (a node binary running its cli).
     try:
@@ -304,9 +312,11 @@ class BrowserParticipant:
 
     # -- probing -----------------------------------------------------------------------------------------
     def probe_row(self, host: str) -> dict[str, Any] | None:
-        """One ``probes`` row: CPU and RSS summed over this browser's process tree (None when it is gone).
+        """One ``probes`` row: CPU and memory summed over this browser's process tree (None when it is gone).
 
-        RSS summed over processes counts shared pages once per process, so it overstates memory somewhat.
+        Memory is the proportional set size (PSS: each shared page divided among the processes sharing it),
+        stored in ``rss_mb``: Chromium's processes share most of their pages, and their RSS summed would
+        count those pages once per process (about twice the real footprint). RSS where PSS is unavailable.
         """
         if self._root is None or self.failed or self._leaving:
             return None
@@ -320,7 +330,7 @@ class BrowserParticipant:
             try:
                 with known.oneshot():
                     value = known.cpu_percent(None)
-                    rss += known.memory_info().rss / 2**20
+                    rss += _pss_or_rss(known) / 2**20
             except psutil.Error:
                 continue
             # A process seen for the first time has no interval yet: it counts from the next second.

@@ -306,7 +306,7 @@ _ENGINE_ROWS: tuple[tuple[str, str, str], ...] = (
     ("fps", "Frame rate received, p50 / p95", "dist"),
     ("packet_loss_pct", "Packet loss (%)", "num"),
     ("cpu_pct_per_participant", "CPU per participant (% of one core)", "num"),
-    ("rss_mb_per_participant", "Memory per participant (MB RSS)", "num"),
+    ("rss_mb_per_participant", "Memory per participant (MB; browsers: PSS)", "num"),
 )
 
 
@@ -323,7 +323,7 @@ def _engines_section(runs: Sequence[RunData]) -> list[str]:
         return []
     head = "".join(f"<th>{_e(label)}</th>" for label, _ in columns)
     rows = ['<tr><th>Participants in the call</th>' + "".join(
-        f'<td class="num">{_e(_num(f.get("participants")))}</td>' for _, f in columns) + "</tr>"]
+        f'<td class="num">{_e(_count(_number(f.get("participants"))))}</td>' for _, f in columns) + "</tr>"]
     for key, what, kind in _ENGINE_ROWS:
         cells = (_distribution(f.get(key)) if kind == "dist" else _e(_num(f.get(key))) for _, f in columns)
         rows.append(f'<tr><th>{_e(what)} <span class="key">{_e(key)}</span></th>'
