@@ -35,19 +35,17 @@ def test_browser_on_the_demo_page_and_native_participant_meet(local_janus: Any) 
                          "groups": [{"name": "n", "count": 1}, {"name": "b", "count": 1, "engine": "browser"}],
                          "media": {"video": {"width": 320, "height": 180, "bitrate_kbps": 300}}})
 
-    async def meeting() -> tuple[dict[str, Any], dict[str, Any]]:
+    async def meeting() -> dict[str, dict[str, Any]]:
         pin_host_addresses([local_janus.host_address])
         system = JanusSystem(url=local_janus.ws_url)
         people: dict[str, Any] = {}
         engines = Engines(sc, system, sink, lambda sid: next(
             (n for n, p in people.items() if p.spec.video_stream_id == sid), None))
-        specs = {"b-1": ParticipantSpec(name="b-1", group="b", index=1, room=sc.room, video=sc.video,
-                                        join_timeout_s=30),
-                 "n-0": ParticipantSpec(name="n-0", group="n", index=0, room=sc.room, video=sc.video,
-                                        join_timeout_s=30)}
+        specs = {name: ParticipantSpec(name=name, group=name[0], index=index, room=sc.room, video=sc.video,
+                                       join_timeout_s=30) for name, index in (("b-1", 1), ("n-0", 0), ("n-2", 2))}
         rows = {}
         try:
-            for name, engine in (("b-1", "browser"), ("n-0", "native")):
+            for name, engine in (("b-1", "browser"), ("n-0", "native"), ("n-2", "native")):
                 people[name] = await engines.create(specs[name], engine)
                 rows[name] = await people[name].join()
             await asyncio.sleep(8)
@@ -56,14 +54,18 @@ def test_browser_on_the_demo_page_and_native_participant_meet(local_janus: Any) 
         finally:
             await system.close()
             await engines.close()
-        return rows["b-1"], rows["n-0"]
+        return rows
 
-    browser_row, native_row = asyncio.run(meeting())
-    assert browser_row["ok"] and native_row["ok"], (browser_row.get("error"), native_row.get("error"))
+    rows = asyncio.run(meeting())
+    assert all(row["ok"] for row in rows.values()), {name: row.get("error") for name, row in rows.items()}
     frames = sink.rows["frames"]
-    # Stream ids 2 (b-1) and 0 (n-0); the native side knows the browser by its demo display name "b1".
+    # Stream ids 2 (b-1), 0 (n-0), 4 (n-2); the native side knows the browser by its demo display name "b1".
     assert sum(1 for f in frames if f["receiver"] == "n-0" and f["stream_id"] == 2 and f["sender"] == "b1") > 60
-    assert sum(1 for f in frames if f["receiver"] == "b-1" and f["stream_id"] == 0 and f["sender"] == "n-0") > 60
+    # The demo gives each feed a connection of its own, all with the same track ids: both feeds still count.
+    for sid, name in ((0, "n-0"), (4, "n-2")):
+        assert sum(1 for f in frames if f["receiver"] == "b-1" and f["stream_id"] == sid and f["sender"] == name) > 30
+    inbound = {s["peer"] for s in sink.rows["streams"] if s["participant"] == "b-1" and s["direction"] == "in"}
+    assert inbound == {"n-0", "n-2"}, inbound
     assert any(a["receiver"] == "b-1" and a["sender"] == "n-0" for a in sink.rows["audio"])
     assert any(a["receiver"] == "n-0" and a["sender"] == "b1" for a in sink.rows["audio"])
     out = [s for s in sink.rows["streams"] if s["participant"] == "b-1" and s["direction"] == "out"]

@@ -289,7 +289,10 @@
   // ---- receivers: video frames and audio pulses ----------------------------------------------------------
   const pcs = new Map();  // pc id -> record
   let pcSeq = 0;
-  const videoReaders = new Map();  // track id -> reader
+  // Readers are keyed by connection and track: track ids are only unique within a connection (Janus's demo
+  // gives every feed's connection the same ones).
+  const trackKey = (rec, trackId) => rec.id + "/" + trackId;
+  const videoReaders = new Map();  // trackKey -> reader
   let overlay = null;
   function container() {
     if (overlay && overlay.isConnected) return overlay;
@@ -301,15 +304,16 @@
     return overlay;
   }
   function readVideo(track, rec, streamId) {
-    if (videoReaders.has(track.id)) return;
+    const key = trackKey(rec, track.id);
+    if (videoReaders.has(key)) return;
     const v = document.createElement("video");
     v.muted = true; v.autoplay = true; v.playsInline = true;
     v.style.cssText = "width:32px;height:18px";
     v.srcObject = new MediaStream([track]);
     const canvas = document.createElement("canvas");
     const g = canvas.getContext("2d", { willReadFrequently: true });
-    const reader = { track: track.id, pc: rec.id, msid: streamId, sid: null, frames: 0, video: v };
-    videoReaders.set(track.id, reader);
+    const reader = { track: key, pc: rec.id, msid: streamId, sid: null, frames: 0, video: v };
+    videoReaders.set(key, reader);
     const attach = () => container().appendChild(v);
     if (document.body) attach(); else document.addEventListener("DOMContentLoaded", attach);
     const onFrame = (nowMs, md) => {
@@ -325,9 +329,9 @@
       reader.frames++;
       if (st) {
         reader.sid = st.sid;
-        push(out.frames, { track: track.id, ts: t / 1000, sid: st.sid, no: st.no, cap: captureMs(st.us, t) / 1000, w, h });
+        push(out.frames, { track: key, ts: t / 1000, sid: st.sid, no: st.no, cap: captureMs(st.us, t) / 1000, w, h });
       } else {
-        push(out.frames, { track: track.id, ts: t / 1000, sid: null, w, h });
+        push(out.frames, { track: key, ts: t / 1000, sid: null, w, h });
       }
       if (track.readyState !== "ended") v.requestVideoFrameCallback(onFrame);
     };
@@ -337,9 +341,10 @@
   }
   const audioReaders = new Map();
   async function readAudio(track, rec, streamId) {
-    if (audioReaders.has(track.id)) return;
-    const reader = { track: track.id, pc: rec.id, msid: streamId, onsets: 0 };
-    audioReaders.set(track.id, reader);
+    const key = trackKey(rec, track.id);
+    if (audioReaders.has(key)) return;
+    const reader = { track: key, pc: rec.id, msid: streamId, onsets: 0 };
+    audioReaders.set(key, reader);
     // Chromium delivers a remote audio track to WebAudio only while a media element plays it.
     const a = document.createElement("audio");
     a.muted = true; a.autoplay = true; a.srcObject = new MediaStream([track]);
@@ -357,7 +362,7 @@
       const onset = e.data.now + 1000 * e.data.offset / e.data.rate;
       const grid = Math.floor(onset / period) * period;
       reader.onsets++;
-      push(out.audio, { track: track.id, ts: onset / 1000, latency_ms: onset - grid });
+      push(out.audio, { track: key, ts: onset / 1000, latency_ms: onset - grid });
     };
   }
 
@@ -470,17 +475,18 @@
       // The publisher of each received track: the stamp read on its video, shared with the audio of the
       // same MediaStream (or of the same connection, when it carries one video).
       const videoOfPc = [...videoReaders.values()].filter((r) => r.pc === rec.id);
-      const sidOf = (trackId) => {
-        const v = videoReaders.get(trackId);
+      const sidOf = (key) => {
+        const v = videoReaders.get(key);
         if (v) return v.sid;
-        const a = audioReaders.get(trackId);
+        const a = audioReaders.get(key);
         if (!a) return null;
         const partner = videoOfPc.find((r) => a.msid && r.msid === a.msid) || (videoOfPc.length === 1 ? videoOfPc[0] : null);
         return partner ? partner.sid : null;
       };
-      const inbound = entries.filter((s) => s.type === "inbound-rtp").map((s) => Object.assign({}, s, {
-        sid: sidOf(s.trackIdentifier), frames: (videoReaders.get(s.trackIdentifier) || {}).frames,
-      }));
+      const inbound = entries.filter((s) => s.type === "inbound-rtp").map((s) => {
+        const key = trackKey(rec, s.trackIdentifier);
+        return Object.assign({}, s, { track_key: key, sid: sidOf(key), frames: (videoReaders.get(key) || {}).frames });
+      });
       const remoteSids = [...new Set(videoOfPc.map((r) => r.sid).filter((x) => x !== null))];
       rows.push({
         pc: rec.id, state: pc.connectionState, ice: pc.iceConnectionState, label: pc.__confbenchRemote || null,

@@ -84,7 +84,7 @@ class PageRows:
             if pc.get("label"):
                 self._labels[str(pc["pc"])] = str(pc["label"])
             for entry in pc.get("inbound") or []:
-                track = entry.get("trackIdentifier")
+                track = entry.get("track_key") or entry.get("trackIdentifier")
                 if track:
                     self._track_pc[str(track)] = str(pc["pc"])
                     if isinstance(entry.get("sid"), int):
@@ -157,7 +157,7 @@ class PageRows:
         lost = max(total_lost - c.lost, 0)
         c.lost = max(total_lost, c.lost)
         jitter = _num(entry, "jitter")
-        track = str(entry.get("trackIdentifier"))
+        track = str(entry.get("track_key") or entry.get("trackIdentifier"))
         sid = entry.get("sid") if isinstance(entry.get("sid"), int) else None
         row: Row = {
             "ts": now, "participant": self.participant, "peer": self.name_of(sid, pc_id), "direction": "in",
