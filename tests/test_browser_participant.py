@@ -168,3 +168,41 @@ def test_leaving_while_joining_writes_one_failed_join_row(sfu: str) -> None:
     asyncio.run(run())
     joins = sink.rows["joins"]
     assert len(joins) == 1 and joins[0]["error"] == "left before the join finished", joins
+
+
+def test_a_platform_file_of_ones_own_on_the_web_system(sfu: str, tmp_path: Any) -> None:
+    """A new platform is one file: ``web=URL`` plus ``[browser] platform = "<path>"`` (no code)."""
+    from harness.systems.web import WebSystem
+
+    platform_file = tmp_path / "myconf.toml"
+    platform_file.write_text('name = "myconf"\nurl = "{base}/app/?room={room}"\n'
+                             '[[join]]\nfill = "#name"\nvalue = "{participant}"\n'
+                             '[[join]]\nclick = "#join"\n[[join]]\nwait = "#state[data-state=\'in-call\']"\n')
+    sc = parse_scenario({"name": "t", "join_timeout_s": 30, "groups": [{"name": "b", "count": 1, "engine": "browser"}],
+                         "browser": {"platform": str(platform_file)},
+                         "media": {"video": {"width": 320, "height": 180, "bitrate_kbps": 300}}})
+    sink = Sink()
+
+    async def meeting() -> tuple[dict[str, Any], dict[str, Any]]:
+        pin_host_addresses(["127.0.0.1"])
+        engines = Engines(sc, WebSystem(url=sfu), sink, lambda sid: {0: "n-0"}.get(sid))
+        native_system = ReferenceSystem(url=sfu)
+        native = await Engines(sc, native_system, sink, lambda sid: None).create(
+            ParticipantSpec(name="n-0", group="n", index=0, room="own", video=sc.video), "native")
+        browser = await engines.create(
+            ParticipantSpec(name="b-1", group="b", index=1, room="own", video=sc.video, join_timeout_s=30), "browser")
+        try:
+            rows = await native.join(), await browser.join()
+            await asyncio.sleep(4)
+            await browser.leave()
+            await native.leave()
+        finally:
+            await native_system.close()
+            await engines.close()
+        return rows
+
+    native_row, browser_row = asyncio.run(meeting())
+    assert native_row["ok"] and browser_row["ok"], browser_row.get("error")
+    frames = sink.rows["frames"]
+    assert any(f["receiver"] == "b-1" and f["sender"] == "n-0" for f in frames)
+    assert any(f["receiver"] == "n-0" and f["sender"] == "b-1" for f in frames)
