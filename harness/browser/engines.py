@@ -6,6 +6,7 @@ same face (:class:`HostedParticipant`), so joining, leaving, sources' health and
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any, Protocol
 
@@ -98,6 +99,7 @@ class Engines:
         self._runtime: BrowserRuntime | None = None
         self._target: BrowserTarget | None = None
         self._site: StaticSite | None = None
+        self._setup = asyncio.Lock()
 
     async def create(self, spec: ParticipantSpec, engine: str) -> HostedParticipant:
         """A not yet joined participant; a browser one only when Chromium and the platform are usable."""
@@ -106,21 +108,25 @@ class Engines:
             return Participant(spec, self._system, _JoinTags(self._sink, tags))
         if engine != "browser":
             raise BrowserError(f"unknown engine {engine!r}")
-        if self._runtime is None:
-            from harness.browser.chromium import find_chromium
-
-            target = browser_target(self._scenario, self._system)
-            executable = find_chromium(self._scenario.browser.chromium)
-            if target.platform.serve is not None:
-                # The app is static files: serve them here and open them from here.
-                site = StaticSite(target.platform.serve, Meeting(base="", room=self._scenario.room,
-                                                                 participant="", system_url=target.system_url))
-                target = dataclasses.replace(target, base_url=await site.start())
-                self._site = site
-            self._target = target
-            self._runtime = BrowserRuntime(executable)
-        assert self._target is not None
+        async with self._setup:  # joins run concurrently: one runtime (and one static site) per media host
+            if self._runtime is None:
+                await self._set_up()
+        assert self._target is not None and self._runtime is not None
         return BrowserParticipant(spec, self._target, self._runtime, self._sink, self._directory)
+
+    async def _set_up(self) -> None:
+        from harness.browser.chromium import find_chromium
+
+        target = browser_target(self._scenario, self._system)
+        executable = find_chromium(self._scenario.browser.chromium)
+        if target.platform.serve is not None:
+            # The app is static files: serve them here and open them from here.
+            site = StaticSite(target.platform.serve, Meeting(base="", room=self._scenario.room,
+                                                             participant="", system_url=target.system_url))
+            target = dataclasses.replace(target, base_url=await site.start())
+            self._site = site
+        self._target = target
+        self._runtime = BrowserRuntime(executable)
 
     def probe_rows(self, host: str, participants: list[HostedParticipant]) -> list[dict[str, Any]]:
         """``probes`` rows of every browser (its process tree) and of the Playwright driver."""
