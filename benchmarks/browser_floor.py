@@ -14,7 +14,7 @@ For comparison it also measures the native floor at the same sizes (benchmarks/f
 on loopback, marker-bit completion), and prints audio latency for both (the native figure includes Opus's
 6.5 ms look-ahead, as every audio figure does).
 
-Run: .venv/bin/python benchmarks/browser_floor.py [SECONDS]
+Run: .venv/bin/python benchmarks/browser_floor.py [SECONDS] [FPS]
 """
 
 from __future__ import annotations
@@ -130,6 +130,7 @@ def _pct(values: list[float], q: float) -> float:
 
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
+    fps = int(sys.argv[2]) if len(sys.argv) > 2 else 30
     executable = chromium.find_chromium()
     _ip("netns", "add", NAMESPACE)
     try:
@@ -142,18 +143,19 @@ def main() -> None:
             wrapper = Path(tmp) / "chromium"
             wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {NAMESPACE} {executable} "$@"\n')
             wrapper.chmod(0o755)
-            print(f"browser floor: Chromium to itself in one page, VP8 at 30 fps, {seconds:g} s per size")
+            print(f"floors: Chromium to itself in one page, and 2 native participants p2p; VP8 at {fps} fps, "
+                  f"{seconds:g} s per size")
             print(f"{'engine':>8} {'size':>9} {'video p50':>10} {'p95':>8} {'audio p50':>10} {'p95':>8} {'fps':>6} "
                   f"{'frames':>7}")
             for width, height, kbps in ((320, 180, 300), (640, 360, 500)):
-                video = VideoSettings(width=width, height=height, fps=30, bitrate_kbps=kbps)
+                video = VideoSettings(width=width, height=height, fps=fps, bitrate_kbps=kbps)
                 sink = asyncio.run(_measure(str(wrapper), video, seconds))
                 native = _native(video, seconds)
                 for engine, (frames, audio, fps_values) in (("browser", (sink.frames, sink.audio, sink.fps)),
                                                              ("native", native)):
-                    fps = statistics.mean(fps_values) if fps_values else float("nan")
+                    rate = statistics.mean(fps_values) if fps_values else float("nan")
                     print(f"{engine:>8} {width}x{height:<5} {_pct(frames, .5):10.1f} {_pct(frames, .95):8.1f} "
-                          f"{_pct(audio, .5):10.1f} {_pct(audio, .95):8.1f} {fps:6.1f} {len(frames):7d}")
+                          f"{_pct(audio, .5):10.1f} {_pct(audio, .95):8.1f} {rate:6.1f} {len(frames):7d}")
     finally:
         subprocess.run(["ip", "netns", "delete", NAMESPACE], capture_output=True, timeout=10)
 
