@@ -317,7 +317,9 @@
     const attach = () => container().appendChild(v);
     if (document.body) attach(); else document.addEventListener("DOMContentLoaded", attach);
     const onFrame = (nowMs, md) => {
-      const t = performance.timeOrigin + md.presentationTime;
+      // The frame's time is when the page reads it, not md.presentationTime: by the time the callback runs a
+      // newer frame may be current, and the pixels drawn below (hence the stamp) are the current frame's.
+      const t = wall();
       const w = md.width || v.videoWidth, h = md.height || v.videoHeight;
       let st = null;
       if (w >= S.columns && h > 0) {
