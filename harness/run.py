@@ -215,6 +215,10 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
     called with the run folder once the system is deployed and answering, before any participant starts.
     """
     system = create_system(spec)
+    if scenario.browser_groups:
+        from harness.browser.engines import preflight
+
+        preflight(scenario, system)  # one line saying what to install or name, before anything starts
     deployment = system.deploy()
     try:
         metrics_url = _checked_metrics_url()

@@ -112,6 +112,10 @@ class JanusSystem(System):
         if local is not None:
             local.stop()
 
+    def web_client(self) -> str | None:
+        """Janus's VideoRoom demo page (Debian's janus-demos), for browser participants (docs/browser.md)."""
+        return "janus-videoroom"
+
     def session(self, ctx: SessionContext) -> Session:
         """A VideoRoom session for one participant."""
         if self.url is None:
