@@ -35,8 +35,10 @@ from typing import Any, BinaryIO
 
 import psutil
 
+from harness.browser.engines import Engines, HostedParticipant
+from harness.errors import HarnessError
 from harness.ice import pin_host_addresses
-from harness.participant import Participant, ParticipantSpec
+from harness.participant import ParticipantSpec
 from harness.scenario import Scenario, scenario_from_dict
 from harness.systems import SystemSpec, create_system
 from harness.systems.base import System
@@ -90,7 +92,8 @@ class MediaHost:
         self.scenario: Scenario | None = None
         self.system: System | None = None
         self.host = socket.gethostname()
-        self.participants: dict[str, Participant] = {}
+        self.participants: dict[str, HostedParticipant] = {}
+        self.engines: Engines | None = None
         self._stopping = asyncio.Event()
         self._max_lag_s = 0.0
 
@@ -103,6 +106,7 @@ class MediaHost:
             pin_host_addresses(cmd.get("host_addresses") or ["127.0.0.1"])
             self.system = create_system(spec)
             self.host = cmd.get("host") or self.host
+            self.engines = Engines(self.scenario, self.system, self.outbox, self._stream_owner)
             return {"pid": os.getpid()}
         if op == "join":
             return await self._join(cmd)
@@ -117,7 +121,7 @@ class MediaHost:
         raise ValueError(f"unknown op {op!r}")
 
     async def _join(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        if self.scenario is None or self.system is None:
+        if self.scenario is None or self.system is None or self.engines is None:
             raise RuntimeError("join before configure")
         group = next(g for g in self.scenario.groups if g.name == cmd["group"])
         spec = ParticipantSpec(
@@ -126,7 +130,14 @@ class MediaHost:
             join_timeout_s=self.scenario.join_timeout_s,
             video=self.scenario.video, audio=self.scenario.audio, host=self.host,
         )
-        participant = Participant(spec, self.system, self.outbox)
+        try:
+            participant = await self.engines.create(spec, group.engine)
+        except HarnessError as exc:  # e.g. no Chromium: this participant fails, in one line, like a refusal
+            row = {"ts": time.time(), "participant": spec.name, "group": spec.group, "host": spec.host,
+                   "attempt": 1, "ok": False, "error": str(exc), "engine": group.engine,
+                   "stream_id": spec.video_stream_id}
+            self.outbox.emit("joins", row)
+            return row
         self.participants[spec.name] = participant
         row = await participant.join()
         if not row["ok"]:
@@ -141,6 +152,15 @@ class MediaHost:
             await asyncio.wait([asyncio.ensure_future(p.leave()) for p in parts], timeout=15)
         if self.system is not None:
             await self.system.close()
+        if self.engines is not None:
+            await self.engines.close()
+
+    def _stream_owner(self, stream_id: int) -> str | None:
+        """The participant of this host whose video carries ``stream_id`` (how browsers name senders)."""
+        for name, p in self.participants.items():
+            if p.spec.video_stream_id == stream_id:
+                return name
+        return None
 
     async def probe_loop(self) -> None:
         """One ``probes`` row a second about this process: CPU, RSS and event-loop lag."""
@@ -169,6 +189,9 @@ class MediaHost:
                     "frames_produced": total[0] - last[0], "frames_skipped": total[1] - last[1],
                 })
             last = total
+            if self.engines is not None:
+                for row in self.engines.probe_rows(self.host, list(self.participants.values())):
+                    self.outbox.emit("probes", row)
             if self.outbox.dropped:
                 self.outbox.emit("events", {"ts": time.time(), "kind": "samples_dropped", "participant": None,
                                             "detail": str(self.outbox.dropped)})

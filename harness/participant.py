@@ -165,6 +165,7 @@ class Participant:
         self._pcs: list[tuple[str, RTCPeerConnection]] = []
         self._counters: dict[int, _VideoCounters] = {}
         self._audio_latency: dict[int, float] = {}  # id(track) → latest pulse latency (ms), for the MOS
+        self._track_remote: dict[int, str] = {}  # id(track) -> publishing participant, from on_track
         self._ssrc: dict[tuple[int, str, int], _SsrcState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._first_frame = asyncio.Event()
@@ -204,6 +205,8 @@ class Participant:
         """Start measuring a remote track (SessionListener): decoded if it is a probe, else from its frames."""
         if receiver is not None:
             count_received(receiver)
+        # One connection may carry several publishers' streams (multistream SFUs): label rows by track.
+        self._track_remote[id(track)] = remote
         if receiver is not None and not self.is_probe(remote):
             self._measure_undecoded(track, receiver)
         elif track.kind == "video":
@@ -435,7 +438,8 @@ class Participant:
                     bitrate = (received[s.ssrc] - st.received) * 8 / (polled - st.polled_at) / 1000
                 st.received, st.polled_at = received[s.ssrc], polled
             row: dict[str, Any] = {
-                "ts": now, "participant": self.spec.name, "peer": remote, "direction": "in", "kind": kind,
+                "ts": now, "participant": self.spec.name, "direction": "in", "kind": kind,
+                "peer": self._track_remote.get(id(receiver.track), remote),
                 "ssrc": s.ssrc, "packets": packets, "packets_lost": lost,
                 "loss_pct": 100 * lost / (packets + lost) if packets + lost else None,
                 "jitter_ms": s.jitter / clock * 1000, "bitrate_kbps": bitrate,

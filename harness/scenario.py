@@ -22,6 +22,7 @@ from harness.thresholds import KNOWN_KEYS, Threshold, parse_threshold
 
 MEDIA_KINDS = ("audio", "video")
 VIDEO_CODECS = ("VP8", "H264")
+ENGINES = ("native", "browser")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,12 @@ class Group:
     probe_fraction: float = 1.0
     """Share of received streams decoded for stamps (latency, frame loss); the others are measured
     from RTP and their encoded frames only (rate, freezes, loss, jitter), which costs far less."""
+    join_delay_s: float = 0.0
+    """Seconds each participant of the group waits, once Locust started it, before joining: late joiners."""
+    stay_s: float | None = None
+    """Seconds each participant stays in the call before it leaves (None: until the end): early leavers."""
+    engine: str = "native"
+    """``native`` (aiortc in the media host) or ``browser`` (a real Chromium on the system's web client)."""
     network: NetworkProfile | None = None
     """The group's access link (``harness.network``); None: no impairment (loopback)."""
 
@@ -79,9 +86,33 @@ class Group:
             raise ValueError(f"count must not be negative, got {self.count}")
         if not 0.0 <= self.probe_fraction <= 1.0:
             raise ValueError(f"probe_fraction must be between 0 and 1, got {self.probe_fraction}")
+        if self.join_delay_s < 0:
+            raise ValueError(f"join_delay_s must not be negative, got {self.join_delay_s}")
+        if self.stay_s is not None and self.stay_s <= 0:
+            raise ValueError(f"stay_s must be positive, got {self.stay_s}")
         for kind in self.publish:
             if kind not in MEDIA_KINDS:
                 raise ValueError(f"publish may list only {' and '.join(MEDIA_KINDS)}, got {kind!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSettings:
+    """``[browser]``: how browser participants run (used only by groups with ``engine = "browser"``)."""
+
+    platform: str | None = None
+    """A built-in web platform (``harness/browser/platforms/``) or a platform file; default: the system's
+    own web client (``reference``, ``janus``)."""
+    ice_servers: tuple[str, ...] = ()
+    """STUN/TURN URLs the browsers may use; none by default, whatever the web app configures."""
+    chromium: str | None = None
+    """The Chromium executable (default ``/usr/bin/chromium``)."""
+
+    def __post_init__(self) -> None:
+        for url in self.ice_servers:
+            if not url.startswith(("stun:", "turn:", "turns:")):
+                raise ValueError(f"ice_servers takes stun:, turn: or turns: URLs, got {url!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +133,7 @@ class Scenario:
     """Systems ``confbench run`` uses when none is named on the command line (``NAME`` or ``NAME=URL``)."""
     min_effect: tuple[tuple[str, float], ...] = ()
     """``[min_effect]``: per summary key, the smallest relative change a comparison may call a verdict."""
+    browser: BrowserSettings = field(default_factory=BrowserSettings)
     source: str = "<memory>"
 
     def __post_init__(self) -> None:
@@ -134,22 +166,33 @@ class Scenario:
         return any(g.network is not None and not g.network.clean for g in self.groups)
 
     @property
+    def browser_groups(self) -> tuple[Group, ...]:
+        """Groups of browser participants (with at least one participant)."""
+        return tuple(g for g in self.groups if g.engine == "browser" and g.count > 0)
+
+    @property
     def ramp_s(self) -> float:
-        """Seconds Locust needs to start every participant at the scenario's spawn rate."""
-        return self.participants / self.spawn_rate
+        """Seconds until every participant started joining: the spawn rate's ramp, plus the latest join delay."""
+        return self.participants / self.spawn_rate + max((g.join_delay_s for g in self.groups), default=0.0)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved scenario as plain data (recorded in every manifest)."""
         data = asdict(self)
-        data["groups"] = []
-        for g in self.groups:
-            group = dict(asdict(g), publish=list(g.publish), network=None)
+        data["groups"] = [dict(asdict(g), publish=list(g.publish)) for g in self.groups]
+        # Defaults left out so that scenarios written before browser participants keep their digest.
+        for group in data["groups"]:
+            if group["engine"] == "native":
+                del group["engine"]
+        data.pop("browser", None)
+        if self.browser != BrowserSettings():
+            data["browser"] = {k: (list(v) if isinstance(v, tuple) else v)
+                               for k, v in asdict(self.browser).items() if v not in (None, ())}
+        for g, group in zip(self.groups, data["groups"], strict=True):
             # Left out when absent so that scenarios without networks keep the digest they had before.
             if g.network is None:
                 del group["network"]
             else:
                 group["network"] = g.network.to_dict()
-            data["groups"].append(group)
         data["systems"] = list(self.systems)
         data["thresholds"] = {t.key: f"{t.op} {t.bound:g}" for t in self.thresholds}
         # Left out when empty so that scenarios without it keep the digest they had before it existed.
@@ -195,12 +238,14 @@ def _scale_groups(groups: tuple[Group, ...], total: int) -> tuple[Group, ...]:
 _TOP_KEYS = {
     "name": str, "description": str, "duration_s": float, "spawn_rate": float, "room": str,
     "join_timeout_s": float, "media": dict, "groups": list, "thresholds": dict, "min_effect": dict,
-    "systems": list,
+    "systems": list, "browser": dict,
 }
+_BROWSER_KEYS = {"platform": str, "ice_servers": list, "chromium": str}
 _MEDIA_KEYS = {"video": dict, "audio": dict}
 _VIDEO_KEYS = {"width": int, "height": int, "fps": int, "codec": str, "bitrate_kbps": int}
 _AUDIO_KEYS = {"pulse_period_s": float}
 _GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float,
+               "join_delay_s": float, "stay_s": float, "engine": str,
                "network": dict}  # network (a preset name or a table) is parsed by harness.network
 
 
@@ -208,6 +253,8 @@ def _check(where: str, table: Mapping[str, Any], schema: Mapping[str, type]) -> 
     """Reject unknown keys and wrong types; ints are accepted where floats are expected."""
     out: dict[str, Any] = {}
     for key, value in table.items():
+        if value is None and key in schema:
+            continue  # a resolved scenario (scenario.json) writes an optional field left unset as null
         if key not in schema:
             known = ", ".join(sorted(schema))
             raise _FieldError(f"{where}{key}", f"unknown key (known: {known})")
@@ -299,10 +346,16 @@ def _parse(data: Mapping[str, Any], source: str) -> Scenario:
         if not all(isinstance(x, str) for x in top["systems"]):
             raise _FieldError("systems", "must be a list of strings such as [\"p2p\", \"reference\"]")
         top["systems"] = tuple(top["systems"])
+    browser_raw = _check("browser.", top.pop("browser", {}), _BROWSER_KEYS)
+    if "ice_servers" in browser_raw:
+        if not all(isinstance(x, str) for x in browser_raw["ice_servers"]):
+            raise _FieldError("browser.ice_servers", "must be a list of strings")
+        browser_raw["ice_servers"] = tuple(browser_raw["ice_servers"])
+    browser = _build("browser", BrowserSettings, browser_raw)
     if "name" not in top:
         raise _FieldError("name", "is required")
     fields_ = dict(top, groups=tuple(groups), video=video, audio=audio, thresholds=tuple(thresholds),
-                   min_effect=tuple(min_effect), source=source)
+                   min_effect=tuple(min_effect), browser=browser, source=source)
     try:
         return Scenario(**fields_)
     except ValueError as exc:

@@ -55,6 +55,7 @@ NUMBER_METRICS: tuple[str, ...] = (
 _GROUPED_KEYS: tuple[str, ...] = (
     "participants.joined",
     "participants.failed",
+    "participants.dropped",
     "sut_cpu_pct.mean",
     "sut_cpu_pct.max",
     "loadgen_cpu_pct.mean",

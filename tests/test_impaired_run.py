@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,41 @@ def test_an_impaired_group_is_measured_through_its_link(tmp_path: Path) -> None:
     assert streams["psnr_db"].between(15, 100).any()
     assert not subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.count(
         manifest["network"]["groups"]["far"]["namespace"])
+
+
+JANUS_SCENARIO = """
+name = "impaired-janus"
+duration_s = 8
+spawn_rate = 5
+[media.video]
+width = 320
+height = 180
+fps = 15
+bitrate_kbps = 300
+[[groups]]
+name = "far"
+count = 1
+network = { delay_ms = 50 }
+[[groups]]
+name = "near"
+count = 1
+"""
+
+
+def test_an_impaired_group_reaches_a_server_in_its_own_namespace(tmp_path: Path) -> None:
+    """Janus runs in a namespace of its own (the Janus testbed), joined to the impaired network as well."""
+    if shutil.which("janus") is None:
+        pytest.skip("Debian's janus package is not installed (apt-get install janus)")
+    (tmp_path / "s.toml").write_text(JANUS_SCENARIO)
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", "s.toml", "--system", "janus", "--processes",
+                           "1", "--results", "results", "--no-report"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert done.returncode in (0, 1), done.stderr
+    (run,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
+    reader = RunReader(run)
+    assert reader.manifest["status"] in ("completed", "invalid"), reader.manifest
+    frames = reader.table("frames")
+    for sender, receiver in (("far", "near"), ("near", "far")):
+        path = frames[frames["sender"].str.startswith(sender) & frames["receiver"].str.startswith(receiver)]
+        # Through the SFU, every frame of this pair crosses the far group's link once: at least 50 ms.
+        assert len(path) > 20 and path["latency_ms"].min() >= 50, (sender, receiver, len(path))

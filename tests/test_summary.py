@@ -152,6 +152,9 @@ THRESHOLDS = [
 
 def test_summary_figures(run: Path) -> None:
     summary = summarize(RunReader(run), planned_participants=6, thresholds=THRESHOLDS)
+    engines = summary.pop("engines")
+    assert set(engines) == {"native"} and engines["native"]["participants"] == 3
+    assert isinstance(summary.pop("video_latency_by_path_ms"), dict)
     assert summary == {
         "schema_version": SCHEMA_VERSION,
         "run_id": "20261128T214501Z-p2p-ab12",
@@ -183,7 +186,7 @@ def test_summary_figures(run: Path) -> None:
         "freezes_per_min": 30.0,
         # the size most inbound video stream-seconds were decoded at
         "video_resolution": "640x360",
-        "participants": {"planned": 6, "joined": 3, "failed": 2},
+        "participants": {"planned": 6, "joined": 3, "failed": 2, "dropped": 0},
         # per second: 100 -> 50 + 30, 101 -> 40 + 20
         # Per process, samples go to the nearest second and one missed second is bridged (per_process_seconds):
         # sut: second 100 = 50 (pid 2 not yet alive), 101 = 40 + mean(30, 20) = 65.
@@ -254,7 +257,7 @@ def test_empty_run_gives_nulls_not_nan(tmp_path: Path) -> None:
         "duration_s",
     ):
         assert summary[key] is None, key
-    assert summary["participants"] == {"planned": 4, "joined": 0, "failed": 0}
+    assert summary["participants"] == {"planned": 4, "joined": 0, "failed": 0, "dropped": 0}
     assert summary["system"] == "janus"
     assert summary["status"] == "aborted"
     assert summary["thresholds"] == [{"expr": "packet_loss_pct < 1", "value": None, "ok": False}]
@@ -345,3 +348,38 @@ def test_window_keeps_media_rows_inside_and_joins_all(tmp_path: Path) -> None:
     # A window with no frame in it (a run aborted early) falls back to every row, and says so.
     empty = summarize(reader, planned_participants=1, window=(100.0, 200.0))
     assert empty["window"] is None and empty["video_latency_ms"]["samples"] == 12
+
+
+def test_figures_per_engine_and_path(tmp_path: Path) -> None:
+    """Browser and native participants side by side: who measured what, and what each one costs."""
+    run_dir = tmp_path / "mixed"
+    write_manifest(run_dir, {"run_id": "r", "status": "completed", "system": {"name": "reference"}})
+    with RunWriter(run_dir) as writer:
+        writer.append("joins", [
+            dict(join("n1", 1, True, 100.0), engine=None), dict(join("n2", 1, True, 100.0)),
+            dict(join("b1", 1, True, 900.0), engine="browser"), dict(join("b2", 1, False), engine="browser"),
+        ])
+        frame = {"frame_no": 1, "capture_ts": 0.0, "gap_ms": None, "width": 320, "height": 180, "stream_id": 0}
+        writer.append("frames", [
+            dict(frame, ts=1.0, receiver="n1", sender="b1", latency_ms=30.0),
+            dict(frame, ts=1.0, receiver="n1", sender="n2", latency_ms=10.0),
+            dict(frame, ts=1.0, receiver="b1", sender="n1", latency_ms=50.0),
+            dict(frame, ts=1.0, receiver="b1", sender="stream-9", latency_ms=70.0),
+        ])
+        writer.append("events", [{"ts": 2.0, "kind": "participant_failed", "participant": "b1",
+                                  "detail": "the browser closed"}])
+        writer.append("probes", [probe(10.0, "media_host", 1, 40.0, 100.0), probe(10.0, "browser", 2, 90.0, 400.0),
+                                 probe(10.0, "browser", 3, 10.0, 100.0)])
+    summary = summarize(RunReader(run_dir), planned_participants=4)
+    engines = summary["engines"]
+    assert engines["native"]["participants"] == 2 and engines["browser"]["participants"] == 1
+    assert engines["native"]["video_latency_ms"]["p50"] == 20.0
+    assert engines["browser"]["video_latency_ms"]["samples"] == 2
+    assert engines["native"]["cpu_pct_per_participant"] == 20.0  # one media host's 40 % over 2 natives
+    assert engines["browser"]["cpu_pct_per_participant"] == 100.0  # browser + driver, 1 browser joined
+    assert engines["browser"]["rss_mb_per_participant"] == 500.0
+    paths = summary["video_latency_by_path_ms"]
+    assert paths["browser>native"]["p50"] == 30.0 and paths["native>native"]["p50"] == 10.0
+    assert paths["native>browser"]["p50"] == 50.0 and paths["unknown>browser"]["p50"] == 70.0
+    assert summary["participants"] == {"planned": 4, "joined": 3, "failed": 1, "dropped": 1}
+    assert summary["loadgen_cpu_pct"]["mean"] == 140.0  # browsers are load generator too

@@ -158,6 +158,7 @@ def render_page(runs: Sequence[RunData], charts: Sequence[RenderedChart], title:
         _status_list(runs),
         "<h2>Summary</h2>",
         _summary_table(runs),
+        *_engines_section(runs),
         "<h2>Thresholds</h2>",
         _thresholds_table(runs),
         "<h2>Charts</h2>",
@@ -300,6 +301,54 @@ def _summary_table(runs: Sequence[RunData]) -> str:
         floors = (_floor(run.manifest.get("instrument_floor")) for run in runs)
         row("Instrument floor", "instrument_floor", floors)
     return f"<table><thead><tr><th>metric</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+_ENGINE_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("video_latency_ms", "Video latency as received (ms), p50 / p95", "dist"),
+    ("audio_latency_ms", "Audio latency as received (ms), p50 / p95", "dist"),
+    ("rtt_ms", "Round-trip time (ms), p50 / p95", "dist"),
+    ("jitter_ms", "Jitter (ms), p50 / p95", "dist"),
+    ("fps", "Frame rate received, p50 / p95", "dist"),
+    ("packet_loss_pct", "Packet loss (%)", "num"),
+    ("cpu_pct_per_participant", "CPU per participant (% of one core)", "num"),
+    ("rss_mb_per_participant", "Memory per participant (MB; browsers: PSS)", "num"),
+)
+
+
+def _engines_section(runs: Sequence[RunData]) -> list[str]:
+    """Native and browser participants side by side, when a run had browser participants."""
+    columns: list[tuple[str, Mapping[str, Any]]] = []
+    for run in runs:
+        engines = _mapping((run.summary or {}).get("engines"))
+        if "browser" not in engines:
+            continue
+        for engine, figures in engines.items():
+            columns.append((f"{run.label}: {engine}", _mapping(figures)))
+    if not columns:
+        return []
+    head = "".join(f"<th>{_e(label)}</th>" for label, _ in columns)
+    rows = ['<tr><th>Participants in the call</th>' + "".join(
+        f'<td class="num">{_e(_count(_number(f.get("participants"))))}</td>' for _, f in columns) + "</tr>"]
+    for key, what, kind in _ENGINE_ROWS:
+        cells = (_distribution(f.get(key)) if kind == "dist" else _e(_num(f.get(key))) for _, f in columns)
+        rows.append(f'<tr><th>{_e(what)} <span class="key">{_e(key)}</span></th>'
+                    + "".join(f'<td class="num">{cell}</td>' for cell in cells) + "</tr>")
+    parts = [
+        "<h2>Native and browser participants</h2>",
+        "<p>Figures as each kind of participant measured them (a browser measures with Chromium's own stack). "
+        "CPU per participant: the browsers' process trees and Playwright's driver over the browser "
+        "participants; the media hosts over the native ones.</p>",
+        f"<table><thead><tr><th>figure</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>",
+    ]
+    for run in runs:
+        paths = _mapping((run.summary or {}).get("video_latency_by_path_ms"))
+        if not paths or "browser" not in _mapping((run.summary or {}).get("engines")):
+            continue
+        path_rows = "".join(f'<tr><th>{_e(path.replace(">", " → "))}</th><td class="num">{_distribution(d)}</td></tr>'
+                            for path, d in paths.items())
+        parts.append(f"<p>Video latency by path (sender → receiver), {_e(run.label)}, p50 / p95 ms:</p>"
+                     f"<table><tbody>{path_rows}</tbody></table>")
+    return parts
 
 
 def _distribution(value: object) -> str:

@@ -101,6 +101,8 @@ class Deployment:
     url: str | None = None
     server_pids: tuple[int, ...] = ()
     info: Mapping[str, Any] = field(default_factory=dict)
+    host_addresses: tuple[str, ...] = ()
+    """Where participants must gather their ICE candidates (e.g. their end of a testbed link); empty: loopback."""
 
 
 class System(abc.ABC):
@@ -132,4 +134,12 @@ class System(abc.ABC):
 
     async def close(self) -> None:
         """Media-host side, at the end: release shared client resources."""
+        return None
+
+    def web_client(self) -> str | None:
+        """The web platform (``harness.browser.platform``) that browser participants use to join this system.
+
+        A built-in platform name or a platform file; ``None`` when the system has no web client (then browser
+        participants need ``[browser] platform`` in the scenario). Browsers open it with ``{base}`` = ``url``.
+        """
         return None

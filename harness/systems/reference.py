@@ -71,6 +71,10 @@ class ReferenceSystem(WhipSystem):
         deployment = self._check(url)
         return Deployment(url=url, server_pids=(self._proc.pid,), info=deployment.info)
 
+    def web_client(self) -> str | None:
+        """The SFU's own web client (served at ``/app/``), for browser participants."""
+        return "reference"
+
     def undeploy(self) -> None:
         """Stop the SFU this system started (bounded)."""
         proc, self._proc = self._proc, None
