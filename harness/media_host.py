@@ -36,6 +36,7 @@ from typing import Any, BinaryIO
 import psutil
 
 from harness.ice import pin_host_addresses
+from harness.media.pool import EncoderPool
 from harness.participant import Participant, ParticipantSpec
 from harness.scenario import Scenario, scenario_from_dict
 from harness.systems import SystemSpec, create_system
@@ -91,6 +92,7 @@ class MediaHost:
         self.system: System | None = None
         self.host = socket.gethostname()
         self.participants: dict[str, Participant] = {}
+        self.pool = EncoderPool()
         self._stopping = asyncio.Event()
         self._max_lag_s = 0.0
 
@@ -125,8 +127,9 @@ class MediaHost:
             publish=group.publish, subscribe=group.subscribe, probe_fraction=group.probe_fraction,
             join_timeout_s=self.scenario.join_timeout_s,
             video=self.scenario.video, audio=self.scenario.audio, host=self.host,
+            publishers_per_encoder=group.publishers_per_encoder,
         )
-        participant = Participant(spec, self.system, self.outbox)
+        participant = Participant(spec, self.system, self.outbox, pool=self.pool)
         self.participants[spec.name] = participant
         row = await participant.join()
         if not row["ok"]:
@@ -146,21 +149,12 @@ class MediaHost:
         """One ``probes`` row a second about this process: CPU, RSS and event-loop lag."""
         proc = psutil.Process()
         proc.cpu_percent(None)
-        # Counters of participants that left stay in the totals, so the deltas never go negative.
-        gone = [0, 0]
-        seen: dict[str, tuple[int, int]] = {}
         last = (0, 0)
         while True:
             await asyncio.sleep(1.0)
             lag, self._max_lag_s = self._max_lag_s, 0.0
-            for name in list(seen):
-                if name not in self.participants:
-                    produced, skipped = seen.pop(name)
-                    gone[0] += produced
-                    gone[1] += skipped
-            for name, p in list(self.participants.items()):
-                seen[name] = p.source_counters()
-            total = (gone[0] + sum(v[0] for v in seen.values()), gone[1] + sum(v[1] for v in seen.values()))
+            # The pool's totals keep the counts of streams that ended, so the deltas never go negative.
+            total = self.pool.counters()
             with proc.oneshot():
                 self.outbox.emit("probes", {
                     "ts": time.time(), "host": self.host, "role": "media_host", "pid": proc.pid,

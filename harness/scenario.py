@@ -21,6 +21,8 @@ from harness.thresholds import KNOWN_KEYS, Threshold, parse_threshold
 
 MEDIA_KINDS = ("audio", "video")
 VIDEO_CODECS = ("VP8", "H264")
+MAX_PUBLISHERS_PER_ENCODER = 32
+"""The cap on ``publishers_per_encoder``; why it exists: ``harness.media.pool``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,9 @@ class Group:
     probe_fraction: float = 1.0
     """Share of received streams decoded for stamps (latency, frame loss); the others are measured
     from RTP and their encoded frames only (rate, freezes, loss, jitter), which costs far less."""
+    publishers_per_encoder: int = 1
+    """How many of the group's publishers on one media host send the same encoded stream (1: each its
+    own); see ``harness.media.pool`` for the cap and what it changes."""
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -76,6 +81,9 @@ class Group:
             raise ValueError(f"count must not be negative, got {self.count}")
         if not 0.0 <= self.probe_fraction <= 1.0:
             raise ValueError(f"probe_fraction must be between 0 and 1, got {self.probe_fraction}")
+        if not 1 <= self.publishers_per_encoder <= MAX_PUBLISHERS_PER_ENCODER:
+            raise ValueError(f"publishers_per_encoder must be between 1 and {MAX_PUBLISHERS_PER_ENCODER}, "
+                             f"got {self.publishers_per_encoder}")
         for kind in self.publish:
             if kind not in MEDIA_KINDS:
                 raise ValueError(f"publish may list only {' and '.join(MEDIA_KINDS)}, got {kind!r}")
@@ -133,7 +141,7 @@ class Scenario:
     def to_dict(self) -> dict[str, Any]:
         """The resolved scenario as plain data (recorded in every manifest)."""
         data = asdict(self)
-        data["groups"] = [dict(asdict(g), publish=list(g.publish)) for g in self.groups]
+        data["groups"] = [_group_dict(g) for g in self.groups]
         data["systems"] = list(self.systems)
         data["thresholds"] = {t.key: f"{t.op} {t.bound:g}" for t in self.thresholds}
         # Left out when empty so that scenarios without it keep the digest they had before it existed.
@@ -163,6 +171,14 @@ class Scenario:
             raise ScenarioError(f"{self.source}: command-line override: {exc}") from None
 
 
+def _group_dict(group: Group) -> dict[str, Any]:
+    data = dict(asdict(group), publish=list(group.publish))
+    # Left out at its default so that scenarios without it keep the digest they had before it existed.
+    if group.publishers_per_encoder == 1:
+        data.pop("publishers_per_encoder")
+    return data
+
+
 def _scale_groups(groups: tuple[Group, ...], total: int) -> tuple[Group, ...]:
     if total < 1:
         raise ValueError(f"--participants must be at least 1, got {total}")
@@ -184,7 +200,8 @@ _TOP_KEYS = {
 _MEDIA_KEYS = {"video": dict, "audio": dict}
 _VIDEO_KEYS = {"width": int, "height": int, "fps": int, "codec": str, "bitrate_kbps": int}
 _AUDIO_KEYS = {"pulse_period_s": float}
-_GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float}
+_GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float,
+               "publishers_per_encoder": int}
 
 
 def _check(where: str, table: Mapping[str, Any], schema: Mapping[str, type]) -> dict[str, Any]:

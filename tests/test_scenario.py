@@ -64,6 +64,7 @@ def test_minimal_defaults(tmp_path: Path) -> None:
         (MINIMAL + '[thresholds]\n"packet_loss_pct" = 3\n', "thresholds.packet_loss_pct", "string"),
         ('[[groups]]\nname = "a"\ncount = 1\n', "name", "required"),
         ('name = "x"\n', "scenario", "group"),
+        (MINIMAL.replace("count = 3", "count = 3\npublishers_per_encoder = 0"), "groups[0]", "between 1 and 32"),
     ],
 )
 def test_bad_files_name_file_and_field(tmp_path: Path, text: str, field: str, words: str) -> None:
@@ -97,3 +98,12 @@ def test_round_trip_through_dict_keeps_digest() -> None:
     again = scenario_from_dict(s.to_dict())
     assert again.sha256() == s.sha256()
     assert again.thresholds == s.thresholds
+
+
+def test_publishers_per_encoder_keeps_older_digests() -> None:
+    plain = parse_scenario({"name": "x", "groups": [{"name": "a", "count": 3}]})
+    explicit = parse_scenario({"name": "x", "groups": [{"name": "a", "count": 3, "publishers_per_encoder": 1}]})
+    shared = parse_scenario({"name": "x", "groups": [{"name": "a", "count": 3, "publishers_per_encoder": 4}]})
+    assert plain.sha256() == explicit.sha256() != shared.sha256()
+    assert "publishers_per_encoder" not in plain.to_dict()["groups"][0]
+    assert scenario_from_dict(shared.to_dict()).groups[0].publishers_per_encoder == 4

@@ -26,10 +26,12 @@ from av import AudioFrame, VideoFrame
 from av.frame import Frame
 from av.packet import Packet
 
+from .packetize import PacketizedFrame
+
 __all__ = ["FanOut", "FanOutTrack", "Producer", "clone_frame"]
 
-T = TypeVar("T", bound=Frame | Packet)
-"""What one fan-out carries: what an aiortc track may return, frames or (already encoded) packets."""
+T = TypeVar("T", bound=Frame | Packet | PacketizedFrame)
+"""What one fan-out carries: raw frames, encoded packets, or frames already cut into RTP payloads."""
 F = TypeVar("F", VideoFrame, AudioFrame)
 
 
@@ -75,7 +77,7 @@ class FanOutTrack(MediaStreamTrack, Generic[T]):
         # None is the end-of-stream marker, queued so that a recv() already waiting wakes up.
         self._queue: asyncio.Queue[T | None] = asyncio.Queue(maxsize)
 
-    async def recv(self) -> T:
+    async def recv(self) -> T:  # type: ignore[override]  # aiortc's senders also take packetized frames
         """The next frame, waiting for the source if none is queued."""
         if self.readyState != "live":
             raise MediaStreamError
