@@ -24,6 +24,7 @@ process died) stops every participant and ends the process, so no orphan keeps s
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -49,6 +50,8 @@ BATCH_INTERVAL_S = 0.25
 # A Locust process that stops reading must not make the media host grow without bound.
 MAX_BUFFERED_ROWS = 500_000
 LAG_TICK_S = 0.05
+# Python's cyclic collector stops the loop while it scans; see _tune_gc.
+GC_THRESHOLDS = (20_000, 20, 20)
 
 
 class _Outbox:
@@ -78,6 +81,21 @@ class _Outbox:
         self.send({"type": "samples", "tables": rows})
 
 
+def _tune_gc() -> None:
+    """Fewer, cheaper pauses of the cyclic garbage collector, which stops the event loop while it scans.
+
+    A media host allocates per packet (RTP objects, futures), so with the default thresholds the collector
+    ran several times a second and its full scans of every live object took 70-190 ms on the development VM
+    with 50 received streams: loop lag that delays packets and frames. Everything alive once the process is
+    configured (modules, the scenario) is moved out of the collector's sight (``gc.freeze``), and young
+    objects are collected after 20 000 allocations instead of 700, so that full scans come rarely. Memory
+    freed by reference counting (nearly all per-packet garbage) is unaffected.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def _json_default(value: Any) -> Any:
     # numpy scalars and similar sneak into rows; they all know float().
     return float(value)
@@ -101,6 +119,7 @@ class MediaHost:
         op = cmd.get("op")
         if op == "configure":
             self.scenario = scenario_from_dict(cmd["scenario"])
+            _tune_gc()
             spec = SystemSpec(**cmd["system"])
             pin_host_addresses(cmd.get("host_addresses") or ["127.0.0.1"])
             self.system = create_system(spec)

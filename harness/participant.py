@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import zlib
 from collections import deque
@@ -363,6 +364,9 @@ class Participant:
                                           "latency_ms": latency_ms})
 
     async def _poll_stats(self) -> None:
+        # Participants that joined together would poll together, once a second, for all their connections at
+        # once: a burst that a busy media host's loop feels as lag. A random phase spreads them out.
+        await asyncio.sleep(random.uniform(0, self._stats_interval_s))
         self._last_poll = self._clock()
         while True:
             await asyncio.sleep(self._stats_interval_s)
