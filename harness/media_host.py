@@ -36,6 +36,7 @@ from typing import Any, BinaryIO
 
 import psutil
 
+from harness import netio, udpstats
 from harness.ice import pin_host_addresses
 from harness.media.pool import EncoderPool
 from harness.participant import Participant, ParticipantSpec
@@ -120,11 +121,17 @@ class MediaHost:
         if op == "configure":
             self.scenario = scenario_from_dict(cmd["scenario"])
             _tune_gc()
+            netio.install()  # batched reads and large receive buffers, before any socket exists
             spec = SystemSpec(**cmd["system"])
             pin_host_addresses(cmd.get("host_addresses") or ["127.0.0.1"])
             self.system = create_system(spec)
             self.host = cmd.get("host") or self.host
-            return {"pid": os.getpid()}
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                rcvbuf = netio.raise_rcvbuf(probe)
+            facts = {"pid": os.getpid(), "udp_rcvbuf_bytes": rcvbuf, "udp_rcvbuf_requested": netio.RCVBUF_BYTES}
+            self.outbox.emit("events", {"ts": time.time(), "kind": "media_host_started", "participant": None,
+                                        "detail": json.dumps(facts)})
+            return facts
         if op == "join":
             return await self._join(cmd)
         if op == "leave":
@@ -165,26 +172,33 @@ class MediaHost:
             await self.system.close()
 
     async def probe_loop(self) -> None:
-        """One ``probes`` row a second about this process: CPU, RSS and event-loop lag."""
+        """One ``probes`` row a second about this process: CPU, RSS, event-loop lag and generator health."""
         proc = psutil.Process()
         proc.cpu_percent(None)
+        sockets = udpstats.SocketDrops()
+        sockets.delta()
+        last_rcvbuf = udpstats.rcvbuf_errors()
         last = (0, 0)
+        last_dropped = 0
         while True:
             await asyncio.sleep(1.0)
             lag, self._max_lag_s = self._max_lag_s, 0.0
             # The pool's totals keep the counts of streams that ended, so the deltas never go negative.
             total = self.pool.counters()
+            rcvbuf = udpstats.rcvbuf_errors()
+            dropped = self.outbox.dropped
             with proc.oneshot():
                 self.outbox.emit("probes", {
                     "ts": time.time(), "host": self.host, "role": "media_host", "pid": proc.pid,
                     "name": "media_host", "cpu_pct": proc.cpu_percent(None),
                     "rss_mb": proc.memory_info().rss / 2**20, "loop_lag_ms": lag * 1000,
                     "frames_produced": total[0] - last[0], "frames_skipped": total[1] - last[1],
+                    "udp_drops": sockets.delta(),
+                    "udp_rcvbuf_errors": rcvbuf - last_rcvbuf if rcvbuf is not None and last_rcvbuf is not None
+                    else None,
+                    "samples_dropped": dropped - last_dropped,
                 })
-            last = total
-            if self.outbox.dropped:
-                self.outbox.emit("events", {"ts": time.time(), "kind": "samples_dropped", "participant": None,
-                                            "detail": str(self.outbox.dropped)})
+            last, last_rcvbuf, last_dropped = total, rcvbuf, dropped
 
     async def lag_loop(self) -> None:
         """Measures how late the loop wakes up: the media host's own saturation signal."""

@@ -121,9 +121,10 @@ def steady_window(reader: RunReader, duration_s: float) -> tuple[float, float] |
 def health_reasons(reader: RunReader, window: tuple[float, float] | None = None) -> list[str]:
     """Reasons to mark a run ``invalid`` because the load generator itself was saturated.
 
-    Two signals from the media hosts, within ``window`` when given: their sources had to skip frames (the
-    generator could not even produce its own media on time), or their event loop woke up late for a
-    sustained share of the seconds.
+    Signals from the media hosts, within ``window`` when given: their sources had to skip frames (the
+    generator could not even produce its own media on time), their event loop woke up late for a sustained
+    share of the seconds, the kernel dropped datagrams on their sockets (they did not read in time: loss the
+    generator made, not the system), or they lost samples they could not buffer.
     """
     probes = reader.table("probes")
     hosts = probes[probes["role"] == "media_host"]
@@ -141,6 +142,14 @@ def health_reasons(reader: RunReader, window: tuple[float, float] | None = None)
         if share > MAX_LAGGING_SHARE:
             reasons.append(f"load generator saturated: media host event loop lagged > {MAX_LOOP_LAG_MS:g} ms "
                            f"in {share:.0%} of seconds (max {lag.max():.0f} ms)")
+    drops = int(hosts["udp_drops"].fillna(0).sum())
+    if drops > 0:
+        reasons.append(f"load generator saturated: the kernel dropped {drops} datagrams on its own sockets "
+                       "because it did not read them in time (full UDP receive buffers)")
+    lost_samples = int(hosts["samples_dropped"].fillna(0).sum())
+    if lost_samples > 0:
+        reasons.append(f"load generator lost {lost_samples} samples it could not buffer: the results are "
+                       "incomplete")
     return reasons
 
 
