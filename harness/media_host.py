@@ -8,9 +8,11 @@ commands (stdin)::
 
     {"op": "configure", "id": 1, "scenario": {...}, "system": {"name": "p2p", "url": null},
      "host_addresses": ["127.0.0.1"], "host": "loadgen-1"}
-    {"op": "join",  "id": 2, "participant": "everyone-0", "group": "everyone", "index": 0}
-    {"op": "leave", "id": 3, "participant": "everyone-0"}
-    {"op": "stop",  "id": 4}
+    {"op": "join",  "id": 2, "participant": "everyone-0", "group": "everyone", "index": 0,
+     "probes": ["everyone-3"]}                       (senders it must decode, whatever probe_fraction draws)
+    {"op": "probe", "id": 3, "participant": "everyone-0", "sender": "everyone-7"}   (one more such sender)
+    {"op": "leave", "id": 4, "participant": "everyone-0"}
+    {"op": "stop",  "id": 5}
 
 messages (stdout)::
 
@@ -134,6 +136,11 @@ class MediaHost:
             return facts
         if op == "join":
             return await self._join(cmd)
+        if op == "probe":
+            p = self.participants.get(cmd["participant"])
+            if p is not None:
+                p.designate(str(cmd["sender"]))
+            return {}
         if op == "leave":
             p = self.participants.pop(cmd["participant"], None)
             if p is not None:
@@ -156,6 +163,8 @@ class MediaHost:
             publishers_per_encoder=group.publishers_per_encoder,
         )
         participant = Participant(spec, self.system, self.outbox, pool=self.pool)
+        for sender in cmd.get("probes") or ():
+            participant.designate(str(sender))
         self.participants[spec.name] = participant
         row = await participant.join()
         if not row["ok"]:

@@ -160,6 +160,7 @@ class Participant:
         # A media host's publishers may share encoders; a participant on its own has a pool of its own.
         self._pool = pool if pool is not None else EncoderPool()
         self._lease: Lease | None = None
+        self._designated: set[str] = set()
         self._session: Session | None = None
         self._pcs: list[tuple[str, RTCPeerConnection]] = []
         self._counters: dict[int, _VideoCounters] = {}
@@ -193,10 +194,16 @@ class Participant:
         elif track.kind == "audio":
             self._spawn(self._read_audio(track, remote))
 
+    def designate(self, sender: str) -> None:
+        """Decode what ``sender`` sends, whatever the draw: this participant is its designated probe
+        (``harness.loadgen.roster``: every sender has one). Streams already being received stay as they are."""
+        self._designated.add(sender)
+
     def is_probe(self, remote: str) -> bool:
-        """Whether this participant decodes what ``remote`` sends (stable for a pair, like a hash draw)."""
+        """Whether this participant decodes what ``remote`` sends: it is ``remote``'s designated probe, or
+        the pair's draw (stable for a pair, like a hash) fell under ``probe_fraction``."""
         fraction = self.spec.probe_fraction
-        if fraction >= 1.0:
+        if fraction >= 1.0 or remote in self._designated:
             return True
         draw = zlib.crc32(f"{self.spec.name}>{remote}".encode()) / 2**32
         return draw < fraction

@@ -158,6 +158,10 @@ def test_probe_choice_is_stable_and_follows_the_fraction() -> None:
     share = sum(probes(0.25)) / 400
     assert 0.15 < share < 0.35
     assert probes(0.25) == probes(0.25)  # the same pair always decides the same way
+    designated = P(ParticipantSpec(name="r", group="g", index=0, room="x", probe_fraction=0.0), P2PSystem(),
+                   ListSink())
+    designated.designate("s7")
+    assert designated.is_probe("s7") and not designated.is_probe("s8")  # its designated sender only
 
 
 def test_receive_only_participants_do_not_connect_to_each_other() -> None:

@@ -18,11 +18,13 @@ from typing import Any
 
 import gevent
 import psutil
+from gevent.event import AsyncResult
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from harness.loadgen.host_client import MediaHostClient, MediaHostError
+from harness.loadgen.roster import Roster
 from harness.scenario import Scenario
 from harness.store import RunWriter
 from harness.systems import SystemSpec
@@ -30,6 +32,13 @@ from harness.systems import SystemSpec
 log = logging.getLogger(__name__)
 
 SAMPLES_MESSAGE = "confbench_samples"
+# A joining participant asks the roster (master or local runner) for its index and probe duties; the roster
+# answers it, tells receivers already present which newcomer they must decode, and hears who left.
+ADMIT_MESSAGE = "confbench_admit"
+ADMITTED_MESSAGE = "confbench_admitted"
+PROBE_MESSAGE = "confbench_probe"
+DEPART_MESSAGE = "confbench_depart"
+ADMIT_TIMEOUT_S = 30.0
 PROGRESS_FILE = "progress.json"
 
 
@@ -48,7 +57,10 @@ class HarnessState:
         self.started = time.time()
         self.hostname = socket.gethostname()
         self._greenlets: list[gevent.Greenlet] = []
-        self.next_index = 0
+        self.roster: Roster | None = None
+        """The run's roster: on the master, or in a local runner (None on a worker)."""
+        self._admissions: dict[str, AsyncResult] = {}
+        self._request_ids = 0
 
     # -- media host ------------------------------------------------------------------------------------
     def media_host_client(self) -> MediaHostClient:
@@ -101,6 +113,63 @@ class HarnessState:
         for table, rows in tables.items():
             if rows:
                 self.writer.append(table, rows)
+
+    # -- roster ----------------------------------------------------------------------------------------
+    def admit(self, group: str) -> dict[str, Any]:
+        """Ask the roster (through Locust, wherever it runs) for a newcomer's index and probe duties."""
+        env = self.environment
+        assert env is not None and env.runner is not None and self.scenario is not None
+        spec = next(g for g in self.scenario.groups if g.name == group)
+        self._request_ids += 1
+        request = f"{os.getpid()}-{self._request_ids}"
+        result = AsyncResult()
+        self._admissions[request] = result
+        try:
+            env.runner.send_message(ADMIT_MESSAGE, {
+                "id": request, "group": group, "sends": bool(spec.publish), "receives": spec.subscribe,
+                "decodes": spec.probe_fraction > 0})
+            return dict(result.get(timeout=ADMIT_TIMEOUT_S))
+        except gevent.Timeout:
+            raise MediaHostError(f"the Locust master did not admit a participant of {group!r} within "
+                                 f"{ADMIT_TIMEOUT_S:g} s") from None
+        finally:
+            self._admissions.pop(request, None)
+
+    def on_admit(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Roster side: admit a newcomer, answer its node, tell the receivers that must decode it."""
+        if self.roster is None:
+            return
+        data, node = msg.data, getattr(msg, "node_id", "local")
+        admission = self.roster.admit(str(data["group"]), node, sends=bool(data["sends"]),
+                                      receives=bool(data["receives"]), decodes=bool(data["decodes"]))
+        runner = environment.runner
+        assert runner is not None
+        # Receivers first: they must know before the newcomer's stream can reach them.
+        for receiver, receiver_node, sender in admission.notify:
+            runner.send_message(PROBE_MESSAGE, {"receiver": receiver, "sender": sender}, client_id=receiver_node)
+        runner.send_message(ADMITTED_MESSAGE, {"id": data["id"], "index": admission.index, "name": admission.name,
+                                               "probes": list(admission.probes)}, client_id=node)
+
+    def on_admitted(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Worker side: the roster's answer to one of this process's requests."""
+        waiter = self._admissions.get(str(msg.data.get("id")))
+        if waiter is not None:
+            waiter.set(msg.data)
+
+    def on_probe(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Worker side: one of this process's participants must decode a newcomer."""
+        client = self.media_host
+        if client is None:
+            return
+        try:
+            client.request("probe", timeout=10, participant=msg.data["receiver"], sender=msg.data["sender"])
+        except MediaHostError as exc:
+            log.warning("probe designation of %s for %s: %s", msg.data["receiver"], msg.data["sender"], exc)
+
+    def on_depart(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Roster side: a participant left."""
+        if self.roster is not None:
+            self.roster.depart(str(msg.data["name"]))
 
     # -- background ------------------------------------------------------------------------------------
     def start_background(self) -> None:
@@ -189,9 +258,17 @@ def _on_init(environment: Environment, **_: Any) -> None:
         if opts.confbench_run_dir:
             STATE.run_dir = Path(opts.confbench_run_dir)
     runner = environment.runner
+    if not isinstance(runner, MasterRunner) and runner is not None:
+        runner.register_message(ADMITTED_MESSAGE, STATE.on_admitted)
+        # Concurrent: telling a media host waits for its answer, and must not hold up the worker's messages.
+        runner.register_message(PROBE_MESSAGE, STATE.on_probe, concurrent=True)
     if isinstance(runner, WorkerRunner):
         pass
     else:
+        STATE.roster = Roster()
+        if runner is not None:
+            runner.register_message(ADMIT_MESSAGE, STATE.on_admit)
+            runner.register_message(DEPART_MESSAGE, STATE.on_depart)
         if STATE.run_dir is None:
             STATE.run_dir = open_direct_run(STATE)
         writer_id = f"locust{os.getpid()}"
@@ -218,15 +295,13 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
 
 def join_participant(group: str, timeout: float) -> tuple[str, dict[str, Any]]:
     """Join one participant of ``group`` through this process's media host; fires the Locust request."""
-    env = STATE.environment
-    worker = getattr(env.runner, "worker_index", 0) if env is not None else 0
-    index = worker * 1000 + STATE.next_index
-    STATE.next_index += 1
-    name = f"{group}-{index}"
     start = time.time()
+    name = group
     try:
+        admission = STATE.admit(group)
+        name = str(admission["name"])
         row = STATE.media_host_client().request("join", timeout=timeout, participant=name, group=group,
-                                                index=index)
+                                                index=int(admission["index"]), probes=admission["probes"])
         error = None if row.get("ok") else row.get("error") or "join failed"
     except MediaHostError as exc:
         row, error = {}, str(exc)
@@ -239,6 +314,9 @@ def join_participant(group: str, timeout: float) -> tuple[str, dict[str, Any]]:
 def leave_participant(name: str) -> None:
     """Leave one participant (bounded)."""
     client = STATE.media_host
+    env = STATE.environment
+    if env is not None and env.runner is not None:
+        env.runner.send_message(DEPART_MESSAGE, {"name": name})
     if client is None:
         return
     try:
