@@ -54,6 +54,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run K repetitions per system (interleaved: A B A B …) into one run set folder")
     run.add_argument("--junit", type=Path, metavar="FILE", help="write the thresholds' results as JUnit XML")
 
+    cap = sub.add_parser("capacity", help="ramp participants in steps until the SLO breaks; report the capacity")
+    cap.add_argument("scenario", help="scenario TOML (its groups give the proportions, [capacity] the search)")
+    cap.add_argument("--system", required=True, metavar="NAME[=URL]", help="system under test")
+    cap.add_argument("--processes", type=int, metavar="N",
+                     help="Locust processes, each with its own media host (default: one per core)")
+    cap.add_argument("--start", type=int, metavar="N", help="participants at the first step")
+    cap.add_argument("--step", type=int, metavar="N", help="participants added per step")
+    cap.add_argument("--step-s", type=float, metavar="S", help="measured seconds per step")
+    cap.add_argument("--max-participants", type=int, metavar="N", help="never more participants than this")
+    cap.add_argument("--max-minutes", type=float, metavar="M", help="stop the search after this long")
+    cap.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                     help="where run folders go (default: results)")
+    cap.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR",
+                     help="where the report folder goes (default: reports)")
+    cap.add_argument("--no-report", action="store_true", help="do not build a report")
+
     compare = sub.add_parser("compare", help="verdicts per metric: a candidate's runs against a baseline's")
     compare.add_argument("baseline", metavar="BASELINE", help="run or run set folder (or a system, with --in)")
     compare.add_argument("candidate", metavar="CANDIDATE", help="run or run set folder (or a system, with --in)")
@@ -104,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "capacity":
+            return cmd_capacity(args)
         if args.command == "compare":
             return cmd_compare(args)
         if args.command == "history":
@@ -256,6 +274,74 @@ def cmd_run(args: argparse.Namespace) -> int:
     print("results: " + ", ".join(str(o.run_dir) for o in outcomes))
     ok = all(o.status == "completed" and o.thresholds_ok for o in outcomes)
     return 0 if ok else 1
+
+
+def _capacity_progress(label: str) -> Any:
+    start = time.monotonic()
+    tty = sys.stderr.isatty()
+    last: dict[str, Any] = {}
+
+    def show(p: dict[str, Any]) -> None:
+        state = p.get("capacity") or {}
+        line = (f"[{label} capacity] {time.monotonic() - start:5.0f} s  step {state.get('step', '-')}: "
+                f"{state.get('participants', '-')} participants ({state.get('phase', '-')}, "
+                f"{state.get('state', 'starting')})  joined {p.get('joined', 0)}, failed {p.get('failed', 0)}  "
+                f"highest passing step: {state.get('passed') or '-'}")
+        if tty:
+            sys.stderr.write("\r" + line.ljust(110))
+        elif state != last.get("state") or int(time.monotonic() - start) % 30 == 0 and line != last.get("line"):
+            sys.stderr.write(line + "\n")
+        last.update(state=state, line=line)
+        sys.stderr.flush()
+
+    return show
+
+
+def cmd_capacity(args: argparse.Namespace) -> int:
+    """``confbench capacity``: exit 0 when a capacity was found, 1 when none (or the generator was the limit)."""
+    from dataclasses import replace
+
+    from harness.capacity import run_capacity, settings_of
+    from harness.errors import ScenarioError
+    from harness.scenario import load_scenario
+    from harness.systems import SystemSpec, create_system
+
+    scenario = load_scenario(args.scenario)
+    if args.processes is not None and args.processes < 1:
+        raise UsageError(f"--processes must be at least 1, got {args.processes}")
+    changes = {key: value for key, value in (
+        ("start", args.start), ("step", args.step), ("step_s", args.step_s),
+        ("max_participants", args.max_participants),
+        ("max_duration_s", args.max_minutes * 60 if args.max_minutes is not None else None)) if value is not None}
+    try:
+        scenario = replace(scenario, capacity=replace(settings_of(scenario), **changes))
+    except ValueError as exc:
+        raise ScenarioError(f"{scenario.source}: command-line override: {exc}") from None
+    spec = SystemSpec.parse(args.system)
+    create_system(spec)  # an unknown name fails now
+    settings = settings_of(scenario)
+
+    def announce(run_dir: Path) -> None:
+        print(f"confbench: capacity search of {scenario.name!r} on {spec} (up to {settings.max_participants} "
+              f"participants, at most {settings.max_duration_s / 60:g} min) into {run_dir}", file=sys.stderr)
+
+    outcome = run_capacity(scenario, spec, args.results, processes=args.processes,
+                           progress=_capacity_progress(str(spec)), announce=announce)
+    sys.stderr.write("\n")
+    result = outcome.summary.get("capacity") or {}
+    print(f"\n== {spec} — {outcome.status} — {outcome.run_dir}")
+    for reason in outcome.reasons:
+        print(f"   {outcome.status}: {reason}")
+    print(result.get("statement") or "no capacity: the search did not finish")
+    if not args.no_report:
+        from harness.report.capacity import build_capacity_report
+
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        page = build_capacity_report(outcome.run_dir, args.reports / f"capacity-{scenario.name}-{stamp}")
+        print(f"report: {page}")
+    print(f"results: {outcome.run_dir}")
+    found = outcome.status == "completed" and result.get("outcome") in ("found", "max_reached")
+    return 0 if found else 1
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

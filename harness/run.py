@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,14 +180,16 @@ def default_processes() -> int:
 
 
 def _locust_command(scenario: Scenario, spec: SystemSpec, run_dir: Path, run_time_s: int,
-                    processes: int) -> list[str]:
+                    processes: int, extra_args: Sequence[str] = (), most_participants: int | None = None
+                    ) -> list[str]:
     extra: list[str] = []
+    most = most_participants or scenario.participants
     if processes > 1:
         # More processes than participants would only start idle media hosts. Each run's master gets a port
         # of its own on loopback: with Locust's default (5557 on every interface) two runs at once would
         # exchange workers, and the master would listen beyond this machine.
         port = _free_port()
-        extra = ["--processes", str(min(processes, scenario.participants)), "--master-bind-host", "127.0.0.1",
+        extra = ["--processes", str(min(processes, most)), "--master-bind-host", "127.0.0.1",
                  "--master-bind-port", str(port), "--master-host", "127.0.0.1", "--master-port", str(port)]
     return [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
@@ -195,7 +197,7 @@ def _locust_command(scenario: Scenario, spec: SystemSpec, run_dir: Path, run_tim
         "--run-time", f"{run_time_s}s", "--stop-timeout", "30", "--exit-code-on-error", "0",
         "--csv", str(run_dir / "locust"), "--only-summary", "--loglevel", "WARNING",
         "--confbench-scenario", str(run_dir / "scenario.json"), "--confbench-run-dir", str(run_dir),
-        "--confbench-system", str(spec), *extra,
+        "--confbench-system", str(spec), *extra, *extra_args,
     ]
 
 
@@ -234,8 +236,19 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
         system.undeploy()
 
 
+FinishFn = Callable[[Path, Scenario, str, list[str]], dict[str, Any]]
+
+
 def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Deployment,
-           progress: ProgressFn | None, processes: int) -> RunOutcome:
+           progress: ProgressFn | None, processes: int, *, run_time: int | None = None,
+           extra_args: Sequence[str] = (), finish: FinishFn | None = None,
+           most_participants: int | None = None) -> RunOutcome:
+    """Run Locust on ``run_dir`` until it ends (bounded), then ``finish`` the run (default: :func:`finish_run`).
+
+    ``run_time``: the Locust run time in seconds (default: the scenario's ramp and duration); ``extra_args``
+    go to Locust's command line (e.g. a capacity search's flag); ``most_participants`` bounds the number of
+    Locust processes (default: the scenario's participants).
+    """
     errors: list[str] = []
     status = "completed"
     probe_writer = RunWriter(run_dir, writer_id="controller", flush_interval_s=1.0)
@@ -243,8 +256,9 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
     if deployment.server_pids:
         probe = ProcessProbe(deployment.server_pids, "sut", lambda rows: probe_writer.append("probes", rows))
         probe.start()
-    run_time = math.ceil(scenario.ramp_s + scenario.duration_s)
-    cmd = _locust_command(scenario, spec, run_dir, run_time, processes)
+    if run_time is None:
+        run_time = math.ceil(scenario.ramp_s + scenario.duration_s)
+    cmd = _locust_command(scenario, spec, run_dir, run_time, processes, extra_args, most_participants)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     log_file = open(run_dir / "locust.log", "ab")  # noqa: SIM115 - closed in finally
     # A session of its own: Ctrl-C reaches the controller only, which then stops Locust in order. And Locust
@@ -279,7 +293,7 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
             probe.stop()
         probe_writer.close()
         log_file.close()
-    summary = finish_run(run_dir, scenario, status, errors)
+    summary = (finish or finish_run)(run_dir, scenario, status, errors)
     manifest = RunReader(run_dir).manifest
     reasons = tuple(manifest.get("errors", [])) + tuple(manifest.get("invalid_reasons", []))
     return RunOutcome(run_dir=run_dir, status=summary["status"], summary=summary, reasons=reasons)

@@ -41,5 +41,12 @@ except (HarnessError, OSError, ValueError) as _exc:
     sys.stderr.write(f"confbench: {_exc}\n")
     raise SystemExit(2) from None
 
+# A capacity search (``confbench capacity``) adds its load shape; the groups then become proportions.
+_CAPACITY = "--confbench-capacity" in sys.argv or os.environ.get("CONFBENCH_CAPACITY") == "1"
+
 # Locust collects every User class among this module's globals, so no other name may refer to one.
-globals().update({cls.__name__: cls for cls in user_classes(_SCENARIO)})
+globals().update({cls.__name__: cls for cls in user_classes(_SCENARIO, proportional=_CAPACITY)})
+if _CAPACITY:
+    from harness.loadgen.shape import shape_for
+
+    globals()["CapacitySearchShape"] = shape_for(_SCENARIO)

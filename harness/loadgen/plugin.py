@@ -57,6 +57,8 @@ class HarnessState:
         self.started = time.time()
         self.hostname = socket.gethostname()
         self._greenlets: list[gevent.Greenlet] = []
+        self.progress_extra: dict[str, Any] = {}
+        """More for the progress file (the capacity search's state)."""
         self.roster: Roster | None = None
         """The run's roster: on the master, or in a local runner (None on a worker)."""
         self._admissions: dict[str, AsyncResult] = {}
@@ -213,6 +215,7 @@ class HarnessState:
             "joined": int(join.num_requests - join.num_failures) if join else 0,
             "failed": int(join.num_failures) if join else 0,
             "frames": int(video.num_requests) if video else 0,
+            **self.progress_extra,
         }
         tmp = self.run_dir / (PROGRESS_FILE + ".tmp")
         tmp.write_text(json.dumps(progress))
@@ -241,6 +244,8 @@ def _add_options(parser: Any) -> None:
                        help="system under test: NAME or NAME=URL", include_in_web_ui=False)
     group.add_argument("--confbench-run-dir", default=os.environ.get("CONFBENCH_RUN_DIR", ""),
                        help="results folder of this run (created by confbench run)", include_in_web_ui=False)
+    group.add_argument("--confbench-capacity", action="store_true", default=False,
+                       help="run a capacity search (the locustfile adds its load shape)", include_in_web_ui=False)
     group.add_argument("--confbench-host-address", action="append",
                        default=None, help="pin ICE host candidates to this address (repeatable)",
                        include_in_web_ui=False)
