@@ -32,7 +32,15 @@ from typing import Any
 
 import pandas as pd
 
-from harness.run import ProgressFn, RunOutcome, _drive, default_processes, health_reasons, open_run
+from harness.run import (
+    ProgressFn,
+    RunOutcome,
+    _checked_metrics_url,
+    _drive,
+    default_processes,
+    health_reasons,
+    open_run,
+)
 from harness.scenario import CapacitySettings, Scenario
 from harness.store import RunReader, atomic_write_bytes, update_manifest, utc_iso, write_summary
 from harness.summary import summarize
@@ -336,13 +344,14 @@ def run_capacity(scenario: Scenario, spec: SystemSpec, results_root: Path, *, pr
     system = create_system(spec)
     deployment = system.deploy()
     try:
+        metrics_url = _checked_metrics_url()
         run_dir = open_run(results_root, scenario, spec, deployment)
         if announce is not None:
             announce(run_dir)
         procs = processes or default_processes()
         update_manifest(run_dir, loadgen={"processes": procs}, mode="capacity")
         target = SystemSpec(spec.name, deployment.url)
-        return _drive(scenario, target, run_dir, deployment, progress, procs,
+        return _drive(scenario, target, run_dir, deployment, progress, procs, metrics_url,
                       run_time=math.ceil(settings.max_duration_s + STOP_MARGIN_S),
                       extra_args=["--confbench-capacity"], finish=finish_capacity,
                       most_participants=settings.max_participants)

@@ -164,6 +164,7 @@ class Participant:
         self._session: Session | None = None
         self._pcs: list[tuple[str, RTCPeerConnection]] = []
         self._counters: dict[int, _VideoCounters] = {}
+        self._track_remote: dict[int, str] = {}  # id(track) -> publishing participant, from on_track
         self._ssrc: dict[tuple[int, str, int], _SsrcState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._first_frame = asyncio.Event()
@@ -187,6 +188,8 @@ class Participant:
 
     def on_track(self, track: MediaStreamTrack, remote: str, receiver: RTCRtpReceiver | None = None) -> None:
         """Start measuring a remote track (SessionListener): decoded if it is a probe, else from its frames."""
+        # One connection may carry several publishers' streams (multistream SFUs): label rows by track.
+        self._track_remote[id(track)] = remote
         if receiver is not None and not self.is_probe(remote):
             self._measure_undecoded(track, receiver)
         elif track.kind == "video":
@@ -417,7 +420,8 @@ class Participant:
                 if st.sr_time is None or sr_time > st.sr_time:
                     st.sr_time, st.sr_bytes = sr_time, ro.bytesSent
             row: dict[str, Any] = {
-                "ts": now, "participant": self.spec.name, "peer": remote, "direction": "in", "kind": kind,
+                "ts": now, "participant": self.spec.name, "direction": "in", "kind": kind,
+                "peer": self._track_remote.get(id(receiver.track), remote),
                 "ssrc": s.ssrc, "packets": packets, "packets_lost": lost,
                 "loss_pct": 100 * lost / (packets + lost) if packets + lost else None,
                 "jitter_ms": s.jitter / clock * 1000, "bitrate_kbps": st.bitrate_kbps,

@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 import harness.loadgen
 from harness.environment import harness_facts, host_facts
 from harness.errors import HarnessError, SystemError_
 from harness.probes import ProcessProbe
 from harness.procs import die_with_parent
+from harness.prometheus import METRICS_URL_ENV, MetricsProbe
 from harness.scenario import Scenario
 from harness.store import (
     RunReader,
@@ -180,16 +183,16 @@ def default_processes() -> int:
 
 
 def _locust_command(scenario: Scenario, spec: SystemSpec, run_dir: Path, run_time_s: int,
-                    processes: int, extra_args: Sequence[str] = (), most_participants: int | None = None
-                    ) -> list[str]:
-    extra: list[str] = []
+                    processes: int, host_addresses: tuple[str, ...] = (), extra_args: Sequence[str] = (),
+                    most_participants: int | None = None) -> list[str]:
+    extra: list[str] = [arg for address in host_addresses for arg in ("--confbench-host-address", address)]
     most = most_participants or scenario.participants
     if processes > 1:
         # More processes than participants would only start idle media hosts. Each run's master gets a port
         # of its own on loopback: with Locust's default (5557 on every interface) two runs at once would
         # exchange workers, and the master would listen beyond this machine.
         port = _free_port()
-        extra = ["--processes", str(min(processes, most)), "--master-bind-host", "127.0.0.1",
+        extra += ["--processes", str(min(processes, most)), "--master-bind-host", "127.0.0.1",
                  "--master-bind-port", str(port), "--master-host", "127.0.0.1", "--master-port", str(port)]
     return [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
@@ -225,23 +228,38 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
     system = create_system(spec)
     deployment = system.deploy()
     try:
+        metrics_url = _checked_metrics_url()
         run_dir = open_run(results_root, scenario, spec, deployment)
         if announce is not None:
             announce(run_dir)
         update_manifest(run_dir, loadgen={"processes": processes or default_processes()})
         # The load generator joins what was deployed (e.g. a broker or server started for this run).
         target = SystemSpec(spec.name, deployment.url)
-        return _drive(scenario, target, run_dir, deployment, progress, processes or default_processes())
+        return _drive(scenario, target, run_dir, deployment, progress, processes or default_processes(),
+                      metrics_url)
     finally:
         system.undeploy()
+
+
+def _checked_metrics_url() -> str | None:
+    """The server's Prometheus endpoint, if one is configured, once it answered a scrape (else one line)."""
+    url = os.environ.get(METRICS_URL_ENV)
+    if not url:
+        return None
+    try:
+        MetricsProbe(url, emit=lambda rows: None).check()
+    except (OSError, ValueError) as exc:
+        raise SystemError_(f"cannot use the server metrics at {url} ({METRICS_URL_ENV}): "
+                           f"{getattr(exc, 'reason', exc)}") from None
+    return url
 
 
 FinishFn = Callable[[Path, Scenario, str, list[str]], dict[str, Any]]
 
 
 def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Deployment,
-           progress: ProgressFn | None, processes: int, *, run_time: int | None = None,
-           extra_args: Sequence[str] = (), finish: FinishFn | None = None,
+           progress: ProgressFn | None, processes: int, metrics_url: str | None = None, *,
+           run_time: int | None = None, extra_args: Sequence[str] = (), finish: FinishFn | None = None,
            most_participants: int | None = None) -> RunOutcome:
     """Run Locust on ``run_dir`` until it ends (bounded), then ``finish`` the run (default: :func:`finish_run`).
 
@@ -256,9 +274,14 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
     if deployment.server_pids:
         probe = ProcessProbe(deployment.server_pids, "sut", lambda rows: probe_writer.append("probes", rows))
         probe.start()
+    metrics = None
+    if metrics_url is not None:
+        metrics = MetricsProbe(metrics_url, lambda rows: probe_writer.append("probes", rows))
+        metrics.start()
     if run_time is None:
         run_time = math.ceil(scenario.ramp_s + scenario.duration_s)
-    cmd = _locust_command(scenario, spec, run_dir, run_time, processes, extra_args, most_participants)
+    cmd = _locust_command(scenario, spec, run_dir, run_time, processes, deployment.host_addresses, extra_args,
+                          most_participants)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     log_file = open(run_dir / "locust.log", "ab")  # noqa: SIM115 - closed in finally
     # A session of its own: Ctrl-C reaches the controller only, which then stops Locust in order. And Locust
@@ -275,6 +298,13 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
                 _stop(proc, graceful=False)
                 break
             time.sleep(0.5)
+            gone = first_dead(deployment.server_pids)
+            if gone is not None:
+                # The server under test died: what was measured so far stays, the run is a failure.
+                errors.append(f"the {spec.name} server (pid {gone}) exited during the run")
+                status = "failed"
+                _stop(proc, graceful=True)
+                break
             probe_writer.maybe_flush()
             if progress is not None:
                 progress(dict(_read_progress(run_dir), planned=scenario.participants, run_time_s=run_time))
@@ -289,14 +319,27 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
         _restore_signal_handlers(previous)
         if proc.poll() is None:
             _stop(proc, graceful=False)
-        if probe is not None:
-            probe.stop()
+        for running in (probe, metrics):
+            if running is not None:
+                running.stop()
         probe_writer.close()
         log_file.close()
     summary = (finish or finish_run)(run_dir, scenario, status, errors)
     manifest = RunReader(run_dir).manifest
     reasons = tuple(manifest.get("errors", [])) + tuple(manifest.get("invalid_reasons", []))
     return RunOutcome(run_dir=run_dir, status=summary["status"], summary=summary, reasons=reasons)
+
+
+def first_dead(pids: tuple[int, ...]) -> int | None:
+    """The first of ``pids`` that no longer runs (an exited child is a zombie until reaped), else None."""
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                continue
+        except psutil.Error:
+            pass
+        return pid
+    return None
 
 
 def _stop(proc: subprocess.Popen[bytes], graceful: bool) -> None:

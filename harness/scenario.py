@@ -70,6 +70,10 @@ class Group:
     probe_fraction: float = 1.0
     """Share of received streams decoded for stamps (latency, frame loss); the others are measured
     from RTP and their encoded frames only (rate, freezes, loss, jitter), which costs far less."""
+    join_delay_s: float = 0.0
+    """Seconds each participant of the group waits, once Locust started it, before joining: late joiners."""
+    stay_s: float | None = None
+    """Seconds each participant stays in the call before it leaves (None: until the end): early leavers."""
     publishers_per_encoder: int = 1
     """How many of the group's publishers on one media host send the same encoded stream (1: each its
     own); see ``harness.media.pool`` for the cap and what it changes."""
@@ -81,6 +85,10 @@ class Group:
             raise ValueError(f"count must not be negative, got {self.count}")
         if not 0.0 <= self.probe_fraction <= 1.0:
             raise ValueError(f"probe_fraction must be between 0 and 1, got {self.probe_fraction}")
+        if self.join_delay_s < 0:
+            raise ValueError(f"join_delay_s must not be negative, got {self.join_delay_s}")
+        if self.stay_s is not None and self.stay_s <= 0:
+            raise ValueError(f"stay_s must be positive, got {self.stay_s}")
         if not 1 <= self.publishers_per_encoder <= MAX_PUBLISHERS_PER_ENCODER:
             raise ValueError(f"publishers_per_encoder must be between 1 and {MAX_PUBLISHERS_PER_ENCODER}, "
                              f"got {self.publishers_per_encoder}")
@@ -198,8 +206,8 @@ class Scenario:
 
     @property
     def ramp_s(self) -> float:
-        """Seconds Locust needs to start every participant at the scenario's spawn rate."""
-        return self.participants / self.spawn_rate
+        """Seconds until every participant started joining: the spawn rate's ramp, plus the latest join delay."""
+        return self.participants / self.spawn_rate + max((g.join_delay_s for g in self.groups), default=0.0)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved scenario as plain data (recorded in every manifest)."""
@@ -271,13 +279,15 @@ _AUDIO_KEYS = {"pulse_period_s": float}
 _CAPACITY_KEYS = {"start": int, "step": int, "step_s": float, "settle_s": float, "max_participants": int,
                   "max_duration_s": float, "step_backs": int, "slo": dict}
 _GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float,
-               "publishers_per_encoder": int}
+               "join_delay_s": float, "stay_s": float, "publishers_per_encoder": int}
 
 
 def _check(where: str, table: Mapping[str, Any], schema: Mapping[str, type]) -> dict[str, Any]:
     """Reject unknown keys and wrong types; ints are accepted where floats are expected."""
     out: dict[str, Any] = {}
     for key, value in table.items():
+        if value is None and key in schema:
+            continue  # a resolved scenario (scenario.json) writes an optional field left unset as null
         if key not in schema:
             known = ", ".join(sorted(schema))
             raise _FieldError(f"{where}{key}", f"unknown key (known: {known})")

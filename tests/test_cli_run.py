@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import ROOT, confbench, only_run
 
 from harness.store import RunReader
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
 SMALL = """
 name = "small"
 duration_s = {duration}
@@ -44,21 +44,10 @@ publish = []
 """
 
 
-def confbench(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
 def scenario(tmp_path: Path, duration: int) -> Path:
     path = tmp_path / "small.toml"
     path.write_text(SMALL.format(duration=duration))
     return path
-
-
-def only_run(results: Path) -> Path:
-    runs = [p for p in results.iterdir() if p.is_dir()]
-    assert len(runs) == 1, runs
-    return runs[0]
 
 
 def test_run_measures_and_reports(tmp_path: Path) -> None:
@@ -178,7 +167,8 @@ def test_usage_and_scenario_errors_exit_2_with_one_line(tmp_path: Path) -> None:
         assert "Traceback" not in proc.stderr
 
 
-def test_systems_lists_p2p() -> None:
+def test_systems_lists_the_built_in_systems() -> None:
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "systems"], capture_output=True, text=True,
                           timeout=60, env=dict(os.environ))
-    assert proc.returncode == 0 and proc.stdout.startswith("p2p")
+    names = [line.split()[0] for line in proc.stdout.splitlines()]
+    assert proc.returncode == 0 and {"p2p", "reference", "whip", "janus"} <= set(names)

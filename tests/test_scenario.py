@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,8 @@ def test_minimal_defaults(tmp_path: Path) -> None:
         (MINIMAL + '[thresholds]\n"packet_loss_pct" = 3\n', "thresholds.packet_loss_pct", "string"),
         ('[[groups]]\nname = "a"\ncount = 1\n', "name", "required"),
         ('name = "x"\n', "scenario", "group"),
+        (MINIMAL.replace("count = 3", "count = 3\njoin_delay_s = -1"), "groups[0]", "join_delay_s"),
+        (MINIMAL.replace("count = 3", "count = 3\nstay_s = 0"), "groups[0]", "stay_s must be positive"),
         (MINIMAL.replace("count = 3", "count = 3\npublishers_per_encoder = 0"), "groups[0]", "between 1 and 32"),
     ],
 )
@@ -98,6 +101,16 @@ def test_round_trip_through_dict_keeps_digest() -> None:
     again = scenario_from_dict(s.to_dict())
     assert again.sha256() == s.sha256()
     assert again.thresholds == s.thresholds
+
+
+def test_late_joiners_and_early_leavers_survive_the_round_trip() -> None:
+    s = parse_scenario({"name": "x", "spawn_rate": 2, "groups": [
+        {"name": "a", "count": 2}, {"name": "late", "count": 1, "join_delay_s": 5},
+        {"name": "early", "count": 1, "stay_s": 4}]})
+    # Measurement starts once everyone is in: the ramp covers the spawn rate and the latest join delay.
+    assert s.ramp_s == 4 / 2 + 5
+    again = scenario_from_dict(json.loads(json.dumps(s.to_dict())))  # as scenario.json stores it
+    assert again == s and again.groups[0].stay_s is None and again.groups[2].stay_s == 4
 
 
 def test_publishers_per_encoder_keeps_older_digests() -> None:

@@ -6,6 +6,7 @@ when participants come (spawn rate, ramp, shapes) and go, and shows join time an
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 import gevent
@@ -26,15 +27,23 @@ class ConferenceUser(User):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.participant: str | None = None
+        self.leave_at: float | None = None
 
     def on_start(self) -> None:
         """Join the room through this process's media host (the join is fired as a Locust request)."""
+        if self.group.join_delay_s:
+            gevent.sleep(self.group.join_delay_s)  # a late joiner (scenario key join_delay_s)
         # The media host bounds the join itself; the extra margin covers its start-up on first use.
         self.participant, _ = join_participant(self.group.name, timeout=self.scenario.join_timeout_s + 60)
+        if self.group.stay_s is not None:
+            self.leave_at = time.monotonic() + self.group.stay_s
 
     @task
     def stay(self) -> None:
-        """Stay in the call: the media host measures; nothing to do per task."""
+        """Stay in the call (the media host measures), and leave once ``stay_s`` is over."""
+        if self.leave_at is not None and time.monotonic() >= self.leave_at:
+            self.on_stop()  # an early leaver: it leaves and stays idle until the run ends
+            self.leave_at = None
         gevent.sleep(0)
 
     def on_stop(self) -> None:

@@ -103,6 +103,8 @@ class Deployment:
     url: str | None = None
     server_pids: tuple[int, ...] = ()
     info: Mapping[str, Any] = field(default_factory=dict)
+    host_addresses: tuple[str, ...] = ()
+    """Where participants must gather their ICE candidates (e.g. their end of a testbed link); empty: loopback."""
 
 
 class System(abc.ABC):

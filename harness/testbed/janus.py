@@ -1,0 +1,186 @@
+"""A local Janus for one run or one test, inside a network namespace of its own.
+
+Janus's ICE agent (libnice) gathers no candidates on the loopback device, so the testbed starts Janus inside a
+namespace (:mod:`harness.testbed.netns`) whose veth end is the only interface Janus may use; participants in the
+root namespace pin their ICE candidates to the other end (``Link.host_address``). The configuration is
+generated for the run: the VideoRoom plugin and the WebSocket and HTTP transports only, an RTP port range, no
+NAT settings, no admin API, no event handlers. It lives in a temporary folder removed with the namespace.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from harness.errors import TestbedError
+from harness.procs import die_with_parent
+from harness.testbed.netns import Namespace, require_root
+
+JANUS_BINARY = "janus"
+WS_PORT = 8188
+HTTP_PORT = 8088
+RTP_PORTS = "20000-40000"
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+LIBDIR = Path("/usr/lib/x86_64-linux-gnu/janus")
+NO_ROOT_HINT = "point the harness at a running Janus instead: --system janus=ws://HOST:8188"
+
+
+def _libdir() -> Path:
+    """Where Debian's package put Janus's plugins (the multiarch folder differs per architecture)."""
+    candidates = sorted(Path("/usr/lib").glob("*/janus/plugins")) + [LIBDIR / "plugins"]
+    for plugins in candidates:
+        if (plugins / "libjanus_videoroom.so").exists():
+            return plugins.parent
+    raise TestbedError("Janus's VideoRoom plugin is not installed: install Debian's janus package "
+                       f"(apt-get install janus), or {NO_ROOT_HINT}")
+
+
+def _config(folder: Path, libdir: Path, address: str, interface: str, api_secret: str | None) -> None:
+    """Write a minimal configuration: only what a VideoRoom run needs."""
+    keep = {"plugins": {"libjanus_videoroom.so"}, "transports": {"libjanus_websockets.so", "libjanus_http.so"}}
+    disabled = {
+        kind: ",".join(sorted(p.name for p in (libdir / kind).glob("*.so") if p.name not in wanted))
+        for kind, wanted in keep.items()
+    }
+    loggers = ",".join(sorted(p.name for p in (libdir / "loggers").glob("*.so")))
+    (folder / "janus.jcfg").write_text(f"""general: {{
+    configs_folder = "{folder}"
+    plugins_folder = "{libdir / 'plugins'}"
+    transports_folder = "{libdir / 'transports'}"
+    events_folder = "{libdir / 'events'}"
+    loggers_folder = "{libdir / 'loggers'}"
+    debug_level = 3
+    session_timeout = 60{f'{chr(10)}    api_secret = "{api_secret}"' if api_secret else ""}
+}}
+media: {{ rtp_port_range = "{RTP_PORTS}" }}
+nat: {{ ice_enforce_list = "{interface}" }}
+plugins: {{ disable = "{disabled['plugins']}" }}
+transports: {{ disable = "{disabled['transports']}" }}
+loggers: {{ disable = "{loggers}" }}
+events: {{ broadcast = false }}
+""")
+    (folder / "janus.transport.websockets.jcfg").write_text(
+        f'general: {{ json = "plain" ws = true ws_port = {WS_PORT} ws_ip = "{address}" wss = false }}\n'
+        "admin: { admin_ws = false admin_wss = false }\n")
+    (folder / "janus.transport.http.jcfg").write_text(
+        f'general: {{ json = "plain" base_path = "/janus" http = true port = {HTTP_PORT} ip = "{address}" '
+        "https = false }\nadmin: { admin_http = false admin_https = false }\n")
+    (folder / "janus.plugin.videoroom.jcfg").write_text("general: { }\n")
+
+
+class LocalJanus:
+    """Janus running in its own namespace; :meth:`stop` ends it and removes the namespace and config."""
+
+    def __init__(self, namespace: Namespace, proc: subprocess.Popen[bytes], folder: Path) -> None:
+        self.namespace = namespace
+        self.proc = proc
+        self.folder = folder
+
+    @property
+    def address(self) -> str:
+        """Janus's address (its end of the link)."""
+        return self.namespace.link.ns_address
+
+    @property
+    def host_address(self) -> str:
+        """The participants' end of the link: pin their ICE candidates to it."""
+        return self.namespace.link.host_address
+
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket API."""
+        return f"ws://{self.address}:{WS_PORT}"
+
+    @property
+    def http_url(self) -> str:
+        """The HTTP (long-poll) API."""
+        return f"http://{self.address}:{HTTP_PORT}/janus"
+
+    @property
+    def pid(self) -> int:
+        """Janus's process id (``ip netns exec`` execs it in place)."""
+        return self.proc.pid
+
+    @property
+    def log_path(self) -> Path:
+        """Janus's own log of this run."""
+        return self.folder / "janus.log"
+
+    @classmethod
+    def start(cls, timeout_s: float = START_TIMEOUT_S, api_secret: str | None = None) -> LocalJanus:
+        """Create the namespace, write the configuration, start Janus and wait until its API answers.
+
+        ``api_secret``: make Janus require one (tests of the adapter's authentication).
+        """
+        require_root("the local Janus testbed", NO_ROOT_HINT)
+        if shutil.which(JANUS_BINARY) is None:
+            raise TestbedError(f"Janus is not installed: install Debian's janus package (apt-get install janus), "
+                               f"or {NO_ROOT_HINT}")
+        libdir = _libdir()
+        namespace = Namespace.create()
+        folder = Path(tempfile.mkdtemp(prefix="confbench-janus-"))
+        try:
+            _config(folder, libdir, namespace.link.ns_address, namespace.link.ns_ifname, api_secret)
+            with open(folder / "janus.log", "wb") as log:
+                proc = subprocess.Popen(
+                    namespace.exec_argv([JANUS_BINARY, "-F", str(folder), "-C", str(folder / "janus.jcfg"),
+                                         "-i", namespace.link.ns_address, "-o"]),
+                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+            janus = cls(namespace, proc, folder)
+            janus._wait_ready(timeout_s)
+            return janus
+        except BaseException:
+            if "proc" in locals():
+                _end(proc)
+            namespace.delete()
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:]
+                raise TestbedError(f"Janus exited with code {self.proc.returncode} while starting: "
+                                   f"{tail[0] if tail else 'no output'}")
+            try:
+                with socket.create_connection((self.address, WS_PORT), timeout=1.0):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise TestbedError(f"Janus did not open its WebSocket port within {timeout_s:g} s; see {self.log_path}")
+
+    def alive(self) -> bool:
+        """Whether Janus still runs."""
+        return self.proc.poll() is None
+
+    def stop(self, keep_log: Path | None = None) -> None:
+        """Stop Janus, remove the namespace and the configuration (copying Janus's log to ``keep_log``)."""
+        try:
+            _end(self.proc)
+            if keep_log is not None and self.log_path.exists():
+                shutil.copyfile(self.log_path, keep_log)
+        finally:
+            self.namespace.delete()
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> LocalJanus:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT_S)
