@@ -40,6 +40,7 @@ from harness.run import (
     default_processes,
     health_reasons,
     open_run,
+    record_workers,
 )
 from harness.scenario import CapacitySettings, Scenario
 from harness.store import RunReader, atomic_write_bytes, update_manifest, utc_iso, write_summary
@@ -365,6 +366,9 @@ def finish_capacity(run_dir: Path, scenario: Scenario, status: str, errors: list
     document = read_capacity(run_dir)
     result = (document or {}).get("result")
     invalid: list[str] = []
+    clock_reasons = record_workers(run_dir)
+    if status == "completed" and clock_reasons:
+        status, invalid = "invalid", clock_reasons
     if status == "completed":
         if result is None:
             status = "failed"

@@ -54,6 +54,28 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run K repetitions per system (interleaved: A B A B …) into one run set folder")
     run.add_argument("--junit", type=Path, metavar="FILE", help="write the thresholds' results as JUnit XML")
 
+    master = sub.add_parser("master", help="run a scenario on Locust workers started elsewhere (confbench worker)")
+    master.add_argument("scenario", help="scenario TOML")
+    master.add_argument("--system", required=True, metavar="NAME[=URL]", help="system under test")
+    master.add_argument("--workers", type=int, required=True, metavar="N", help="workers to wait for")
+    master.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
+                        help="address the master listens on for workers (default: 127.0.0.1, this machine only)")
+    master.add_argument("--port", type=int, default=5557, help="port for the workers (default: 5557)")
+    master.add_argument("--wait", type=float, default=300.0, metavar="S",
+                        help="how long to wait for the workers (default: 300)")
+    master.add_argument("--duration", type=float, metavar="S", help="override the scenario's duration_s")
+    master.add_argument("--participants", type=int, metavar="N", help="override the number of participants")
+    master.add_argument("--results", type=Path, default=Path("results"), metavar="DIR")
+    master.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR")
+    master.add_argument("--no-report", action="store_true", help="do not build a report")
+
+    worker = sub.add_parser("worker", help="carry participants for a confbench master (a Locust worker)")
+    worker.add_argument("--master", required=True, metavar="HOST[:PORT]", help="the master (default port 5557)")
+    worker.add_argument("--host-address", action="append", metavar="ADDR",
+                        help="this machine's address for ICE host candidates (repeatable; default 127.0.0.1)")
+    worker.add_argument("--processes", type=int, default=1, metavar="N",
+                        help="Locust worker processes on this machine, each with its own media host (default 1)")
+
     cap = sub.add_parser("capacity", help="ramp participants in steps until the SLO breaks; report the capacity")
     cap.add_argument("scenario", help="scenario TOML (its groups give the proportions, [capacity] the search)")
     cap.add_argument("--system", required=True, metavar="NAME[=URL]", help="system under test")
@@ -122,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "capacity":
             return cmd_capacity(args)
+        if args.command == "master":
+            return cmd_master(args)
+        if args.command == "worker":
+            return cmd_worker(args)
         if args.command == "compare":
             return cmd_compare(args)
         if args.command == "history":
@@ -274,6 +300,68 @@ def cmd_run(args: argparse.Namespace) -> int:
     print("results: " + ", ".join(str(o.run_dir) for o in outcomes))
     ok = all(o.status == "completed" and o.thresholds_ok for o in outcomes)
     return 0 if ok else 1
+
+
+def cmd_master(args: argparse.Namespace) -> int:
+    """``confbench master``: one run whose participants live on ``--workers`` Locust workers."""
+    from harness.run import MasterSettings, execute
+    from harness.scenario import load_scenario
+    from harness.summary import format_table
+    from harness.systems import SystemSpec, create_system
+
+    scenario = load_scenario(args.scenario).with_overrides(duration_s=args.duration,
+                                                          participants=args.participants)
+    try:
+        settings = MasterSettings(args.workers, args.bind, args.port, args.wait)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    spec = SystemSpec.parse(args.system)
+    create_system(spec)
+
+    def announce(run_dir: Path) -> None:
+        print(f"confbench: running {scenario.name!r} on {spec} with {settings.workers} worker(s); start them "
+              f"with: confbench worker --master {settings.bind}:{settings.port}  (results: {run_dir})",
+              file=sys.stderr, flush=True)
+
+    outcome = execute(scenario, spec, args.results, progress=_progress_printer(str(spec)), announce=announce,
+                      master=settings)
+    sys.stderr.write("\n")
+    print(f"\n== {spec} — {outcome.status} — {outcome.run_dir}")
+    for reason in outcome.reasons:
+        print(f"   {outcome.status}: {reason}")
+    print(format_table(outcome.summary))
+    if not args.no_report:
+        from harness.report.html import build_report
+
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        print(f"\nreport: {build_report([outcome.run_dir], args.reports / f'{scenario.name}-{stamp}')}")
+    print(f"results: {outcome.run_dir}")
+    return 0 if outcome.status == "completed" and outcome.thresholds_ok else 1
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """``confbench worker``: a Locust worker of a confbench master; it downloads the run's locustfile."""
+    import subprocess
+
+    host, _, port = args.master.rpartition(":") if ":" in args.master else (args.master, "", "5557")
+    if not host or not port.isdigit():
+        raise UsageError(f"--master must be HOST or HOST:PORT, got {args.master!r}")
+    if args.processes < 1:
+        raise UsageError(f"--processes must be at least 1, got {args.processes}")
+    cmd = [sys.executable, "-m", "locust", "-f", "-", "--worker", "--master-host", host, "--master-port", port,
+           "--loglevel", "WARNING"]
+    if args.processes > 1:
+        cmd += ["--processes", str(args.processes)]
+    for address in args.host_address or []:
+        cmd += ["--confbench-host-address", address]
+    print(f"confbench: worker of {host}:{port} (Ctrl-C to leave)", file=sys.stderr, flush=True)
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=60)
+        raise
 
 
 def _capacity_progress(label: str) -> Any:

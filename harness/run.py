@@ -163,6 +163,9 @@ def finish_run(run_dir: Path, scenario: Scenario, status: str, errors: list[str]
     reader = RunReader(run_dir)
     window = steady_window(reader, scenario.duration_s)
     invalid = health_reasons(reader, window) if status == "completed" else []
+    clock_reasons = record_workers(run_dir)
+    if status == "completed":
+        invalid += clock_reasons
     if status == "completed" and invalid:
         status = "invalid"
     # Media figures describe the steady meeting, as the health check does.
@@ -177,6 +180,25 @@ def finish_run(run_dir: Path, scenario: Scenario, status: str, errors: list[str]
     return summary
 
 
+def record_workers(run_dir: Path) -> list[str]:
+    """Copy ``workers.json`` (where participants ran, their clocks) into the manifest; returns reasons to mark
+    the run invalid (participants on several hosts whose clocks are not known to agree)."""
+    from harness.clocksync import combine
+
+    try:
+        workers = json.loads((Path(run_dir) / "workers.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(workers, list):
+        return []
+    clock_sync, reasons = combine(workers)
+    changes: dict[str, Any] = {"workers": workers}
+    if clock_sync is not None:
+        changes["clock_sync"] = clock_sync
+    update_manifest(run_dir, **changes)
+    return reasons
+
+
 def default_processes() -> int:
     """One Locust process (hence one media host) per core: a media host's event loop uses one core."""
     return max(1, os.cpu_count() or 1)
@@ -184,7 +206,7 @@ def default_processes() -> int:
 
 def _locust_command(scenario: Scenario, spec: SystemSpec, run_dir: Path, run_time_s: int,
                     processes: int, host_addresses: tuple[str, ...] = (), extra_args: Sequence[str] = (),
-                    most_participants: int | None = None) -> list[str]:
+                    most_participants: int | None = None, locustfile: Path = LOCUSTFILE) -> list[str]:
     extra: list[str] = [arg for address in host_addresses for arg in ("--confbench-host-address", address)]
     most = most_participants or scenario.participants
     if processes > 1:
@@ -195,7 +217,7 @@ def _locust_command(scenario: Scenario, spec: SystemSpec, run_dir: Path, run_tim
         extra += ["--processes", str(min(processes, most)), "--master-bind-host", "127.0.0.1",
                  "--master-bind-port", str(port), "--master-host", "127.0.0.1", "--master-port", str(port)]
     return [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+        sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
         "--users", str(scenario.participants), "--spawn-rate", f"{scenario.spawn_rate:g}",
         "--run-time", f"{run_time_s}s", "--stop-timeout", "30", "--exit-code-on-error", "0",
         "--csv", str(run_dir / "locust"), "--only-summary", "--loglevel", "WARNING",
@@ -217,13 +239,39 @@ def _read_progress(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
+@dataclass(frozen=True, slots=True)
+class MasterSettings:
+    """A distributed run: this controller's Locust is a master, and ``workers`` Locust workers (``confbench
+    worker --master HOST:PORT``, anywhere) carry the participants."""
+
+    workers: int
+    bind: str = "127.0.0.1"
+    port: int = 5557
+    wait_s: float = 300.0
+    """How long the master waits for its workers before the run fails."""
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {self.workers}")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"--port must be 1..65535, got {self.port}")
+        if not 1 <= self.wait_s <= 3600:
+            raise ValueError(f"--wait must be 1..3600 seconds, got {self.wait_s:g}")
+
+    def locust_args(self) -> list[str]:
+        """Locust's master options."""
+        return ["--master", "--expect-workers", str(self.workers), "--expect-workers-max-wait",
+                f"{self.wait_s:g}", "--master-bind-host", self.bind, "--master-bind-port", str(self.port)]
+
+
 def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
             progress: ProgressFn | None = None, processes: int | None = None,
-            announce: Callable[[Path], None] | None = None) -> RunOutcome:
+            announce: Callable[[Path], None] | None = None, master: MasterSettings | None = None) -> RunOutcome:
     """Run ``scenario`` against the system ``spec`` and return where the results are.
 
     ``processes``: Locust processes, each with its own media host (default: one per core). ``announce`` is
     called with the run folder once the system is deployed and answering, before any participant starts.
+    ``master``: a distributed run instead, whose workers connect to this controller's Locust master.
     """
     system = create_system(spec)
     deployment = system.deploy()
@@ -232,9 +280,18 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
         run_dir = open_run(results_root, scenario, spec, deployment)
         if announce is not None:
             announce(run_dir)
-        update_manifest(run_dir, loadgen={"processes": processes or default_processes()})
         # The load generator joins what was deployed (e.g. a broker or server started for this run).
         target = SystemSpec(spec.name, deployment.url)
+        if master is not None:
+            from harness.loadgen.runfile import write_runfile
+
+            update_manifest(run_dir, loadgen={"mode": "master", "workers": master.workers, "bind": master.bind,
+                                              "port": master.port})
+            # The workers download this file from the master (Locust's -f -): scenario and system inside.
+            return _drive(scenario, target, run_dir, deployment, progress, 1, metrics_url,
+                          extra_args=master.locust_args(), locustfile=write_runfile(run_dir, scenario, target),
+                          startup_s=master.wait_s)
+        update_manifest(run_dir, loadgen={"processes": processes or default_processes()})
         return _drive(scenario, target, run_dir, deployment, progress, processes or default_processes(),
                       metrics_url)
     finally:
@@ -260,12 +317,14 @@ FinishFn = Callable[[Path, Scenario, str, list[str]], dict[str, Any]]
 def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Deployment,
            progress: ProgressFn | None, processes: int, metrics_url: str | None = None, *,
            run_time: int | None = None, extra_args: Sequence[str] = (), finish: FinishFn | None = None,
-           most_participants: int | None = None) -> RunOutcome:
+           most_participants: int | None = None, locustfile: Path = LOCUSTFILE,
+           startup_s: float = 0.0) -> RunOutcome:
     """Run Locust on ``run_dir`` until it ends (bounded), then ``finish`` the run (default: :func:`finish_run`).
 
     ``run_time``: the Locust run time in seconds (default: the scenario's ramp and duration); ``extra_args``
     go to Locust's command line (e.g. a capacity search's flag); ``most_participants`` bounds the number of
-    Locust processes (default: the scenario's participants).
+    Locust processes (default: the scenario's participants); ``startup_s`` is added to the time Locust is given
+    (a master waiting for its workers).
     """
     errors: list[str] = []
     status = "completed"
@@ -281,19 +340,20 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
     if run_time is None:
         run_time = math.ceil(scenario.ramp_s + scenario.duration_s)
     cmd = _locust_command(scenario, spec, run_dir, run_time, processes, deployment.host_addresses, extra_args,
-                          most_participants)
+                          most_participants, locustfile)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     log_file = open(run_dir / "locust.log", "ab")  # noqa: SIM115 - closed in finally
     # A session of its own: Ctrl-C reaches the controller only, which then stops Locust in order. And Locust
     # dies with the controller, even after a SIGKILL of the latter.
     proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True, preexec_fn=die_with_parent)
-    deadline = time.monotonic() + run_time + 60 + STOP_GRACE_S
+    deadline = time.monotonic() + run_time + startup_s + 60 + STOP_GRACE_S
     previous = _install_signal_handlers()
     try:
         while proc.poll() is None:
             if time.monotonic() > deadline:
-                errors.append(f"Locust did not finish within {run_time + 60 + STOP_GRACE_S:.0f} s; killed")
+                errors.append(f"Locust did not finish within {run_time + startup_s + 60 + STOP_GRACE_S:.0f} s; "
+                              "killed")
                 status = "failed"
                 _stop(proc, graceful=False)
                 break

@@ -26,7 +26,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from harness.loadgen.host_client import MediaHostClient, MediaHostError
 from harness.loadgen.roster import Roster
 from harness.scenario import Scenario
-from harness.store import RunWriter
+from harness.store import RunWriter, atomic_write_bytes
 from harness.systems import SystemSpec
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ ADMIT_MESSAGE = "confbench_admit"
 ADMITTED_MESSAGE = "confbench_admitted"
 PROBE_MESSAGE = "confbench_probe"
 DEPART_MESSAGE = "confbench_depart"
+# Each process that hosts participants tells the writer where it runs and how its clock stands (workers.json).
+WORKER_MESSAGE = "confbench_worker"
+WORKERS_FILE = "workers.json"
 ADMIT_TIMEOUT_S = 30.0
 PROGRESS_FILE = "progress.json"
 
@@ -62,6 +65,9 @@ class HarnessState:
         self.roster: Roster | None = None
         """The run's roster: on the master, or in a local runner (None on a worker)."""
         self._admissions: dict[str, AsyncResult] = {}
+        self.workers: dict[str, dict[str, Any]] = {}
+        """Where participants run (written to ``workers.json`` by the writer of the run)."""
+        self.facts_sent = False
         self._request_ids = 0
 
     # -- media host ------------------------------------------------------------------------------------
@@ -168,6 +174,17 @@ class HarnessState:
         except MediaHostError as exc:
             log.warning("probe designation of %s for %s: %s", msg.data["receiver"], msg.data["sender"], exc)
 
+    def on_worker(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Writer side: a process hosting participants said where it runs; kept in ``workers.json``."""
+        self.workers[str(getattr(msg, "node_id", "local"))] = dict(msg.data)
+        if self.run_dir is not None:
+            try:
+                atomic_write_bytes(self.run_dir / WORKERS_FILE,
+                                   json.dumps(sorted(self.workers.values(), key=lambda w: w.get("index", 0)),
+                                              indent=2).encode())
+            except OSError:
+                log.exception("writing %s failed", WORKERS_FILE)
+
     def on_depart(self, environment: Environment, msg: Any, **_: Any) -> None:
         """Roster side: a participant left."""
         if self.roster is not None:
@@ -240,8 +257,9 @@ def _add_options(parser: Any) -> None:
     group = parser  # Locust's include_in_web_ui works on the parser itself, not on argument groups
     group.add_argument("--confbench-scenario", default=os.environ.get("CONFBENCH_SCENARIO", ""),
                        help="scenario TOML (default: scenarios/default.toml)", include_in_web_ui=False)
-    group.add_argument("--confbench-system", default=os.environ.get("CONFBENCH_SYSTEM", "p2p"),
-                       help="system under test: NAME or NAME=URL", include_in_web_ui=False)
+    group.add_argument("--confbench-system", default=os.environ.get("CONFBENCH_SYSTEM", ""),
+                       help="system under test: NAME or NAME=URL (default: p2p, or what the locustfile says)",
+                       include_in_web_ui=False)
     group.add_argument("--confbench-run-dir", default=os.environ.get("CONFBENCH_RUN_DIR", ""),
                        help="results folder of this run (created by confbench run)", include_in_web_ui=False)
     group.add_argument("--confbench-capacity", action="store_true", default=False,
@@ -258,7 +276,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
     STATE.environment = environment
     opts = environment.parsed_options
     if opts is not None:
-        STATE.system = SystemSpec.parse(opts.confbench_system)
+        if opts.confbench_system:
+            STATE.system = SystemSpec.parse(opts.confbench_system)
         STATE.host_addresses = opts.confbench_host_address or ["127.0.0.1"]
         if opts.confbench_run_dir:
             STATE.run_dir = Path(opts.confbench_run_dir)
@@ -280,7 +299,19 @@ def _on_init(environment: Environment, **_: Any) -> None:
         STATE.writer = RunWriter(STATE.run_dir, writer_id=writer_id, flush_interval_s=1.0)
         if isinstance(runner, MasterRunner):
             runner.register_message(SAMPLES_MESSAGE, lambda msg, **_kw: STATE.write(msg.data))
+        if runner is not None:
+            runner.register_message(WORKER_MESSAGE, STATE.on_worker)
     STATE.start_background()
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    # Every process that will host participants (a worker, or a local runner) says where it runs, once.
+    runner = environment.runner
+    if runner is None or isinstance(runner, MasterRunner) or STATE.facts_sent:
+        return
+    STATE.facts_sent = True
+    runner.send_message(WORKER_MESSAGE, worker_facts(getattr(runner, "worker_index", 0)))
 
 
 @events.test_stop.add_listener
@@ -296,6 +327,17 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
 
     STATE.close()
     close_direct_run(STATE)
+
+
+def worker_facts(index: int) -> dict[str, Any]:
+    """This process's host, pid, Locust worker index and clock state (``harness.clocksync``)."""
+    from harness.clocksync import clock_sync_state
+    from harness.environment import host_facts
+
+    facts = host_facts()
+    return {"index": index, "host": facts["hostname"], "pid": os.getpid(), "cores": facts["cores"],
+            "cpu_model": facts["cpu_model"], "kernel": facts["kernel"], "python": facts["python"],
+            "clock_sync": clock_sync_state()}
 
 
 def join_participant(group: str, timeout: float) -> tuple[str, dict[str, Any]]:
