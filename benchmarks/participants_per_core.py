@@ -5,7 +5,7 @@ worker starts), so the figures are those of a real run: participants, shared enc
 sample batching. The *measured* media host is pinned to one core (``os.sched_setaffinity``); its
 counterpart (the other side of every stream) is pinned to the other cores, and so is this script:
 
-- ``publishers``: N publishers (video, shared encoders: ``publishers_per_encoder`` = 10) on the measured core,
+- ``publishers``: N publishers (video, shared encoders: ``publishers_per_encoder`` = 25) on the measured core,
   each sending to one receive-only participant on the counterpart (p2p, no decoding there).
 - ``receivers``: receive-only participants on the measured core that decode nothing (``probe_fraction`` 0),
   each receiving the 5 publishers of the counterpart: N streams.
@@ -50,7 +50,7 @@ VIDEO = {"width": 480, "height": 270, "fps": 30, "codec": "VP8", "bitrate_kbps":
 FPS_FLOOR = 29.0
 MAX_LAG_MS, MAX_LAGGING_SHARE = 100.0, 0.10
 COUNTERPART_BUSY_PCT = 90.0
-PUBLISHERS_PER_ENCODER = 10
+PUBLISHERS_PER_ENCODER = 25
 SOURCES = 5  # counterpart publishers feeding the receivers
 VERBOSE = False
 
@@ -294,10 +294,16 @@ async def run_step(mode: str, n: int, seconds: float, measured_core: int, others
         await asyncio.sleep(1.5)  # the last second's rows arrive
         measure(step, measured, counterpart, None, receivers, start + 1.0, end, snmp_rcvbuf_errors() - before)
         if VERBOSE:
-            for p in measured.rows["probes"]:
-                mark = "*" if start + 1.0 <= p["ts"] <= end else " "
-                print(f"    {mark} t={p['ts'] - start:6.1f} cpu {p['cpu_pct']:5.0f} lag {p['loop_lag_ms']:6.0f} "
-                      f"skipped {p.get('frames_skipped')}", flush=True)
+            for host in (measured, counterpart):
+                for p in host.rows["probes"] if host is not None else []:
+                    mark = "*" if start + 1.0 <= p["ts"] <= end else " "
+                    print(f"    {host.name:>11} {mark} t={p['ts'] - start:6.1f} cpu {p['cpu_pct']:5.0f} lag "
+                          f"{p['loop_lag_ms']:6.0f} skipped {p.get('frames_skipped')} drops {p.get('udp_drops')}",
+                          flush=True)
+            for host in receivers:
+                rows = window_rows(host.rows["streams"], start + 1.0, end)
+                print(f"    {host.name}: {len(rows)} streams rows in the window, "
+                      f"{sum(1 for r in host.rows['streams'])} in all", flush=True)
         return step
     finally:
         await asyncio.gather(measured.stop(), *(h.stop() for h in (counterpart,) if h is not None))

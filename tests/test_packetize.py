@@ -86,3 +86,28 @@ def test_packetized_frames_reach_a_receiver_unchanged() -> None:
 
     whole = {b"".join(vp8_depayload(p) for p in f.payloads) for f in sent}
     assert sum(frame in whole for frame in got) >= len(got) - 2  # the first may predate the probe
+
+
+def test_the_lean_header_is_the_one_aiortc_would_write() -> None:
+    """Header template vs aiortc's RtpPacket.serialize, with mid and abs-send-time negotiated."""
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+    from harness.media.packetize import _HeaderTemplate
+
+    class Sender:  # the two attributes of RTCRtpSender the template reads
+        _RTCRtpSender__mid = "1"
+        _RTCRtpSender__rtp_header_extensions_map = HeaderExtensionsMap()
+
+    Sender._RTCRtpSender__rtp_header_extensions_map.configure(RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+        RTCRtpHeaderExtensionParameters(id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time")]))
+    template = _HeaderTemplate(Sender(), 97)
+    for marker, seq, ts, ssrc, ast in ((0, 1, 2, 3, 4), (1, 65535, 2**32 - 1, 12345678, 0xFFFFFF)):
+        packet = RtpPacket(payload_type=97, marker=marker, sequence_number=seq, timestamp=ts, ssrc=ssrc,
+                           payload=b"payload")
+        packet.extensions.mid = "1"
+        packet.extensions.abs_send_time = ast
+        expected = packet.serialize(Sender._RTCRtpSender__rtp_header_extensions_map)
+        assert template.header(marker, seq, ts, ssrc, ast) + b"payload" == expected
+        assert RtpPacket.parse(expected).extensions  # and aiortc reads it back

@@ -73,6 +73,10 @@ class FanOutTrack(MediaStreamTrack, Generic[T]):
         self.kind = kind
         self.dropped = 0
         """Items this consumer lost because its queue was full when a newer one arrived."""
+        self.deliver: Callable[[T], None] | None = None
+        """When set, items are handed to this callable as they are pushed instead of being queued for
+        ``recv()`` (a consumer that does its work synchronously, e.g. ``harness.media.packetize``'s senders:
+        no task switch per item). It must not raise."""
         self._fanout: FanOut[T] = fanout
         # None is the end-of-stream marker, queued so that a recv() already waiting wakes up.
         self._queue: asyncio.Queue[T | None] = asyncio.Queue(maxsize)
@@ -95,6 +99,9 @@ class FanOutTrack(MediaStreamTrack, Generic[T]):
         super().stop()
 
     def _put(self, frame: T | None) -> None:
+        if frame is not None and self.deliver is not None:
+            self.deliver(frame)
+            return
         if self._queue.full():
             old = self._queue.get_nowait()
             if old is None:  # ended: nothing more is delivered, and the marker must stay
