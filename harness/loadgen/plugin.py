@@ -278,7 +278,9 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if opts is not None:
         if opts.confbench_system:
             STATE.system = SystemSpec.parse(opts.confbench_system)
-        STATE.host_addresses = opts.confbench_host_address or ["127.0.0.1"]
+        # CONFBENCH_HOST_ADDRESS (comma-separated) serves containers, where the address is known at start only.
+        from_env = [a for a in os.environ.get("CONFBENCH_HOST_ADDRESS", "").split(",") if a.strip()]
+        STATE.host_addresses = opts.confbench_host_address or from_env or ["127.0.0.1"]
         if opts.confbench_run_dir:
             STATE.run_dir = Path(opts.confbench_run_dir)
     runner = environment.runner
