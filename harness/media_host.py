@@ -190,7 +190,9 @@ class MediaHost:
                 })
             last = total
             if self.engines is not None:
-                for row in self.engines.probe_rows(self.host, list(self.participants.values())):
+                # Walking browsers' process trees reads /proc for every process: not on the event loop.
+                rows = await asyncio.to_thread(self.engines.probe_rows, self.host, list(self.participants.values()))
+                for row in rows:
                     self.outbox.emit("probes", row)
             if self.outbox.dropped:
                 self.outbox.emit("events", {"ts": time.time(), "kind": "samples_dropped", "participant": None,

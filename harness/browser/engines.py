@@ -129,8 +129,10 @@ class Engines:
         self._runtime = BrowserRuntime(executable)
 
     def probe_rows(self, host: str, participants: list[HostedParticipant]) -> list[dict[str, Any]]:
-        """``probes`` rows of every browser (its process tree) and of the Playwright driver."""
-        rows = []
+        """``probes`` rows of every browser (its process tree) and of the Playwright driver (blocking)."""
+        rows: list[dict[str, Any]] = []
+        if self._runtime is None:
+            return rows  # no browser on this media host: nothing to walk
         for p in participants:
             if isinstance(p, BrowserParticipant):
                 row = p.probe_row(host)

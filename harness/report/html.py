@@ -306,7 +306,7 @@ _ENGINE_ROWS: tuple[tuple[str, str, str], ...] = (
     ("fps", "Frame rate received, p50 / p95", "dist"),
     ("packet_loss_pct", "Packet loss (%)", "num"),
     ("cpu_pct_per_participant", "CPU per participant (% of one core)", "num"),
-    ("rss_mb_per_participant", "Memory per participant (MB; browsers: PSS)", "num"),
+    ("rss_mb_per_participant", "Memory per participant (MB)", "num"),
 )
 
 
