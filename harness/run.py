@@ -20,12 +20,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 import harness.loadgen
+from harness.calibration import instrument_floor
 from harness.environment import harness_facts, host_facts
 from harness.errors import HarnessError, SystemError_
 from harness.probes import ProcessProbe
@@ -42,8 +44,9 @@ from harness.store import (
     write_summary,
 )
 from harness.summary import summarize
-from harness.systems import SystemSpec, create_system
+from harness.systems import IMPAIRED_NETWORK, SERVE_ADDRESS, SystemSpec, create_system
 from harness.systems.base import Deployment
+from harness.testbed.impairment import ImpairedNetwork, RunNetwork, network_reasons, open_network
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,9 @@ def open_run(results_root: Path, scenario: Scenario, spec: SystemSpec,
                    "version": info.get("version"), "info": info},
         "harness": harness_facts(), "host": host_facts(),
         "clock_sync": {"state": "single-host", "detail": "senders and receivers share this host's clock"},
-        "instrument_floor": None, "errors": [], "invalid_reasons": [], "pid": os.getpid(),
+        # Measured before any load: the part of every latency figure that is the instrument's own.
+        "instrument_floor": instrument_floor(scenario.video), "errors": [], "invalid_reasons": [],
+        "pid": os.getpid(),
     }
     write_manifest(run_dir, manifest)
     (run_dir / "scenario.json").write_text(json.dumps(scenario.to_dict(), indent=2))
@@ -144,7 +149,8 @@ def health_reasons(reader: RunReader, window: tuple[float, float] | None = None)
         if share > MAX_LAGGING_SHARE:
             reasons.append(f"load generator saturated: media host event loop lagged > {MAX_LOOP_LAG_MS:g} ms "
                            f"in {share:.0%} of seconds (max {lag.max():.0f} ms)")
-    return reasons
+    # The network emulation is part of the instrument too: a wire that fell behind is measured, not the system.
+    return reasons + network_reasons(probes, reader.table("network"), window)
 
 
 def finish_run(run_dir: Path, scenario: Scenario, status: str, errors: list[str]) -> dict[str, Any]:
@@ -214,24 +220,33 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
     ``processes``: Locust processes, each with its own media host (default: one per core). ``announce`` is
     called with the run folder once the system is deployed and answering, before any participant starts.
     """
-    system = create_system(spec)
-    if scenario.browser_groups:
-        from harness.browser.engines import preflight
-
-        preflight(scenario, system)  # one line saying what to install or name, before anything starts
-    deployment = system.deploy()
+    # Impaired groups get their namespaces and links first: a server started for the run listens on the
+    # network's root address, where they can reach it.
+    network = open_network({g.name: g.network for g in scenario.groups if g.network is not None})
     try:
-        metrics_url = _checked_metrics_url()
-        run_dir = open_run(results_root, scenario, spec, deployment)
-        if announce is not None:
-            announce(run_dir)
-        update_manifest(run_dir, loadgen={"processes": processes or default_processes()})
-        # The load generator joins what was deployed (e.g. a broker or server started for this run).
-        target = SystemSpec(spec.name, deployment.url)
-        return _drive(scenario, target, run_dir, deployment, progress, processes or default_processes(),
-                      metrics_url)
+        options = {SERVE_ADDRESS: network.root_address, IMPAIRED_NETWORK: network} if network else None
+        system = create_system(spec, options)
+        if scenario.browser_groups:
+            from harness.browser.engines import preflight
+
+            preflight(scenario, system)  # one line saying what to install or name, before anything starts
+        deployment = system.deploy()
+        try:
+            metrics_url = _checked_metrics_url()
+            run_dir = open_run(results_root, scenario, spec, deployment)
+            if announce is not None:
+                announce(run_dir)
+            update_manifest(run_dir, loadgen={"processes": processes or default_processes()},
+                            network=network.layout() if network else None)
+            # The load generator joins what was deployed (e.g. a broker or server started for this run).
+            target = SystemSpec(spec.name, deployment.url)
+            return _drive(scenario, target, run_dir, deployment, progress, processes or default_processes(),
+                          metrics_url, network)
+        finally:
+            system.undeploy()
     finally:
-        system.undeploy()
+        if network is not None:
+            network.close()
 
 
 def _checked_metrics_url() -> str | None:
@@ -248,9 +263,16 @@ def _checked_metrics_url() -> str | None:
 
 
 def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Deployment,
-           progress: ProgressFn | None, processes: int, metrics_url: str | None = None) -> RunOutcome:
+           progress: ProgressFn | None, processes: int, metrics_url: str | None = None,
+           network: ImpairedNetwork | None = None) -> RunOutcome:
     errors: list[str] = []
     status = "completed"
+    shaping = None
+    if network is not None:
+        # The timeline counts from the run's start, the origin of every chart's time axis.
+        t0 = datetime.fromisoformat(RunReader(run_dir).manifest["started_utc"]).timestamp()
+        shaping = RunNetwork(network, {g.name: g.network for g in scenario.groups if g.network}, run_dir, t0)
+        shaping.start()
     probe_writer = RunWriter(run_dir, writer_id="controller", flush_interval_s=1.0)
     probe = None
     if deployment.server_pids:
@@ -302,6 +324,11 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
         for running in (probe, metrics):
             if running is not None:
                 running.stop()
+        if shaping is not None:
+            network_errors = shaping.stop()
+            if network_errors and status == "completed":
+                status = "failed"
+            errors.extend(network_errors)
         probe_writer.close()
         log_file.close()
     summary = finish_run(run_dir, scenario, status, errors)

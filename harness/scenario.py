@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ScenarioError
+from harness.network import PRESET_DIR, NetworkProfile, ProfileError, parse_profile
 from harness.thresholds import KNOWN_KEYS, Threshold, parse_threshold
 
 MEDIA_KINDS = ("audio", "video")
@@ -75,6 +76,8 @@ class Group:
     """Seconds each participant stays in the call before it leaves (None: until the end): early leavers."""
     engine: str = "native"
     """``native`` (aiortc in the media host) or ``browser`` (a real Chromium on the system's web client)."""
+    network: NetworkProfile | None = None
+    """The group's access link (``harness.network``); None: no impairment (loopback)."""
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -158,6 +161,11 @@ class Scenario:
         return sum(g.count for g in self.groups)
 
     @property
+    def impaired(self) -> bool:
+        """Whether any group has a network profile that changes something (the run then needs a testbed)."""
+        return any(g.network is not None and not g.network.clean for g in self.groups)
+
+    @property
     def browser_groups(self) -> tuple[Group, ...]:
         """Groups of browser participants (with at least one participant)."""
         return tuple(g for g in self.groups if g.engine == "browser" and g.count > 0)
@@ -179,6 +187,12 @@ class Scenario:
         if self.browser != BrowserSettings():
             data["browser"] = {k: (list(v) if isinstance(v, tuple) else v)
                                for k, v in asdict(self.browser).items() if v not in (None, ())}
+        for g, group in zip(self.groups, data["groups"], strict=True):
+            # Left out when absent so that scenarios without networks keep the digest they had before.
+            if g.network is None:
+                del group["network"]
+            else:
+                group["network"] = g.network.to_dict()
         data["systems"] = list(self.systems)
         data["thresholds"] = {t.key: f"{t.op} {t.bound:g}" for t in self.thresholds}
         # Left out when empty so that scenarios without it keep the digest they had before it existed.
@@ -231,7 +245,8 @@ _MEDIA_KEYS = {"video": dict, "audio": dict}
 _VIDEO_KEYS = {"width": int, "height": int, "fps": int, "codec": str, "bitrate_kbps": int}
 _AUDIO_KEYS = {"pulse_period_s": float}
 _GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float,
-               "join_delay_s": float, "stay_s": float, "engine": str}
+               "join_delay_s": float, "stay_s": float, "engine": str,
+               "network": dict}  # network (a preset name or a table) is parsed by harness.network
 
 
 def _check(where: str, table: Mapping[str, Any], schema: Mapping[str, type]) -> dict[str, Any]:
@@ -279,6 +294,17 @@ def _build(field_name: str, cls: type, kwargs: dict[str, Any]) -> Any:
         raise _FieldError(field_name, str(exc)) from None
 
 
+def _network(where: str, raw: Any, source: str) -> NetworkProfile:
+    # Presets next to the scenario file come first, then the shipped ones.
+    search = [PRESET_DIR]
+    if source != "<memory>":
+        search.insert(0, Path(source).resolve().parent / "networks")
+    try:
+        return parse_profile(raw, search=search)
+    except ProfileError as exc:
+        raise _FieldError(f"{where}.network{'.' + exc.field if exc.field else ''}", str(exc)) from None
+
+
 def _parse(data: Mapping[str, Any], source: str) -> Scenario:
     top = _check("", data, _TOP_KEYS)
     media = _check("media.", top.pop("media", {}), _MEDIA_KEYS)
@@ -289,7 +315,11 @@ def _parse(data: Mapping[str, Any], source: str) -> Scenario:
         where = f"groups[{i}]"
         if not isinstance(raw, dict):
             raise _FieldError(where, "must be a table ([[groups]])")
+        raw = dict(raw)
+        network = _network(where, raw.pop("network"), source) if "network" in raw else None
         g = _check(f"{where}.", raw, _GROUP_KEYS)
+        if network is not None:
+            g["network"] = network
         if "name" not in g or "count" not in g:
             raise _FieldError(where, "needs a name and a count")
         if "publish" in g:

@@ -119,6 +119,16 @@ def _freezes_per_min(inbound_video: pd.DataFrame) -> float | None:
     return _round(float(inbound_video["freezes"].sum()) / (stream_seconds / 60.0))
 
 
+def _resolution(inbound_video: pd.DataFrame) -> str | None:
+    """The decoded size most stream-seconds had, as ``WxH`` (null when no frame was decoded)."""
+    sizes = inbound_video.dropna(subset=["width", "height"])
+    if sizes.empty:
+        return None
+    counts = sizes.groupby(["width", "height"]).size()
+    width, height = counts.idxmax()
+    return f"{int(width)}x{int(height)}"
+
+
 def participant_engines(joins: pd.DataFrame) -> dict[str, str]:
     """Engine of every participant in ``joins`` (``native`` where the column is missing or null)."""
     if joins.empty:
@@ -247,6 +257,8 @@ def summarize(
         "jitter_ms": inbound["jitter_ms"],
         "fps": inbound_video["fps"],
         "bitrate_kbps": inbound_video["bitrate_kbps"],
+        "audio_mos": inbound[inbound["kind"] == "audio"]["mos"],
+        "video_psnr_db": inbound_video["psnr_db"],
     }
     assert samples.keys() == set(DISTRIBUTION_METRICS), "summary and thresholds disagree on the metrics"
 
@@ -269,6 +281,7 @@ def summarize(
             "packet_loss_pct": _packet_loss_pct(inbound),
             "frame_loss_pct": _frame_loss_pct(frames),
             "freezes_per_min": _freezes_per_min(inbound_video),
+            "video_resolution": _resolution(inbound_video),
             "participants": {
                 "planned": planned_participants,
                 "joined": len(joined),
@@ -320,7 +333,7 @@ def format_table(summary: Mapping[str, Any]) -> str:
             f"{_fmt(dist.get('p99')):>10}  {_fmt(dist.get('samples')):>8}"
         )
     lines.append(f"{'metric':<{width}}  {'value':>10}")
-    for key in ("packet_loss_pct", "frame_loss_pct", "freezes_per_min", "loadgen_rss_mb_max"):
+    for key in ("packet_loss_pct", "frame_loss_pct", "freezes_per_min", "video_resolution", "loadgen_rss_mb_max"):
         lines.append(f"{key:<{width}}  {_fmt(summary.get(key)):>10}")
     participants = summary.get("participants")
     if isinstance(participants, Mapping):

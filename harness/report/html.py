@@ -36,7 +36,9 @@ _DISTRIBUTIONS: tuple[tuple[str, str, str], ...] = (
     ("rtt_ms", "Round-trip time", "ms"),
     ("jitter_ms", "Jitter", "ms"),
     ("fps", "Frame rate", "fps"),
-    ("bitrate_kbps", "Bitrate", "kbit/s"),
+    ("bitrate_kbps", "Bitrate received", "kbit/s"),
+    ("audio_mos", "Audio MOS (E-model)", "1–4.5"),
+    ("video_psnr_db", "Video PSNR (luma)", "dB"),
 )
 _PLAIN: tuple[tuple[str, str, str], ...] = (
     ("packet_loss_pct", "Packet loss", "%"),
@@ -288,6 +290,9 @@ def _summary_table(runs: Sequence[RunData]) -> str:
         row(f"{what} ({unit}), p50 / p95", key, (_distribution(s.get(key)) for s in summaries))
     for key, what, unit in _PLAIN:
         row(f"{what} ({unit})", key, (_e(_num(s.get(key))) for s in summaries))
+    if any(s.get("video_resolution") for s in summaries):
+        row("Video resolution received", "video_resolution",
+            (_e(_scalar(s.get("video_resolution")) or _DASH) for s in summaries))
     joined = (_participants(s.get("participants")) for s in summaries)
     row("Participants joined / planned", "participants", joined)
     for key, what in _CPU:
@@ -478,6 +483,7 @@ def _facts(run: RunData) -> str:
         ("Packages", _packages(host.get("packages"))),
         ("Clock sync", clock_text or None),
         ("Instrument floor", _floor_text(manifest)),
+        ("Network emulation", _network_text(manifest)),
         ("Schema version", _scalar(manifest.get("schema_version"))),
     ]
     rows = "".join(f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>" for name, value in facts if value)
@@ -494,8 +500,31 @@ def _floor_text(manifest: Mapping[str, Any]) -> str | None:
     number = _number(floor)
     if number is not None:
         return f"{format_number(number)} ms"
-    figures = [(str(k), _number(v)) for k, v in _mapping(floor).items()]
+    values = _mapping(floor)
+    p50 = _number(values.get("video_p50_ms"))
+    if p50 is not None:  # the record harness.calibration writes
+        p95, audio = _number(values.get("video_p95_ms")), _number(values.get("audio_p50_ms"))
+        parts = [f"video p50 {format_number(p50)} ms" + (f" (p95 {format_number(p95)})" if p95 is not None else "")]
+        if audio is not None:
+            parts.append(f"audio p50 {format_number(audio)} ms")
+        where = ", ".join(str(values[k]) for k in ("source", "video", "measured_utc") if _scalar(values.get(k)))
+        return "; ".join(parts) + (f" — {where}" if where else "")
+    if values.get("error"):
+        return f"not measured: {values.get('error')}"
+    figures = [(str(k), _number(v)) for k, v in values.items()]
     return ", ".join(f"{k} {format_number(v)}" for k, v in figures if v is not None) or None
+
+
+def _network_text(manifest: Mapping[str, Any]) -> str | None:
+    """Which groups had which link, and what emulated it (null when no group was impaired)."""
+    network = _mapping(manifest.get("network"))
+    if not network:
+        return None
+    groups = [g for g in _mapping(manifest.get("scenario")).get("groups", []) if isinstance(g, Mapping)]
+    links = [f"{g.get('name')}: {_mapping(g.get('network')).get('name', 'custom')}" for g in groups
+             if g.get("network")]
+    backend = " — ".join(t for t in (_scalar(network.get("backend")), _scalar(network.get("reason"))) if t)
+    return "; ".join([*links, backend]) if backend else None
 
 
 def _packages(value: object) -> str | None:
