@@ -118,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("systems", help="list the systems confbench can benchmark")
 
+    cal = sub.add_parser("calibrate", help="measure the instrument: its floor and how it tracks injected "
+                         "delay and loss (p2p; needs root for the emulated network)")
+    cal.add_argument("--json", action="store_true", help="print the calibration as JSON")
+    cal.add_argument("--scenario", type=Path, metavar="FILE", help="take the video settings from this scenario "
+                     "(default: 640x360 at 30 fps, VP8, 500 kbit/s)")
+    cal.add_argument("--quick", action="store_true", help="fewer and shorter cells (a smoke test, not a figure)")
+    cal.add_argument("--floor-only", action="store_true", help="only the floor (no emulated network, no root)")
+
     serve = sub.add_parser("serve-reference", help="run the reference SFU (WHIP/WHEP) until interrupted")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8189, help="port (default: 8189; 0: any free port)")
@@ -154,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_history(args)
         if args.command == "systems":
             return cmd_systems()
+        if args.command == "calibrate":
+            return cmd_calibrate(args)
         if args.command == "broker":
             return cmd_broker(args)
         if args.command == "serve-reference":
@@ -174,6 +184,34 @@ def cmd_systems() -> int:
     for name, cls in available_systems().items():
         print(f"{name:<12} {cls.description}")
     return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """``confbench calibrate``: the floor and the grid; exit 1 when a cell is outside its limit."""
+    import asyncio
+    import json
+
+    from harness import calibration as cal
+    from harness.scenario import VideoSettings, load_scenario
+    from harness.testbed.netns import require_root
+
+    video = load_scenario(args.scenario).video if args.scenario else VideoSettings()
+    say = None if args.json else (lambda text: print(f"calibrating: {text}", file=sys.stderr, flush=True))
+    if args.floor_only:
+        floor = asyncio.run(cal.measure_floor(video, cal.QUICK_FLOOR_S if args.quick else cal.FLOOR_S))
+        cal.remember(floor, video)
+        print(json.dumps(floor.to_manifest(), indent=2) if args.json else
+              cal.format_calibration(cal.Calibration(floor.video, "none", floor)))
+        return 0
+    require_root("calibration through an emulated network", "--floor-only measures the floor without it")
+    grid: dict[str, Any] = {}
+    if args.quick:
+        grid = {"delays": (0, 50), "losses": (10,), "cell_s": 3.0, "floor_s": 4.0, "extras": False,
+                "target_lost": 30}
+    result = asyncio.run(cal.calibrate(video, progress=say, **grid))
+    cal.remember(result.floor, video, result)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else cal.format_calibration(result))
+    return 0 if result.ok else 1
 
 
 def cmd_serve_reference(args: argparse.Namespace) -> int:

@@ -35,6 +35,10 @@ class TestbedError(HarnessError):
     __test__ = False  # not a pytest test class despite the name
 
 
+class BrowserError(HarnessError):
+    """A browser participant cannot run: Chromium or Playwright missing, or a web platform misdescribed."""
+
+
 class StoreError(HarnessError):
     """Results on disk cannot be written or read (e.g. a schema newer than this harness)."""
 

@@ -39,6 +39,9 @@ from typing import Any, BinaryIO
 import psutil
 
 from harness import netio, udpstats
+from harness.browser.engines import Engines, HostedParticipant
+from harness.browser.participant import BrowserParticipant
+from harness.errors import HarnessError
 from harness.ice import pin_host_addresses
 from harness.media.pool import EncoderPool
 from harness.participant import Participant, ParticipantSpec
@@ -112,8 +115,10 @@ class MediaHost:
         self.scenario: Scenario | None = None
         self.system: System | None = None
         self.host = socket.gethostname()
-        self.participants: dict[str, Participant] = {}
+        self.participants: dict[str, HostedParticipant] = {}
+        self.engines: Engines | None = None
         self.pool = EncoderPool()
+        self._browser_frames: dict[str, tuple[int, int]] = {}  # browser participant -> (produced, skipped)
         self._stopping = asyncio.Event()
         self._max_lag_s = 0.0
 
@@ -128,6 +133,7 @@ class MediaHost:
             pin_host_addresses(cmd.get("host_addresses") or ["127.0.0.1"])
             self.system = create_system(spec)
             self.host = cmd.get("host") or self.host
+            self.engines = Engines(self.scenario, self.system, self.outbox, self._stream_owner, pool=self.pool)
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
                 rcvbuf = netio.raise_rcvbuf(probe)
             facts = {"pid": os.getpid(), "udp_rcvbuf_bytes": rcvbuf, "udp_rcvbuf_requested": netio.RCVBUF_BYTES}
@@ -138,7 +144,7 @@ class MediaHost:
             return await self._join(cmd)
         if op == "probe":
             p = self.participants.get(cmd["participant"])
-            if p is not None:
+            if isinstance(p, Participant):  # a browser decodes every stream it receives anyway
                 p.designate(str(cmd["sender"]))
             return {}
         if op == "leave":
@@ -152,7 +158,7 @@ class MediaHost:
         raise ValueError(f"unknown op {op!r}")
 
     async def _join(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        if self.scenario is None or self.system is None:
+        if self.scenario is None or self.system is None or self.engines is None:
             raise RuntimeError("join before configure")
         group = next(g for g in self.scenario.groups if g.name == cmd["group"])
         spec = ParticipantSpec(
@@ -162,9 +168,17 @@ class MediaHost:
             video=self.scenario.video, audio=self.scenario.audio, host=self.host,
             publishers_per_encoder=group.publishers_per_encoder,
         )
-        participant = Participant(spec, self.system, self.outbox, pool=self.pool)
-        for sender in cmd.get("probes") or ():
-            participant.designate(str(sender))
+        try:
+            participant = await self.engines.create(spec, group.engine)
+        except HarnessError as exc:  # e.g. no Chromium: this participant fails, in one line, like a refusal
+            row = {"ts": time.time(), "participant": spec.name, "group": spec.group, "host": spec.host,
+                   "attempt": 1, "ok": False, "error": str(exc), "engine": group.engine,
+                   "stream_id": spec.video_stream_id}
+            self.outbox.emit("joins", row)
+            return row
+        if isinstance(participant, Participant):  # browsers decode every stream they receive anyway
+            for sender in cmd.get("probes") or ():
+                participant.designate(str(sender))
         self.participants[spec.name] = participant
         row = await participant.join()
         if not row["ok"]:
@@ -179,6 +193,15 @@ class MediaHost:
             await asyncio.wait([asyncio.ensure_future(p.leave()) for p in parts], timeout=15)
         if self.system is not None:
             await self.system.close()
+        if self.engines is not None:
+            await self.engines.close()
+
+    def _stream_owner(self, stream_id: int) -> str | None:
+        """The participant of this host whose video carries ``stream_id`` (how browsers name senders)."""
+        for name, p in self.participants.items():
+            if p.spec.video_stream_id == stream_id:
+                return name
+        return None
 
     async def probe_loop(self) -> None:
         """One ``probes`` row a second about this process: CPU, RSS, event-loop lag and generator health."""
@@ -192,8 +215,14 @@ class MediaHost:
         while True:
             await asyncio.sleep(1.0)
             lag, self._max_lag_s = self._max_lag_s, 0.0
-            # The pool's totals keep the counts of streams that ended, so the deltas never go negative.
-            total = self.pool.counters()
+            # The pool's totals keep the counts of streams that ended, so the deltas never go negative; the
+            # browsers' page cameras are kept the same way (last count of each, also after it left).
+            for name, p in self.participants.items():
+                if isinstance(p, BrowserParticipant):
+                    self._browser_frames[name] = p.source_counters()
+            produced, skipped = self.pool.counters()
+            total = (produced + sum(c[0] for c in self._browser_frames.values()),
+                     skipped + sum(c[1] for c in self._browser_frames.values()))
             rcvbuf = udpstats.rcvbuf_errors()
             dropped = self.outbox.dropped
             with proc.oneshot():
@@ -208,6 +237,11 @@ class MediaHost:
                     "samples_dropped": dropped - last_dropped,
                 })
             last, last_rcvbuf, last_dropped = total, rcvbuf, dropped
+            if self.engines is not None:
+                # Walking browsers' process trees reads /proc for every process: not on the event loop.
+                rows = await asyncio.to_thread(self.engines.probe_rows, self.host, list(self.participants.values()))
+                for row in rows:
+                    self.outbox.emit("probes", row)
 
     async def lag_loop(self) -> None:
         """Measures how late the loop wakes up: the media host's own saturation signal."""

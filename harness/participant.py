@@ -19,18 +19,18 @@ from typing import Any, Protocol
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError
 from aiortc.stats import (
-    RTCInboundRtpStreamStats,
     RTCOutboundRtpStreamStats,
     RTCRemoteInboundRtpStreamStats,
-    RTCRemoteOutboundRtpStreamStats,
 )
 from av import VideoFrame
 
 from harness import jitter, netio, ntpclock, remb
+from harness.emodel import audio_mos
 from harness.errors import SystemError_
 from harness.media.audio import PulseDetector
 from harness.media.pool import EncoderPool, Lease
-from harness.media.tap import tap
+from harness.media.psnr import frame_psnr
+from harness.media.tap import count_received, inbound_counts, tap
 from harness.media.video import read_frame
 from harness.scenario import AudioSettings, VideoSettings
 from harness.systems.base import Session, SessionContext, System
@@ -42,6 +42,8 @@ ICE_UP = ("connected", "completed")
 # The WebRTC stats definition of a freeze averages the last 30 inter-frame gaps.
 FREEZE_WINDOW = 30
 AUDIO_SAMPLE_RATE = 48000
+PSNR_INTERVAL_S = 1.0
+"""One received frame a second per decoded video stream is compared with what was sent."""
 
 
 class SampleSink(Protocol):
@@ -97,6 +99,9 @@ class _VideoCounters:
         self.gaps: deque[float] = deque(maxlen=FREEZE_WINDOW)
         self.last_arrival: float | None = None
         self.taken_at: float | None = None
+        self.psnr_db: float | None = None  # of the frame sampled in this interval
+        self.psnr_at = 0.0
+        self.size: tuple[int, int] | None = None  # of the latest decoded frame
 
     def arrived(self, now: float) -> float | None:
         """Count a frame that arrived at ``now``; returns the gap since the previous one (ms), if any.
@@ -116,17 +121,21 @@ class _VideoCounters:
         self.frames += 1
         return gap_ms
 
-    def take(self, now: float) -> tuple[float | None, int, int, float]:
-        """(fps since the last take, unreadable frames, freezes, freeze ms), and start counting anew.
+    def take(self, now: float) -> dict[str, Any]:
+        """The ``streams`` columns since the last take (fps, freezes, unreadable frames, sampled PSNR,
+        resolution), and start counting anew.
 
         The rate uses this counter's own interval: on a busy loop one connection's poll can come late,
         and the poll cycle's interval would then inflate its frame rate.
         """
         elapsed = now - self.taken_at if self.taken_at is not None else None
         fps = self.frames / elapsed if elapsed and elapsed > 0.05 else None
-        out = (fps, self.unreadable, self.freezes, self.freeze_ms)
+        out = {"fps": fps, "frames_unreadable": self.unreadable, "freezes": self.freezes,
+               "freeze_ms": self.freeze_ms, "psnr_db": self.psnr_db,
+               "width": self.size[0] if self.size else None, "height": self.size[1] if self.size else None}
         self.frames = self.unreadable = self.freezes = 0
         self.freeze_ms = 0.0
+        self.psnr_db = None
         self.taken_at = now
         return out
 
@@ -136,10 +145,8 @@ class _SsrcState:
     packets: int = 0
     lost: int = 0
     bytes_sent: int = 0
-    sr_bytes: int | None = None
-    sr_time: float | None = None
-    bitrate_kbps: float | None = None
     polled_at: float | None = None
+    received: int = 0  # payload bytes counted at the receiver (harness.media.tap.count_received)
 
 
 class Participant:
@@ -164,6 +171,7 @@ class Participant:
         self._session: Session | None = None
         self._pcs: list[tuple[str, RTCPeerConnection]] = []
         self._counters: dict[int, _VideoCounters] = {}
+        self._audio_latency: dict[int, float] = {}  # id(track) → latest pulse latency (ms), for the MOS
         self._track_remote: dict[int, str] = {}  # id(track) -> publishing participant, from on_track
         self._ssrc: dict[tuple[int, str, int], _SsrcState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -188,6 +196,8 @@ class Participant:
 
     def on_track(self, track: MediaStreamTrack, remote: str, receiver: RTCRtpReceiver | None = None) -> None:
         """Start measuring a remote track (SessionListener): decoded if it is a probe, else from its frames."""
+        if receiver is not None:
+            count_received(receiver)
         # One connection may carry several publishers' streams (multistream SFUs): label rows by track.
         self._track_remote[id(track)] = remote
         if receiver is not None and not self.is_probe(remote):
@@ -356,6 +366,11 @@ class Participant:
                 continue
             gap_ms = counters.arrived(now)
             capture = stamp.capture_time(now)
+            counters.size = (frame.width, frame.height)
+            if now - counters.psnr_at >= PSNR_INTERVAL_S:
+                # Sampled: rebuilding the sent frame and comparing costs about 1 ms (harness/media/psnr.py).
+                counters.psnr_at = now
+                counters.psnr_db = frame_psnr(frame, stamp, self.spec.video.width, self.spec.video.height)
             if self._first_frame_at is None:
                 self._first_frame_at = now
                 self._first_frame.set()
@@ -370,6 +385,7 @@ class Participant:
         me = self.spec.name
         async for frame, now in self._received(track):
             for latency_ms in detector.feed(frame, now):
+                self._audio_latency[id(track)] = latency_ms
                 self._sink.emit("audio", {"ts": now, "receiver": me, "sender": remote,
                                           "latency_ms": latency_ms})
 
@@ -399,38 +415,39 @@ class Participant:
                 await self._outbound_rows(transceiver, remote, pc, now, interval)
 
     async def _inbound_rows(self, transceiver: Any, remote: str, pc: RTCPeerConnection, now: float) -> None:
-        """One ``streams`` row per received SSRC: RTP counts, loss, jitter, sender-reported bitrate, frames."""
+        """One ``streams`` row per received SSRC: RTP counts, loss, jitter, received bitrate, frames, quality."""
         kind = transceiver.kind
         clock = CLOCK_RATES.get(kind, 90000)
         receiver = transceiver.receiver
-        report = await receiver.getStats()
-        remote_out = {s.ssrc: s for s in report.values() if isinstance(s, RTCRemoteOutboundRtpStreamStats)}
-        for s in report.values():
-            if not isinstance(s, RTCInboundRtpStreamStats):
-                continue
+        received = count_received(receiver).by_ssrc  # from now on, if the adapter did not pass the receiver
+        # Not getStats: it reports one SSRC per receiver, which hides the media stream behind its RTX stream.
+        for s in inbound_counts(receiver):
             st = self._ssrc.setdefault((id(pc), "in", s.ssrc), _SsrcState())
-            packets = max(s.packetsReceived - st.packets, 0)
-            lost = max(s.packetsLost - st.lost, 0)
-            st.packets, st.lost = s.packetsReceived, max(s.packetsLost, st.lost)
-            ro = remote_out.get(s.ssrc)
-            if ro is not None and ro.remoteTimestamp is not None:
-                sr_time = ro.remoteTimestamp.timestamp()
-                if st.sr_time is not None and sr_time > st.sr_time and st.sr_bytes is not None:
-                    st.bitrate_kbps = (ro.bytesSent - st.sr_bytes) * 8 / (sr_time - st.sr_time) / 1000
-                if st.sr_time is None or sr_time > st.sr_time:
-                    st.sr_time, st.sr_bytes = sr_time, ro.bytesSent
+            packets = max(s.packets_received - st.packets, 0)
+            lost = max(s.packets_lost - st.lost, 0)
+            st.packets, st.lost = s.packets_received, max(s.packets_lost, st.lost)
+            # What arrived, per this SSRC's own interval (a sender's own report would say what it sent, which
+            # a rate-limited link does not deliver). Retransmission SSRCs count under the stream they repair.
+            bitrate = None
+            if s.ssrc in received:
+                polled = self._clock()
+                if st.polled_at is not None and polled - st.polled_at > 0.05:
+                    bitrate = (received[s.ssrc] - st.received) * 8 / (polled - st.polled_at) / 1000
+                st.received, st.polled_at = received[s.ssrc], polled
             row: dict[str, Any] = {
                 "ts": now, "participant": self.spec.name, "direction": "in", "kind": kind,
                 "peer": self._track_remote.get(id(receiver.track), remote),
                 "ssrc": s.ssrc, "packets": packets, "packets_lost": lost,
                 "loss_pct": 100 * lost / (packets + lost) if packets + lost else None,
-                "jitter_ms": s.jitter / clock * 1000, "bitrate_kbps": st.bitrate_kbps,
+                "jitter_ms": s.jitter / clock * 1000, "bitrate_kbps": bitrate,
                 "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0,
             }
             counters = self._counters.get(id(receiver.track)) if receiver.track else None
-            if kind == "video" and counters is not None:
-                fps, unreadable, freezes, freeze_ms = counters.take(self._clock())
-                row.update(fps=fps, freezes=freezes, freeze_ms=freeze_ms, frames_unreadable=unreadable)
+            if kind == "video" and counters is not None and s.ssrc in received:
+                row.update(counters.take(self._clock()))
+            latency = self._audio_latency.get(id(receiver.track)) if receiver.track else None
+            if kind == "audio" and latency is not None and row["loss_pct"] is not None:
+                row["mos"] = audio_mos(latency, row["jitter_ms"], row["loss_pct"])
             self._sink.emit("streams", row)
 
     async def _outbound_rows(self, transceiver: Any, remote: str, pc: RTCPeerConnection, now: float,

@@ -20,12 +20,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 import harness.loadgen
+from harness.calibration import instrument_floor
 from harness.environment import harness_facts, host_facts
 from harness.errors import HarnessError, SystemError_
 from harness.probes import ProcessProbe
@@ -42,8 +44,9 @@ from harness.store import (
     write_summary,
 )
 from harness.summary import summarize
-from harness.systems import SystemSpec, create_system
+from harness.systems import IMPAIRED_NETWORK, SERVE_ADDRESS, SystemSpec, create_system
 from harness.systems.base import Deployment
+from harness.testbed.impairment import ImpairedNetwork, RunNetwork, network_reasons, open_network
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,9 @@ def open_run(results_root: Path, scenario: Scenario, spec: SystemSpec,
                    "version": info.get("version"), "info": info},
         "harness": harness_facts(), "host": host_facts(),
         "clock_sync": {"state": "single-host", "detail": "senders and receivers share this host's clock"},
-        "instrument_floor": None, "errors": [], "invalid_reasons": [], "pid": os.getpid(),
+        # Measured before any load: the part of every latency figure that is the instrument's own.
+        "instrument_floor": instrument_floor(scenario.video), "errors": [], "invalid_reasons": [],
+        "pid": os.getpid(),
     }
     write_manifest(run_dir, manifest)
     (run_dir / "scenario.json").write_text(json.dumps(scenario.to_dict(), indent=2))
@@ -153,7 +158,8 @@ def health_reasons(reader: RunReader, window: tuple[float, float] | None = None)
     if lost_samples > 0:
         reasons.append(f"load generator lost {lost_samples} samples it could not buffer: the results are "
                        "incomplete")
-    return reasons
+    # The network emulation is part of the instrument too: a wire that fell behind is measured, not the system.
+    return reasons + network_reasons(probes, reader.table("network"), window)
 
 
 def finish_run(run_dir: Path, scenario: Scenario, status: str, errors: list[str]) -> dict[str, Any]:
@@ -273,29 +279,42 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
     called with the run folder once the system is deployed and answering, before any participant starts.
     ``master``: a distributed run instead, whose workers connect to this controller's Locust master.
     """
-    system = create_system(spec)
-    deployment = system.deploy()
+    # Impaired groups get their namespaces and links first: a server started for the run listens on the
+    # network's root address, where they can reach it.
+    network = open_network({g.name: g.network for g in scenario.groups if g.network is not None})
     try:
-        metrics_url = _checked_metrics_url()
-        run_dir = open_run(results_root, scenario, spec, deployment)
-        if announce is not None:
-            announce(run_dir)
-        # The load generator joins what was deployed (e.g. a broker or server started for this run).
-        target = SystemSpec(spec.name, deployment.url)
-        if master is not None:
-            from harness.loadgen.runfile import write_runfile
+        options = {SERVE_ADDRESS: network.root_address, IMPAIRED_NETWORK: network} if network else None
+        system = create_system(spec, options)
+        if scenario.browser_groups:
+            from harness.browser.engines import preflight
 
-            update_manifest(run_dir, loadgen={"mode": "master", "workers": master.workers, "bind": master.bind,
-                                              "port": master.port})
-            # The workers download this file from the master (Locust's -f -): scenario and system inside.
-            return _drive(scenario, target, run_dir, deployment, progress, 1, metrics_url,
-                          extra_args=master.locust_args(), locustfile=write_runfile(run_dir, scenario, target),
-                          startup_s=master.wait_s)
-        update_manifest(run_dir, loadgen={"processes": processes or default_processes()})
-        return _drive(scenario, target, run_dir, deployment, progress, processes or default_processes(),
-                      metrics_url)
+            preflight(scenario, system)  # one line saying what to install or name, before anything starts
+        deployment = system.deploy()
+        try:
+            metrics_url = _checked_metrics_url()
+            run_dir = open_run(results_root, scenario, spec, deployment)
+            if announce is not None:
+                announce(run_dir)
+            layout = network.layout() if network else None
+            # The load generator joins what was deployed (e.g. a broker or server started for this run).
+            target = SystemSpec(spec.name, deployment.url)
+            if master is not None:
+                from harness.loadgen.runfile import write_runfile
+
+                update_manifest(run_dir, network=layout, loadgen={
+                    "mode": "master", "workers": master.workers, "bind": master.bind, "port": master.port})
+                # The workers download this file from the master (Locust's -f -): scenario and system inside.
+                return _drive(scenario, target, run_dir, deployment, progress, 1, metrics_url, network,
+                              extra_args=master.locust_args(), locustfile=write_runfile(run_dir, scenario, target),
+                              startup_s=master.wait_s)
+            update_manifest(run_dir, loadgen={"processes": processes or default_processes()}, network=layout)
+            return _drive(scenario, target, run_dir, deployment, progress, processes or default_processes(),
+                          metrics_url, network)
+        finally:
+            system.undeploy()
     finally:
-        system.undeploy()
+        if network is not None:
+            network.close()
 
 
 def _checked_metrics_url() -> str | None:
@@ -315,19 +334,27 @@ FinishFn = Callable[[Path, Scenario, str, list[str]], dict[str, Any]]
 
 
 def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Deployment,
-           progress: ProgressFn | None, processes: int, metrics_url: str | None = None, *,
+           progress: ProgressFn | None, processes: int, metrics_url: str | None = None,
+           network: ImpairedNetwork | None = None, *,
            run_time: int | None = None, extra_args: Sequence[str] = (), finish: FinishFn | None = None,
            most_participants: int | None = None, locustfile: Path = LOCUSTFILE,
            startup_s: float = 0.0) -> RunOutcome:
     """Run Locust on ``run_dir`` until it ends (bounded), then ``finish`` the run (default: :func:`finish_run`).
 
-    ``run_time``: the Locust run time in seconds (default: the scenario's ramp and duration); ``extra_args``
-    go to Locust's command line (e.g. a capacity search's flag); ``most_participants`` bounds the number of
-    Locust processes (default: the scenario's participants); ``startup_s`` is added to the time Locust is given
-    (a master waiting for its workers).
+    ``network``: the run's impaired network, shaped while Locust runs. ``run_time``: the Locust run time in
+    seconds (default: the scenario's ramp and duration); ``extra_args`` go to Locust's command line (e.g. a
+    capacity search's flag); ``most_participants`` bounds the number of Locust processes (default: the
+    scenario's participants); ``startup_s`` is added to the time Locust is given (a master waiting for its
+    workers).
     """
     errors: list[str] = []
     status = "completed"
+    shaping = None
+    if network is not None:
+        # The timeline counts from the run's start, the origin of every chart's time axis.
+        t0 = datetime.fromisoformat(RunReader(run_dir).manifest["started_utc"]).timestamp()
+        shaping = RunNetwork(network, {g.name: g.network for g in scenario.groups if g.network}, run_dir, t0)
+        shaping.start()
     probe_writer = RunWriter(run_dir, writer_id="controller", flush_interval_s=1.0)
     probe = None
     if deployment.server_pids:
@@ -382,6 +409,11 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
         for running in (probe, metrics):
             if running is not None:
                 running.stop()
+        if shaping is not None:
+            network_errors = shaping.stop()
+            if network_errors and status == "completed":
+                status = "failed"
+            errors.extend(network_errors)
         probe_writer.close()
         log_file.close()
     summary = (finish or finish_run)(run_dir, scenario, status, errors)

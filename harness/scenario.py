@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ScenarioError
+from harness.network import PRESET_DIR, NetworkProfile, ProfileError, parse_profile
 from harness.thresholds import KNOWN_KEYS, Threshold, parse_threshold
 
 MEDIA_KINDS = ("audio", "video")
 VIDEO_CODECS = ("VP8", "H264")
+ENGINES = ("native", "browser")
 MAX_PUBLISHERS_PER_ENCODER = 32
 """The cap on ``publishers_per_encoder``; why it exists: ``harness.media.pool``."""
 
@@ -74,6 +76,10 @@ class Group:
     """Seconds each participant of the group waits, once Locust started it, before joining: late joiners."""
     stay_s: float | None = None
     """Seconds each participant stays in the call before it leaves (None: until the end): early leavers."""
+    engine: str = "native"
+    """``native`` (aiortc in the media host) or ``browser`` (a real Chromium on the system's web client)."""
+    network: NetworkProfile | None = None
+    """The group's access link (``harness.network``); None: no impairment (loopback)."""
     publishers_per_encoder: int = 1
     """How many of the group's publishers on one media host send the same encoded stream (1: each its
     own); see ``harness.media.pool`` for the cap and what it changes."""
@@ -95,6 +101,26 @@ class Group:
         for kind in self.publish:
             if kind not in MEDIA_KINDS:
                 raise ValueError(f"publish may list only {' and '.join(MEDIA_KINDS)}, got {kind!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSettings:
+    """``[browser]``: how browser participants run (used only by groups with ``engine = "browser"``)."""
+
+    platform: str | None = None
+    """A built-in web platform (``harness/browser/platforms/``) or a platform file; default: the system's
+    own web client (``reference``, ``janus``)."""
+    ice_servers: tuple[str, ...] = ()
+    """STUN/TURN URLs the browsers may use; none by default, whatever the web app configures."""
+    chromium: str | None = None
+    """The Chromium executable (default ``/usr/bin/chromium``)."""
+
+    def __post_init__(self) -> None:
+        for url in self.ice_servers:
+            if not url.startswith(("stun:", "turn:", "turns:")):
+                raise ValueError(f"ice_servers takes stun:, turn: or turns: URLs, got {url!r}")
 
 
 CAPACITY_SLO_DEFAULTS: tuple[tuple[str, str], ...] = (
@@ -176,6 +202,7 @@ class Scenario:
     """Systems ``confbench run`` uses when none is named on the command line (``NAME`` or ``NAME=URL``)."""
     min_effect: tuple[tuple[str, float], ...] = ()
     """``[min_effect]``: per summary key, the smallest relative change a comparison may call a verdict."""
+    browser: BrowserSettings = field(default_factory=BrowserSettings)
     capacity: CapacitySettings | None = None
     """``[capacity]``: settings of ``confbench capacity`` (None: the defaults)."""
     source: str = "<memory>"
@@ -205,6 +232,16 @@ class Scenario:
         return sum(g.count for g in self.groups)
 
     @property
+    def impaired(self) -> bool:
+        """Whether any group has a network profile that changes something (the run then needs a testbed)."""
+        return any(g.network is not None and not g.network.clean for g in self.groups)
+
+    @property
+    def browser_groups(self) -> tuple[Group, ...]:
+        """Groups of browser participants (with at least one participant)."""
+        return tuple(g for g in self.groups if g.engine == "browser" and g.count > 0)
+
+    @property
     def ramp_s(self) -> float:
         """Seconds until every participant started joining: the spawn rate's ramp, plus the latest join delay."""
         return self.participants / self.spawn_rate + max((g.join_delay_s for g in self.groups), default=0.0)
@@ -213,6 +250,20 @@ class Scenario:
         """The resolved scenario as plain data (recorded in every manifest)."""
         data = asdict(self)
         data["groups"] = [_group_dict(g) for g in self.groups]
+        # Defaults left out so that scenarios written before browser participants keep their digest.
+        for group in data["groups"]:
+            if group["engine"] == "native":
+                del group["engine"]
+        data.pop("browser", None)
+        if self.browser != BrowserSettings():
+            data["browser"] = {k: (list(v) if isinstance(v, tuple) else v)
+                               for k, v in asdict(self.browser).items() if v not in (None, ())}
+        for g, group in zip(self.groups, data["groups"], strict=True):
+            # Left out when absent so that scenarios without networks keep the digest they had before.
+            if g.network is None:
+                del group["network"]
+            else:
+                group["network"] = g.network.to_dict()
         data["systems"] = list(self.systems)
         data["thresholds"] = {t.key: f"{t.op} {t.bound:g}" for t in self.thresholds}
         # Left out when empty so that scenarios without it keep the digest they had before it existed.
@@ -270,16 +321,17 @@ def _scale_groups(groups: tuple[Group, ...], total: int) -> tuple[Group, ...]:
 _TOP_KEYS = {
     "name": str, "description": str, "duration_s": float, "spawn_rate": float, "room": str,
     "join_timeout_s": float, "media": dict, "groups": list, "thresholds": dict, "min_effect": dict,
-    "capacity": dict,
-    "systems": list,
+    "systems": list, "browser": dict, "capacity": dict,
 }
+_BROWSER_KEYS = {"platform": str, "ice_servers": list, "chromium": str}
 _MEDIA_KEYS = {"video": dict, "audio": dict}
 _VIDEO_KEYS = {"width": int, "height": int, "fps": int, "codec": str, "bitrate_kbps": int}
 _AUDIO_KEYS = {"pulse_period_s": float}
 _CAPACITY_KEYS = {"start": int, "step": int, "step_s": float, "settle_s": float, "max_participants": int,
                   "max_duration_s": float, "step_backs": int, "slo": dict}
 _GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float,
-               "join_delay_s": float, "stay_s": float, "publishers_per_encoder": int}
+               "join_delay_s": float, "stay_s": float, "engine": str, "publishers_per_encoder": int,
+               "network": dict}  # network (a preset name or a table) is parsed by harness.network
 
 
 def _check(where: str, table: Mapping[str, Any], schema: Mapping[str, type]) -> dict[str, Any]:
@@ -327,6 +379,17 @@ def _build(field_name: str, cls: type, kwargs: dict[str, Any]) -> Any:
         raise _FieldError(field_name, str(exc)) from None
 
 
+def _network(where: str, raw: Any, source: str) -> NetworkProfile:
+    # Presets next to the scenario file come first, then the shipped ones.
+    search = [PRESET_DIR]
+    if source != "<memory>":
+        search.insert(0, Path(source).resolve().parent / "networks")
+    try:
+        return parse_profile(raw, search=search)
+    except ProfileError as exc:
+        raise _FieldError(f"{where}.network{'.' + exc.field if exc.field else ''}", str(exc)) from None
+
+
 def _parse(data: Mapping[str, Any], source: str) -> Scenario:
     top = _check("", data, _TOP_KEYS)
     media = _check("media.", top.pop("media", {}), _MEDIA_KEYS)
@@ -337,7 +400,11 @@ def _parse(data: Mapping[str, Any], source: str) -> Scenario:
         where = f"groups[{i}]"
         if not isinstance(raw, dict):
             raise _FieldError(where, "must be a table ([[groups]])")
+        raw = dict(raw)
+        network = _network(where, raw.pop("network"), source) if "network" in raw else None
         g = _check(f"{where}.", raw, _GROUP_KEYS)
+        if network is not None:
+            g["network"] = network
         if "name" not in g or "count" not in g:
             raise _FieldError(where, "needs a name and a count")
         if "publish" in g:
@@ -379,10 +446,16 @@ def _parse(data: Mapping[str, Any], source: str) -> Scenario:
         if not all(isinstance(x, str) for x in top["systems"]):
             raise _FieldError("systems", "must be a list of strings such as [\"p2p\", \"reference\"]")
         top["systems"] = tuple(top["systems"])
+    browser_raw = _check("browser.", top.pop("browser", {}), _BROWSER_KEYS)
+    if "ice_servers" in browser_raw:
+        if not all(isinstance(x, str) for x in browser_raw["ice_servers"]):
+            raise _FieldError("browser.ice_servers", "must be a list of strings")
+        browser_raw["ice_servers"] = tuple(browser_raw["ice_servers"])
+    browser = _build("browser", BrowserSettings, browser_raw)
     if "name" not in top:
         raise _FieldError("name", "is required")
     fields_ = dict(top, groups=tuple(groups), video=video, audio=audio, thresholds=tuple(thresholds),
-                   min_effect=tuple(min_effect), capacity=capacity, source=source)
+                   min_effect=tuple(min_effect), browser=browser, capacity=capacity, source=source)
     try:
         return Scenario(**fields_)
     except ValueError as exc:

@@ -23,8 +23,11 @@ __all__ = ["DECIMALS", "LOADGEN_ROLES", "P99_MIN_SAMPLES", "format_table", "summ
 P99_MIN_SAMPLES = 100
 """Below this many samples a p99 is mostly the maximum, so it is reported as null."""
 
-LOADGEN_ROLES: tuple[str, ...] = ("locust", "media_host")
+LOADGEN_ROLES: tuple[str, ...] = ("locust", "media_host", "browser")
 """``probes.role`` values counted as the load generator (the controller is not: it does not make load)."""
+
+ENGINE_ROLES: dict[str, tuple[str, ...]] = {"native": ("media_host",), "browser": ("browser",)}
+"""Whose CPU and memory a participant of each engine costs (``engines.*.cpu_pct_per_participant``)."""
 
 DECIMALS = 3
 """Decimal places every float in the summary is rounded to."""
@@ -114,6 +117,71 @@ def _freezes_per_min(inbound_video: pd.DataFrame) -> float | None:
     if stream_seconds == 0:
         return None
     return _round(float(inbound_video["freezes"].sum()) / (stream_seconds / 60.0))
+
+
+def _resolution(inbound_video: pd.DataFrame) -> str | None:
+    """The decoded size most stream-seconds had, as ``WxH`` (null when no frame was decoded)."""
+    sizes = inbound_video.dropna(subset=["width", "height"])
+    if sizes.empty:
+        return None
+    counts = sizes.groupby(["width", "height"]).size()
+    width, height = counts.idxmax()
+    return f"{int(width)}x{int(height)}"
+
+
+def participant_engines(joins: pd.DataFrame) -> dict[str, str]:
+    """Engine of every participant in ``joins`` (``native`` where the column is missing or null)."""
+    if joins.empty:
+        return {}
+    engines = joins["engine"] if "engine" in joins.columns else pd.Series(None, index=joins.index)
+    return {str(p): (str(e) if isinstance(e, str) and e else "native")
+            for p, e in zip(joins["participant"], engines, strict=True)}
+
+
+def stream_owners(joins: pd.DataFrame) -> dict[int, str]:
+    """Video stream id (as stamped) → the participant that published it, from ``joins.stream_id``."""
+    if joins.empty or "stream_id" not in joins.columns:
+        return {}
+    return {int(sid): str(p) for p, sid in zip(joins["participant"], joins["stream_id"], strict=True)
+            if pd.notna(sid)}
+
+
+def _by_engine(joins: pd.DataFrame, frames: pd.DataFrame, streams: pd.DataFrame, audio: pd.DataFrame,
+               probes: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Figures per engine of the measuring participant, and video latency per sender>receiver engine pair."""
+    engine_of = participant_engines(joins)
+    ok = joins[joins["ok"] == True]  # noqa: E712 - a pandas mask
+    joined = {str(p) for p in ok["participant"]}
+    engines: dict[str, Any] = {}
+    for engine in sorted({engine_of[p] for p in joined}):
+        mine = {p for p in joined if engine_of[p] == engine}
+        inbound = streams[(streams["direction"] == "in") & streams["participant"].isin(mine)]
+        outbound = streams[(streams["direction"] == "out") & streams["participant"].isin(mine)]
+        cpu = per_second_total(probes, ENGINE_ROLES.get(engine, ()), "cpu_pct")
+        rss = per_second_total(probes, ENGINE_ROLES.get(engine, ()), "rss_mb")
+        engines[engine] = {
+            "participants": len(mine),
+            "video_latency_ms": _distribution(frames.loc[frames["receiver"].isin(mine), "latency_ms"]),
+            "audio_latency_ms": _distribution(audio.loc[audio["receiver"].isin(mine), "latency_ms"]),
+            "rtt_ms": _distribution(outbound["rtt_ms"]),
+            "jitter_ms": _distribution(inbound["jitter_ms"]),
+            "fps": _distribution(inbound.loc[inbound["kind"] == "video", "fps"]),
+            "packet_loss_pct": _packet_loss_pct(inbound),
+            "cpu_pct_per_participant": _round(cpu.mean() / len(mine)) if cpu is not None else None,
+            "rss_mb_per_participant": _round(rss.mean() / len(mine)) if rss is not None else None,
+        }
+    paths: dict[str, Any] = {}
+    if not frames.empty:
+        # The stamp's stream id says who sent a frame whatever name the receiving side knew it by (a web
+        # app's display name, or stream-<id>); runs without joins.stream_id fall back to the name.
+        owner = stream_owners(joins)
+        senders = pd.Series([engine_of.get(owner.get(int(sid), str(name)), "unknown")
+                             for sid, name in zip(frames["stream_id"], frames["sender"], strict=True)],
+                            index=frames.index)
+        receivers = frames["receiver"].map(lambda name: engine_of.get(str(name), "unknown"))
+        for (sender, receiver), group in frames.groupby([senders, receivers]):
+            paths[f"{sender}>{receiver}"] = _distribution(group["latency_ms"])
+    return engines, dict(sorted(paths.items()))
 
 
 def _duration_s(manifest: Mapping[str, Any]) -> float | None:
@@ -212,10 +280,15 @@ def summarize(
         "jitter_ms": inbound["jitter_ms"],
         "fps": inbound_video["fps"],
         "bitrate_kbps": inbound_video["bitrate_kbps"],
+        "audio_mos": inbound[inbound["kind"] == "audio"]["mos"],
+        "video_psnr_db": inbound_video["psnr_db"],
     }
     assert samples.keys() == set(DISTRIBUTION_METRICS), "summary and thresholds disagree on the metrics"
 
     loadgen_rss = per_second_total(probes, LOADGEN_ROLES, "rss_mb")
+    engines, paths = _by_engine(joins, frames, streams, audio, probes)
+    events = reader.table("events")
+    dropped = events.loc[events["kind"] == "participant_failed", "participant"].dropna()
     summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run_id": manifest.get("run_id"),
@@ -231,15 +304,20 @@ def summarize(
             "packet_loss_pct": _packet_loss_pct(inbound),
             "frame_loss_pct": _frame_loss_pct(frames),
             "freezes_per_min": _freezes_per_min(inbound_video),
+            "video_resolution": _resolution(inbound_video),
             "participants": {
                 "planned": planned_participants,
                 "joined": len(joined),
                 # Every joins row is an attempt, so anyone in the table who never got in has failed.
                 "failed": len(set(joins["participant"]) - joined),
+                # In the call, then gone: a browser that closed or crashed (participant_failed events).
+                "dropped": len(set(dropped) & joined),
             },
             "sut_cpu_pct": _mean_max(per_second_total(probes, ("sut",), "cpu_pct")),
             "loadgen_cpu_pct": _mean_max(per_second_total(probes, LOADGEN_ROLES, "cpu_pct")),
             "loadgen_rss_mb_max": _round(loadgen_rss.max()) if loadgen_rss is not None else None,
+            "engines": engines,
+            "video_latency_by_path_ms": paths,
             "loadgen_health": _loadgen_health(probes),
         }
     )
@@ -279,7 +357,7 @@ def format_table(summary: Mapping[str, Any]) -> str:
             f"{_fmt(dist.get('p99')):>10}  {_fmt(dist.get('samples')):>8}"
         )
     lines.append(f"{'metric':<{width}}  {'value':>10}")
-    for key in ("packet_loss_pct", "frame_loss_pct", "freezes_per_min", "loadgen_rss_mb_max"):
+    for key in ("packet_loss_pct", "frame_loss_pct", "freezes_per_min", "video_resolution", "loadgen_rss_mb_max"):
         lines.append(f"{key:<{width}}  {_fmt(summary.get(key)):>10}")
     participants = summary.get("participants")
     if isinstance(participants, Mapping):

@@ -35,6 +35,8 @@ DISTRIBUTION_METRICS: tuple[str, ...] = (
     "jitter_ms",
     "fps",
     "bitrate_kbps",
+    "audio_mos",
+    "video_psnr_db",
 )
 """Summary keys whose value is a distribution ``{"p50", "p95", "p99", "mean", "samples"}``."""
 
@@ -53,6 +55,7 @@ NUMBER_METRICS: tuple[str, ...] = (
 _GROUPED_KEYS: tuple[str, ...] = (
     "participants.joined",
     "participants.failed",
+    "participants.dropped",
     "sut_cpu_pct.mean",
     "sut_cpu_pct.max",
     "loadgen_cpu_pct.mean",

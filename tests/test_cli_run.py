@@ -60,7 +60,7 @@ def test_run_measures_and_reports(tmp_path: Path) -> None:
     assert manifest["status"] == "completed"
     assert manifest["scenario"]["name"] == "small" and manifest["ended_utc"]
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["participants"] == {"planned": 3, "joined": 3, "failed": 0}
+    assert summary["participants"] == {"planned": 3, "joined": 3, "failed": 0, "dropped": 0}
     # 2 talkers, each seen by 2 receivers (the other talker and the viewer), 15 fps, ~8 s.
     assert summary["video_latency_ms"]["samples"] > 4 * 15 * 4
     assert 0 < summary["video_latency_ms"]["p50"] < 1000

@@ -109,14 +109,17 @@ def run(tmp_path: Path) -> Path:
         writer.append(
             "streams",
             [
-                stream("in", "video", packets_lost=0, fps=30.0, bitrate_kbps=500.0, freezes=0, jitter_ms=1.0),
-                stream("in", "video", packets_lost=5, fps=30.0, bitrate_kbps=600.0, freezes=1, jitter_ms=2.0),
-                stream("in", "video", packets_lost=0, fps=29.0, bitrate_kbps=700.0, freezes=0, jitter_ms=3.0),
+                stream("in", "video", packets_lost=0, fps=30.0, bitrate_kbps=500.0, freezes=0, jitter_ms=1.0,
+                       width=640, height=360, psnr_db=40.0),
+                stream("in", "video", packets_lost=5, fps=30.0, bitrate_kbps=600.0, freezes=1, jitter_ms=2.0,
+                       width=640, height=360, psnr_db=None),
+                stream("in", "video", packets_lost=0, fps=29.0, bitrate_kbps=700.0, freezes=0, jitter_ms=3.0,
+                       width=320, height=180, psnr_db=30.0),
                 stream("in", "video", packets_lost=0, fps=31.0, bitrate_kbps=800.0, freezes=1, jitter_ms=4.0),
-                stream("in", "audio", packets=50, jitter_ms=5.0, bitrate_kbps=32.0),
-                stream("in", "audio", packets=50, jitter_ms=None),
+                stream("in", "audio", packets=50, jitter_ms=5.0, bitrate_kbps=32.0, mos=4.2),
+                stream("in", "audio", packets=50, jitter_ms=None, mos=3.8),
                 # Outbound rows: their loss, freezes and bitrate do not count; their RTT does.
-                stream("out", "video", packets_lost=7, rtt_ms=10.0, bitrate_kbps=900.0, freezes=3),
+                stream("out", "video", packets_lost=7, rtt_ms=10.0, bitrate_kbps=900.0, freezes=3, psnr_db=99.0),
                 stream("out", "video", rtt_ms=20.0),
                 stream("out", "audio", rtt_ms=None, jitter_ms=99.0),
             ],
@@ -149,6 +152,9 @@ THRESHOLDS = [
 
 def test_summary_figures(run: Path) -> None:
     summary = summarize(RunReader(run), planned_participants=6, thresholds=THRESHOLDS)
+    engines = summary.pop("engines")
+    assert set(engines) == {"native"} and engines["native"]["participants"] == 3
+    assert isinstance(summary.pop("video_latency_by_path_ms"), dict)
     assert summary == {
         "schema_version": SCHEMA_VERSION,
         "run_id": "20261128T214501Z-p2p-ab12",
@@ -168,13 +174,19 @@ def test_summary_figures(run: Path) -> None:
         # 29, 30, 30, 31 -> p95 at rank 2.85 -> 30.85
         "fps": {"p50": 30.0, "p95": 30.85, "p99": None, "mean": 30.0, "samples": 4},
         "bitrate_kbps": {"p50": 650.0, "p95": 785.0, "p99": None, "mean": 650.0, "samples": 4},
+        # inbound audio rows only; 3.8, 4.2 -> p95 at rank 0.95 -> 4.18
+        "audio_mos": {"p50": 4.0, "p95": 4.18, "p99": None, "mean": 4.0, "samples": 2},
+        # inbound video rows with a sampled frame (the outbound row's value does not count)
+        "video_psnr_db": {"p50": 35.0, "p95": 39.5, "p99": None, "mean": 35.0, "samples": 2},
         # 5 lost of 400 + 100 received inbound + 5 lost: 100 * 5 / 505
         "packet_loss_pct": 0.99,
         # expected 87 + 7 = 94, received 91: 100 * 3 / 94 = 3.1914...
         "frame_loss_pct": 3.191,
         # 2 freezes in 4 inbound video stream-seconds
         "freezes_per_min": 30.0,
-        "participants": {"planned": 6, "joined": 3, "failed": 2},
+        # the size most inbound video stream-seconds were decoded at
+        "video_resolution": "640x360",
+        "participants": {"planned": 6, "joined": 3, "failed": 2, "dropped": 0},
         # per second: 100 -> 50 + 30, 101 -> 40 + 20
         # Per process, samples go to the nearest second and one missed second is bridged (per_process_seconds):
         # sut: second 100 = 50 (pid 2 not yet alive), 101 = 40 + mean(30, 20) = 65.
@@ -248,7 +260,7 @@ def test_empty_run_gives_nulls_not_nan(tmp_path: Path) -> None:
         "duration_s",
     ):
         assert summary[key] is None, key
-    assert summary["participants"] == {"planned": 4, "joined": 0, "failed": 0}
+    assert summary["participants"] == {"planned": 4, "joined": 0, "failed": 0, "dropped": 0}
     assert summary["system"] == "janus"
     assert summary["status"] == "aborted"
     assert summary["thresholds"] == [{"expr": "packet_loss_pct < 1", "value": None, "ok": False}]
@@ -339,3 +351,38 @@ def test_window_keeps_media_rows_inside_and_joins_all(tmp_path: Path) -> None:
     # A window with no frame in it (a run aborted early) falls back to every row, and says so.
     empty = summarize(reader, planned_participants=1, window=(100.0, 200.0))
     assert empty["window"] is None and empty["video_latency_ms"]["samples"] == 12
+
+
+def test_figures_per_engine_and_path(tmp_path: Path) -> None:
+    """Browser and native participants side by side: who measured what, and what each one costs."""
+    run_dir = tmp_path / "mixed"
+    write_manifest(run_dir, {"run_id": "r", "status": "completed", "system": {"name": "reference"}})
+    with RunWriter(run_dir) as writer:
+        writer.append("joins", [
+            dict(join("n1", 1, True, 100.0), engine=None), dict(join("n2", 1, True, 100.0)),
+            dict(join("b1", 1, True, 900.0), engine="browser"), dict(join("b2", 1, False), engine="browser"),
+        ])
+        frame = {"frame_no": 1, "capture_ts": 0.0, "gap_ms": None, "width": 320, "height": 180, "stream_id": 0}
+        writer.append("frames", [
+            dict(frame, ts=1.0, receiver="n1", sender="b1", latency_ms=30.0),
+            dict(frame, ts=1.0, receiver="n1", sender="n2", latency_ms=10.0),
+            dict(frame, ts=1.0, receiver="b1", sender="n1", latency_ms=50.0),
+            dict(frame, ts=1.0, receiver="b1", sender="stream-9", latency_ms=70.0),
+        ])
+        writer.append("events", [{"ts": 2.0, "kind": "participant_failed", "participant": "b1",
+                                  "detail": "the browser closed"}])
+        writer.append("probes", [probe(10.0, "media_host", 1, 40.0, 100.0), probe(10.0, "browser", 2, 90.0, 400.0),
+                                 probe(10.0, "browser", 3, 10.0, 100.0)])
+    summary = summarize(RunReader(run_dir), planned_participants=4)
+    engines = summary["engines"]
+    assert engines["native"]["participants"] == 2 and engines["browser"]["participants"] == 1
+    assert engines["native"]["video_latency_ms"]["p50"] == 20.0
+    assert engines["browser"]["video_latency_ms"]["samples"] == 2
+    assert engines["native"]["cpu_pct_per_participant"] == 20.0  # one media host's 40 % over 2 natives
+    assert engines["browser"]["cpu_pct_per_participant"] == 100.0  # browser + driver, 1 browser joined
+    assert engines["browser"]["rss_mb_per_participant"] == 500.0
+    paths = summary["video_latency_by_path_ms"]
+    assert paths["browser>native"]["p50"] == 30.0 and paths["native>native"]["p50"] == 10.0
+    assert paths["native>browser"]["p50"] == 50.0 and paths["unknown>browser"]["p50"] == 70.0
+    assert summary["participants"] == {"planned": 4, "joined": 3, "failed": 1, "dropped": 1}
+    assert summary["loadgen_cpu_pct"]["mean"] == 140.0  # browsers are load generator too

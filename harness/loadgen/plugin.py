@@ -28,6 +28,7 @@ from harness.loadgen.roster import Roster
 from harness.scenario import Scenario
 from harness.store import RunWriter, atomic_write_bytes
 from harness.systems import SystemSpec
+from harness.testbed.impairment import read_layout
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,11 @@ class HarnessState:
         self.host_addresses: list[str] = ["127.0.0.1"]
         self.run_dir: Path | None = None
         self.writer: RunWriter | None = None
-        self.media_host: MediaHostClient | None = None
+        self.network: dict[str, Any] | None = None
+        """The run's impaired network (``network.json``): which groups live in which namespace."""
+        self.media_hosts: dict[str, MediaHostClient] = {}
+        """Per placement ("" for the root namespace, else a group's namespace): this process's media host."""
+        self._placement: dict[str, str] = {}  # participant → placement of its media host
         self._media_host_lock = gevent.lock.Semaphore()
         self.started = time.time()
         self.hostname = socket.gethostname()
@@ -71,28 +76,56 @@ class HarnessState:
         self._request_ids = 0
 
     # -- media host ------------------------------------------------------------------------------------
-    def media_host_client(self) -> MediaHostClient:
-        """The media host of this Locust process, started and configured on first use."""
+    @property
+    def media_host(self) -> MediaHostClient | None:
+        """The media host of the root namespace (None until started)."""
+        return self.media_hosts.get("")
+
+    def _where(self, group: str | None) -> tuple[str, list[str]]:
+        """(placement, ICE host addresses) of a group's media host: its namespace when its link is impaired.
+
+        Participants of impaired groups run inside their group's namespace (``harness.testbed.impairment``
+        says why); the others stay in the root namespace and gather candidates on the impaired network's
+        root address too, so that impaired participants can reach them.
+        """
+        net = self.network
+        if net is None:
+            return "", list(self.host_addresses)
+        port = net.get("groups", {}).get(group) if group is not None else None
+        if port is not None:
+            return str(port["namespace"]), [str(port["address"])]
+        return "", [*self.host_addresses, str(net["root_address"])]
+
+    def media_host_client(self, group: str | None = None) -> MediaHostClient:
+        """The media host for ``group``'s participants in this Locust process, started and configured on first use."""
+        placement, addresses = self._where(group)
         with self._media_host_lock:
-            if self.media_host is None:
+            client = self.media_hosts.get(placement)
+            if client is None:
                 assert self.scenario is not None
                 stderr = None
                 if self.run_dir is not None:
-                    stderr = open(self.run_dir / f"media_host-{os.getpid()}.log", "ab")  # noqa: SIM115
-                client = MediaHostClient(self.on_samples, stderr=stderr)
+                    label = f"-{placement}" if placement else ""
+                    stderr = open(self.run_dir / f"media_host-{os.getpid()}{label}.log", "ab")  # noqa: SIM115
+                prefix = ["ip", "netns", "exec", placement] if placement else []
+                client = MediaHostClient(self.on_samples, stderr=stderr, argv_prefix=prefix)
                 client.start()
                 client.request("configure", timeout=60, scenario=self.scenario.to_dict(),
                                system={"name": self.system.name, "url": self.system.url},
-                               host_addresses=self.host_addresses, host=self.hostname)
-                self.media_host = client
-            return self.media_host
+                               host_addresses=addresses, host=self.hostname)
+                self.media_hosts[placement] = client
+            return client
+
+    def client_of(self, participant: str) -> MediaHostClient | None:
+        """The media host a participant joined through."""
+        return self.media_hosts.get(self._placement.get(participant, ""))
 
     def stop_media_host(self) -> None:
-        """Stop this process's media host (all its participants leave)."""
+        """Stop this process's media hosts (all their participants leave)."""
         with self._media_host_lock:
-            if self.media_host is not None:
-                self.media_host.stop()
-                self.media_host = None
+            for client in self.media_hosts.values():
+                client.stop()
+            self.media_hosts.clear()
 
     # -- samples ---------------------------------------------------------------------------------------
     def on_samples(self, tables: dict[str, list[dict[str, Any]]]) -> None:
@@ -166,7 +199,7 @@ class HarnessState:
 
     def on_probe(self, environment: Environment, msg: Any, **_: Any) -> None:
         """Worker side: one of this process's participants must decode a newcomer."""
-        client = self.media_host
+        client = self.client_of(str(msg.data["receiver"]))
         if client is None:
             return
         try:
@@ -283,7 +316,12 @@ def _on_init(environment: Environment, **_: Any) -> None:
         STATE.host_addresses = opts.confbench_host_address or from_env or ["127.0.0.1"]
         if opts.confbench_run_dir:
             STATE.run_dir = Path(opts.confbench_run_dir)
+            STATE.network = read_layout(STATE.run_dir)
     runner = environment.runner
+    if STATE.scenario is not None and STATE.scenario.impaired and STATE.network is None:
+        # Only the controller creates namespaces and links (it needs root, and it owns their life cycle).
+        log.warning("this scenario's network profiles are applied by `confbench run` only: "
+                    "participants of this Locust run are not impaired")
     if not isinstance(runner, MasterRunner) and runner is not None:
         runner.register_message(ADMITTED_MESSAGE, STATE.on_admitted)
         # Concurrent: telling a media host waits for its answer, and must not hold up the worker's messages.
@@ -349,8 +387,10 @@ def join_participant(group: str, timeout: float) -> tuple[str, dict[str, Any]]:
     try:
         admission = STATE.admit(group)
         name = str(admission["name"])
-        row = STATE.media_host_client().request("join", timeout=timeout, participant=name, group=group,
-                                                index=int(admission["index"]), probes=admission["probes"])
+        client = STATE.media_host_client(group)
+        STATE._placement[name] = STATE._where(group)[0]
+        row = client.request("join", timeout=timeout, participant=name, group=group,
+                             index=int(admission["index"]), probes=admission["probes"])
         error = None if row.get("ok") else row.get("error") or "join failed"
     except MediaHostError as exc:
         row, error = {}, str(exc)
@@ -362,7 +402,8 @@ def join_participant(group: str, timeout: float) -> tuple[str, dict[str, Any]]:
 
 def leave_participant(name: str) -> None:
     """Leave one participant (bounded)."""
-    client = STATE.media_host
+    client = STATE.client_of(name)
+    STATE._placement.pop(name, None)
     env = STATE.environment
     if env is not None and env.runner is not None:
         env.runner.send_message(DEPART_MESSAGE, {"name": name})

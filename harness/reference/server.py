@@ -9,6 +9,8 @@ Endpoints (``{room}`` and ``{participant}`` are free names)::
     OPTIONS /whip/… and /whep/…           → 204, Accept-Post, Link for ICE servers when configured
     GET     /rooms/{room}                → 200 {"room", "publishers"}: who publishes (WHEP has no discovery)
     GET     /health                      → 200 {"pid", "version", "rooms", "resources"}
+    GET     /app/?room={room}            → the minimal web client (``harness/reference/web/``): a person or a
+                                           browser participant types a name and joins over WHIP/WHEP
 
 With a token (``--token-file`` or ``CONFBENCH_REFERENCE_TOKEN``) every request but OPTIONS needs
 ``Authorization: Bearer <token>`` (401 otherwise). Bad requests get their status and a one-line reason:
@@ -27,6 +29,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
@@ -118,12 +121,22 @@ def make_app(sfu: Sfu, token: str | None = None, ice_servers: Sequence[str] = ()
         return web.json_response({"pid": os.getpid(), "version": f"confbench-reference {harness.__version__}",
                                   "rooms": len(sfu.rooms), "resources": len(sfu.resources)})
 
+    async def app_redirect(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(f"/app/?{request.query_string}" if request.query_string else "/app/")
+
+    async def app_page(request: web.Request) -> web.Response:
+        return _web_file("index.html")
+
+    async def app_file(request: web.Request) -> web.Response:
+        return _web_file(request.match_info["file"])
+
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
     app.add_routes([
         web.post("/whip/{room}/{participant}", whip), web.options("/whip/{room}/{participant}", options),
         web.post("/whep/{room}/{participant}", whep), web.options("/whep/{room}/{participant}", options),
         web.patch("/resource/{id}", patch), web.delete("/resource/{id}", delete),
         web.get("/rooms/{room}", rooms), web.get("/health", health),
+        web.get("/app", app_redirect), web.get("/app/", app_page), web.get("/app/{file}", app_file),
     ])
 
     async def on_shutdown(_: web.Application) -> None:
@@ -131,6 +144,20 @@ def make_app(sfu: Sfu, token: str | None = None, ice_servers: Sequence[str] = ()
 
     app.on_shutdown.append(on_shutdown)
     return app
+
+
+_WEB_TYPES = {".html": "text/html", ".js": "application/javascript"}
+
+
+def _web_file(name: str) -> web.Response:
+    """A file of the web client (only the files shipped beside this module; no path leaves that folder)."""
+    suffix = Path(name).suffix
+    if "/" in name or name.startswith(".") or suffix not in _WEB_TYPES:
+        raise SfuError(404, f"no file {name!r}")
+    entry = resources.files("harness.reference").joinpath("web", name)
+    if not entry.is_file():
+        raise SfuError(404, f"no file {name!r}")
+    return web.Response(text=entry.read_text(encoding="utf-8"), content_type=_WEB_TYPES[suffix])
 
 
 def read_token(token_file: Path | None) -> str | None:

@@ -36,7 +36,9 @@ _DISTRIBUTIONS: tuple[tuple[str, str, str], ...] = (
     ("rtt_ms", "Round-trip time", "ms"),
     ("jitter_ms", "Jitter", "ms"),
     ("fps", "Frame rate", "fps"),
-    ("bitrate_kbps", "Bitrate", "kbit/s"),
+    ("bitrate_kbps", "Bitrate received", "kbit/s"),
+    ("audio_mos", "Audio MOS (E-model)", "1–4.5"),
+    ("video_psnr_db", "Video PSNR (luma)", "dB"),
 )
 _PLAIN: tuple[tuple[str, str, str], ...] = (
     ("packet_loss_pct", "Packet loss", "%"),
@@ -159,6 +161,7 @@ def render_page(runs: Sequence[RunData], charts: Sequence[RenderedChart], title:
         _status_list(runs),
         "<h2>Summary</h2>",
         _summary_table(runs),
+        *_engines_section(runs),
         "<h2>Thresholds</h2>",
         _thresholds_table(runs),
         "<h2>Charts</h2>",
@@ -302,6 +305,9 @@ def _summary_table(runs: Sequence[RunData]) -> str:
         row(f"{what} ({unit}), p50 / p95", key, (_distribution(s.get(key)) for s in summaries))
     for key, what, unit in _PLAIN:
         row(f"{what} ({unit})", key, (_e(_num(s.get(key))) for s in summaries))
+    if any(s.get("video_resolution") for s in summaries):
+        row("Video resolution received", "video_resolution",
+            (_e(_scalar(s.get("video_resolution")) or _DASH) for s in summaries))
     joined = (_participants(s.get("participants")) for s in summaries)
     row("Participants joined / planned", "participants", joined)
     for key, what in _CPU:
@@ -315,6 +321,52 @@ def _summary_table(runs: Sequence[RunData]) -> str:
     return f"<table><thead><tr><th>metric</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+_ENGINE_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("video_latency_ms", "Video latency as received (ms), p50 / p95", "dist"),
+    ("audio_latency_ms", "Audio latency as received (ms), p50 / p95", "dist"),
+    ("rtt_ms", "Round-trip time (ms), p50 / p95", "dist"),
+    ("jitter_ms", "Jitter (ms), p50 / p95", "dist"),
+    ("fps", "Frame rate received, p50 / p95", "dist"),
+    ("packet_loss_pct", "Packet loss (%)", "num"),
+    ("cpu_pct_per_participant", "CPU per participant (% of one core)", "num"),
+    ("rss_mb_per_participant", "Memory per participant (MB)", "num"),
+)
+
+
+def _engines_section(runs: Sequence[RunData]) -> list[str]:
+    """Native and browser participants side by side, when a run had browser participants."""
+    columns: list[tuple[str, Mapping[str, Any]]] = []
+    for run in runs:
+        engines = _mapping((run.summary or {}).get("engines"))
+        if "browser" not in engines:
+            continue
+        for engine, figures in engines.items():
+            columns.append((f"{run.label}: {engine}", _mapping(figures)))
+    if not columns:
+        return []
+    head = "".join(f"<th>{_e(label)}</th>" for label, _ in columns)
+    rows = ['<tr><th>Participants in the call</th>' + "".join(
+        f'<td class="num">{_e(_count(_number(f.get("participants"))))}</td>' for _, f in columns) + "</tr>"]
+    for key, what, kind in _ENGINE_ROWS:
+        cells = (_distribution(f.get(key)) if kind == "dist" else _e(_num(f.get(key))) for _, f in columns)
+        rows.append(f'<tr><th>{_e(what)} <span class="key">{_e(key)}</span></th>'
+                    + "".join(f'<td class="num">{cell}</td>' for cell in cells) + "</tr>")
+    parts = [
+        "<h2>Native and browser participants</h2>",
+        "<p>Figures as each kind of participant measured them (a browser measures with Chromium's own stack). "
+        "CPU per participant: the browsers' process trees and Playwright's driver over the browser "
+        "participants; the media hosts over the native ones.</p>",
+        f"<table><thead><tr><th>figure</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>",
+    ]
+    for run in runs:
+        paths = _mapping((run.summary or {}).get("video_latency_by_path_ms"))
+        if not paths or "browser" not in _mapping((run.summary or {}).get("engines")):
+            continue
+        path_rows = "".join(f'<tr><th>{_e(path.replace(">", " → "))}</th><td class="num">{_distribution(d)}</td></tr>'
+                            for path, d in paths.items())
+        parts.append(f"<p>Video latency by path (sender → receiver), {_e(run.label)}, p50 / p95 ms:</p>"
+                     f"<table><tbody>{path_rows}</tbody></table>")
+    return parts
 def _health(value: object) -> str:
     health = _mapping(value)
     if not health:
@@ -456,6 +508,7 @@ def _facts(run: RunData) -> str:
         ("Packages", _packages(host.get("packages"))),
         ("Clock sync", clock_text or None),
         ("Instrument floor", _floor_text(manifest)),
+        ("Network emulation", _network_text(manifest)),
         ("Schema version", _scalar(manifest.get("schema_version"))),
     ]
     rows = "".join(f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>" for name, value in facts if value)
@@ -472,8 +525,31 @@ def _floor_text(manifest: Mapping[str, Any]) -> str | None:
     number = _number(floor)
     if number is not None:
         return f"{format_number(number)} ms"
-    figures = [(str(k), _number(v)) for k, v in _mapping(floor).items()]
+    values = _mapping(floor)
+    p50 = _number(values.get("video_p50_ms"))
+    if p50 is not None:  # the record harness.calibration writes
+        p95, audio = _number(values.get("video_p95_ms")), _number(values.get("audio_p50_ms"))
+        parts = [f"video p50 {format_number(p50)} ms" + (f" (p95 {format_number(p95)})" if p95 is not None else "")]
+        if audio is not None:
+            parts.append(f"audio p50 {format_number(audio)} ms")
+        where = ", ".join(str(values[k]) for k in ("source", "video", "measured_utc") if _scalar(values.get(k)))
+        return "; ".join(parts) + (f" — {where}" if where else "")
+    if values.get("error"):
+        return f"not measured: {values.get('error')}"
+    figures = [(str(k), _number(v)) for k, v in values.items()]
     return ", ".join(f"{k} {format_number(v)}" for k, v in figures if v is not None) or None
+
+
+def _network_text(manifest: Mapping[str, Any]) -> str | None:
+    """Which groups had which link, and what emulated it (null when no group was impaired)."""
+    network = _mapping(manifest.get("network"))
+    if not network:
+        return None
+    groups = [g for g in _mapping(manifest.get("scenario")).get("groups", []) if isinstance(g, Mapping)]
+    links = [f"{g.get('name')}: {_mapping(g.get('network')).get('name', 'custom')}" for g in groups
+             if g.get("network")]
+    backend = " — ".join(t for t in (_scalar(network.get("backend")), _scalar(network.get("reason"))) if t)
+    return "; ".join([*links, backend]) if backend else None
 
 
 def _packages(value: object) -> str | None:

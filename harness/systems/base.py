@@ -137,3 +137,11 @@ class System(abc.ABC):
     async def close(self) -> None:
         """Media-host side, at the end: release shared client resources."""
         return None
+
+    def web_client(self) -> str | None:
+        """The web platform (``harness.browser.platform``) that browser participants use to join this system.
+
+        A built-in platform name or a platform file; ``None`` when the system has no web client (then browser
+        participants need ``[browser] platform`` in the scenario). Browsers open it with ``{base}`` = ``url``.
+        """
+        return None

@@ -35,6 +35,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from harness.errors import SystemError_
 from harness.media.tap import receiver_of
+from harness.systems import SERVE_ADDRESS
 from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
 
 log = logging.getLogger(__name__)
@@ -244,7 +245,7 @@ class P2PSystem(System):
         """Serve the broker on 127.0.0.1 so that participants in several media hosts meet."""
         if self.url is not None:
             return Deployment(url=self.url)
-        self._server = BrokerServer()
+        self._server = BrokerServer(host=str(self.options.get(SERVE_ADDRESS, "127.0.0.1")))
         self._server.start()
         return Deployment(url=self._server.url, info={"broker": "embedded, served by the controller"})
 

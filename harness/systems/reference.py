@@ -18,6 +18,7 @@ from typing import IO, Any, ClassVar
 from harness.errors import SystemError_
 from harness.procs import die_with_parent
 from harness.reference.server import READY_PREFIX
+from harness.systems import SERVE_ADDRESS
 from harness.systems.base import Deployment
 from harness.systems.whip import WhipSystem
 
@@ -47,7 +48,8 @@ class ReferenceSystem(WhipSystem):
         if self.url is not None:
             return self._check(self.url)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.reference.server", "--port", "0"],
+            [sys.executable, "-m", "harness.reference.server", "--port", "0",
+             "--host", str(self.options.get(SERVE_ADDRESS, "127.0.0.1"))],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=die_with_parent,
         )
         assert self._proc.stdout is not None
@@ -68,6 +70,10 @@ class ReferenceSystem(WhipSystem):
         self.endpoints = self._endpoints(url)
         deployment = self._check(url)
         return Deployment(url=url, server_pids=(self._proc.pid,), info=deployment.info)
+
+    def web_client(self) -> str | None:
+        """The SFU's own web client (served at ``/app/``), for browser participants."""
+        return "reference"
 
     def undeploy(self) -> None:
         """Stop the SFU this system started (bounded)."""

@@ -1,0 +1,123 @@
+"""A mixed room, browsers beside native participants: does each kind measure the same meeting alike?
+
+Runs ``scenarios/mixed-browser.toml`` (4 native + 2 browser participants, everyone publishing and receiving
+everyone) on each system given, then prints from the results alone: who joined, whether every stream was
+measured by its receiver, video latency per sender→receiver path with each receiving side's floor taken off,
+RTT / jitter / loss / fps as each kind measured them, and CPU and memory per participant of each kind.
+
+Floors (ms, video p50): pass the figures of ``benchmarks/floor.py`` (native) and ``benchmarks/browser_floor.py``
+(browser) measured on the same machine, e.g. ``--native-floor 8 --browser-floor 29``; a path's floor is taken
+as the mean of its sender's and receiver's, since each end contributes its own half of the pipeline (capture
+and encode at the sender, jitter buffer, decode and delivery at the receiver).
+
+Run: .venv/bin/python benchmarks/mixed_room.py [--system reference] [--system janus] [--duration 30]
+         [--native-floor MS] [--browser-floor MS] [--results DIR] [--processes N] [--participants N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from harness.store import RunReader
+from harness.summary import participant_engines, stream_owners
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(system: str, duration: float, results: Path, extra: list[str]) -> Path:
+    before = set(results.iterdir()) if results.exists() else set()
+    subprocess.run([sys.executable, "-m", "harness.cli", "run", str(ROOT / "scenarios" / "mixed-browser.toml"),
+                    "--system", system, "--duration", f"{duration:g}", "--results", str(results), "--no-report",
+                    *extra],
+                   check=False, timeout=duration + 400)
+    fresh = sorted(set(results.iterdir()) - before)
+    if not fresh:
+        raise SystemExit(f"no results for {system}")
+    return fresh[-1]
+
+
+def _p(values: pd.Series, q: float) -> float:
+    values = values.dropna()
+    return float(values.quantile(q)) if len(values) else float("nan")
+
+
+def report(run_dir: Path, floors: dict[str, float]) -> None:
+    reader = RunReader(run_dir)
+    joins, frames, streams, audio = (reader.table(t) for t in ("joins", "frames", "streams", "audio"))
+    summary = reader.summary() or {}
+    engine = participant_engines(joins)
+    owners = stream_owners(joins)
+    # Who sent a frame: its stamp's stream id (receivers may know a sender by a display name only).
+    frames = frames.assign(sender=[owners.get(int(sid), name) for sid, name in
+                                   zip(frames["stream_id"], frames["sender"], strict=True)])
+    by_name = {**{f"stream-{sid}": p for sid, p in owners.items()},
+               **{"".join(ch for ch in p if ch.isalnum()): p for p in owners.values()}}
+    window = summary.get("window") or {}
+    if window:
+        frames = frames[(frames["ts"] >= window["start"]) & (frames["ts"] <= window["end"])]
+        streams = streams[(streams["ts"] >= window["start"]) & (streams["ts"] <= window["end"])]
+        audio = audio[(audio["ts"] >= window["start"]) & (audio["ts"] <= window["end"])]
+    ok = joins[joins["ok"] == True]  # noqa: E712
+    joined = sorted(set(ok["participant"]))
+    print(f"== {summary.get('system')} — {summary.get('status')} — {run_dir}")
+    kinds = {e: sum(1 for p in joined if engine[p] == e) for e in ("native", "browser")}
+    print(f"joined: {kinds['native']} native, {kinds['browser']} browser; failed {summary['participants']['failed']},"
+          f" dropped {summary['participants'].get('dropped')}")
+    pairs = set(zip(frames["sender"], frames["receiver"], strict=True))
+    missing = [(s, r) for r in joined for s in joined if s != r and (s, r) not in pairs]
+    print(f"video streams measured by their receiver: {len(joined) * (len(joined) - 1) - len(missing)}"
+          f" of {len(joined) * (len(joined) - 1)}" + (f"; missing {missing}" if missing else ""))
+    # Audio carries no stamp: its sender is the name the receiver knew (display names stripped to letters
+    # and digits by some web apps, or stream-<id>), mapped back to the participant where it can be.
+    apairs = set(zip(audio["sender"].map(lambda s: by_name.get(s, s)), audio["receiver"], strict=True))
+    amissing = [(s, r) for r in joined for s in joined if s != r and (s, r) not in apairs]
+    print(f"audio streams with pulses at their receiver: {len(joined) * (len(joined) - 1) - len(amissing)}"
+          f" of {len(joined) * (len(joined) - 1)}")
+    print(f"{'path (sender>receiver)':<24} {'p50':>7} {'p95':>7} {'floor':>6} {'p50-floor':>10} {'frames':>7}")
+    for (s_eng, r_eng), group in frames.groupby([frames["sender"].map(engine.get), frames["receiver"].map(engine.get)]):
+        floor = (floors.get(s_eng, float("nan")) + floors.get(r_eng, float("nan"))) / 2
+        p50 = _p(group["latency_ms"], 0.5)
+        print(f"{s_eng + '>' + r_eng:<24} {p50:7.1f} {_p(group['latency_ms'], 0.95):7.1f} {floor:6.1f} "
+              f"{p50 - floor:10.1f} {len(group):7d}")
+    print(f"{'measured by':<12} {'rtt p50':>8} {'jitter p50':>11} {'loss %':>7} {'fps p50':>8} {'audio p50':>10} "
+          f"{'cpu %/part':>10} {'rss MB/part':>11}")
+    for kind, figures in (summary.get("engines") or {}).items():
+        mine = {p for p in joined if engine[p] == kind}
+        inbound = streams[(streams["direction"] == "in") & streams["participant"].isin(mine)]
+        outbound = streams[(streams["direction"] == "out") & streams["participant"].isin(mine)]
+        lost, got = inbound["packets_lost"].sum(), inbound["packets"].sum()
+        print(f"{kind:<12} {_p(outbound['rtt_ms'], .5):8.1f} {_p(inbound['jitter_ms'], .5):11.1f} "
+              f"{100 * lost / max(lost + got, 1):7.2f} {_p(inbound[inbound['kind'] == 'video']['fps'], .5):8.1f} "
+              f"{_p(audio[audio['receiver'].isin(mine)]['latency_ms'], .5):10.1f} "
+              f"{figures.get('cpu_pct_per_participant') or float('nan'):10.1f} "
+              f"{figures.get('rss_mb_per_participant') or float('nan'):11.0f}")
+    print(f"server CPU mean {((summary.get('sut_cpu_pct') or {}).get('mean'))} %, load generator CPU mean "
+          f"{((summary.get('loadgen_cpu_pct') or {}).get('mean'))} %")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--system", action="append", help="system (default: reference)")
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--native-floor", type=float, default=float("nan"))
+    parser.add_argument("--browser-floor", type=float, default=float("nan"))
+    parser.add_argument("--results", type=Path, default=ROOT / "results")
+    parser.add_argument("--run", type=Path, action="append", help="report an existing run instead of running")
+    parser.add_argument("--processes", type=int, help="Locust processes (default: confbench's, one per core)")
+    parser.add_argument("--participants", type=int, help="scale the scenario's groups to this many participants")
+    args = parser.parse_args()
+    floors = {"native": args.native_floor, "browser": args.browser_floor}
+    extra = [*(["--processes", str(args.processes)] if args.processes else []),
+             *(["--participants", str(args.participants)] if args.participants else [])]
+    runs = args.run or [_run(system, args.duration, args.results, extra) for system in (args.system or ["reference"])]
+    for run_dir in runs:
+        report(run_dir, floors)
+
+
+if __name__ == "__main__":
+    main()
