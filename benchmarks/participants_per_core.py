@@ -145,6 +145,8 @@ class Step:
     udp_drops: int = 0
     lag_share: float = 0.0
     lag_max_ms: float = 0.0
+    packet_rate: float = math.nan
+    """Packets a second per received stream (the cost of a stream follows it)."""
     reasons: list[str] = field(default_factory=list)
 
     @property
@@ -197,12 +199,15 @@ def measure(step: Step, measured: MediaHost, counterpart: MediaHost | None, coun
         cp = window_rows(counterpart.rows["probes"], start, end)
         step.counterpart_cpu_pct = statistics.mean(p["cpu_pct"] for p in cp) if cp else math.nan
     per_stream: dict[tuple[str, str], list[float]] = defaultdict(list)
+    packets = seconds = 0
     for host in receivers:
         for row in window_rows(host.rows["streams"], start, end):
             if row["direction"] == "in" and row["kind"] == "video":
                 step.lost += int(row["packets_lost"])
+                packets, seconds = packets + int(row["packets"]), seconds + 1
                 if row.get("fps") is not None:
                     per_stream[(row["participant"], row["peer"])].append(row["fps"])
+    step.packet_rate = packets / seconds if seconds else math.nan
     rates = [statistics.mean(v) for v in per_stream.values()]
     step.streams_seen = len(rates)
     if rates:
@@ -315,9 +320,10 @@ async def run_step(mode: str, n: int, seconds: float, measured_core: int, others
 def print_step(step: Step) -> None:
     verdict = "holds" if step.held else ("counterpart-limited" if step.counterpart_limited else "fails")
     per_core = step.streams / (step.cpu_pct / 100) if step.cpu_pct > 0 else math.nan
+    why = ": " + "; ".join(step.reasons) if step.reasons else ""
     print(f"{step.mode:>10} {step.n:>5} {step.streams:>7} {step.cpu_pct:6.0f} {step.counterpart_cpu_pct:6.0f} "
           f"{step.fps_min:6.1f} {step.fps_mean:6.1f} {step.lost:6} {step.skipped:5} {step.udp_drops:5} "
-          f"{step.lag_max_ms:6.0f} {per_core:8.0f}  {verdict}{': ' + '; '.join(step.reasons) if step.reasons else ''}",
+          f"{step.lag_max_ms:6.0f} {step.packet_rate:5.0f} {per_core:8.0f}  {verdict}{why}",
           flush=True)
 
 
@@ -344,9 +350,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="two small steps per mode (a smoke test)")
     parser.add_argument("--core", type=int, default=0, help="the measured core (default 0)")
     parser.add_argument("--verbose", action="store_true", help="print the measured host's probes per second")
+    parser.add_argument("--video", default="480x270@400", metavar="WxH@KBPS",
+                        help="the publishers' camera: size and bitrate (default 480x270@400; 30 fps VP8)")
     args = parser.parse_args(argv)
     global VERBOSE
     VERBOSE = args.verbose
+    try:
+        size, kbps = args.video.split("@")
+        width, height = (int(x) for x in size.split("x"))
+        VIDEO.update(width=width, height=height, bitrate_kbps=int(kbps))
+    except ValueError:
+        raise SystemExit(f"--video must look like 480x270@400, got {args.video!r}") from None
     # Peers that leave at the end of a step make asyncio warn about writes to closed sockets, a line each.
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     cores = os.sched_getaffinity(0)
@@ -358,10 +372,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     broker.start()
     load = os.getloadavg()
     print(f"participants per core: measured media host on core {args.core}, counterpart on cores "
-          f"{sorted(others)}; 480x270 VP8 30 fps 400 kbit/s video; {args.seconds:g} s per step; "
-          f"load average before: {load[0]:.2f}")
+          f"{sorted(others)}; {VIDEO['width']}x{VIDEO['height']} VP8 30 fps {VIDEO['bitrate_kbps']} kbit/s video; "
+          f"{args.seconds:g} s per step; load average before: {load[0]:.2f}")
     print(f"{'mode':>10} {'n':>5} {'streams':>7} {'CPU%':>6} {'cpCPU%':>6} {'fpsmin':>6} {'fps':>6} {'lost':>6} "
-          f"{'skip':>5} {'drops':>5} {'lagmax':>6} {'str/core':>8}  verdict")
+          f"{'skip':>5} {'drops':>5} {'lagmax':>6} {'pkt/s':>5} {'str/core':>8}  verdict")
     results = {}
     try:
         for mode in args.mode or list(STEPS):
