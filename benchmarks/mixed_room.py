@@ -69,9 +69,15 @@ def report(run_dir: Path, floors: dict[str, float]) -> None:
     print(f"joined: {kinds['native']} native, {kinds['browser']} browser; failed {summary['participants']['failed']},"
           f" dropped {summary['participants'].get('dropped')}")
     pairs = set(zip(frames["sender"], frames["receiver"], strict=True))
-    missing = [(s, r) for r in joined for s in joined if s != r and (s, r) not in pairs]
+    # A stream a receiver did not decode (probe_fraction < 1) is still measured: frame rate, freezes, loss
+    # and jitter from its encoded frames and RTP.
+    video_in = streams[(streams["direction"] == "in") & (streams["kind"] == "video") & (streams["fps"] > 0)]
+    undecoded = set(zip(video_in["peer"].map(lambda s: by_name.get(s, s)), video_in["participant"], strict=True))
+    missing = [(s, r) for r in joined for s in joined if s != r and (s, r) not in pairs | undecoded]
+    decoded = sum(1 for r in joined for s in joined if s != r and (s, r) in pairs)
     print(f"video streams measured by their receiver: {len(joined) * (len(joined) - 1) - len(missing)}"
-          f" of {len(joined) * (len(joined) - 1)}" + (f"; missing {missing}" if missing else ""))
+          f" of {len(joined) * (len(joined) - 1)} ({decoded} decoded for latency)"
+          + (f"; missing {missing}" if missing else ""))
     # Audio carries no stamp: its sender is the name the receiver knew (display names stripped to letters
     # and digits by some web apps, or stream-<id>), mapped back to the participant where it can be.
     apairs = set(zip(audio["sender"].map(lambda s: by_name.get(s, s)), audio["receiver"], strict=True))
