@@ -101,6 +101,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("rtt_ms.p50", "Round-trip time p50", "ms", min_abs=1.0),
     Metric("jitter_ms.p95", "Jitter p95", "ms", min_abs=1.0),
     Metric("fps.p50", "Frame rate p50", "fps", lower_is_better=False, min_abs=0.5),
+    Metric("audio_mos.p50", "Audio MOS p50", "MOS", lower_is_better=False, min_abs=0.05),
+    Metric("video_psnr_db.p50", "Video PSNR p50", "dB", lower_is_better=False, min_abs=0.5),
     Metric("packet_loss_pct", "Packet loss", "%", min_abs=0.1),
     Metric("frame_loss_pct", "Frame loss", "%", min_abs=0.1),
     Metric("freezes_per_min", "Freezes", "per stream-minute", min_abs=0.1),

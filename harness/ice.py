@@ -5,6 +5,11 @@ aioice gathers host candidates from every interface except loopback (``get_host_
 harness created itself (veth links in network namespaces), never on the machine's real interfaces, so the
 media host replaces that function once at start-up. It is process-wide on purpose: a media host belongs to
 one run and one network path. Remove this module when aioice grows a host-address option.
+
+Pinning also drops aiortc's default ICE server (a public STUN server, used by every peer connection created
+without a configuration): a benchmark contacts no server outside the machine, and inside a network
+namespace whose only way out is an emulated link, resolving that server's name waited for the DNS timeout
+(5 s) on every join.
 """
 
 from __future__ import annotations
@@ -13,8 +18,14 @@ import ipaddress
 from collections.abc import Sequence
 
 import aioice.ice
+from aiortc import RTCIceGatherer, RTCIceServer
 
 _original = aioice.ice.get_host_addresses
+_default_servers = RTCIceGatherer.getDefaultIceServers
+
+
+def _no_default_servers(cls: type[RTCIceGatherer]) -> list[RTCIceServer]:
+    return []
 
 
 def pin_host_addresses(addresses: Sequence[str] | None) -> None:
@@ -24,6 +35,7 @@ def pin_host_addresses(addresses: Sequence[str] | None) -> None:
     """
     if addresses is None:
         aioice.ice.get_host_addresses = _original
+        RTCIceGatherer.getDefaultIceServers = _default_servers  # type: ignore[method-assign]
         return
     checked = tuple(str(ipaddress.ip_address(a)) for a in addresses)
     if not checked:
@@ -35,3 +47,4 @@ def pin_host_addresses(addresses: Sequence[str] | None) -> None:
         ]
 
     aioice.ice.get_host_addresses = pinned
+    RTCIceGatherer.getDefaultIceServers = classmethod(_no_default_servers)  # type: ignore[method-assign,assignment]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import zlib
 from collections import deque
@@ -18,19 +19,19 @@ from typing import Any, Protocol
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError
 from aiortc.stats import (
-    RTCInboundRtpStreamStats,
     RTCOutboundRtpStreamStats,
     RTCRemoteInboundRtpStreamStats,
-    RTCRemoteOutboundRtpStreamStats,
 )
 from av import VideoFrame
 
-from harness import jitter, netio
+from harness import jitter, netio, ntpclock, remb
+from harness.emodel import audio_mos
 from harness.errors import SystemError_
-from harness.media.audio import AudioSource, PulseDetector
-from harness.media.encoder import SharedAudioEncoder, SharedVideoEncoder
-from harness.media.tap import tap
-from harness.media.video import VideoSource, read_frame
+from harness.media.audio import PulseDetector
+from harness.media.pool import EncoderPool, Lease
+from harness.media.psnr import frame_psnr
+from harness.media.tap import count_received, inbound_counts, tap
+from harness.media.video import read_frame
 from harness.scenario import AudioSettings, VideoSettings
 from harness.systems.base import Session, SessionContext, System
 
@@ -41,6 +42,8 @@ ICE_UP = ("connected", "completed")
 # The WebRTC stats definition of a freeze averages the last 30 inter-frame gaps.
 FREEZE_WINDOW = 30
 AUDIO_SAMPLE_RATE = 48000
+PSNR_INTERVAL_S = 1.0
+"""One received frame a second per decoded video stream is compared with what was sent."""
 
 
 class SampleSink(Protocol):
@@ -66,6 +69,9 @@ class ParticipantSpec:
     video: VideoSettings = field(default_factory=VideoSettings)
     audio: AudioSettings = field(default_factory=AudioSettings)
     host: str = "localhost"
+    publishers_per_encoder: int = 1
+    """How many publishers of the group (on one media host) send the same encoded stream
+    (``harness.media.pool``)."""
 
     def __post_init__(self) -> None:
         if not (0 <= self.index < 32768):
@@ -93,6 +99,9 @@ class _VideoCounters:
         self.gaps: deque[float] = deque(maxlen=FREEZE_WINDOW)
         self.last_arrival: float | None = None
         self.taken_at: float | None = None
+        self.psnr_db: float | None = None  # of the frame sampled in this interval
+        self.psnr_at = 0.0
+        self.size: tuple[int, int] | None = None  # of the latest decoded frame
 
     def arrived(self, now: float) -> float | None:
         """Count a frame that arrived at ``now``; returns the gap since the previous one (ms), if any.
@@ -112,17 +121,21 @@ class _VideoCounters:
         self.frames += 1
         return gap_ms
 
-    def take(self, now: float) -> tuple[float | None, int, int, float]:
-        """(fps since the last take, unreadable frames, freezes, freeze ms), and start counting anew.
+    def take(self, now: float) -> dict[str, Any]:
+        """The ``streams`` columns since the last take (fps, freezes, unreadable frames, sampled PSNR,
+        resolution), and start counting anew.
 
         The rate uses this counter's own interval: on a busy loop one connection's poll can come late,
         and the poll cycle's interval would then inflate its frame rate.
         """
         elapsed = now - self.taken_at if self.taken_at is not None else None
         fps = self.frames / elapsed if elapsed and elapsed > 0.05 else None
-        out = (fps, self.unreadable, self.freezes, self.freeze_ms)
+        out = {"fps": fps, "frames_unreadable": self.unreadable, "freezes": self.freezes,
+               "freeze_ms": self.freeze_ms, "psnr_db": self.psnr_db,
+               "width": self.size[0] if self.size else None, "height": self.size[1] if self.size else None}
         self.frames = self.unreadable = self.freezes = 0
         self.freeze_ms = 0.0
+        self.psnr_db = None
         self.taken_at = now
         return out
 
@@ -132,31 +145,33 @@ class _SsrcState:
     packets: int = 0
     lost: int = 0
     bytes_sent: int = 0
-    sr_bytes: int | None = None
-    sr_time: float | None = None
-    bitrate_kbps: float | None = None
     polled_at: float | None = None
+    received: int = 0  # payload bytes counted at the receiver (harness.media.tap.count_received)
 
 
 class Participant:
     """A synthetic participant in one room of one system."""
 
     def __init__(self, spec: ParticipantSpec, system: System, sink: SampleSink,
-                 clock: Callable[[], float] = time.time, stats_interval_s: float = 1.0) -> None:
+                 clock: Callable[[], float] = time.time, stats_interval_s: float = 1.0,
+                 pool: EncoderPool | None = None) -> None:
         netio.install()  # without it the loop falls behind the packet rate (see harness/netio.py)
         jitter.install()  # frames complete on the marker bit, not one frame later (see harness/jitter.py)
+        ntpclock.install()  # aiortc's per-packet clock without datetime arithmetic (see harness/ntpclock.py)
+        remb.install()  # no bandwidth estimate nobody reads (see harness/remb.py)
         self.spec = spec
         self._system = system
         self._sink = sink
         self._clock = clock
         self._stats_interval_s = stats_interval_s
-        self._video: VideoSource | None = None
-        self._encoder: SharedVideoEncoder | None = None
-        self._audio_encoder: SharedAudioEncoder | None = None
-        self._audio: AudioSource | None = None
+        # A media host's publishers may share encoders; a participant on its own has a pool of its own.
+        self._pool = pool if pool is not None else EncoderPool()
+        self._lease: Lease | None = None
+        self._designated: set[str] = set()
         self._session: Session | None = None
         self._pcs: list[tuple[str, RTCPeerConnection]] = []
         self._counters: dict[int, _VideoCounters] = {}
+        self._audio_latency: dict[int, float] = {}  # id(track) → latest pulse latency (ms), for the MOS
         self._track_remote: dict[int, str] = {}  # id(track) -> publishing participant, from on_track
         self._ssrc: dict[tuple[int, str, int], _SsrcState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -165,24 +180,10 @@ class Participant:
         self._last_poll = 0.0
         self._join_row: dict[str, Any] | None = None
 
-    def source_counters(self) -> tuple[int, int]:
-        """(frames produced, frames skipped) of this participant's video source and encoder so far."""
-        if self._video is None:
-            return 0, 0
-        skipped = self._video.skipped + self._video.fanout.dropped
-        if self._encoder is not None:
-            skipped += self._encoder.fanout.dropped
-        return self._video.produced, skipped
-
     # -- what the adapter sees ---------------------------------------------------------------------------
     def tracks(self) -> list[MediaStreamTrack]:
         """Fresh fan-out tracks of this participant's sources (MediaFactory)."""
-        out: list[MediaStreamTrack] = []
-        if self._audio_encoder is not None:
-            out.append(self._audio_encoder.track())
-        if self._encoder is not None:
-            out.append(self._encoder.track())
-        return out
+        return list(self._lease.tracks()) if self._lease is not None else []
 
     def on_connection(self, pc: RTCPeerConnection, remote: str) -> None:
         """Watch a new peer connection (SessionListener)."""
@@ -195,6 +196,8 @@ class Participant:
 
     def on_track(self, track: MediaStreamTrack, remote: str, receiver: RTCRtpReceiver | None = None) -> None:
         """Start measuring a remote track (SessionListener): decoded if it is a probe, else from its frames."""
+        if receiver is not None:
+            count_received(receiver)
         # One connection may carry several publishers' streams (multistream SFUs): label rows by track.
         self._track_remote[id(track)] = remote
         if receiver is not None and not self.is_probe(remote):
@@ -204,10 +207,16 @@ class Participant:
         elif track.kind == "audio":
             self._spawn(self._read_audio(track, remote))
 
+    def designate(self, sender: str) -> None:
+        """Decode what ``sender`` sends, whatever the draw: this participant is its designated probe
+        (``harness.loadgen.roster``: every sender has one). Streams already being received stay as they are."""
+        self._designated.add(sender)
+
     def is_probe(self, remote: str) -> bool:
-        """Whether this participant decodes what ``remote`` sends (stable for a pair, like a hash draw)."""
+        """Whether this participant decodes what ``remote`` sends: it is ``remote``'s designated probe, or
+        the pair's draw (stable for a pair, like a hash) fell under ``probe_fraction``."""
         fraction = self.spec.probe_fraction
-        if fraction >= 1.0:
+        if fraction >= 1.0 or remote in self._designated:
             return True
         draw = zlib.crc32(f"{self.spec.name}>{remote}".encode()) / 2**32
         return draw < fraction
@@ -237,17 +246,12 @@ class Participant:
     async def join(self) -> dict[str, Any]:
         """Join and wait until in the call; returns (and emits) the ``joins`` row. Never raises."""
         spec = self.spec
-        if "video" in spec.publish:
-            v = spec.video
-            self._video = VideoSource(spec.video_stream_id, width=v.width, height=v.height, fps=v.fps)
-            self._encoder = SharedVideoEncoder(self._video, codec=v.codec, bitrate_bps=v.bitrate_kbps * 1000)
-        if "audio" in spec.publish:
-            self._audio = AudioSource(spec.audio_stream_id, sample_rate=AUDIO_SAMPLE_RATE,
-                                      pulse_period_s=spec.audio.pulse_period_s)
-            self._audio_encoder = SharedAudioEncoder(self._audio)
+        if spec.publish:
+            self._lease = self._pool.acquire(spec.group, spec.publishers_per_encoder, spec.video_stream_id,
+                                             spec.publish, spec.video, spec.audio)
         ctx = SessionContext(room=spec.room, participant=spec.name, media=self, listener=self,
                              subscribe=spec.subscribe, timeout_s=spec.join_timeout_s,
-                             video_codec=spec.video.codec)
+                             video_codec=spec.video.codec, publish=spec.publish)
         start = self._clock()
         row: dict[str, Any] = {"ts": start, "participant": spec.name, "group": spec.group, "host": spec.host,
                                "attempt": 1, "ok": False}
@@ -325,9 +329,9 @@ class Participant:
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
-        for source in (self._encoder, self._audio_encoder, self._video, self._audio):
-            if source is not None:
-                await source.stop()
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            await self._pool.release(lease)
 
     # -- measuring ---------------------------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
@@ -362,6 +366,11 @@ class Participant:
                 continue
             gap_ms = counters.arrived(now)
             capture = stamp.capture_time(now)
+            counters.size = (frame.width, frame.height)
+            if now - counters.psnr_at >= PSNR_INTERVAL_S:
+                # Sampled: rebuilding the sent frame and comparing costs about 1 ms (harness/media/psnr.py).
+                counters.psnr_at = now
+                counters.psnr_db = frame_psnr(frame, stamp, self.spec.video.width, self.spec.video.height)
             if self._first_frame_at is None:
                 self._first_frame_at = now
                 self._first_frame.set()
@@ -376,10 +385,14 @@ class Participant:
         me = self.spec.name
         async for frame, now in self._received(track):
             for latency_ms in detector.feed(frame, now):
+                self._audio_latency[id(track)] = latency_ms
                 self._sink.emit("audio", {"ts": now, "receiver": me, "sender": remote,
                                           "latency_ms": latency_ms})
 
     async def _poll_stats(self) -> None:
+        # Participants that joined together would poll together, once a second, for all their connections at
+        # once: a burst that a busy media host's loop feels as lag. A random phase spreads them out.
+        await asyncio.sleep(random.uniform(0, self._stats_interval_s))
         self._last_poll = self._clock()
         while True:
             await asyncio.sleep(self._stats_interval_s)
@@ -402,38 +415,39 @@ class Participant:
                 await self._outbound_rows(transceiver, remote, pc, now, interval)
 
     async def _inbound_rows(self, transceiver: Any, remote: str, pc: RTCPeerConnection, now: float) -> None:
-        """One ``streams`` row per received SSRC: RTP counts, loss, jitter, sender-reported bitrate, frames."""
+        """One ``streams`` row per received SSRC: RTP counts, loss, jitter, received bitrate, frames, quality."""
         kind = transceiver.kind
         clock = CLOCK_RATES.get(kind, 90000)
         receiver = transceiver.receiver
-        report = await receiver.getStats()
-        remote_out = {s.ssrc: s for s in report.values() if isinstance(s, RTCRemoteOutboundRtpStreamStats)}
-        for s in report.values():
-            if not isinstance(s, RTCInboundRtpStreamStats):
-                continue
+        received = count_received(receiver).by_ssrc  # from now on, if the adapter did not pass the receiver
+        # Not getStats: it reports one SSRC per receiver, which hides the media stream behind its RTX stream.
+        for s in inbound_counts(receiver):
             st = self._ssrc.setdefault((id(pc), "in", s.ssrc), _SsrcState())
-            packets = max(s.packetsReceived - st.packets, 0)
-            lost = max(s.packetsLost - st.lost, 0)
-            st.packets, st.lost = s.packetsReceived, max(s.packetsLost, st.lost)
-            ro = remote_out.get(s.ssrc)
-            if ro is not None and ro.remoteTimestamp is not None:
-                sr_time = ro.remoteTimestamp.timestamp()
-                if st.sr_time is not None and sr_time > st.sr_time and st.sr_bytes is not None:
-                    st.bitrate_kbps = (ro.bytesSent - st.sr_bytes) * 8 / (sr_time - st.sr_time) / 1000
-                if st.sr_time is None or sr_time > st.sr_time:
-                    st.sr_time, st.sr_bytes = sr_time, ro.bytesSent
+            packets = max(s.packets_received - st.packets, 0)
+            lost = max(s.packets_lost - st.lost, 0)
+            st.packets, st.lost = s.packets_received, max(s.packets_lost, st.lost)
+            # What arrived, per this SSRC's own interval (a sender's own report would say what it sent, which
+            # a rate-limited link does not deliver). Retransmission SSRCs count under the stream they repair.
+            bitrate = None
+            if s.ssrc in received:
+                polled = self._clock()
+                if st.polled_at is not None and polled - st.polled_at > 0.05:
+                    bitrate = (received[s.ssrc] - st.received) * 8 / (polled - st.polled_at) / 1000
+                st.received, st.polled_at = received[s.ssrc], polled
             row: dict[str, Any] = {
                 "ts": now, "participant": self.spec.name, "direction": "in", "kind": kind,
                 "peer": self._track_remote.get(id(receiver.track), remote),
                 "ssrc": s.ssrc, "packets": packets, "packets_lost": lost,
                 "loss_pct": 100 * lost / (packets + lost) if packets + lost else None,
-                "jitter_ms": s.jitter / clock * 1000, "bitrate_kbps": st.bitrate_kbps,
+                "jitter_ms": s.jitter / clock * 1000, "bitrate_kbps": bitrate,
                 "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0,
             }
             counters = self._counters.get(id(receiver.track)) if receiver.track else None
-            if kind == "video" and counters is not None:
-                fps, unreadable, freezes, freeze_ms = counters.take(self._clock())
-                row.update(fps=fps, freezes=freezes, freeze_ms=freeze_ms, frames_unreadable=unreadable)
+            if kind == "video" and counters is not None and s.ssrc in received:
+                row.update(counters.take(self._clock()))
+            latency = self._audio_latency.get(id(receiver.track)) if receiver.track else None
+            if kind == "audio" and latency is not None and row["loss_pct"] is not None:
+                row["mos"] = audio_mos(latency, row["jitter_ms"], row["loss_pct"])
             self._sink.emit("streams", row)
 
     async def _outbound_rows(self, transceiver: Any, remote: str, pc: RTCPeerConnection, now: float,

@@ -119,6 +119,16 @@ def _freezes_per_min(inbound_video: pd.DataFrame) -> float | None:
     return _round(float(inbound_video["freezes"].sum()) / (stream_seconds / 60.0))
 
 
+def _resolution(inbound_video: pd.DataFrame) -> str | None:
+    """The decoded size most stream-seconds had, as ``WxH`` (null when no frame was decoded)."""
+    sizes = inbound_video.dropna(subset=["width", "height"])
+    if sizes.empty:
+        return None
+    counts = sizes.groupby(["width", "height"]).size()
+    width, height = counts.idxmax()
+    return f"{int(width)}x{int(height)}"
+
+
 def participant_engines(joins: pd.DataFrame) -> dict[str, str]:
     """Engine of every participant in ``joins`` (``native`` where the column is missing or null)."""
     if joins.empty:
@@ -185,6 +195,29 @@ def _duration_s(manifest: Mapping[str, Any]) -> float | None:
         return None
 
 
+def _loadgen_health(probes: pd.DataFrame) -> dict[str, Any] | None:
+    """What the media hosts' health probes say (the run's ``invalid`` rules read the same columns)."""
+    hosts = probes[probes["role"] == "media_host"]
+    if hosts.empty:
+        return None
+    produced = float(hosts["frames_produced"].fillna(0).sum())
+    skipped = float(hosts["frames_skipped"].fillna(0).sum())
+    lag = hosts["loop_lag_ms"].dropna()
+
+    def total(column: str) -> int | None:
+        values = hosts[column].dropna()
+        return int(values.sum()) if not values.empty else None
+
+    return {
+        "frames_skipped_pct": _round(100 * skipped / (produced + skipped)) if produced + skipped else None,
+        "loop_lag_over_100ms_pct": _round(100 * float((lag > 100).mean())) if not lag.empty else None,
+        "loop_lag_max_ms": _round(float(lag.max())) if not lag.empty else None,
+        "udp_drops": total("udp_drops"),
+        "udp_rcvbuf_errors": total("udp_rcvbuf_errors"),
+        "samples_dropped": total("samples_dropped"),
+    }
+
+
 def _system_name(manifest: Mapping[str, Any]) -> str | None:
     system = manifest.get("system")
     if isinstance(system, Mapping):
@@ -247,6 +280,8 @@ def summarize(
         "jitter_ms": inbound["jitter_ms"],
         "fps": inbound_video["fps"],
         "bitrate_kbps": inbound_video["bitrate_kbps"],
+        "audio_mos": inbound[inbound["kind"] == "audio"]["mos"],
+        "video_psnr_db": inbound_video["psnr_db"],
     }
     assert samples.keys() == set(DISTRIBUTION_METRICS), "summary and thresholds disagree on the metrics"
 
@@ -269,6 +304,7 @@ def summarize(
             "packet_loss_pct": _packet_loss_pct(inbound),
             "frame_loss_pct": _frame_loss_pct(frames),
             "freezes_per_min": _freezes_per_min(inbound_video),
+            "video_resolution": _resolution(inbound_video),
             "participants": {
                 "planned": planned_participants,
                 "joined": len(joined),
@@ -282,6 +318,7 @@ def summarize(
             "loadgen_rss_mb_max": _round(loadgen_rss.max()) if loadgen_rss is not None else None,
             "engines": engines,
             "video_latency_by_path_ms": paths,
+            "loadgen_health": _loadgen_health(probes),
         }
     )
     summary["thresholds"] = evaluate(thresholds, summary)
@@ -320,7 +357,7 @@ def format_table(summary: Mapping[str, Any]) -> str:
             f"{_fmt(dist.get('p99')):>10}  {_fmt(dist.get('samples')):>8}"
         )
     lines.append(f"{'metric':<{width}}  {'value':>10}")
-    for key in ("packet_loss_pct", "frame_loss_pct", "freezes_per_min", "loadgen_rss_mb_max"):
+    for key in ("packet_loss_pct", "frame_loss_pct", "freezes_per_min", "video_resolution", "loadgen_rss_mb_max"):
         lines.append(f"{key:<{width}}  {_fmt(summary.get(key)):>10}")
     participants = summary.get("participants")
     if isinstance(participants, Mapping):

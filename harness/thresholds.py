@@ -35,6 +35,8 @@ DISTRIBUTION_METRICS: tuple[str, ...] = (
     "jitter_ms",
     "fps",
     "bitrate_kbps",
+    "audio_mos",
+    "video_psnr_db",
 )
 """Summary keys whose value is a distribution ``{"p50", "p95", "p99", "mean", "samples"}``."""
 

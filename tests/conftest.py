@@ -1,4 +1,4 @@
-"""Fixtures shared by the integration tests."""
+"""Settings and fixtures every test shares."""
 
 from __future__ import annotations
 
@@ -7,6 +7,21 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _floor_checks_off(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs started by tests skip the quick floor check (a few seconds each) and never touch the user's
+    calibration file; ``tests/test_calibration.py`` turns the check on where it is what is tested."""
+    saved = {k: os.environ.get(k) for k in ("CONFBENCH_FLOOR_CHECK", "CONFBENCH_CALIBRATION")}
+    os.environ["CONFBENCH_FLOOR_CHECK"] = "0"
+    os.environ["CONFBENCH_CALIBRATION"] = str(tmp_path_factory.mktemp("calibration") / "calibration.json")
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def janus_skip_reason() -> str | None:

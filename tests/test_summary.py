@@ -109,14 +109,17 @@ def run(tmp_path: Path) -> Path:
         writer.append(
             "streams",
             [
-                stream("in", "video", packets_lost=0, fps=30.0, bitrate_kbps=500.0, freezes=0, jitter_ms=1.0),
-                stream("in", "video", packets_lost=5, fps=30.0, bitrate_kbps=600.0, freezes=1, jitter_ms=2.0),
-                stream("in", "video", packets_lost=0, fps=29.0, bitrate_kbps=700.0, freezes=0, jitter_ms=3.0),
+                stream("in", "video", packets_lost=0, fps=30.0, bitrate_kbps=500.0, freezes=0, jitter_ms=1.0,
+                       width=640, height=360, psnr_db=40.0),
+                stream("in", "video", packets_lost=5, fps=30.0, bitrate_kbps=600.0, freezes=1, jitter_ms=2.0,
+                       width=640, height=360, psnr_db=None),
+                stream("in", "video", packets_lost=0, fps=29.0, bitrate_kbps=700.0, freezes=0, jitter_ms=3.0,
+                       width=320, height=180, psnr_db=30.0),
                 stream("in", "video", packets_lost=0, fps=31.0, bitrate_kbps=800.0, freezes=1, jitter_ms=4.0),
-                stream("in", "audio", packets=50, jitter_ms=5.0, bitrate_kbps=32.0),
-                stream("in", "audio", packets=50, jitter_ms=None),
+                stream("in", "audio", packets=50, jitter_ms=5.0, bitrate_kbps=32.0, mos=4.2),
+                stream("in", "audio", packets=50, jitter_ms=None, mos=3.8),
                 # Outbound rows: their loss, freezes and bitrate do not count; their RTT does.
-                stream("out", "video", packets_lost=7, rtt_ms=10.0, bitrate_kbps=900.0, freezes=3),
+                stream("out", "video", packets_lost=7, rtt_ms=10.0, bitrate_kbps=900.0, freezes=3, psnr_db=99.0),
                 stream("out", "video", rtt_ms=20.0),
                 stream("out", "audio", rtt_ms=None, jitter_ms=99.0),
             ],
@@ -171,12 +174,18 @@ def test_summary_figures(run: Path) -> None:
         # 29, 30, 30, 31 -> p95 at rank 2.85 -> 30.85
         "fps": {"p50": 30.0, "p95": 30.85, "p99": None, "mean": 30.0, "samples": 4},
         "bitrate_kbps": {"p50": 650.0, "p95": 785.0, "p99": None, "mean": 650.0, "samples": 4},
+        # inbound audio rows only; 3.8, 4.2 -> p95 at rank 0.95 -> 4.18
+        "audio_mos": {"p50": 4.0, "p95": 4.18, "p99": None, "mean": 4.0, "samples": 2},
+        # inbound video rows with a sampled frame (the outbound row's value does not count)
+        "video_psnr_db": {"p50": 35.0, "p95": 39.5, "p99": None, "mean": 35.0, "samples": 2},
         # 5 lost of 400 + 100 received inbound + 5 lost: 100 * 5 / 505
         "packet_loss_pct": 0.99,
         # expected 87 + 7 = 94, received 91: 100 * 3 / 94 = 3.1914...
         "frame_loss_pct": 3.191,
         # 2 freezes in 4 inbound video stream-seconds
         "freezes_per_min": 30.0,
+        # the size most inbound video stream-seconds were decoded at
+        "video_resolution": "640x360",
         "participants": {"planned": 6, "joined": 3, "failed": 2, "dropped": 0},
         # per second: 100 -> 50 + 30, 101 -> 40 + 20
         # Per process, samples go to the nearest second and one missed second is bridged (per_process_seconds):
@@ -186,6 +195,9 @@ def test_summary_figures(run: Path) -> None:
         # load: 100 = 10, 101 = 10 (bridged) + 90, 102 = 20 + 70; the controller is not load.
         "loadgen_cpu_pct": {"mean": 66.667, "max": 100.0},
         "loadgen_rss_mb_max": 420.0,
+        # Probes of an older schema: no health columns, so nothing to say about them.
+        "loadgen_health": {"frames_skipped_pct": None, "loop_lag_over_100ms_pct": None, "loop_lag_max_ms": None,
+                           "udp_drops": None, "udp_rcvbuf_errors": None, "samples_dropped": None},
         "thresholds": [
             {"expr": "video_latency_ms.p95 < 150", "value": 95.5, "ok": True},
             {"expr": "packet_loss_pct < 0.5", "value": 0.99, "ok": False},

@@ -169,8 +169,7 @@ class PageRows:
         if kind == "video":
             counters = self._video.get(track)
             if counters is not None:
-                fps, unreadable, freezes, freeze_ms = counters.take(now)
-                row.update(fps=fps, freezes=freezes, freeze_ms=freeze_ms, frames_unreadable=unreadable)
+                row.update(counters.take(now))
             else:
                 row["fps"] = 0.0 if packets == 0 else None
             dropped = _int(entry, "framesDropped")

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 import gevent
@@ -34,8 +34,10 @@ class MediaHostError(HarnessError):
 class MediaHostClient:
     """Starts one media host process and exchanges commands and samples with it."""
 
-    def __init__(self, on_samples: SamplesCallback, *, stderr: IO[bytes] | None = None) -> None:
+    def __init__(self, on_samples: SamplesCallback, *, stderr: IO[bytes] | None = None,
+                 argv_prefix: Sequence[str] = ()) -> None:
         self._on_samples = on_samples
+        self._argv_prefix = list(argv_prefix)  # e.g. ``ip netns exec NS``: a media host of an impaired group
         self._ids = itertools.count(1)
         self._waiting: dict[int, AsyncResult] = {}
         self._write_lock = Semaphore()
@@ -56,8 +58,8 @@ class MediaHostClient:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         self._proc = gsubprocess.Popen(
-            [sys.executable, "-m", "harness.media_host"], stdin=gsubprocess.PIPE, stdout=gsubprocess.PIPE,
-            stderr=self._stderr, env=env, preexec_fn=die_with_parent,
+            [*self._argv_prefix, sys.executable, "-m", "harness.media_host"], stdin=gsubprocess.PIPE,
+            stdout=gsubprocess.PIPE, stderr=self._stderr, env=env, preexec_fn=die_with_parent,
         )
         self._reader = gevent.spawn(self._read_loop)
 

@@ -1,4 +1,4 @@
-"""Encoded frames of an aiortc receiver, without decoding them: the one place that touches those internals.
+"""Encoded frames and counters of an aiortc receiver: the one place that touches a receiver's internals.
 
 aiortc's RTCRtpReceiver reassembles complete encoded frames (depacketized, not decoded) and hands them to
 its decoder thread through a queue. :func:`tap` puts a stand-in in place of that queue before the receiver
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiortc import RTCRtpReceiver
@@ -58,3 +59,60 @@ def receiver_of(pc: Any, track: Any) -> RTCRtpReceiver | None:
         if transceiver.receiver.track is track:
             return transceiver.receiver  # type: ignore[no-any-return]
     return None
+
+
+class ReceivedBytes:
+    """RTP payload bytes a receiver got per media SSRC (retransmissions counted under the SSRC they repair)."""
+
+    def __init__(self) -> None:
+        self.by_ssrc: dict[int, int] = {}
+
+
+def count_received(receiver: RTCRtpReceiver) -> ReceivedBytes:
+    """Count what ``receiver`` receives, from now on (idempotent: the same counter for the same receiver).
+
+    aiortc's inbound statistics have packet counts but no byte counts, and the bitrate a sender reports in
+    its RTCP sender reports is what it sent, not what arrived: behind a rate-limited link the two differ.
+    The receiver's packet handler is wrapped (on this instance only) to add each packet's payload size.
+    """
+    existing: ReceivedBytes | None = getattr(receiver, "_confbench_received", None)
+    if existing is not None:
+        return existing
+    counter = ReceivedBytes()
+    handle = receiver._handle_rtp_packet
+    rtx: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+    counts = counter.by_ssrc
+
+    async def counting(packet: Any, arrival_time_ms: int) -> None:
+        ssrc = rtx.get(packet.ssrc, packet.ssrc)
+        counts[ssrc] = counts.get(ssrc, 0) + len(packet.payload)
+        await handle(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = counting  # type: ignore[method-assign]
+    receiver._confbench_received = counter  # type: ignore[attr-defined]
+    return counter
+
+
+@dataclass(frozen=True, slots=True)
+class InboundCounts:
+    """RFC 3550 receiver counters of one received media stream (jitter in RTP clock units)."""
+
+    ssrc: int
+    packets_received: int
+    packets_lost: int
+    jitter: int
+
+
+def inbound_counts(receiver: RTCRtpReceiver) -> list[InboundCounts]:
+    """The receiver counters of every media SSRC ``receiver`` gets (retransmission SSRCs left out).
+
+    aiortc's ``getStats`` files every inbound SSRC of a receiver under the same stats id, so once a
+    retransmission (RTX) stream exists the report holds only one of them, often the RTX one: the media
+    stream's packets and losses vanish from it. The per-SSRC counters are read here instead. A
+    retransmission stream is left out: its bytes count in its media stream's bitrate
+    (:func:`count_received`), and the media stream's loss is what the network dropped.
+    """
+    streams = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+    rtx: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+    return [InboundCounts(ssrc, s.packets_received, s.packets_lost, s.jitter)
+            for ssrc, s in list(streams.items()) if ssrc not in rtx]

@@ -38,6 +38,8 @@ _Y8_FORMATS = frozenset(
     {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray", "yuva420p"}
 )
 _SHARED: dict[tuple[int, int, int], Background] = {}  # Background.shared's cache: a few per process
+PHASE_STEP = 7919
+"""Stream ``s`` shows frame ``n + s * PHASE_STEP`` of the shared motion path (see :class:`VideoSource`)."""
 
 
 class Background:
@@ -153,7 +155,7 @@ class VideoSource(Producer[VideoFrame]):
         self.fps = fps
         self.background = Background.shared(width, height)
         # Side-by-side streams should not move in lockstep: a path offset is free, new textures are not.
-        self.phase = stream_id * 7919
+        self.phase = stream_id * PHASE_STEP
         self.fanout: FanOut[VideoFrame] = FanOut("video")
         self.produced = 0
         """Frames handed to the fan-out so far."""

@@ -10,6 +10,7 @@ A new metric is one new function decorated with :func:`chart`; :data:`CHARTS` ke
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 
@@ -310,6 +311,57 @@ def latency_over_time(runs: Sequence[RunData]) -> Figure:
     ax.grid(True, alpha=0.3)
     if not ax.lines:
         _no_data(ax)
+    _mark_network_changes(ax, runs)
+    _legend(fig, entries)
+    return fig
+
+
+def network_changes(run: RunData) -> list[tuple[float, str]]:
+    """(seconds since the run's start, what changed) for each timeline change of its network profiles."""
+    events = _select(run.table("events"), kind="network_change")
+    origin = run.time_origin()
+    out = []
+    for ts, detail in zip(_numeric(events, "ts"), events.get("detail", pd.Series(dtype=str)), strict=False):
+        try:
+            change = json.loads(detail)
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(change, dict) or not change.get("at_s") or origin is None or not math.isfinite(ts):
+            continue  # the shapes a run starts with are not a change
+        out.append((float(ts) - origin, f"{change.get('group')}: {change.get('summary', '')}"))
+    return out
+
+
+def _mark_network_changes(ax: Axes, runs: Sequence[RunData]) -> None:
+    """A dashed line where a run's network changed (its timeline), labelled with the new shapes."""
+    for index, run in enumerate(runs):
+        for x, label in network_changes(run):
+            ax.axvline(x, color=color(index), linestyle="--", linewidth=1.0, alpha=0.8)
+            ax.annotate(label, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -3),
+                        textcoords="offset points", fontsize=7, va="top", rotation=90, color=color(index))
+
+
+@chart("bitrate_over_time")
+def bitrate_over_time(runs: Sequence[RunData]) -> Figure:
+    """Received video bitrate per stream and time bin: median line, band p5–p95; network changes marked."""
+    width = bin_width(runs)
+    fig, (ax,) = _figure()
+    entries: list[tuple[Artist, str]] = []
+    for index, run in enumerate(runs):
+        video = _inbound(run, "video")
+        series = _binned_quantiles(_elapsed(run, video), _numeric(video, "bitrate_kbps"), width, (0.05, 0.5, 0.95))
+        if series.empty:
+            entries.append((_proxy(index), _label_no_data(run)))
+            continue
+        entries.append((_plot_band(ax, series, 0.5, 0.05, 0.95, index), run.label))
+    ax.set_title(f"Video bitrate received over time (per stream; median per {width:g} s, shaded p5–p95)")
+    ax.set_xlabel("time since run start (s)")
+    ax.set_ylabel("bitrate received (kbit/s)")
+    ax.grid(True, alpha=0.3)
+    _from_zero(ax)
+    if not ax.lines:
+        _no_data(ax)
+    _mark_network_changes(ax, runs)
     _legend(fig, entries)
     return fig
 

@@ -36,7 +36,9 @@ _DISTRIBUTIONS: tuple[tuple[str, str, str], ...] = (
     ("rtt_ms", "Round-trip time", "ms"),
     ("jitter_ms", "Jitter", "ms"),
     ("fps", "Frame rate", "fps"),
-    ("bitrate_kbps", "Bitrate", "kbit/s"),
+    ("bitrate_kbps", "Bitrate received", "kbit/s"),
+    ("audio_mos", "Audio MOS (E-model)", "1–4.5"),
+    ("video_psnr_db", "Video PSNR (luma)", "dB"),
 )
 _PLAIN: tuple[tuple[str, str, str], ...] = (
     ("packet_loss_pct", "Packet loss", "%"),
@@ -65,6 +67,8 @@ small, .key { color: #777; } .key { font-family: ui-monospace, monospace; font-s
 td.pass { background: #eaf6ec; } td.fail { background: #fbe7e9; }
 ul.status { list-style: none; padding-left: 0; } ul.status > li { margin: .3rem 0; }
 ul.problems { margin: .2rem 0 .4rem 1.2rem; color: #b3001b; }
+.invalid { background: #fde8ea; border-left: 6px solid #b3001b; color: #b3001b; padding: .5rem .8rem;
+  font-weight: 600; }
 .note { background: #fff6e0; border-left: 4px solid #e0a800; padding: .4rem .8rem; }
 figure { margin: 1.4rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .9rem; }
@@ -152,6 +156,7 @@ def render_page(runs: Sequence[RunData], charts: Sequence[RenderedChart], title:
         f"<h1>{_e(heading)}</h1>",
         f'<p class="sub">{_e(_plural(len(runs), "run"))}: {_e(systems)}</p>',
         *_consistency_notes(runs, scenario_names),
+        *_invalid_banners(runs),
         "<h2>Status</h2>",
         _status_list(runs),
         "<h2>Summary</h2>",
@@ -230,6 +235,18 @@ def _consistency_notes(runs: Sequence[RunData], scenario_names: Sequence[str]) -
     return [f'<p class="note">{_e(note)}</p>' for note in notes]
 
 
+def _invalid_banners(runs: Sequence[RunData]) -> list[str]:
+    """A red box per invalid run, above everything else: its figures measure the load generator."""
+    banners = []
+    for run in runs:
+        if run.status != "invalid":
+            continue
+        reasons = _strings(run.manifest.get("invalid_reasons")) or ["no reason recorded"]
+        banners.append(f'<p class="invalid">{_e(run.label)} is INVALID: {_e("; ".join(reasons))}. Its figures '
+                       "describe the load generator, not the system under test.</p>")
+    return banners
+
+
 def _status_list(runs: Sequence[RunData]) -> str:
     items = []
     for run in runs:
@@ -288,10 +305,16 @@ def _summary_table(runs: Sequence[RunData]) -> str:
         row(f"{what} ({unit}), p50 / p95", key, (_distribution(s.get(key)) for s in summaries))
     for key, what, unit in _PLAIN:
         row(f"{what} ({unit})", key, (_e(_num(s.get(key))) for s in summaries))
+    if any(s.get("video_resolution") for s in summaries):
+        row("Video resolution received", "video_resolution",
+            (_e(_scalar(s.get("video_resolution")) or _DASH) for s in summaries))
     joined = (_participants(s.get("participants")) for s in summaries)
     row("Participants joined / planned", "participants", joined)
     for key, what in _CPU:
         row(f"{what} (% of one core), mean / max", key, (_cpu(s, key) for s in summaries))
+    if any(isinstance(s.get("loadgen_health"), Mapping) for s in summaries):
+        row("Load generator: frames skipped % / seconds lagging > 100 ms % / UDP drops / samples lost",
+            "loadgen_health", (_health(s.get("loadgen_health")) for s in summaries))
     if any(run.manifest.get("instrument_floor") is not None for run in runs):
         floors = (_floor(run.manifest.get("instrument_floor")) for run in runs)
         row("Instrument floor", "instrument_floor", floors)
@@ -344,6 +367,13 @@ def _engines_section(runs: Sequence[RunData]) -> list[str]:
         parts.append(f"<p>Video latency by path (sender → receiver), {_e(run.label)}, p50 / p95 ms:</p>"
                      f"<table><tbody>{path_rows}</tbody></table>")
     return parts
+def _health(value: object) -> str:
+    health = _mapping(value)
+    if not health:
+        return _DASH
+    figures = [_num(health.get(k)) for k in ("frames_skipped_pct", "loop_lag_over_100ms_pct", "udp_drops",
+                                              "samples_dropped")]
+    return _e(" / ".join(figures))
 
 
 def _distribution(value: object) -> str:
@@ -478,6 +508,7 @@ def _facts(run: RunData) -> str:
         ("Packages", _packages(host.get("packages"))),
         ("Clock sync", clock_text or None),
         ("Instrument floor", _floor_text(manifest)),
+        ("Network emulation", _network_text(manifest)),
         ("Schema version", _scalar(manifest.get("schema_version"))),
     ]
     rows = "".join(f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>" for name, value in facts if value)
@@ -494,8 +525,31 @@ def _floor_text(manifest: Mapping[str, Any]) -> str | None:
     number = _number(floor)
     if number is not None:
         return f"{format_number(number)} ms"
-    figures = [(str(k), _number(v)) for k, v in _mapping(floor).items()]
+    values = _mapping(floor)
+    p50 = _number(values.get("video_p50_ms"))
+    if p50 is not None:  # the record harness.calibration writes
+        p95, audio = _number(values.get("video_p95_ms")), _number(values.get("audio_p50_ms"))
+        parts = [f"video p50 {format_number(p50)} ms" + (f" (p95 {format_number(p95)})" if p95 is not None else "")]
+        if audio is not None:
+            parts.append(f"audio p50 {format_number(audio)} ms")
+        where = ", ".join(str(values[k]) for k in ("source", "video", "measured_utc") if _scalar(values.get(k)))
+        return "; ".join(parts) + (f" — {where}" if where else "")
+    if values.get("error"):
+        return f"not measured: {values.get('error')}"
+    figures = [(str(k), _number(v)) for k, v in values.items()]
     return ", ".join(f"{k} {format_number(v)}" for k, v in figures if v is not None) or None
+
+
+def _network_text(manifest: Mapping[str, Any]) -> str | None:
+    """Which groups had which link, and what emulated it (null when no group was impaired)."""
+    network = _mapping(manifest.get("network"))
+    if not network:
+        return None
+    groups = [g for g in _mapping(manifest.get("scenario")).get("groups", []) if isinstance(g, Mapping)]
+    links = [f"{g.get('name')}: {_mapping(g.get('network')).get('name', 'custom')}" for g in groups
+             if g.get("network")]
+    backend = " — ".join(t for t in (_scalar(network.get("backend")), _scalar(network.get("reason"))) if t)
+    return "; ".join([*links, backend]) if backend else None
 
 
 def _packages(value: object) -> str | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from typing import Any
 
 from harness.errors import UsageError
 from harness.systems.base import System
@@ -45,11 +47,20 @@ def available_systems() -> dict[str, type[System]]:
     return dict(sorted(found.items()))
 
 
-def create_system(spec: SystemSpec) -> System:
+SERVE_ADDRESS = "serve_address"
+"""System option: the address a server the system starts itself must listen on (default 127.0.0.1); an
+impaired network gives its root address, which participants in the groups' namespaces can reach."""
+IMPAIRED_NETWORK = "impaired_network"
+"""System option: the run's ``harness.testbed.impairment.ImpairedNetwork`` when groups are impaired. A system
+whose server runs in a namespace of its own calls ``network.attach(namespace, owns=[its other addresses])``
+so that impaired participants reach it (and lets the server gather ICE candidates on the address it gets)."""
+
+
+def create_system(spec: SystemSpec, options: Mapping[str, Any] | None = None) -> System:
     """Instantiate the system a spec names; unknown names get one line listing the known ones."""
     systems = available_systems()
     cls = systems.get(spec.name)
     if cls is None:
         known = ", ".join(systems) or "none (is confbench installed? try: pip install -e .)"
         raise UsageError(f"unknown system {spec.name!r}; known systems: {known}")
-    return cls(url=spec.url)
+    return cls(url=spec.url, options=options)

@@ -38,6 +38,7 @@ from aiortc import (
 
 from harness.errors import SystemError_
 from harness.media.tap import receiver_of
+from harness.systems import IMPAIRED_NETWORK
 from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
 from harness.systems.janus_api import JanusClient, JanusHandle, JanusRefused, Message, PluginReply
 
@@ -96,7 +97,7 @@ class JanusSystem(System):
         if self.url is None:
             from harness.testbed.janus import LocalJanus  # only the controller of a local run needs it
 
-            self._local = LocalJanus.start()
+            self._local = LocalJanus.start(network=self.options.get(IMPAIRED_NETWORK))
             self.url = self._local.ws_url
             pids, hosts = (self._local.pid,), (self._local.host_address,)
         try:

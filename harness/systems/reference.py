@@ -18,6 +18,7 @@ from typing import IO, Any, ClassVar
 from harness.errors import SystemError_
 from harness.procs import die_with_parent
 from harness.reference.server import READY_PREFIX
+from harness.systems import SERVE_ADDRESS
 from harness.systems.base import Deployment
 from harness.systems.whip import WhipSystem
 
@@ -47,7 +48,8 @@ class ReferenceSystem(WhipSystem):
         if self.url is not None:
             return self._check(self.url)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.reference.server", "--port", "0"],
+            [sys.executable, "-m", "harness.reference.server", "--port", "0",
+             "--host", str(self.options.get(SERVE_ADDRESS, "127.0.0.1"))],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=die_with_parent,
         )
         assert self._proc.stdout is not None

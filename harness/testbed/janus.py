@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from harness.errors import TestbedError
 from harness.procs import die_with_parent
@@ -112,10 +113,13 @@ class LocalJanus:
         return self.folder / "janus.log"
 
     @classmethod
-    def start(cls, timeout_s: float = START_TIMEOUT_S, api_secret: str | None = None) -> LocalJanus:
+    def start(cls, timeout_s: float = START_TIMEOUT_S, api_secret: str | None = None,
+              network: Any = None) -> LocalJanus:
         """Create the namespace, write the configuration, start Janus and wait until its API answers.
 
-        ``api_secret``: make Janus require one (tests of the adapter's authentication).
+        ``api_secret``: make Janus require one (tests of the adapter's authentication). ``network``: the run's
+        impaired network (``harness.testbed.impairment``), which the namespace then joins too, so that
+        participants of impaired groups reach Janus through their links.
         """
         require_root("the local Janus testbed", NO_ROOT_HINT)
         if shutil.which(JANUS_BINARY) is None:
@@ -125,7 +129,12 @@ class LocalJanus:
         namespace = Namespace.create()
         folder = Path(tempfile.mkdtemp(prefix="confbench-janus-"))
         try:
-            _config(folder, libdir, namespace.link.ns_address, namespace.link.ns_ifname, api_secret)
+            interfaces = namespace.link.ns_ifname
+            if network is not None:
+                # Janus gathers ICE candidates on the interfaces it is told when it starts: both links.
+                network.attach(namespace, owns=[namespace.link.ns_address])
+                interfaces += "," + namespace.tun_links[-1].ns_ifname
+            _config(folder, libdir, namespace.link.ns_address, interfaces, api_secret)
             with open(folder / "janus.log", "wb") as log:
                 proc = subprocess.Popen(
                     namespace.exec_argv([JANUS_BINARY, "-F", str(folder), "-C", str(folder / "janus.jcfg"),

@@ -67,28 +67,82 @@ class Link:
                 raise ValueError(f"{address} is outside {LINK_BLOCK}, the block links may use")
 
 
-class Namespace:
-    """One network namespace with a veth link to the root namespace; :meth:`delete` removes both.
+#: The whole benchmarking block (RFC 2544): every address a link of this module may carry.
+BENCHMARK_BLOCK = ipaddress.ip_network("198.18.0.0/15")
 
-    Use it as a context manager, or call :meth:`delete` in a ``finally``: the namespace must not outlive
-    the run, also when the run fails.
+
+@dataclass(frozen=True, slots=True)
+class TunLink:
+    """A TUN device in ``namespace`` (``ns_*``) whose far end is a user-space process, the impairment wire.
+
+    ``host_address`` is the wire's address in the root namespace, through which the namespace reaches it,
+    so that code written for a veth :class:`Link` (``.host_address``, ``.ns_address``) works unchanged.
     """
 
-    def __init__(self, name: str, link: Link) -> None:
+    namespace: str
+    ns_ifname: str
+    ns_address: str
+    host_address: str
+    prefixlen: int = 24
+
+    def __post_init__(self) -> None:
+        for address in (self.host_address, self.ns_address):
+            if ipaddress.ip_address(address) not in BENCHMARK_BLOCK:
+                raise ValueError(f"{address} is outside {BENCHMARK_BLOCK}, the block links may use")
+
+
+class Namespace:
+    """One network namespace with a link to the root namespace; :meth:`delete` removes both.
+
+    The link is a veth pair (:meth:`create`), or a TUN device of the impairment wire (``create(veth=False)``
+    and then :meth:`add_tun`). Use it as a context manager, or call :meth:`delete` in a ``finally``: the
+    namespace must not outlive the run, also when the run fails.
+    """
+
+    def __init__(self, name: str, link: Link | TunLink | None = None) -> None:
         self.name = name
-        self.link = link
+        self._link = link
+        self.tun_links: list[TunLink] = []
+
+    @property
+    def link(self) -> Link | TunLink:
+        """The namespace's (first) link to the root namespace."""
+        if self._link is None:
+            raise TestbedError(f"namespace {self.name} has no link yet")
+        return self._link
 
     @classmethod
-    def create(cls) -> Namespace:
-        """Create a namespace with ``lo`` up and a veth link on a free /30 of :data:`LINK_BLOCK`."""
+    def create(cls, veth: bool = True) -> Namespace:
+        """Create a namespace with ``lo`` up and, unless ``veth`` is False, a veth link on a free /30 of
+        :data:`LINK_BLOCK`."""
         remove_stale()
         name = f"cb{os.getpid()}n{next(_counter)}"
         ip("netns", "add", name)
         try:
+            if not veth:
+                ip("link", "set", "lo", "up", namespace=name)
+                return cls(name)
             return cls(name, _add_link(name))
         except BaseException:
             _delete(name)
             raise
+
+    def add_tun(self, ifname: str, address: str, host_address: str, prefixlen: int = 24,
+                default_route: bool = False) -> TunLink:
+        """Move the TUN device ``ifname`` (opened by the wire in the root namespace) in here and address it.
+
+        ``default_route``: send everything outside the device's subnet to the wire too (participant
+        namespaces, whose only way out it is).
+        """
+        link = TunLink(self.name, ifname, address, host_address, prefixlen)
+        ip("link", "set", ifname, "netns", self.name)
+        configure_tun(ifname, address, prefixlen, namespace=self.name)
+        if default_route:
+            ip("route", "add", "default", "dev", ifname, namespace=self.name)
+        self.tun_links.append(link)
+        if self._link is None:
+            self._link = link
+        return link
 
     def exec_argv(self, argv: Sequence[str]) -> list[str]:
         """The command line that runs ``argv`` inside this namespace (``ip netns exec`` execs it in place)."""
@@ -96,13 +150,21 @@ class Namespace:
 
     def delete(self) -> None:
         """Remove the namespace and its link; never raises (it runs in ``finally`` blocks)."""
-        _delete(self.name, self.link.host_ifname)
+        _delete(self.name, self._link.host_ifname if isinstance(self._link, Link) else None)
 
     def __enter__(self) -> Namespace:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.delete()
+
+
+def configure_tun(ifname: str, address: str, prefixlen: int, namespace: str | None = None) -> None:
+    """Give a TUN device its address and bring it up; no IPv6 link-local address (the wire routes IPv4)."""
+    # Without this the device would send IPv6 neighbour discovery into the wire as soon as it comes up.
+    ip("link", "set", ifname, "addrgenmode", "none", namespace=namespace, check=False)
+    ip("addr", "add", f"{address}/{prefixlen}", "dev", ifname, namespace=namespace)
+    ip("link", "set", ifname, "up", namespace=namespace)
 
 
 def _add_link(namespace: str) -> Link:
