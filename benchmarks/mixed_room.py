@@ -10,7 +10,7 @@ Floors (ms, video p50): pass the figures of ``benchmarks/floor.py`` (native) and
 as the mean of its sender's and receiver's, since each end contributes its own half of the pipeline (capture
 and encode at the sender, jitter buffer, decode and delivery at the receiver).
 
-Run: .venv/bin/python benchmarks/mixed_room.py [--system reference] [--system janus] [--duration 30]
+Run: .venv/bin/python benchmarks/mixed_room.py [--scenario FILE] [--system reference] [--system janus] [--duration 30]
          [--native-floor MS] [--browser-floor MS] [--results DIR] [--processes N] [--participants N]
 """
 
@@ -29,9 +29,9 @@ from harness.summary import participant_engines, stream_owners
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run(system: str, duration: float, results: Path, extra: list[str]) -> Path:
+def _run(scenario: Path, system: str, duration: float, results: Path, extra: list[str]) -> Path:
     before = set(results.iterdir()) if results.exists() else set()
-    subprocess.run([sys.executable, "-m", "harness.cli", "run", str(ROOT / "scenarios" / "mixed-browser.toml"),
+    subprocess.run([sys.executable, "-m", "harness.cli", "run", str(scenario),
                     "--system", system, "--duration", f"{duration:g}", "--results", str(results), "--no-report",
                     *extra],
                    check=False, timeout=duration + 400)
@@ -69,9 +69,15 @@ def report(run_dir: Path, floors: dict[str, float]) -> None:
     print(f"joined: {kinds['native']} native, {kinds['browser']} browser; failed {summary['participants']['failed']},"
           f" dropped {summary['participants'].get('dropped')}")
     pairs = set(zip(frames["sender"], frames["receiver"], strict=True))
-    missing = [(s, r) for r in joined for s in joined if s != r and (s, r) not in pairs]
+    # A stream a receiver did not decode (probe_fraction < 1) is still measured: frame rate, freezes, loss
+    # and jitter from its encoded frames and RTP.
+    video_in = streams[(streams["direction"] == "in") & (streams["kind"] == "video") & (streams["fps"] > 0)]
+    undecoded = set(zip(video_in["peer"].map(lambda s: by_name.get(s, s)), video_in["participant"], strict=True))
+    missing = [(s, r) for r in joined for s in joined if s != r and (s, r) not in pairs | undecoded]
+    decoded = sum(1 for r in joined for s in joined if s != r and (s, r) in pairs)
     print(f"video streams measured by their receiver: {len(joined) * (len(joined) - 1) - len(missing)}"
-          f" of {len(joined) * (len(joined) - 1)}" + (f"; missing {missing}" if missing else ""))
+          f" of {len(joined) * (len(joined) - 1)} ({decoded} decoded for latency)"
+          + (f"; missing {missing}" if missing else ""))
     # Audio carries no stamp: its sender is the name the receiver knew (display names stripped to letters
     # and digits by some web apps, or stream-<id>), mapped back to the participant where it can be.
     apairs = set(zip(audio["sender"].map(lambda s: by_name.get(s, s)), audio["receiver"], strict=True))
@@ -102,6 +108,7 @@ def report(run_dir: Path, floors: dict[str, float]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "mixed-browser.toml")
     parser.add_argument("--system", action="append", help="system (default: reference)")
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--native-floor", type=float, default=float("nan"))
@@ -114,7 +121,8 @@ def main() -> None:
     floors = {"native": args.native_floor, "browser": args.browser_floor}
     extra = [*(["--processes", str(args.processes)] if args.processes else []),
              *(["--participants", str(args.participants)] if args.participants else [])]
-    runs = args.run or [_run(system, args.duration, args.results, extra) for system in (args.system or ["reference"])]
+    runs = args.run or [_run(args.scenario, system, args.duration, args.results, extra)
+                        for system in (args.system or ["reference"])]
     for run_dir in runs:
         report(run_dir, floors)
 

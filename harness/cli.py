@@ -54,6 +54,44 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run K repetitions per system (interleaved: A B A B …) into one run set folder")
     run.add_argument("--junit", type=Path, metavar="FILE", help="write the thresholds' results as JUnit XML")
 
+    master = sub.add_parser("master", help="run a scenario on Locust workers started elsewhere (confbench worker)")
+    master.add_argument("scenario", help="scenario TOML")
+    master.add_argument("--system", required=True, metavar="NAME[=URL]", help="system under test")
+    master.add_argument("--workers", type=int, required=True, metavar="N", help="workers to wait for")
+    master.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
+                        help="address the master listens on for workers (default: 127.0.0.1, this machine only)")
+    master.add_argument("--port", type=int, default=5557, help="port for the workers (default: 5557)")
+    master.add_argument("--wait", type=float, default=300.0, metavar="S",
+                        help="how long to wait for the workers (default: 300)")
+    master.add_argument("--duration", type=float, metavar="S", help="override the scenario's duration_s")
+    master.add_argument("--participants", type=int, metavar="N", help="override the number of participants")
+    master.add_argument("--results", type=Path, default=Path("results"), metavar="DIR")
+    master.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR")
+    master.add_argument("--no-report", action="store_true", help="do not build a report")
+
+    worker = sub.add_parser("worker", help="carry participants for a confbench master (a Locust worker)")
+    worker.add_argument("--master", required=True, metavar="HOST[:PORT]", help="the master (default port 5557)")
+    worker.add_argument("--host-address", action="append", metavar="ADDR",
+                        help="this machine's address for ICE host candidates (repeatable; default 127.0.0.1)")
+    worker.add_argument("--processes", type=int, default=1, metavar="N",
+                        help="Locust worker processes on this machine, each with its own media host (default 1)")
+
+    cap = sub.add_parser("capacity", help="ramp participants in steps until the SLO breaks; report the capacity")
+    cap.add_argument("scenario", help="scenario TOML (its groups give the proportions, [capacity] the search)")
+    cap.add_argument("--system", required=True, metavar="NAME[=URL]", help="system under test")
+    cap.add_argument("--processes", type=int, metavar="N",
+                     help="Locust processes, each with its own media host (default: one per core)")
+    cap.add_argument("--start", type=int, metavar="N", help="participants at the first step")
+    cap.add_argument("--step", type=int, metavar="N", help="participants added per step")
+    cap.add_argument("--step-s", type=float, metavar="S", help="measured seconds per step")
+    cap.add_argument("--max-participants", type=int, metavar="N", help="never more participants than this")
+    cap.add_argument("--max-minutes", type=float, metavar="M", help="stop the search after this long")
+    cap.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                     help="where run folders go (default: results)")
+    cap.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR",
+                     help="where the report folder goes (default: reports)")
+    cap.add_argument("--no-report", action="store_true", help="do not build a report")
+
     compare = sub.add_parser("compare", help="verdicts per metric: a candidate's runs against a baseline's")
     compare.add_argument("baseline", metavar="BASELINE", help="run or run set folder (or a system, with --in)")
     compare.add_argument("candidate", metavar="CANDIDATE", help="run or run set folder (or a system, with --in)")
@@ -112,6 +150,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "capacity":
+            return cmd_capacity(args)
+        if args.command == "master":
+            return cmd_master(args)
+        if args.command == "worker":
+            return cmd_worker(args)
         if args.command == "compare":
             return cmd_compare(args)
         if args.command == "history":
@@ -294,6 +338,136 @@ def cmd_run(args: argparse.Namespace) -> int:
     print("results: " + ", ".join(str(o.run_dir) for o in outcomes))
     ok = all(o.status == "completed" and o.thresholds_ok for o in outcomes)
     return 0 if ok else 1
+
+
+def cmd_master(args: argparse.Namespace) -> int:
+    """``confbench master``: one run whose participants live on ``--workers`` Locust workers."""
+    from harness.run import MasterSettings, execute
+    from harness.scenario import load_scenario
+    from harness.summary import format_table
+    from harness.systems import SystemSpec, create_system
+
+    scenario = load_scenario(args.scenario).with_overrides(duration_s=args.duration,
+                                                          participants=args.participants)
+    try:
+        settings = MasterSettings(args.workers, args.bind, args.port, args.wait)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    spec = SystemSpec.parse(args.system)
+    create_system(spec)
+
+    def announce(run_dir: Path) -> None:
+        print(f"confbench: running {scenario.name!r} on {spec} with {settings.workers} worker(s); start them "
+              f"with: confbench worker --master {settings.bind}:{settings.port}  (results: {run_dir})",
+              file=sys.stderr, flush=True)
+
+    outcome = execute(scenario, spec, args.results, progress=_progress_printer(str(spec)), announce=announce,
+                      master=settings)
+    sys.stderr.write("\n")
+    print(f"\n== {spec} — {outcome.status} — {outcome.run_dir}")
+    for reason in outcome.reasons:
+        print(f"   {outcome.status}: {reason}")
+    print(format_table(outcome.summary))
+    if not args.no_report:
+        from harness.report.html import build_report
+
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        print(f"\nreport: {build_report([outcome.run_dir], args.reports / f'{scenario.name}-{stamp}')}")
+    print(f"results: {outcome.run_dir}")
+    return 0 if outcome.status == "completed" and outcome.thresholds_ok else 1
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """``confbench worker``: a Locust worker of a confbench master; it downloads the run's locustfile."""
+    import subprocess
+
+    host, _, port = args.master.rpartition(":") if ":" in args.master else (args.master, "", "5557")
+    if not host or not port.isdigit():
+        raise UsageError(f"--master must be HOST or HOST:PORT, got {args.master!r}")
+    if args.processes < 1:
+        raise UsageError(f"--processes must be at least 1, got {args.processes}")
+    cmd = [sys.executable, "-m", "locust", "-f", "-", "--worker", "--master-host", host, "--master-port", port,
+           "--loglevel", "WARNING"]
+    if args.processes > 1:
+        cmd += ["--processes", str(args.processes)]
+    for address in args.host_address or []:
+        cmd += ["--confbench-host-address", address]
+    print(f"confbench: worker of {host}:{port} (Ctrl-C to leave)", file=sys.stderr, flush=True)
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=60)
+        raise
+
+
+def _capacity_progress(label: str) -> Any:
+    start = time.monotonic()
+    tty = sys.stderr.isatty()
+    last: dict[str, Any] = {}
+
+    def show(p: dict[str, Any]) -> None:
+        state = p.get("capacity") or {}
+        line = (f"[{label} capacity] {time.monotonic() - start:5.0f} s  step {state.get('step', '-')}: "
+                f"{state.get('participants', '-')} participants ({state.get('phase', '-')}, "
+                f"{state.get('state', 'starting')})  joined {p.get('joined', 0)}, failed {p.get('failed', 0)}  "
+                f"highest passing step: {state.get('passed') or '-'}")
+        if tty:
+            sys.stderr.write("\r" + line.ljust(110))
+        elif state != last.get("state") or int(time.monotonic() - start) % 30 == 0 and line != last.get("line"):
+            sys.stderr.write(line + "\n")
+        last.update(state=state, line=line)
+        sys.stderr.flush()
+
+    return show
+
+
+def cmd_capacity(args: argparse.Namespace) -> int:
+    """``confbench capacity``: exit 0 when a capacity was found, 1 when none (or the generator was the limit)."""
+    from dataclasses import replace
+
+    from harness.capacity import run_capacity, settings_of
+    from harness.errors import ScenarioError
+    from harness.scenario import load_scenario
+    from harness.systems import SystemSpec, create_system
+
+    scenario = load_scenario(args.scenario)
+    if args.processes is not None and args.processes < 1:
+        raise UsageError(f"--processes must be at least 1, got {args.processes}")
+    changes = {key: value for key, value in (
+        ("start", args.start), ("step", args.step), ("step_s", args.step_s),
+        ("max_participants", args.max_participants),
+        ("max_duration_s", args.max_minutes * 60 if args.max_minutes is not None else None)) if value is not None}
+    try:
+        scenario = replace(scenario, capacity=replace(settings_of(scenario), **changes))
+    except ValueError as exc:
+        raise ScenarioError(f"{scenario.source}: command-line override: {exc}") from None
+    spec = SystemSpec.parse(args.system)
+    create_system(spec)  # an unknown name fails now
+    settings = settings_of(scenario)
+
+    def announce(run_dir: Path) -> None:
+        print(f"confbench: capacity search of {scenario.name!r} on {spec} (up to {settings.max_participants} "
+              f"participants, at most {settings.max_duration_s / 60:g} min) into {run_dir}", file=sys.stderr)
+
+    outcome = run_capacity(scenario, spec, args.results, processes=args.processes,
+                           progress=_capacity_progress(str(spec)), announce=announce)
+    sys.stderr.write("\n")
+    result = outcome.summary.get("capacity") or {}
+    print(f"\n== {spec} — {outcome.status} — {outcome.run_dir}")
+    for reason in outcome.reasons:
+        print(f"   {outcome.status}: {reason}")
+    print(result.get("statement") or "no capacity: the search did not finish")
+    if not args.no_report:
+        from harness.report.capacity import build_capacity_report
+
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        page = build_capacity_report(outcome.run_dir, args.reports / f"capacity-{scenario.name}-{stamp}")
+        print(f"report: {page}")
+    print(f"results: {outcome.run_dir}")
+    found = outcome.status == "completed" and result.get("outcome") in ("found", "max_reached")
+    return 0 if found else 1
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

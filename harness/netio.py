@@ -10,14 +10,26 @@ cannot starve the others) on each wake-up removes that queue.
 
 :func:`install` replaces ``_SelectorDatagramTransport._read_ready`` for the process; it is idempotent and
 changes nothing else of the transport. Remove it when asyncio reads datagrams in batches itself.
+
+The same wrapper also gives every datagram socket a larger receive buffer when it is created
+(:data:`RCVBUF_BYTES`): a burst that arrives while the loop is busy waits in the kernel instead of being
+dropped. Linux caps ``SO_RCVBUF`` at ``net.core.rmem_max`` (208 KiB by default) unless the process may use
+``SO_RCVBUFFORCE`` (CAP_NET_ADMIN, e.g. root); :data:`granted_rcvbuf` records what the kernel gave, and
+datagrams dropped anyway are counted per socket (``harness.udpstats``) and make a run invalid.
 """
 
 from __future__ import annotations
 
 import asyncio.selector_events as _selector_events
+import socket
 from typing import Any
 
 MAX_DATAGRAMS_PER_WAKEUP = 64
+RCVBUF_BYTES = 4 * 2**20
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+
+granted_rcvbuf: int | None = None
+"""Receive buffer (bytes, as the kernel reports it) of the last datagram socket made; None before any."""
 
 _Transport: Any = _selector_events._SelectorDatagramTransport  # type: ignore[attr-defined]
 
@@ -42,6 +54,31 @@ def _read_ready_batched(self: Any) -> None:
         self._protocol.datagram_received(data, addr)
 
 
+def raise_rcvbuf(sock: socket.socket, size: int = RCVBUF_BYTES) -> int:
+    """Ask for a ``size``-byte receive buffer (forced where the process may); returns what the kernel gave."""
+    for option in (SO_RCVBUFFORCE, socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+            break
+        except OSError:
+            continue
+    return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+
+
+_original_init = _Transport.__init__
+
+
+def _init_with_buffer(self: Any, *args: Any, **kwargs: Any) -> None:
+    global granted_rcvbuf
+    _original_init(self, *args, **kwargs)
+    try:
+        granted_rcvbuf = raise_rcvbuf(self._sock)
+    except OSError:
+        pass  # a socket that refuses options keeps its default buffer; the drop counters still watch it
+
+
 def install() -> None:
-    """Make every asyncio datagram transport of this process drain its socket on each wake-up."""
+    """Make every asyncio datagram transport of this process drain its socket on each wake-up, and give
+    new ones a large receive buffer."""
     _Transport._read_ready = _read_ready_batched
+    _Transport.__init__ = _init_with_buffer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import zlib
 from collections import deque
@@ -23,14 +24,14 @@ from aiortc.stats import (
 )
 from av import VideoFrame
 
-from harness import jitter, netio
+from harness import jitter, netio, ntpclock, remb
 from harness.emodel import audio_mos
 from harness.errors import SystemError_
-from harness.media.audio import AudioSource, PulseDetector
-from harness.media.encoder import SharedAudioEncoder, SharedVideoEncoder
+from harness.media.audio import PulseDetector
+from harness.media.pool import EncoderPool, Lease
 from harness.media.psnr import frame_psnr
 from harness.media.tap import count_received, inbound_counts, tap
-from harness.media.video import VideoSource, read_frame
+from harness.media.video import read_frame
 from harness.scenario import AudioSettings, VideoSettings
 from harness.systems.base import Session, SessionContext, System
 
@@ -68,6 +69,9 @@ class ParticipantSpec:
     video: VideoSettings = field(default_factory=VideoSettings)
     audio: AudioSettings = field(default_factory=AudioSettings)
     host: str = "localhost"
+    publishers_per_encoder: int = 1
+    """How many publishers of the group (on one media host) send the same encoded stream
+    (``harness.media.pool``)."""
 
     def __post_init__(self) -> None:
         if not (0 <= self.index < 32768):
@@ -149,18 +153,21 @@ class Participant:
     """A synthetic participant in one room of one system."""
 
     def __init__(self, spec: ParticipantSpec, system: System, sink: SampleSink,
-                 clock: Callable[[], float] = time.time, stats_interval_s: float = 1.0) -> None:
+                 clock: Callable[[], float] = time.time, stats_interval_s: float = 1.0,
+                 pool: EncoderPool | None = None) -> None:
         netio.install()  # without it the loop falls behind the packet rate (see harness/netio.py)
         jitter.install()  # frames complete on the marker bit, not one frame later (see harness/jitter.py)
+        ntpclock.install()  # aiortc's per-packet clock without datetime arithmetic (see harness/ntpclock.py)
+        remb.install()  # no bandwidth estimate nobody reads (see harness/remb.py)
         self.spec = spec
         self._system = system
         self._sink = sink
         self._clock = clock
         self._stats_interval_s = stats_interval_s
-        self._video: VideoSource | None = None
-        self._encoder: SharedVideoEncoder | None = None
-        self._audio_encoder: SharedAudioEncoder | None = None
-        self._audio: AudioSource | None = None
+        # A media host's publishers may share encoders; a participant on its own has a pool of its own.
+        self._pool = pool if pool is not None else EncoderPool()
+        self._lease: Lease | None = None
+        self._designated: set[str] = set()
         self._session: Session | None = None
         self._pcs: list[tuple[str, RTCPeerConnection]] = []
         self._counters: dict[int, _VideoCounters] = {}
@@ -173,24 +180,10 @@ class Participant:
         self._last_poll = 0.0
         self._join_row: dict[str, Any] | None = None
 
-    def source_counters(self) -> tuple[int, int]:
-        """(frames produced, frames skipped) of this participant's video source and encoder so far."""
-        if self._video is None:
-            return 0, 0
-        skipped = self._video.skipped + self._video.fanout.dropped
-        if self._encoder is not None:
-            skipped += self._encoder.fanout.dropped
-        return self._video.produced, skipped
-
     # -- what the adapter sees ---------------------------------------------------------------------------
     def tracks(self) -> list[MediaStreamTrack]:
         """Fresh fan-out tracks of this participant's sources (MediaFactory)."""
-        out: list[MediaStreamTrack] = []
-        if self._audio_encoder is not None:
-            out.append(self._audio_encoder.track())
-        if self._encoder is not None:
-            out.append(self._encoder.track())
-        return out
+        return list(self._lease.tracks()) if self._lease is not None else []
 
     def on_connection(self, pc: RTCPeerConnection, remote: str) -> None:
         """Watch a new peer connection (SessionListener)."""
@@ -214,10 +207,16 @@ class Participant:
         elif track.kind == "audio":
             self._spawn(self._read_audio(track, remote))
 
+    def designate(self, sender: str) -> None:
+        """Decode what ``sender`` sends, whatever the draw: this participant is its designated probe
+        (``harness.loadgen.roster``: every sender has one). Streams already being received stay as they are."""
+        self._designated.add(sender)
+
     def is_probe(self, remote: str) -> bool:
-        """Whether this participant decodes what ``remote`` sends (stable for a pair, like a hash draw)."""
+        """Whether this participant decodes what ``remote`` sends: it is ``remote``'s designated probe, or
+        the pair's draw (stable for a pair, like a hash) fell under ``probe_fraction``."""
         fraction = self.spec.probe_fraction
-        if fraction >= 1.0:
+        if fraction >= 1.0 or remote in self._designated:
             return True
         draw = zlib.crc32(f"{self.spec.name}>{remote}".encode()) / 2**32
         return draw < fraction
@@ -247,17 +246,12 @@ class Participant:
     async def join(self) -> dict[str, Any]:
         """Join and wait until in the call; returns (and emits) the ``joins`` row. Never raises."""
         spec = self.spec
-        if "video" in spec.publish:
-            v = spec.video
-            self._video = VideoSource(spec.video_stream_id, width=v.width, height=v.height, fps=v.fps)
-            self._encoder = SharedVideoEncoder(self._video, codec=v.codec, bitrate_bps=v.bitrate_kbps * 1000)
-        if "audio" in spec.publish:
-            self._audio = AudioSource(spec.audio_stream_id, sample_rate=AUDIO_SAMPLE_RATE,
-                                      pulse_period_s=spec.audio.pulse_period_s)
-            self._audio_encoder = SharedAudioEncoder(self._audio)
+        if spec.publish:
+            self._lease = self._pool.acquire(spec.group, spec.publishers_per_encoder, spec.video_stream_id,
+                                             spec.publish, spec.video, spec.audio)
         ctx = SessionContext(room=spec.room, participant=spec.name, media=self, listener=self,
                              subscribe=spec.subscribe, timeout_s=spec.join_timeout_s,
-                             video_codec=spec.video.codec)
+                             video_codec=spec.video.codec, publish=spec.publish)
         start = self._clock()
         row: dict[str, Any] = {"ts": start, "participant": spec.name, "group": spec.group, "host": spec.host,
                                "attempt": 1, "ok": False}
@@ -335,9 +329,9 @@ class Participant:
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
-        for source in (self._encoder, self._audio_encoder, self._video, self._audio):
-            if source is not None:
-                await source.stop()
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            await self._pool.release(lease)
 
     # -- measuring ---------------------------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
@@ -396,6 +390,9 @@ class Participant:
                                           "latency_ms": latency_ms})
 
     async def _poll_stats(self) -> None:
+        # Participants that joined together would poll together, once a second, for all their connections at
+        # once: a burst that a busy media host's loop feels as lag. A random phase spreads them out.
+        await asyncio.sleep(random.uniform(0, self._stats_interval_s))
         self._last_poll = self._clock()
         while True:
             await asyncio.sleep(self._stats_interval_s)

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -129,9 +129,10 @@ def steady_window(reader: RunReader, duration_s: float) -> tuple[float, float] |
 def health_reasons(reader: RunReader, window: tuple[float, float] | None = None) -> list[str]:
     """Reasons to mark a run ``invalid`` because the load generator itself was saturated.
 
-    Two signals from the media hosts, within ``window`` when given: their sources had to skip frames (the
-    generator could not even produce its own media on time), or their event loop woke up late for a
-    sustained share of the seconds.
+    Signals from the media hosts, within ``window`` when given: their sources had to skip frames (the
+    generator could not even produce its own media on time), their event loop woke up late for a sustained
+    share of the seconds, the kernel dropped datagrams on their sockets (they did not read in time: loss the
+    generator made, not the system), or they lost samples they could not buffer.
     """
     probes = reader.table("probes")
     hosts = probes[probes["role"] == "media_host"]
@@ -149,6 +150,14 @@ def health_reasons(reader: RunReader, window: tuple[float, float] | None = None)
         if share > MAX_LAGGING_SHARE:
             reasons.append(f"load generator saturated: media host event loop lagged > {MAX_LOOP_LAG_MS:g} ms "
                            f"in {share:.0%} of seconds (max {lag.max():.0f} ms)")
+    drops = int(hosts["udp_drops"].fillna(0).sum())
+    if drops > 0:
+        reasons.append(f"load generator saturated: the kernel dropped {drops} datagrams on its own sockets "
+                       "because it did not read them in time (full UDP receive buffers)")
+    lost_samples = int(hosts["samples_dropped"].fillna(0).sum())
+    if lost_samples > 0:
+        reasons.append(f"load generator lost {lost_samples} samples it could not buffer: the results are "
+                       "incomplete")
     # The network emulation is part of the instrument too: a wire that fell behind is measured, not the system.
     return reasons + network_reasons(probes, reader.table("network"), window)
 
@@ -160,6 +169,9 @@ def finish_run(run_dir: Path, scenario: Scenario, status: str, errors: list[str]
     reader = RunReader(run_dir)
     window = steady_window(reader, scenario.duration_s)
     invalid = health_reasons(reader, window) if status == "completed" else []
+    clock_reasons = record_workers(run_dir)
+    if status == "completed":
+        invalid += clock_reasons
     if status == "completed" and invalid:
         status = "invalid"
     # Media figures describe the steady meeting, as the health check does.
@@ -174,28 +186,49 @@ def finish_run(run_dir: Path, scenario: Scenario, status: str, errors: list[str]
     return summary
 
 
+def record_workers(run_dir: Path) -> list[str]:
+    """Copy ``workers.json`` (where participants ran, their clocks) into the manifest; returns reasons to mark
+    the run invalid (participants on several hosts whose clocks are not known to agree)."""
+    from harness.clocksync import combine
+
+    try:
+        workers = json.loads((Path(run_dir) / "workers.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(workers, list):
+        return []
+    clock_sync, reasons = combine(workers)
+    changes: dict[str, Any] = {"workers": workers}
+    if clock_sync is not None:
+        changes["clock_sync"] = clock_sync
+    update_manifest(run_dir, **changes)
+    return reasons
+
+
 def default_processes() -> int:
     """One Locust process (hence one media host) per core: a media host's event loop uses one core."""
     return max(1, os.cpu_count() or 1)
 
 
 def _locust_command(scenario: Scenario, spec: SystemSpec, run_dir: Path, run_time_s: int,
-                    processes: int, host_addresses: tuple[str, ...] = ()) -> list[str]:
+                    processes: int, host_addresses: tuple[str, ...] = (), extra_args: Sequence[str] = (),
+                    most_participants: int | None = None, locustfile: Path = LOCUSTFILE) -> list[str]:
     extra: list[str] = [arg for address in host_addresses for arg in ("--confbench-host-address", address)]
+    most = most_participants or scenario.participants
     if processes > 1:
         # More processes than participants would only start idle media hosts. Each run's master gets a port
         # of its own on loopback: with Locust's default (5557 on every interface) two runs at once would
         # exchange workers, and the master would listen beyond this machine.
         port = _free_port()
-        extra += ["--processes", str(min(processes, scenario.participants)), "--master-bind-host", "127.0.0.1",
+        extra += ["--processes", str(min(processes, most)), "--master-bind-host", "127.0.0.1",
                  "--master-bind-port", str(port), "--master-host", "127.0.0.1", "--master-port", str(port)]
     return [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+        sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
         "--users", str(scenario.participants), "--spawn-rate", f"{scenario.spawn_rate:g}",
         "--run-time", f"{run_time_s}s", "--stop-timeout", "30", "--exit-code-on-error", "0",
         "--csv", str(run_dir / "locust"), "--only-summary", "--loglevel", "WARNING",
         "--confbench-scenario", str(run_dir / "scenario.json"), "--confbench-run-dir", str(run_dir),
-        "--confbench-system", str(spec), *extra,
+        "--confbench-system", str(spec), *extra, *extra_args,
     ]
 
 
@@ -212,13 +245,39 @@ def _read_progress(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
+@dataclass(frozen=True, slots=True)
+class MasterSettings:
+    """A distributed run: this controller's Locust is a master, and ``workers`` Locust workers (``confbench
+    worker --master HOST:PORT``, anywhere) carry the participants."""
+
+    workers: int
+    bind: str = "127.0.0.1"
+    port: int = 5557
+    wait_s: float = 300.0
+    """How long the master waits for its workers before the run fails."""
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {self.workers}")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"--port must be 1..65535, got {self.port}")
+        if not 1 <= self.wait_s <= 3600:
+            raise ValueError(f"--wait must be 1..3600 seconds, got {self.wait_s:g}")
+
+    def locust_args(self) -> list[str]:
+        """Locust's master options."""
+        return ["--master", "--expect-workers", str(self.workers), "--expect-workers-max-wait",
+                f"{self.wait_s:g}", "--master-bind-host", self.bind, "--master-bind-port", str(self.port)]
+
+
 def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
             progress: ProgressFn | None = None, processes: int | None = None,
-            announce: Callable[[Path], None] | None = None) -> RunOutcome:
+            announce: Callable[[Path], None] | None = None, master: MasterSettings | None = None) -> RunOutcome:
     """Run ``scenario`` against the system ``spec`` and return where the results are.
 
     ``processes``: Locust processes, each with its own media host (default: one per core). ``announce`` is
     called with the run folder once the system is deployed and answering, before any participant starts.
+    ``master``: a distributed run instead, whose workers connect to this controller's Locust master.
     """
     # Impaired groups get their namespaces and links first: a server started for the run listens on the
     # network's root address, where they can reach it.
@@ -236,10 +295,19 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
             run_dir = open_run(results_root, scenario, spec, deployment)
             if announce is not None:
                 announce(run_dir)
-            update_manifest(run_dir, loadgen={"processes": processes or default_processes()},
-                            network=network.layout() if network else None)
+            layout = network.layout() if network else None
             # The load generator joins what was deployed (e.g. a broker or server started for this run).
             target = SystemSpec(spec.name, deployment.url)
+            if master is not None:
+                from harness.loadgen.runfile import write_runfile
+
+                update_manifest(run_dir, network=layout, loadgen={
+                    "mode": "master", "workers": master.workers, "bind": master.bind, "port": master.port})
+                # The workers download this file from the master (Locust's -f -): scenario and system inside.
+                return _drive(scenario, target, run_dir, deployment, progress, 1, metrics_url, network,
+                              extra_args=master.locust_args(), locustfile=write_runfile(run_dir, scenario, target),
+                              startup_s=master.wait_s)
+            update_manifest(run_dir, loadgen={"processes": processes or default_processes()}, network=layout)
             return _drive(scenario, target, run_dir, deployment, progress, processes or default_processes(),
                           metrics_url, network)
         finally:
@@ -262,9 +330,23 @@ def _checked_metrics_url() -> str | None:
     return url
 
 
+FinishFn = Callable[[Path, Scenario, str, list[str]], dict[str, Any]]
+
+
 def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Deployment,
            progress: ProgressFn | None, processes: int, metrics_url: str | None = None,
-           network: ImpairedNetwork | None = None) -> RunOutcome:
+           network: ImpairedNetwork | None = None, *,
+           run_time: int | None = None, extra_args: Sequence[str] = (), finish: FinishFn | None = None,
+           most_participants: int | None = None, locustfile: Path = LOCUSTFILE,
+           startup_s: float = 0.0) -> RunOutcome:
+    """Run Locust on ``run_dir`` until it ends (bounded), then ``finish`` the run (default: :func:`finish_run`).
+
+    ``network``: the run's impaired network, shaped while Locust runs. ``run_time``: the Locust run time in
+    seconds (default: the scenario's ramp and duration); ``extra_args`` go to Locust's command line (e.g. a
+    capacity search's flag); ``most_participants`` bounds the number of Locust processes (default: the
+    scenario's participants); ``startup_s`` is added to the time Locust is given (a master waiting for its
+    workers).
+    """
     errors: list[str] = []
     status = "completed"
     shaping = None
@@ -282,20 +364,23 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
     if metrics_url is not None:
         metrics = MetricsProbe(metrics_url, lambda rows: probe_writer.append("probes", rows))
         metrics.start()
-    run_time = math.ceil(scenario.ramp_s + scenario.duration_s)
-    cmd = _locust_command(scenario, spec, run_dir, run_time, processes, deployment.host_addresses)
+    if run_time is None:
+        run_time = math.ceil(scenario.ramp_s + scenario.duration_s)
+    cmd = _locust_command(scenario, spec, run_dir, run_time, processes, deployment.host_addresses, extra_args,
+                          most_participants, locustfile)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     log_file = open(run_dir / "locust.log", "ab")  # noqa: SIM115 - closed in finally
     # A session of its own: Ctrl-C reaches the controller only, which then stops Locust in order. And Locust
     # dies with the controller, even after a SIGKILL of the latter.
     proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True, preexec_fn=die_with_parent)
-    deadline = time.monotonic() + run_time + 60 + STOP_GRACE_S
+    deadline = time.monotonic() + run_time + startup_s + 60 + STOP_GRACE_S
     previous = _install_signal_handlers()
     try:
         while proc.poll() is None:
             if time.monotonic() > deadline:
-                errors.append(f"Locust did not finish within {run_time + 60 + STOP_GRACE_S:.0f} s; killed")
+                errors.append(f"Locust did not finish within {run_time + startup_s + 60 + STOP_GRACE_S:.0f} s; "
+                              "killed")
                 status = "failed"
                 _stop(proc, graceful=False)
                 break
@@ -331,7 +416,7 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
             errors.extend(network_errors)
         probe_writer.close()
         log_file.close()
-    summary = finish_run(run_dir, scenario, status, errors)
+    summary = (finish or finish_run)(run_dir, scenario, status, errors)
     manifest = RunReader(run_dir).manifest
     reasons = tuple(manifest.get("errors", [])) + tuple(manifest.get("invalid_reasons", []))
     return RunOutcome(run_dir=run_dir, status=summary["status"], summary=summary, reasons=reasons)

@@ -23,6 +23,8 @@ from harness.thresholds import KNOWN_KEYS, Threshold, parse_threshold
 MEDIA_KINDS = ("audio", "video")
 VIDEO_CODECS = ("VP8", "H264")
 ENGINES = ("native", "browser")
+MAX_PUBLISHERS_PER_ENCODER = 32
+"""The cap on ``publishers_per_encoder``; why it exists: ``harness.media.pool``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,9 @@ class Group:
     """``native`` (aiortc in the media host) or ``browser`` (a real Chromium on the system's web client)."""
     network: NetworkProfile | None = None
     """The group's access link (``harness.network``); None: no impairment (loopback)."""
+    publishers_per_encoder: int = 1
+    """How many of the group's publishers on one media host send the same encoded stream (1: each its
+    own); see ``harness.media.pool`` for the cap and what it changes."""
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -90,6 +95,9 @@ class Group:
             raise ValueError(f"join_delay_s must not be negative, got {self.join_delay_s}")
         if self.stay_s is not None and self.stay_s <= 0:
             raise ValueError(f"stay_s must be positive, got {self.stay_s}")
+        if not 1 <= self.publishers_per_encoder <= MAX_PUBLISHERS_PER_ENCODER:
+            raise ValueError(f"publishers_per_encoder must be between 1 and {MAX_PUBLISHERS_PER_ENCODER}, "
+                             f"got {self.publishers_per_encoder}")
         for kind in self.publish:
             if kind not in MEDIA_KINDS:
                 raise ValueError(f"publish may list only {' and '.join(MEDIA_KINDS)}, got {kind!r}")
@@ -115,6 +123,67 @@ class BrowserSettings:
                 raise ValueError(f"ice_servers takes stun:, turn: or turns: URLs, got {url!r}")
 
 
+CAPACITY_SLO_DEFAULTS: tuple[tuple[str, str], ...] = (
+    ("video_latency_ms.p95", "< 400"),
+    ("packet_loss_pct", "< 2"),
+    ("freezes_per_min", "< 2"),
+    ("participants.failed", "== 0"),
+)
+"""The service-level objective a capacity step must meet unless ``[capacity.slo]`` says otherwise."""
+
+CAPACITY_SLO_KEYS: frozenset[str] = frozenset(
+    k for k in KNOWN_KEYS if not k.startswith(("sut_cpu_pct", "loadgen_", "participants.planned", "duration_s"))
+)
+"""Summary keys a capacity SLO may use: everything measured per step from the participants' samples."""
+
+
+@dataclass(frozen=True, slots=True)
+class CapacitySettings:
+    """``[capacity]``: how ``confbench capacity`` ramps participants and what a step must meet."""
+
+    start: int = 0
+    """Participants at the first step (0: the groups' total)."""
+    step: int = 0
+    """Participants added per step (0: the same as ``start``)."""
+    step_s: float = 20.0
+    """Measured seconds per step, after everyone of the step is in the call and ``settle_s`` has passed."""
+    settle_s: float = 5.0
+    max_participants: int = 200
+    max_duration_s: float = 1800.0
+    """The whole search stops after this long, reporting what it knows so far."""
+    step_backs: int = 2
+    """How many steps back the search may take to confirm the knee after the SLO broke."""
+    slo: tuple[Threshold, ...] = ()
+    """The conditions; empty means :data:`CAPACITY_SLO_DEFAULTS`."""
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.step < 0:
+            raise ValueError("start and step must not be negative")
+        if not 1 <= self.step_s <= 3600 or not 0 <= self.settle_s <= 600:
+            raise ValueError("step_s must be 1..3600 and settle_s 0..600 seconds")
+        if not 1 <= self.max_participants <= 100_000:
+            raise ValueError(f"max_participants must be 1..100000, got {self.max_participants}")
+        if not 10 <= self.max_duration_s <= 7 * 24 * 3600:
+            raise ValueError("max_duration_s must be between 10 and 604800")
+        if not 0 <= self.step_backs <= 10:
+            raise ValueError(f"step_backs must be 0..10, got {self.step_backs}")
+        for threshold in self.slo:
+            if threshold.key not in CAPACITY_SLO_KEYS:
+                raise ValueError(f"{threshold.key!r} cannot be judged per step (the server's and the load "
+                                 "generator's own figures are not participants' quality)")
+
+    @property
+    def objectives(self) -> tuple[Threshold, ...]:
+        """The SLO in force: the scenario's, or the defaults."""
+        return self.slo or tuple(parse_threshold(k, c) for k, c in CAPACITY_SLO_DEFAULTS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As it would be written in the scenario (the SLO as conditions)."""
+        data = asdict(self)
+        data["slo"] = {t.key: f"{t.op} {t.bound:g}" for t in self.slo}
+        return data
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
     """One benchmark scenario, resolved and validated."""
@@ -134,6 +203,8 @@ class Scenario:
     min_effect: tuple[tuple[str, float], ...] = ()
     """``[min_effect]``: per summary key, the smallest relative change a comparison may call a verdict."""
     browser: BrowserSettings = field(default_factory=BrowserSettings)
+    capacity: CapacitySettings | None = None
+    """``[capacity]``: settings of ``confbench capacity`` (None: the defaults)."""
     source: str = "<memory>"
 
     def __post_init__(self) -> None:
@@ -178,7 +249,7 @@ class Scenario:
     def to_dict(self) -> dict[str, Any]:
         """The resolved scenario as plain data (recorded in every manifest)."""
         data = asdict(self)
-        data["groups"] = [dict(asdict(g), publish=list(g.publish)) for g in self.groups]
+        data["groups"] = [_group_dict(g) for g in self.groups]
         # Defaults left out so that scenarios written before browser participants keep their digest.
         for group in data["groups"]:
             if group["engine"] == "native":
@@ -199,6 +270,10 @@ class Scenario:
         data.pop("min_effect", None)
         if self.min_effect:
             data["min_effect"] = dict(self.min_effect)
+        # The same for [capacity]: a scenario without it keeps its digest.
+        data.pop("capacity", None)
+        if self.capacity is not None:
+            data["capacity"] = self.capacity.to_dict()
         return data
 
     def sha256(self) -> str:
@@ -222,6 +297,14 @@ class Scenario:
             raise ScenarioError(f"{self.source}: command-line override: {exc}") from None
 
 
+def _group_dict(group: Group) -> dict[str, Any]:
+    data = dict(asdict(group), publish=list(group.publish))
+    # Left out at its default so that scenarios without it keep the digest they had before it existed.
+    if group.publishers_per_encoder == 1:
+        data.pop("publishers_per_encoder")
+    return data
+
+
 def _scale_groups(groups: tuple[Group, ...], total: int) -> tuple[Group, ...]:
     if total < 1:
         raise ValueError(f"--participants must be at least 1, got {total}")
@@ -238,14 +321,16 @@ def _scale_groups(groups: tuple[Group, ...], total: int) -> tuple[Group, ...]:
 _TOP_KEYS = {
     "name": str, "description": str, "duration_s": float, "spawn_rate": float, "room": str,
     "join_timeout_s": float, "media": dict, "groups": list, "thresholds": dict, "min_effect": dict,
-    "systems": list, "browser": dict,
+    "systems": list, "browser": dict, "capacity": dict,
 }
 _BROWSER_KEYS = {"platform": str, "ice_servers": list, "chromium": str}
 _MEDIA_KEYS = {"video": dict, "audio": dict}
 _VIDEO_KEYS = {"width": int, "height": int, "fps": int, "codec": str, "bitrate_kbps": int}
 _AUDIO_KEYS = {"pulse_period_s": float}
+_CAPACITY_KEYS = {"start": int, "step": int, "step_s": float, "settle_s": float, "max_participants": int,
+                  "max_duration_s": float, "step_backs": int, "slo": dict}
 _GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float,
-               "join_delay_s": float, "stay_s": float, "engine": str,
+               "join_delay_s": float, "stay_s": float, "engine": str, "publishers_per_encoder": int,
                "network": dict}  # network (a preset name or a table) is parsed by harness.network
 
 
@@ -342,6 +427,21 @@ def _parse(data: Mapping[str, Any], source: str) -> Scenario:
         if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction < 10:
             raise _FieldError(f"min_effect.{key}", f"must be a fraction such as 0.1 (10 %), got {fraction!r}")
         min_effect.append((key, float(fraction)))
+    capacity = None
+    if "capacity" in top:
+        raw = _check("capacity.", top.pop("capacity"), _CAPACITY_KEYS)
+        slo = []
+        for key, condition in raw.pop("slo", {}).items():
+            if not isinstance(condition, str):
+                raise _FieldError(f"capacity.slo.{key}", f"must be a string like \"< 400\", got {condition!r}")
+            try:
+                slo.append(parse_threshold(key, condition))
+            except ValueError as exc:
+                raise _FieldError(f"capacity.slo.{key}", str(exc)) from None
+            if key not in CAPACITY_SLO_KEYS:
+                raise _FieldError(f"capacity.slo.{key}", "cannot be judged per step: the server's and the load "
+                                  "generator's own figures are not participants' quality")
+        capacity = _build("capacity", CapacitySettings, dict(raw, slo=tuple(slo)))
     if "systems" in top:
         if not all(isinstance(x, str) for x in top["systems"]):
             raise _FieldError("systems", "must be a list of strings such as [\"p2p\", \"reference\"]")
@@ -355,7 +455,7 @@ def _parse(data: Mapping[str, Any], source: str) -> Scenario:
     if "name" not in top:
         raise _FieldError("name", "is required")
     fields_ = dict(top, groups=tuple(groups), video=video, audio=audio, thresholds=tuple(thresholds),
-                   min_effect=tuple(min_effect), browser=browser, source=source)
+                   min_effect=tuple(min_effect), browser=browser, capacity=capacity, source=source)
     try:
         return Scenario(**fields_)
     except ValueError as exc:

@@ -195,6 +195,29 @@ def _duration_s(manifest: Mapping[str, Any]) -> float | None:
         return None
 
 
+def _loadgen_health(probes: pd.DataFrame) -> dict[str, Any] | None:
+    """What the media hosts' health probes say (the run's ``invalid`` rules read the same columns)."""
+    hosts = probes[probes["role"] == "media_host"]
+    if hosts.empty:
+        return None
+    produced = float(hosts["frames_produced"].fillna(0).sum())
+    skipped = float(hosts["frames_skipped"].fillna(0).sum())
+    lag = hosts["loop_lag_ms"].dropna()
+
+    def total(column: str) -> int | None:
+        values = hosts[column].dropna()
+        return int(values.sum()) if not values.empty else None
+
+    return {
+        "frames_skipped_pct": _round(100 * skipped / (produced + skipped)) if produced + skipped else None,
+        "loop_lag_over_100ms_pct": _round(100 * float((lag > 100).mean())) if not lag.empty else None,
+        "loop_lag_max_ms": _round(float(lag.max())) if not lag.empty else None,
+        "udp_drops": total("udp_drops"),
+        "udp_rcvbuf_errors": total("udp_rcvbuf_errors"),
+        "samples_dropped": total("samples_dropped"),
+    }
+
+
 def _system_name(manifest: Mapping[str, Any]) -> str | None:
     system = manifest.get("system")
     if isinstance(system, Mapping):
@@ -295,6 +318,7 @@ def summarize(
             "loadgen_rss_mb_max": _round(loadgen_rss.max()) if loadgen_rss is not None else None,
             "engines": engines,
             "video_latency_by_path_ms": paths,
+            "loadgen_health": _loadgen_health(probes),
         }
     )
     summary["thresholds"] = evaluate(thresholds, summary)

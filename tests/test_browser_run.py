@@ -20,7 +20,7 @@ from harness.store import RunReader
 ROOT = Path(__file__).resolve().parent.parent
 MIXED = """
 name = "mixed-small"
-duration_s = 6
+duration_s = 12
 spawn_rate = 2
 join_timeout_s = 30
 {browser}

@@ -37,4 +37,7 @@ def test_six_people_hold_30_fps_on_every_stream(tmp_path: Path) -> None:
     assert len(per_stream) == 6 * 5  # everyone receives everyone
     assert per_stream.min() >= 28.5, per_stream.sort_values().head()
     assert summary["video_latency_ms"]["samples"] > 0  # the probes decoded stamps
+    # Every sender has a designated probe, so every sender has latency figures, whatever the draw.
+    frames = RunReader(run).table("frames")
+    assert frames["sender"].nunique() == 6
     assert summary["sut_cpu_pct"]["mean"] > 0  # the SFU's own process was watched

@@ -158,3 +158,66 @@ def test_probe_choice_is_stable_and_follows_the_fraction() -> None:
     share = sum(probes(0.25)) / 400
     assert 0.15 < share < 0.35
     assert probes(0.25) == probes(0.25)  # the same pair always decides the same way
+    designated = P(ParticipantSpec(name="r", group="g", index=0, room="x", probe_fraction=0.0), P2PSystem(),
+                   ListSink())
+    designated.designate("s7")
+    assert designated.is_probe("s7") and not designated.is_probe("s8")  # its designated sender only
+
+
+def test_receive_only_participants_do_not_connect_to_each_other() -> None:
+    """p2p connects only pairs that exchange media: two viewers of one talker have no connection between them."""
+
+    async def run() -> dict[str, list[str]]:
+        pin_host_addresses(["127.0.0.1"])
+        system = P2PSystem()
+        sink = ListSink()
+        video = VideoSettings(width=320, height=180, fps=15)
+        talker = Participant(ParticipantSpec(name="talker", group="g", index=0, room="r", publish=("video",),
+                                             subscribe=False, video=video), system, sink)
+        viewers = [Participant(ParticipantSpec(name=f"v{i}", group="v", index=1 + i, room="r", publish=()),
+                               system, sink) for i in range(2)]
+        try:
+            for p in (viewers[0], talker, viewers[1]):
+                assert (await p.join())["ok"]
+            await asyncio.sleep(2)
+            return {p.spec.name: [remote for remote, _ in p._pcs] for p in (talker, *viewers)}
+        finally:
+            await asyncio.gather(talker.leave(), *(v.leave() for v in viewers))
+            pin_host_addresses(None)
+
+    pcs = asyncio.run(run())
+    assert sorted(pcs["talker"]) == ["v0", "v1"] and pcs["v0"] == ["talker"] and pcs["v1"] == ["talker"]
+
+
+def test_publishers_share_one_encoder() -> None:
+    """publishers_per_encoder: three publishers send one encoded stream; a viewer gets it from each of them."""
+    from harness.media.pool import EncoderPool
+
+    async def run() -> tuple[ListSink, int]:
+        pin_host_addresses(["127.0.0.1"])
+        system = P2PSystem()
+        sink = ListSink()
+        pool = EncoderPool()
+        video = VideoSettings(width=320, height=180, fps=15)
+        talkers = [Participant(ParticipantSpec(name=f"t{i}", group="t", index=i, room="r", subscribe=False,
+                                               video=video, publishers_per_encoder=3), system, sink, pool=pool)
+                   for i in range(3)]
+        viewer = Participant(ParticipantSpec(name="viewer", group="v", index=9, room="r", publish=()),
+                             system, sink)
+        try:
+            for p in (*talkers, viewer):
+                assert (await p.join())["ok"]
+            slots = pool.slots
+            await asyncio.sleep(3)
+        finally:
+            await asyncio.gather(viewer.leave(), *(t.leave() for t in talkers))
+            pin_host_addresses(None)
+        return sink, slots
+
+    sink, slots = asyncio.run(run())
+    assert slots == 1
+    frames = sink.rows["frames"]
+    assert {f["sender"] for f in frames} == {"t0", "t1", "t2"}
+    assert {f["stream_id"] for f in frames} == {0}  # the slot's first publisher's stream id
+    per_sender = {s: sum(f["sender"] == s for f in frames) for s in ("t0", "t1", "t2")}
+    assert min(per_sender.values()) > 15 * 1.5

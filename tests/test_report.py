@@ -279,6 +279,10 @@ def test_status_failed_and_invalid_in_red() -> None:
     assert '<span class="bad">invalid</span>' in page
     assert "error: server went away" in page
     assert "invalid: load generator saturated" in page
+    # Above everything else, a red box says that the invalid run's figures are the generator's.
+    banner = page.index('<p class="invalid">janus')
+    assert banner < page.index("<h2>Summary</h2>") and "describe the load generator" in page[banner:]
+    assert '<p class="invalid">reference' not in page  # failed is not invalid
 
 
 def test_strings_from_results_are_escaped() -> None:

@@ -67,6 +67,7 @@ def test_minimal_defaults(tmp_path: Path) -> None:
         ('name = "x"\n', "scenario", "group"),
         (MINIMAL.replace("count = 3", "count = 3\njoin_delay_s = -1"), "groups[0]", "join_delay_s"),
         (MINIMAL.replace("count = 3", "count = 3\nstay_s = 0"), "groups[0]", "stay_s must be positive"),
+        (MINIMAL.replace("count = 3", "count = 3\npublishers_per_encoder = 0"), "groups[0]", "between 1 and 32"),
     ],
 )
 def test_bad_files_name_file_and_field(tmp_path: Path, text: str, field: str, words: str) -> None:
@@ -110,3 +111,12 @@ def test_late_joiners_and_early_leavers_survive_the_round_trip() -> None:
     assert s.ramp_s == 4 / 2 + 5
     again = scenario_from_dict(json.loads(json.dumps(s.to_dict())))  # as scenario.json stores it
     assert again == s and again.groups[0].stay_s is None and again.groups[2].stay_s == 4
+
+
+def test_publishers_per_encoder_keeps_older_digests() -> None:
+    plain = parse_scenario({"name": "x", "groups": [{"name": "a", "count": 3}]})
+    explicit = parse_scenario({"name": "x", "groups": [{"name": "a", "count": 3, "publishers_per_encoder": 1}]})
+    shared = parse_scenario({"name": "x", "groups": [{"name": "a", "count": 3, "publishers_per_encoder": 4}]})
+    assert plain.sha256() == explicit.sha256() != shared.sha256()
+    assert "publishers_per_encoder" not in plain.to_dict()["groups"][0]
+    assert scenario_from_dict(shared.to_dict()).groups[0].publishers_per_encoder == 4

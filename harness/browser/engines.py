@@ -15,6 +15,7 @@ from harness.browser.platform import Meeting
 from harness.browser.stats import Directory
 from harness.browser.webserver import StaticSite
 from harness.errors import BrowserError
+from harness.media.pool import EncoderPool
 from harness.participant import Participant, ParticipantSpec, SampleSink
 from harness.scenario import Scenario
 from harness.systems.base import System
@@ -31,10 +32,6 @@ class HostedParticipant(Protocol):
 
     async def leave(self) -> None:
         """Leave (bounded, never raises)."""
-        ...
-
-    def source_counters(self) -> tuple[int, int]:
-        """(frames produced, frames skipped) of its video source."""
         ...
 
 
@@ -91,8 +88,10 @@ class _JoinTags:
 class Engines:
     """Creates participants of either engine for one media host."""
 
-    def __init__(self, scenario: Scenario, system: System, sink: SampleSink, directory: Directory) -> None:
+    def __init__(self, scenario: Scenario, system: System, sink: SampleSink, directory: Directory,
+                 pool: EncoderPool | None = None) -> None:
         self._scenario = scenario
+        self._pool = pool  # native publishers of this host share encoders through it (harness.media.pool)
         self._system = system
         self._sink = sink
         self._directory = directory
@@ -105,7 +104,7 @@ class Engines:
         """A not yet joined participant; a browser one only when Chromium and the platform are usable."""
         if engine == "native":
             tags = {"engine": "native", "stream_id": spec.video_stream_id}
-            return Participant(spec, self._system, _JoinTags(self._sink, tags))
+            return Participant(spec, self._system, _JoinTags(self._sink, tags), pool=self._pool)
         if engine != "browser":
             raise BrowserError(f"unknown engine {engine!r}")
         async with self._setup:  # joins run concurrently: one runtime (and one static site) per media host
@@ -129,8 +128,10 @@ class Engines:
         self._runtime = BrowserRuntime(executable)
 
     def probe_rows(self, host: str, participants: list[HostedParticipant]) -> list[dict[str, Any]]:
-        """``probes`` rows of every browser (its process tree) and of the Playwright driver."""
-        rows = []
+        """``probes`` rows of every browser (its process tree) and of the Playwright driver (blocking)."""
+        rows: list[dict[str, Any]] = []
+        if self._runtime is None:
+            return rows  # no browser on this media host: nothing to walk
         for p in participants:
             if isinstance(p, BrowserParticipant):
                 row = p.probe_row(host)

@@ -13,7 +13,7 @@ import sys
 
 from harness.errors import HarnessError
 from harness.loadgen import plugin  # noqa: F401 - registers the harness's Locust hooks
-from harness.loadgen.users import user_classes
+from harness.loadgen.runfile import define
 from harness.scenario import Scenario, load_scenario, scenario_from_dict
 
 
@@ -41,5 +41,6 @@ except (HarnessError, OSError, ValueError) as _exc:
     sys.stderr.write(f"confbench: {_exc}\n")
     raise SystemExit(2) from None
 
-# Locust collects every User class among this module's globals, so no other name may refer to one.
-globals().update({cls.__name__: cls for cls in user_classes(_SCENARIO)})
+# A capacity search (``confbench capacity``) adds its load shape; the groups then become proportions.
+_CAPACITY = "--confbench-capacity" in sys.argv or os.environ.get("CONFBENCH_CAPACITY") == "1"
+define(globals(), _SCENARIO, capacity=_CAPACITY)

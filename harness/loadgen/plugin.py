@@ -18,19 +18,31 @@ from typing import Any
 
 import gevent
 import psutil
+from gevent.event import AsyncResult
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from harness.loadgen.host_client import MediaHostClient, MediaHostError
+from harness.loadgen.roster import Roster
 from harness.scenario import Scenario
-from harness.store import RunWriter
+from harness.store import RunWriter, atomic_write_bytes
 from harness.systems import SystemSpec
 from harness.testbed.impairment import read_layout
 
 log = logging.getLogger(__name__)
 
 SAMPLES_MESSAGE = "confbench_samples"
+# A joining participant asks the roster (master or local runner) for its index and probe duties; the roster
+# answers it, tells receivers already present which newcomer they must decode, and hears who left.
+ADMIT_MESSAGE = "confbench_admit"
+ADMITTED_MESSAGE = "confbench_admitted"
+PROBE_MESSAGE = "confbench_probe"
+DEPART_MESSAGE = "confbench_depart"
+# Each process that hosts participants tells the writer where it runs and how its clock stands (workers.json).
+WORKER_MESSAGE = "confbench_worker"
+WORKERS_FILE = "workers.json"
+ADMIT_TIMEOUT_S = 30.0
 PROGRESS_FILE = "progress.json"
 
 
@@ -53,7 +65,15 @@ class HarnessState:
         self.started = time.time()
         self.hostname = socket.gethostname()
         self._greenlets: list[gevent.Greenlet] = []
-        self.next_index = 0
+        self.progress_extra: dict[str, Any] = {}
+        """More for the progress file (the capacity search's state)."""
+        self.roster: Roster | None = None
+        """The run's roster: on the master, or in a local runner (None on a worker)."""
+        self._admissions: dict[str, AsyncResult] = {}
+        self.workers: dict[str, dict[str, Any]] = {}
+        """Where participants run (written to ``workers.json`` by the writer of the run)."""
+        self.facts_sent = False
+        self._request_ids = 0
 
     # -- media host ------------------------------------------------------------------------------------
     @property
@@ -135,6 +155,74 @@ class HarnessState:
             if rows:
                 self.writer.append(table, rows)
 
+    # -- roster ----------------------------------------------------------------------------------------
+    def admit(self, group: str) -> dict[str, Any]:
+        """Ask the roster (through Locust, wherever it runs) for a newcomer's index and probe duties."""
+        env = self.environment
+        assert env is not None and env.runner is not None and self.scenario is not None
+        spec = next(g for g in self.scenario.groups if g.name == group)
+        self._request_ids += 1
+        request = f"{os.getpid()}-{self._request_ids}"
+        result = AsyncResult()
+        self._admissions[request] = result
+        try:
+            env.runner.send_message(ADMIT_MESSAGE, {
+                "id": request, "group": group, "sends": bool(spec.publish), "receives": spec.subscribe,
+                "decodes": spec.probe_fraction > 0})
+            return dict(result.get(timeout=ADMIT_TIMEOUT_S))
+        except gevent.Timeout:
+            raise MediaHostError(f"the Locust master did not admit a participant of {group!r} within "
+                                 f"{ADMIT_TIMEOUT_S:g} s") from None
+        finally:
+            self._admissions.pop(request, None)
+
+    def on_admit(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Roster side: admit a newcomer, answer its node, tell the receivers that must decode it."""
+        if self.roster is None:
+            return
+        data, node = msg.data, getattr(msg, "node_id", "local")
+        admission = self.roster.admit(str(data["group"]), node, sends=bool(data["sends"]),
+                                      receives=bool(data["receives"]), decodes=bool(data["decodes"]))
+        runner = environment.runner
+        assert runner is not None
+        # Receivers first: they must know before the newcomer's stream can reach them.
+        for receiver, receiver_node, sender in admission.notify:
+            runner.send_message(PROBE_MESSAGE, {"receiver": receiver, "sender": sender}, client_id=receiver_node)
+        runner.send_message(ADMITTED_MESSAGE, {"id": data["id"], "index": admission.index, "name": admission.name,
+                                               "probes": list(admission.probes)}, client_id=node)
+
+    def on_admitted(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Worker side: the roster's answer to one of this process's requests."""
+        waiter = self._admissions.get(str(msg.data.get("id")))
+        if waiter is not None:
+            waiter.set(msg.data)
+
+    def on_probe(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Worker side: one of this process's participants must decode a newcomer."""
+        client = self.client_of(str(msg.data["receiver"]))
+        if client is None:
+            return
+        try:
+            client.request("probe", timeout=10, participant=msg.data["receiver"], sender=msg.data["sender"])
+        except MediaHostError as exc:
+            log.warning("probe designation of %s for %s: %s", msg.data["receiver"], msg.data["sender"], exc)
+
+    def on_worker(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Writer side: a process hosting participants said where it runs; kept in ``workers.json``."""
+        self.workers[str(getattr(msg, "node_id", "local"))] = dict(msg.data)
+        if self.run_dir is not None:
+            try:
+                atomic_write_bytes(self.run_dir / WORKERS_FILE,
+                                   json.dumps(sorted(self.workers.values(), key=lambda w: w.get("index", 0)),
+                                              indent=2).encode())
+            except OSError:
+                log.exception("writing %s failed", WORKERS_FILE)
+
+    def on_depart(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Roster side: a participant left."""
+        if self.roster is not None:
+            self.roster.depart(str(msg.data["name"]))
+
     # -- background ------------------------------------------------------------------------------------
     def start_background(self) -> None:
         """Self-probe of this Locust process, writer flushing and the progress file."""
@@ -177,6 +265,7 @@ class HarnessState:
             "joined": int(join.num_requests - join.num_failures) if join else 0,
             "failed": int(join.num_failures) if join else 0,
             "frames": int(video.num_requests) if video else 0,
+            **self.progress_extra,
         }
         tmp = self.run_dir / (PROGRESS_FILE + ".tmp")
         tmp.write_text(json.dumps(progress))
@@ -201,10 +290,13 @@ def _add_options(parser: Any) -> None:
     group = parser  # Locust's include_in_web_ui works on the parser itself, not on argument groups
     group.add_argument("--confbench-scenario", default=os.environ.get("CONFBENCH_SCENARIO", ""),
                        help="scenario TOML (default: scenarios/default.toml)", include_in_web_ui=False)
-    group.add_argument("--confbench-system", default=os.environ.get("CONFBENCH_SYSTEM", "p2p"),
-                       help="system under test: NAME or NAME=URL", include_in_web_ui=False)
+    group.add_argument("--confbench-system", default=os.environ.get("CONFBENCH_SYSTEM", ""),
+                       help="system under test: NAME or NAME=URL (default: p2p, or what the locustfile says)",
+                       include_in_web_ui=False)
     group.add_argument("--confbench-run-dir", default=os.environ.get("CONFBENCH_RUN_DIR", ""),
                        help="results folder of this run (created by confbench run)", include_in_web_ui=False)
+    group.add_argument("--confbench-capacity", action="store_true", default=False,
+                       help="run a capacity search (the locustfile adds its load shape)", include_in_web_ui=False)
     group.add_argument("--confbench-host-address", action="append",
                        default=None, help="pin ICE host candidates to this address (repeatable)",
                        include_in_web_ui=False)
@@ -217,8 +309,11 @@ def _on_init(environment: Environment, **_: Any) -> None:
     STATE.environment = environment
     opts = environment.parsed_options
     if opts is not None:
-        STATE.system = SystemSpec.parse(opts.confbench_system)
-        STATE.host_addresses = opts.confbench_host_address or ["127.0.0.1"]
+        if opts.confbench_system:
+            STATE.system = SystemSpec.parse(opts.confbench_system)
+        # CONFBENCH_HOST_ADDRESS (comma-separated) serves containers, where the address is known at start only.
+        from_env = [a for a in os.environ.get("CONFBENCH_HOST_ADDRESS", "").split(",") if a.strip()]
+        STATE.host_addresses = opts.confbench_host_address or from_env or ["127.0.0.1"]
         if opts.confbench_run_dir:
             STATE.run_dir = Path(opts.confbench_run_dir)
             STATE.network = read_layout(STATE.run_dir)
@@ -227,16 +322,36 @@ def _on_init(environment: Environment, **_: Any) -> None:
         # Only the controller creates namespaces and links (it needs root, and it owns their life cycle).
         log.warning("this scenario's network profiles are applied by `confbench run` only: "
                     "participants of this Locust run are not impaired")
+    if not isinstance(runner, MasterRunner) and runner is not None:
+        runner.register_message(ADMITTED_MESSAGE, STATE.on_admitted)
+        # Concurrent: telling a media host waits for its answer, and must not hold up the worker's messages.
+        runner.register_message(PROBE_MESSAGE, STATE.on_probe, concurrent=True)
     if isinstance(runner, WorkerRunner):
         pass
     else:
+        STATE.roster = Roster()
+        if runner is not None:
+            runner.register_message(ADMIT_MESSAGE, STATE.on_admit)
+            runner.register_message(DEPART_MESSAGE, STATE.on_depart)
         if STATE.run_dir is None:
             STATE.run_dir = open_direct_run(STATE)
         writer_id = f"locust{os.getpid()}"
         STATE.writer = RunWriter(STATE.run_dir, writer_id=writer_id, flush_interval_s=1.0)
         if isinstance(runner, MasterRunner):
             runner.register_message(SAMPLES_MESSAGE, lambda msg, **_kw: STATE.write(msg.data))
+        if runner is not None:
+            runner.register_message(WORKER_MESSAGE, STATE.on_worker)
     STATE.start_background()
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    # Every process that will host participants (a worker, or a local runner) says where it runs, once.
+    runner = environment.runner
+    if runner is None or isinstance(runner, MasterRunner) or STATE.facts_sent:
+        return
+    STATE.facts_sent = True
+    runner.send_message(WORKER_MESSAGE, worker_facts(getattr(runner, "worker_index", 0)))
 
 
 @events.test_stop.add_listener
@@ -254,18 +369,28 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
     close_direct_run(STATE)
 
 
+def worker_facts(index: int) -> dict[str, Any]:
+    """This process's host, pid, Locust worker index and clock state (``harness.clocksync``)."""
+    from harness.clocksync import clock_sync_state
+    from harness.environment import host_facts
+
+    facts = host_facts()
+    return {"index": index, "host": facts["hostname"], "pid": os.getpid(), "cores": facts["cores"],
+            "cpu_model": facts["cpu_model"], "kernel": facts["kernel"], "python": facts["python"],
+            "clock_sync": clock_sync_state()}
+
+
 def join_participant(group: str, timeout: float) -> tuple[str, dict[str, Any]]:
     """Join one participant of ``group`` through this process's media host; fires the Locust request."""
-    env = STATE.environment
-    worker = getattr(env.runner, "worker_index", 0) if env is not None else 0
-    index = worker * 1000 + STATE.next_index
-    STATE.next_index += 1
-    name = f"{group}-{index}"
     start = time.time()
+    name = group
     try:
+        admission = STATE.admit(group)
+        name = str(admission["name"])
         client = STATE.media_host_client(group)
         STATE._placement[name] = STATE._where(group)[0]
-        row = client.request("join", timeout=timeout, participant=name, group=group, index=index)
+        row = client.request("join", timeout=timeout, participant=name, group=group,
+                             index=int(admission["index"]), probes=admission["probes"])
         error = None if row.get("ok") else row.get("error") or "join failed"
     except MediaHostError as exc:
         row, error = {}, str(exc)
@@ -279,6 +404,9 @@ def leave_participant(name: str) -> None:
     """Leave one participant (bounded)."""
     client = STATE.client_of(name)
     STATE._placement.pop(name, None)
+    env = STATE.environment
+    if env is not None and env.runner is not None:
+        env.runner.send_message(DEPART_MESSAGE, {"name": name})
     if client is None:
         return
     try:

@@ -53,16 +53,20 @@ class ConferenceUser(User):
             self.participant = None
 
 
-def user_classes(scenario: Scenario) -> list[type[ConferenceUser]]:
-    """One concrete User class per group, with Locust's ``fixed_count`` set to the group's size."""
+def user_classes(scenario: Scenario, proportional: bool = False) -> list[type[ConferenceUser]]:
+    """One concrete User class per group, with Locust's ``fixed_count`` set to the group's size.
+
+    ``proportional``: the group sizes become Locust weights instead, so that a shape may ask for any number
+    of participants and get the groups in the scenario's proportions (the capacity search).
+    """
     STATE.scenario = scenario
     classes = []
     for group in scenario.groups:
         if group.count == 0:
             continue
+        counts = {"weight": group.count, "fixed_count": 0} if proportional else {"fixed_count": group.count}
         cls = type(f"Group_{group.name.replace('-', '_')}", (ConferenceUser,), {
-            "abstract": False, "fixed_count": group.count, "group": group, "scenario": scenario,
-            "__module__": __name__,
+            "abstract": False, **counts, "group": group, "scenario": scenario, "__module__": __name__,
         })
         classes.append(cls)
     return classes

@@ -4,8 +4,8 @@ aiortc gives every RTCRtpSender its own encoder, so a participant who sends to N
 SFU that wants several layers) encodes each frame N times. Encoding is the dominant cost of a synthetic
 participant (``benchmarks/media_costs.py``: VP8 at 640x360 costs about 3.6 ms a frame against 1 ms to
 decode), and a load generator that spends its CPU on duplicate encodes measures itself, not the system.
-aiortc's senders also accept already encoded ``av.Packet`` s (``Encoder.pack``), so this module encodes each
-frame once and hands the same packet to every sender.
+aiortc's senders also accept already encoded frames, so this module encodes each frame once, packetizes it
+once (``harness.media.packetize``) and hands the same RTP payloads to every sender.
 
 Audio is shared the same way: aiortc would run one Opus encoder (and one audio-level computation) per
 sender, which in the default meeting took about a seventh of the media host's event-loop time.
@@ -33,6 +33,8 @@ from av.video.frame import PictureType
 
 from .audio import AudioSource
 from .fanout import FanOut, FanOutTrack, Producer
+from .packetize import PacketizedFrame, Packetizer
+from .packetize import install as install_packetized_senders
 from .video import VideoSource
 
 __all__ = ["CODECS", "SharedAudioEncoder", "SharedVideoEncoder", "install_keyframe_forwarding"]
@@ -82,10 +84,12 @@ class _SharedEncoder(Producer[Any]):
 
     kind = "video"
 
-    def __init__(self, source: VideoSource | AudioSource) -> None:
+    def __init__(self, source: VideoSource | AudioSource, mime_type: str) -> None:
         install_keyframe_forwarding()
+        install_packetized_senders()
         self.source = source
-        self.fanout: FanOut[Any] = FanOut(self.kind, maxsize=PACKET_QUEUE, copy=None)
+        self.packetizer = Packetizer(mime_type)
+        self.fanout: FanOut[PacketizedFrame] = FanOut(self.kind, maxsize=PACKET_QUEUE, copy=None)
         self.encoded = 0
         """Frames encoded so far (one per source frame, whatever the number of consumers)."""
         self.keyframes = 0
@@ -97,8 +101,9 @@ class _SharedEncoder(Producer[Any]):
         self._lost_at_last_check = 0
 
     def track(self) -> FanOutTrack[Any]:
-        """A new track of encoded packets for one sender (video: it starts with a key frame)."""
+        """A new track of packetized frames for one sender (video: it starts with a key frame)."""
         track = super().track()
+        track.packetized = True  # type: ignore[attr-defined]
         track.request_keyframe = self.request_keyframe  # type: ignore[attr-defined]
         self.request_keyframe()
         return track
@@ -133,7 +138,7 @@ class _SharedEncoder(Producer[Any]):
                 if packet is not None:
                     self.encoded += 1
                     self.keyframes += keyframe
-                    self.fanout.push(packet)
+                    self.fanout.push(self.packetizer.pack(packet, keyframe))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -154,7 +159,7 @@ class SharedVideoEncoder(_SharedEncoder):
             raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
         if not 30_000 <= bitrate_bps <= 20_000_000:
             raise ValueError(f"bitrate must be between 30 kbit/s and 20 Mbit/s, got {bitrate_bps} bit/s")
-        super().__init__(source)
+        super().__init__(source, f"video/{codec}")
         self.video_source = source
         self.codec = codec
         self.bitrate_bps = bitrate_bps
@@ -188,7 +193,7 @@ class SharedAudioEncoder(_SharedEncoder):
     kind = "audio"
 
     def __init__(self, source: AudioSource, bitrate_bps: int = 96_000) -> None:
-        super().__init__(source)
+        super().__init__(source, "audio/opus")
         self.bitrate_bps = bitrate_bps
         self._resampler = av.AudioResampler(format="s16", layout="stereo", rate=OPUS_RATE,
                                             frame_size=int(OPUS_RATE * AUDIO_PTIME))

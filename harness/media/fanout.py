@@ -26,10 +26,12 @@ from av import AudioFrame, VideoFrame
 from av.frame import Frame
 from av.packet import Packet
 
+from .packetize import PacketizedFrame
+
 __all__ = ["FanOut", "FanOutTrack", "Producer", "clone_frame"]
 
-T = TypeVar("T", bound=Frame | Packet)
-"""What one fan-out carries: what an aiortc track may return, frames or (already encoded) packets."""
+T = TypeVar("T", bound=Frame | Packet | PacketizedFrame)
+"""What one fan-out carries: raw frames, encoded packets, or frames already cut into RTP payloads."""
 F = TypeVar("F", VideoFrame, AudioFrame)
 
 
@@ -71,11 +73,15 @@ class FanOutTrack(MediaStreamTrack, Generic[T]):
         self.kind = kind
         self.dropped = 0
         """Items this consumer lost because its queue was full when a newer one arrived."""
+        self.deliver: Callable[[T], None] | None = None
+        """When set, items are handed to this callable as they are pushed instead of being queued for
+        ``recv()`` (a consumer that does its work synchronously, e.g. ``harness.media.packetize``'s senders:
+        no task switch per item). It must not raise."""
         self._fanout: FanOut[T] = fanout
         # None is the end-of-stream marker, queued so that a recv() already waiting wakes up.
         self._queue: asyncio.Queue[T | None] = asyncio.Queue(maxsize)
 
-    async def recv(self) -> T:
+    async def recv(self) -> T:  # type: ignore[override]  # aiortc's senders also take packetized frames
         """The next frame, waiting for the source if none is queued."""
         if self.readyState != "live":
             raise MediaStreamError
@@ -93,6 +99,9 @@ class FanOutTrack(MediaStreamTrack, Generic[T]):
         super().stop()
 
     def _put(self, frame: T | None) -> None:
+        if frame is not None and self.deliver is not None:
+            self.deliver(frame)
+            return
         if self._queue.full():
             old = self._queue.get_nowait()
             if old is None:  # ended: nothing more is delivered, and the marker must stay

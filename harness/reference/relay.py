@@ -29,6 +29,8 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from harness.media.encoder import install_keyframe_forwarding
 from harness.media.fanout import FanOut, FanOutTrack
+from harness.media.packetize import PacketizedFrame, Packetizer
+from harness.media.packetize import install as install_packetized_senders
 from harness.media.tap import tap as frame_tap
 
 log = logging.getLogger(__name__)
@@ -42,9 +44,12 @@ class EncodedRelay:
 
     def __init__(self, receiver: RTCRtpReceiver, kind: str) -> None:
         install_keyframe_forwarding()
+        install_packetized_senders()
         self.receiver = receiver
         self.kind = kind
-        self.fanout: FanOut[Any] = FanOut(kind, maxsize=RELAY_QUEUE, copy=None)
+        # Each frame is cut into RTP payloads once, whatever the number of subscribers.
+        self.fanout: FanOut[PacketizedFrame] = FanOut(kind, maxsize=RELAY_QUEUE, copy=None)
+        self._packetizer: Packetizer | None = None
         self.forwarded = 0
         """Encoded frames received and handed to the subscribers."""
         self._dropped_seen = 0
@@ -58,6 +63,7 @@ class EncodedRelay:
     def track(self) -> FanOutTrack[Any]:
         """A new track of encoded packets for one subscriber's sender; asks the publisher for a key frame."""
         track = self.fanout.track()
+        track.packetized = True  # type: ignore[attr-defined]
         track.request_keyframe = self.request_keyframe  # type: ignore[attr-defined]
         self.request_keyframe()
         return track
@@ -75,8 +81,10 @@ class EncodedRelay:
         # The receiver already mapped the publisher's RTP timestamps to start at zero.
         packet.pts = frame.timestamp
         packet.time_base = Fraction(1, codec.clockRate)
+        if self._packetizer is None or self._packetizer.mime_type != codec.mimeType:
+            self._packetizer = Packetizer(codec.mimeType)
         self.forwarded += 1
-        self.fanout.push(packet)
+        self.fanout.push(self._packetizer.pack(packet))
         if self.fanout.dropped != self._dropped_seen:
             self._dropped_seen = self.fanout.dropped
             self.request_keyframe()

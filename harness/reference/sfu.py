@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
-from harness import jitter
+from harness import jitter, ntpclock
 from harness.reference.relay import EncodedRelay
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class Sfu:
     def __init__(self) -> None:
         # The SFU's receivers only forward: video frames complete on the marker bit, audio is not buffered.
         jitter.install(relay=True)
+        ntpclock.install()  # aiortc's per-packet NTP clock without datetime arithmetic
         self.rooms: dict[str, dict[str, Publisher]] = {}
         self.resources: dict[str, Resource] = {}
 

@@ -67,6 +67,8 @@ small, .key { color: #777; } .key { font-family: ui-monospace, monospace; font-s
 td.pass { background: #eaf6ec; } td.fail { background: #fbe7e9; }
 ul.status { list-style: none; padding-left: 0; } ul.status > li { margin: .3rem 0; }
 ul.problems { margin: .2rem 0 .4rem 1.2rem; color: #b3001b; }
+.invalid { background: #fde8ea; border-left: 6px solid #b3001b; color: #b3001b; padding: .5rem .8rem;
+  font-weight: 600; }
 .note { background: #fff6e0; border-left: 4px solid #e0a800; padding: .4rem .8rem; }
 figure { margin: 1.4rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .9rem; }
@@ -154,6 +156,7 @@ def render_page(runs: Sequence[RunData], charts: Sequence[RenderedChart], title:
         f"<h1>{_e(heading)}</h1>",
         f'<p class="sub">{_e(_plural(len(runs), "run"))}: {_e(systems)}</p>',
         *_consistency_notes(runs, scenario_names),
+        *_invalid_banners(runs),
         "<h2>Status</h2>",
         _status_list(runs),
         "<h2>Summary</h2>",
@@ -232,6 +235,18 @@ def _consistency_notes(runs: Sequence[RunData], scenario_names: Sequence[str]) -
     return [f'<p class="note">{_e(note)}</p>' for note in notes]
 
 
+def _invalid_banners(runs: Sequence[RunData]) -> list[str]:
+    """A red box per invalid run, above everything else: its figures measure the load generator."""
+    banners = []
+    for run in runs:
+        if run.status != "invalid":
+            continue
+        reasons = _strings(run.manifest.get("invalid_reasons")) or ["no reason recorded"]
+        banners.append(f'<p class="invalid">{_e(run.label)} is INVALID: {_e("; ".join(reasons))}. Its figures '
+                       "describe the load generator, not the system under test.</p>")
+    return banners
+
+
 def _status_list(runs: Sequence[RunData]) -> str:
     items = []
     for run in runs:
@@ -297,6 +312,9 @@ def _summary_table(runs: Sequence[RunData]) -> str:
     row("Participants joined / planned", "participants", joined)
     for key, what in _CPU:
         row(f"{what} (% of one core), mean / max", key, (_cpu(s, key) for s in summaries))
+    if any(isinstance(s.get("loadgen_health"), Mapping) for s in summaries):
+        row("Load generator: frames skipped % / seconds lagging > 100 ms % / UDP drops / samples lost",
+            "loadgen_health", (_health(s.get("loadgen_health")) for s in summaries))
     if any(run.manifest.get("instrument_floor") is not None for run in runs):
         floors = (_floor(run.manifest.get("instrument_floor")) for run in runs)
         row("Instrument floor", "instrument_floor", floors)
@@ -311,7 +329,7 @@ _ENGINE_ROWS: tuple[tuple[str, str, str], ...] = (
     ("fps", "Frame rate received, p50 / p95", "dist"),
     ("packet_loss_pct", "Packet loss (%)", "num"),
     ("cpu_pct_per_participant", "CPU per participant (% of one core)", "num"),
-    ("rss_mb_per_participant", "Memory per participant (MB; browsers: PSS)", "num"),
+    ("rss_mb_per_participant", "Memory per participant (MB)", "num"),
 )
 
 
@@ -349,6 +367,13 @@ def _engines_section(runs: Sequence[RunData]) -> list[str]:
         parts.append(f"<p>Video latency by path (sender → receiver), {_e(run.label)}, p50 / p95 ms:</p>"
                      f"<table><tbody>{path_rows}</tbody></table>")
     return parts
+def _health(value: object) -> str:
+    health = _mapping(value)
+    if not health:
+        return _DASH
+    figures = [_num(health.get(k)) for k in ("frames_skipped_pct", "loop_lag_over_100ms_pct", "udp_drops",
+                                              "samples_dropped")]
+    return _e(" / ".join(figures))
 
 
 def _distribution(value: object) -> str:

@@ -57,6 +57,8 @@ class SessionContext:
     subscribe: bool = True
     timeout_s: float = 20.0
     video_codec: str = "VP8"
+    publish: tuple[str, ...] = ("audio", "video")
+    """Kinds this participant publishes (``ctx.media.tracks()`` gives one track of each)."""
 
     def __post_init__(self) -> None:
         if not self.room or not self.participant:

@@ -9,9 +9,16 @@ in-process when all participants share a media host (``P2PSystem()`` with no URL
 it on 127.0.0.1 for a run (:meth:`P2PSystem.deploy`) so that participants in several media hosts — several
 cores — meet in one room. Messages are JSON objects, one per line over TCP::
 
-    → {"op": "join", "room": "r", "participant": "a"}   ← {"op": "members", "members": ["b", ...]}
+    → {"op": "join", "room": "r", "participant": "a", "publish": ["video"], "subscribe": true}
+                                                          ← {"op": "members", "members": ["b", ...],
+                                                             "roles": {"b": {"publish": [...], "subscribe": ...}}}
     → {"op": "signal", "to": "b", "data": {...}}         ← (to b) {"op": "signal", "from": "a", "data": {...}}
     → {"op": "leave"}                                    ← (to the others) {"op": "left", "participant": "a"}
+
+A newcomer connects only to members it exchanges media with (it publishes what they subscribe to, or the
+other way round), with one transceiver per kind that flows: two receive-only participants have nothing to
+say to each other, and in a room of many receivers a connection per pair would cost more than the media.
+A member whose join carried no roles is taken to publish everything and subscribe.
 """
 
 from __future__ import annotations
@@ -119,6 +126,7 @@ class Broker:
 
     def __init__(self) -> None:
         self.rooms: dict[str, dict[str, Channel]] = {}
+        self.roles: dict[str, dict[str, dict[str, Any]]] = {}
 
     def connect(self) -> Channel:
         """An in-process link to this broker (served by a task of the running loop)."""
@@ -142,8 +150,13 @@ class Broker:
                         await channel.send({"op": "error", "error": f"{name!r} is already in room {room!r}"})
                         name = None
                         continue
-                    await channel.send({"op": "members", "members": list(members)})
+                    roles = self.roles.setdefault(room, {})
+                    await channel.send({"op": "members", "members": list(members),
+                                        "roles": {m: roles[m] for m in members if m in roles}})
                     members[name] = channel
+                    if "publish" in msg or "subscribe" in msg:
+                        roles[name] = {"publish": list(msg.get("publish") or []),
+                                       "subscribe": bool(msg.get("subscribe", True))}
                 elif op == "signal" and name is not None and room is not None:
                     target = self.rooms.get(room, {}).get(str(msg.get("to")))
                     if target is not None:
@@ -157,6 +170,7 @@ class Broker:
                 members = self.rooms.get(room, {})
                 if members.get(name) is channel:
                     del members[name]
+                    self.roles.get(room, {}).pop(name, None)
                 for other in list(members.values()):
                     await other.send({"op": "left", "participant": name})
             await channel.close()
@@ -283,13 +297,19 @@ class P2PSession(Session):
         timeout = self.ctx.timeout_s
         try:
             self._channel = await asyncio.wait_for(self._system.connect(), timeout)
-            await self._channel.send({"op": "join", "room": self.ctx.room, "participant": self.name})
+            await self._channel.send({"op": "join", "room": self.ctx.room, "participant": self.name,
+                                      "publish": list(self.ctx.publish), "subscribe": self.ctx.subscribe})
             reply = await asyncio.wait_for(self._channel.recv(), timeout)
             if reply.get("op") != "members":
                 raise SystemError_(f"p2p broker refused {self.name}: {reply.get('error', reply)}")
             self._reader = asyncio.ensure_future(self._read_loop())
-            members = [str(m) for m in reply.get("members", [])]
-            await asyncio.wait_for(asyncio.gather(*(self._offer_to(m) for m in members)), timeout)
+            roles = reply.get("roles") or {}
+            offers = []
+            for member in (str(m) for m in reply.get("members", [])):
+                kinds = self._flows(roles.get(member))
+                if any(send or recv for send, recv in kinds.values()):
+                    offers.append(self._offer_to(member, kinds))
+            await asyncio.wait_for(asyncio.gather(*offers), timeout)
         except TimeoutError:
             raise SystemError_(f"p2p signalling for {self.name} did not finish within {timeout:g} s") from None
         except EOFError:
@@ -337,7 +357,8 @@ class P2PSession(Session):
     def _on_signal(self, remote: str, data: Mapping[str, Any]) -> None:
         desc = RTCSessionDescription(sdp=str(data.get("sdp", "")), type=str(data.get("type", "")))
         if desc.type == "offer":
-            self._spawn(self._answer(remote, desc))
+            role = data.get("role")
+            self._spawn(self._answer(remote, desc, self._flows(role if isinstance(role, Mapping) else None)))
         elif desc.type == "answer":
             future = self._answers.pop(remote, None)
             if future is not None and not future.done():
@@ -355,18 +376,32 @@ class P2PSession(Session):
         listener.on_connection(pc, remote)
         return pc
 
-    def _own_tracks(self, remote: str) -> dict[str, MediaStreamTrack]:
-        tracks = {t.kind: t for t in self.ctx.media.tracks()}
+    def _flows(self, role: Mapping[str, Any] | None) -> dict[str, tuple[bool, bool]]:
+        """Per kind, whether this participant sends it to a member with ``role``, and receives it."""
+        theirs = set(role.get("publish", KINDS)) if role is not None else set(KINDS)
+        they_subscribe = bool(role.get("subscribe", True)) if role is not None else True
+        return {kind: (kind in self.ctx.publish and they_subscribe, kind in theirs and self.ctx.subscribe)
+                for kind in KINDS}
+
+    def _own_tracks(self, remote: str, kinds: set[str]) -> dict[str, MediaStreamTrack]:
+        # Fan-out tracks queue frames from the moment they exist: one that no sender reads would fill up and
+        # count as frames the generator dropped, so those of kinds not sent to ``remote`` end at once.
+        tracks = {}
+        for track in self.ctx.media.tracks():
+            if track.kind in kinds:
+                tracks[track.kind] = track
+            else:
+                track.stop()
         self._tracks[remote] = list(tracks.values())
         return tracks
 
-    async def _offer_to(self, remote: str) -> None:
+    async def _offer_to(self, remote: str, kinds: Mapping[str, tuple[bool, bool]]) -> None:
         assert self._channel is not None
         pc = self._new_pc(remote)
-        tracks = self._own_tracks(remote)
+        tracks = self._own_tracks(remote, {kind for kind, (send, _) in kinds.items() if send})
         for kind in KINDS:
             track = tracks.get(kind)
-            direction = _direction(track is not None, self.ctx.subscribe)
+            direction = _direction(track is not None, kinds[kind][1])
             if direction != "inactive":
                 transceiver = pc.addTransceiver(track if track is not None else kind, direction=direction)
                 prefer_video_codec(transceiver, self.ctx.video_codec)
@@ -374,18 +409,22 @@ class P2PSession(Session):
         answer: asyncio.Future[RTCSessionDescription] = asyncio.get_running_loop().create_future()
         self._answers[remote] = answer
         await self._channel.send({"op": "signal", "to": remote,
-                                  "data": {"type": "offer", "sdp": pc.localDescription.sdp}})
+                                  "data": {"type": "offer", "sdp": pc.localDescription.sdp,
+                                           "role": {"publish": list(self.ctx.publish),
+                                                    "subscribe": self.ctx.subscribe}}})
         desc = await answer
         if not self._left:
             await pc.setRemoteDescription(desc)
             self.ctx.listener.on_event("peer_connected", remote)
 
-    async def _answer(self, remote: str, offer: RTCSessionDescription) -> None:
+    async def _answer(self, remote: str, offer: RTCSessionDescription,
+                      kinds: Mapping[str, tuple[bool, bool]]) -> None:
         if self._left or self._channel is None:
             return
         pc = self._new_pc(remote)
         await pc.setRemoteDescription(offer)
-        tracks = self._own_tracks(remote)
+        offered = {t.kind for t in pc.getTransceivers()}
+        tracks = self._own_tracks(remote, {kind for kind in offered if kinds.get(kind, (True, True))[0]})
         for transceiver in pc.getTransceivers():
             track = tracks.get(transceiver.kind)
             if track is not None:

@@ -1,0 +1,198 @@
+"""CPU per RTP packet, aiortc as it comes vs with the harness's changes: the before/after of the send and receive paths.
+
+Two processes, each pinned to a core: one sends N video streams (one shared 480x270 VP8 encoder, 400 kbit/s,
+30 fps, fanned out to N peer connections), the other receives them without decoding (tapped receivers, as a
+media host's non-probe streams). Each side's CPU time over the window is divided by the packets received:
+
+- send, aiortc: every sender packetizes the encoded frame and builds each packet itself (``Encoder.pack``,
+  ``RtpPacket.serialize``, four coroutine layers down to the socket);
+- send, harness: frames packetized once and pushed to a lean loop (``harness/media/packetize.py``), NTP time
+  from ``time.time()`` (``harness/ntpclock.py``);
+- receive, aiortc: with its per-packet bandwidth estimator and datetime clock;
+- receive, harness: no REMB estimator (``harness/remb.py``), NTP time from ``time.time()``.
+
+CPU time, not wall time, so another process on the same core inflates the figures less (it still does).
+
+Run: .venv/bin/python benchmarks/rtp_path.py [STREAMS] [SECONDS]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import os
+import sys
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+
+async def _arecv(conn: Connection) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+
+
+async def _connected(pcs: list[Any]) -> None:
+    deadline = time.monotonic() + 60
+    while any(pc.connectionState != "connected" for pc in pcs):
+        if time.monotonic() > deadline:
+            raise TimeoutError("peer connections did not connect within 60 s")
+        await asyncio.sleep(0.2)
+
+
+def sender(conn: Connection, n: int, core: int, harness: bool) -> None:
+    os.sched_setaffinity(0, {core})
+
+    async def main() -> None:
+        from aiortc import RTCPeerConnection, RTCSessionDescription
+
+        from harness import netio, ntpclock
+        from harness.ice import pin_host_addresses
+        from harness.media.encoder import SharedVideoEncoder
+        from harness.media.video import VideoSource
+
+        pin_host_addresses(["127.0.0.1"])
+        netio.install()
+        if harness:
+            ntpclock.install()
+        source = VideoSource(1, width=480, height=270, fps=30)
+        encoder = SharedVideoEncoder(source, bitrate_bps=400_000)
+        if not harness:
+            # aiortc's own path: the fan-out carries encoded packets and every sender packetizes them.
+            encoder.packetizer.pack = lambda packet, keyframe=False: packet  # type: ignore[method-assign]
+        pcs, offers = [], []
+        for _ in range(n):
+            track = encoder.track()
+            track.packetized = harness  # type: ignore[attr-defined]
+            pc = RTCPeerConnection()
+            pc.addTransceiver(track, direction="sendonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            pcs.append(pc)
+            offers.append(pc.localDescription.sdp)
+        conn.send(offers)
+        for pc, answer in zip(pcs, await _arecv(conn), strict=True):
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        await _connected(pcs)
+        conn.send("up")
+        await _arecv(conn)
+        start = time.process_time()
+        await _arecv(conn)
+        conn.send(time.process_time() - start)
+        for pc in pcs:
+            await pc.close()
+        await encoder.stop()
+        await source.stop()
+
+    asyncio.run(main())
+
+
+def receiver(conn: Connection, core: int, harness: bool) -> None:
+    os.sched_setaffinity(0, {core})
+
+    async def main() -> None:
+        from aiortc import RTCPeerConnection, RTCSessionDescription
+        from aiortc.stats import RTCInboundRtpStreamStats
+
+        from harness import jitter, netio, ntpclock, remb
+        from harness.ice import pin_host_addresses
+        from harness.media.tap import tap
+
+        pin_host_addresses(["127.0.0.1"])
+        netio.install()
+        jitter.install()
+        if harness:
+            ntpclock.install()
+            remb.install()
+        pcs, answers = [], []
+        for offer in await _arecv(conn):
+            pc = RTCPeerConnection()
+
+            def on_track(track: Any, pc: Any = pc) -> None:
+                tap(next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track), lambda c, f: None)
+
+            pc.on("track", on_track)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            pcs.append(pc)
+            answers.append(pc.localDescription.sdp)
+        conn.send(answers)
+        await _connected(pcs)
+
+        async def received() -> tuple[int, int]:
+            got = lost = 0
+            for pc in pcs:
+                for s in (await pc.getStats()).values():
+                    if isinstance(s, RTCInboundRtpStreamStats):
+                        got, lost = got + s.packetsReceived, lost + s.packetsLost
+            return got, lost
+
+        conn.send("up")
+        await _arecv(conn)
+        got0, lost0 = await received()
+        start = time.process_time()
+        await _arecv(conn)
+        cpu = time.process_time() - start
+        got1, lost1 = await received()
+        conn.send((cpu, got1 - got0, lost1 - lost0))
+        for pc in pcs:
+            await pc.close()
+
+    asyncio.run(main())
+
+
+def _get(conn: Connection, timeout: float = 120.0) -> Any:
+    """The next message from a child, or TimeoutError (a child that died must not hang the benchmark)."""
+    if not conn.poll(timeout):
+        raise TimeoutError(f"no answer from a measuring process within {timeout:g} s")
+    return conn.recv()
+
+
+def measure(n: int, seconds: float, harness: bool) -> tuple[float, float, int, int]:
+    """(send µs/packet, receive µs/packet, packets, lost) for one configuration."""
+    ctx = mp.get_context("spawn")
+    s_parent, s_child = ctx.Pipe()
+    r_parent, r_child = ctx.Pipe()
+    cores = sorted(os.sched_getaffinity(0))
+    ps = ctx.Process(target=sender, args=(s_child, n, cores[0], harness))
+    pr = ctx.Process(target=receiver, args=(r_child, cores[-1], harness))
+    ps.start()
+    pr.start()
+    try:
+        r_parent.send(_get(s_parent))
+        s_parent.send(_get(r_parent))
+        assert _get(s_parent) == "up" and _get(r_parent) == "up"
+        time.sleep(3)  # first key frames, steady state
+        for p in (s_parent, r_parent):
+            p.send("start")
+        time.sleep(seconds)
+        for p in (s_parent, r_parent):
+            p.send("stop")
+        send_cpu = _get(s_parent)
+        recv_cpu, packets, lost = _get(r_parent)
+    finally:
+        for proc in (ps, pr):
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+    return 1e6 * send_cpu / max(packets, 1), 1e6 * recv_cpu / max(packets, 1), packets, lost
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0
+    print(f"{n} streams 480x270 VP8 30 fps 400 kbit/s, {seconds:g} s per measurement, sender and receiver pinned "
+          f"to cores {sorted(os.sched_getaffinity(0))[0]} and {sorted(os.sched_getaffinity(0))[-1]}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"{'':>10} {'send us/pkt':>12} {'receive us/pkt':>15} {'packets':>8} {'lost':>5}")
+    results = {}
+    for label, harness in (("aiortc", False), ("harness", True), ("aiortc", False), ("harness", True)):
+        send, recv, packets, lost = measure(n, seconds, harness)
+        results.setdefault(label, []).append((send, recv))
+        print(f"{label:>10} {send:12.1f} {recv:15.1f} {packets:8d} {lost:5d}", flush=True)
+    best = {k: (min(s for s, _ in v), min(r for _, r in v)) for k, v in results.items()}
+    print(f"\nbest of two: send {best['aiortc'][0]:.0f} -> {best['harness'][0]:.0f} us/packet "
+          f"({1 - best['harness'][0] / best['aiortc'][0]:.0%} less), receive {best['aiortc'][1]:.0f} -> "
+          f"{best['harness'][1]:.0f} us/packet ({1 - best['harness'][1] / best['aiortc'][1]:.0%} less)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Publishers sharing sources and encoders: the media a media host's publishers send, made once per slot.
+
+Encoding is a publisher's largest cost; sending the encoded packets to one more peer connection is small
+(``harness.media.encoder``, ``harness.media.packetize``). A scenario group may therefore let up to
+``publishers_per_encoder`` of its publishers on one media host send the same stream: one camera, one video
+encoder and one audio encoder per *slot*, each publisher a consumer of it with its own peer connections,
+SSRCs and sequence numbers. The system under test sees that many publishers; only the pictures are the
+same. Stamps stay correct (capture time and frame number are the slot's; the stamped stream id is the
+slot's first publisher's, and receivers record the sender they got it from).
+
+The cap, :data:`MAX_PUBLISHERS_PER_ENCODER`: a key frame requested by any receiver of any publisher of a slot
+(PLI/FIR, a new subscriber) is sent to all of them, so the more publishers share an encoder, the more key
+frames each receiver gets while people join; past a few dozen publishers a join wave turns every stream into
+key frames. 1 (the default) gives every publisher its own stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.media.audio import AudioSource
+from harness.media.encoder import SharedAudioEncoder, SharedVideoEncoder
+from harness.media.fanout import FanOutTrack
+from harness.media.video import VideoSource
+from harness.scenario import MAX_PUBLISHERS_PER_ENCODER, AudioSettings, VideoSettings
+
+__all__ = ["MAX_PUBLISHERS_PER_ENCODER", "EncoderPool", "Lease"]
+AUDIO_SAMPLE_RATE = 48000
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One shared stream: its sources, encoders and how many publishers use it."""
+
+    key: str
+    video: VideoSource | None = None
+    encoder: SharedVideoEncoder | None = None
+    audio: AudioSource | None = None
+    audio_encoder: SharedAudioEncoder | None = None
+    users: int = 0
+
+    def counters(self) -> tuple[int, int]:
+        """(video frames produced, frames skipped or dropped before any sender) so far."""
+        if self.video is None:
+            return 0, 0
+        skipped = self.video.skipped + self.video.fanout.dropped
+        if self.encoder is not None:
+            skipped += self.encoder.fanout.dropped
+        return self.video.produced, skipped
+
+
+@dataclass(eq=False)
+class Lease:
+    """One publisher's use of a slot: where its tracks come from."""
+
+    slot: _Slot
+    released: bool = field(default=False)
+
+    def tracks(self) -> list[FanOutTrack[Any]]:
+        """Fresh tracks (audio, then video) for one peer connection."""
+        out: list[FanOutTrack[Any]] = []
+        if self.slot.audio_encoder is not None:
+            out.append(self.slot.audio_encoder.track())
+        if self.slot.encoder is not None:
+            out.append(self.slot.encoder.track())
+        return out
+
+
+class EncoderPool:
+    """The slots of one media host (or of one participant, when it has a pool of its own)."""
+
+    def __init__(self) -> None:
+        self._slots: dict[str, list[_Slot]] = {}
+        self._gone = (0, 0)
+
+    def acquire(self, group: str, share: int, stream_id: int, publish: tuple[str, ...],
+                video: VideoSettings, audio: AudioSettings) -> Lease:
+        """A lease on a slot of ``group`` with room (fewer than ``share`` users), or on a new one.
+
+        A new slot's video stream id is ``stream_id`` (its audio ``stream_id + 1``).
+        """
+        if not 1 <= share <= MAX_PUBLISHERS_PER_ENCODER:
+            raise ValueError(f"publishers_per_encoder must be 1..{MAX_PUBLISHERS_PER_ENCODER}, got {share}")
+        key = f"{group}:{','.join(sorted(publish))}"
+        slots = self._slots.setdefault(key, [])
+        slot = next((s for s in slots if s.users < share), None)
+        if slot is None:
+            slot = _Slot(key)
+            if "video" in publish:
+                slot.video = VideoSource(stream_id, width=video.width, height=video.height, fps=video.fps)
+                slot.encoder = SharedVideoEncoder(slot.video, codec=video.codec,
+                                                  bitrate_bps=video.bitrate_kbps * 1000)
+            if "audio" in publish:
+                slot.audio = AudioSource(stream_id + 1, sample_rate=AUDIO_SAMPLE_RATE,
+                                         pulse_period_s=audio.pulse_period_s)
+                slot.audio_encoder = SharedAudioEncoder(slot.audio)
+            slots.append(slot)
+        slot.users += 1
+        return Lease(slot)
+
+    async def release(self, lease: Lease) -> None:
+        """End a lease; the last user of a slot stops its encoders and sources."""
+        if lease.released:
+            return
+        lease.released = True
+        slot = lease.slot
+        slot.users -= 1
+        if slot.users > 0:
+            return
+        self._slots[slot.key].remove(slot)
+        produced, skipped = slot.counters()
+        self._gone = (self._gone[0] + produced, self._gone[1] + skipped)
+        for part in (slot.encoder, slot.audio_encoder, slot.video, slot.audio):
+            if part is not None:
+                await part.stop()
+
+    @property
+    def slots(self) -> int:
+        """Slots in use (distinct streams being encoded)."""
+        return sum(len(s) for s in self._slots.values())
+
+    def counters(self) -> tuple[int, int]:
+        """(video frames produced, frames skipped) by every slot so far, released ones included."""
+        produced, skipped = self._gone
+        for slots in self._slots.values():
+            for slot in slots:
+                p, s = slot.counters()
+                produced, skipped = produced + p, skipped + s
+        return produced, skipped

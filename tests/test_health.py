@@ -1,0 +1,88 @@
+"""Load-generator health: UDP drops on the generator's own sockets, lost samples, larger receive buffers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any
+
+from harness import netio
+from harness.run import health_reasons
+from harness.store import RunReader, RunWriter, write_manifest
+from harness.udpstats import SocketDrops, rcvbuf_errors
+
+
+def host_row(second: int, **extra: Any) -> dict[str, Any]:
+    row = {"ts": 1000.0 + second, "host": "h", "role": "media_host", "pid": 1, "name": "media_host",
+           "cpu_pct": 50.0, "rss_mb": 100.0, "loop_lag_ms": 5.0, "frames_produced": 30, "frames_skipped": 0}
+    row.update(extra)
+    return row
+
+
+def reasons_for(tmp_path: Path, rows: list[dict[str, Any]]) -> list[str]:
+    write_manifest(tmp_path, {"run_id": "r", "status": "running"})
+    with RunWriter(tmp_path) as writer:
+        writer.append("probes", rows)
+    return health_reasons(RunReader(tmp_path), window=(1000.0, 1010.0))
+
+
+def test_a_healthy_generator_has_no_reasons(tmp_path: Path) -> None:
+    rows = [host_row(s, udp_drops=0, udp_rcvbuf_errors=7, samples_dropped=0) for s in range(10)]
+    assert reasons_for(tmp_path, rows) == []  # namespace-wide errors (a local server's) are not the generator's
+
+
+def test_drops_on_its_own_sockets_make_it_invalid(tmp_path: Path) -> None:
+    rows = [host_row(s, udp_drops=3 if s == 4 else 0, samples_dropped=0) for s in range(10)]
+    rows.append(host_row(20, udp_drops=500))  # outside the window: ignored
+    (reason,) = reasons_for(tmp_path, rows)
+    assert "dropped 3 datagrams" in reason and "receive buffers" in reason
+
+
+def test_lost_samples_make_it_invalid(tmp_path: Path) -> None:
+    rows = [host_row(s, samples_dropped=10 if s == 2 else 0) for s in range(10)]
+    (reason,) = reasons_for(tmp_path, rows)
+    assert "lost 10 samples" in reason
+
+
+def test_older_runs_without_the_columns_still_judge(tmp_path: Path) -> None:
+    assert reasons_for(tmp_path, [host_row(s) for s in range(10)]) == []
+
+
+def test_socket_drops_count_only_this_processs_sockets() -> None:
+    drops = SocketDrops()
+    assert drops.delta() is not None
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # tiny: a burst overflows it
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    before = rcvbuf_errors()
+    try:
+        for _ in range(300):
+            sender.sendto(b"x" * 1000, receiver.getsockname())
+        dropped = drops.delta()
+        assert dropped is not None and 200 < dropped <= 300
+        assert drops.delta() == 0  # a delta, not a total
+        after = rcvbuf_errors()
+        assert before is not None and after is not None and after - before >= dropped
+    finally:
+        receiver.close()
+        sender.close()
+
+
+def test_datagram_transports_get_a_large_receive_buffer() -> None:
+    netio.install()
+
+    async def make() -> int:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+        try:
+            return int(transport.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+        finally:
+            transport.close()
+
+    size = asyncio.run(make())
+    with open("/proc/sys/net/core/rmem_max") as fh:
+        rmem_max = int(fh.read())
+    # Forced to the full size where the process may (root here), else the kernel's cap; never the default.
+    assert size == netio.granted_rcvbuf and size >= min(netio.RCVBUF_BYTES, rmem_max)
