@@ -8,14 +8,15 @@
    cell after the other, one-way delays, random losses, a jitter and a rate limit, in one continuous call.
 
 For a delay cell (sender → receiver only), measured = video latency p50 − floor p50 and error = measured −
-injected, within ±(2 ms + 2 %) to pass; the floor is measured before and after the grid and the mean of
-both is used, because the load of a shared machine may drift during the minutes the grid takes (the table
-shows both, and warns when they differ by more than :data:`FLOOR_DRIFT_WARN_MS`). For a loss cell (both
-ways), measured = RTP packet loss at both participants, error relative to the injected loss, within ±15 %
-to pass; loss cells last until about :data:`TARGET_LOST` losses are expected, so that chance alone
-(binomial) stays well inside that limit, and the loss the wire actually applied is shown next to it.
-Jitter and the rate limit have no pass mark: the table shows the RTP jitter and the received bitrate they
-produce.
+injected, within ±(2 ms + 2 %) to pass. The floor of a delay cell is measured *at the same time*, by a second
+call on loopback that runs alongside the grid's: on a shared machine the load, and with it the floor, moves
+by milliseconds within minutes, and only a floor measured under the same load tells the instrument's error
+from the machine's. A cell during which either call's media hosts fell behind is measured again (up to
+:data:`BUSY_ATTEMPTS` times) and marked BUSY if it never got a quiet moment. For a loss cell (both ways),
+measured = RTP packet loss at both participants, error relative to the injected loss, within ±15 % to pass;
+loss cells last until about :data:`TARGET_LOST` losses are expected, so that chance alone (binomial) stays well
+inside that limit, and the loss the wire actually applied is shown next to it. Jitter and the rate limit
+have no pass mark: the table shows the RTP jitter and the received bitrate they produce.
 
 Every run records a floor in its manifest (``instrument_floor``): the last one measured on this machine
 with the same video settings and harness commit (kept in :func:`cache_path`), else a quick floor check
@@ -70,7 +71,6 @@ CACHE_ENV = "CONFBENCH_CALIBRATION"
 FLOOR_CHECK_ENV = "CONFBENCH_FLOOR_CHECK"
 MAX_FLOOR_AGE_S = 7 * 24 * 3600
 FLOOR_TIMEOUT_S = 180.0
-FLOOR_DRIFT_WARN_MS = 1.0
 
 
 class CalibrationError(HarnessError):
@@ -120,16 +120,7 @@ class Calibration:
     cells: tuple[Cell, ...] = ()
     wire_zero_ms: float | None = None
     """Video latency through the emulated link with nothing injected, minus the floor: the link's own cost."""
-    floor_after: Floor | None = None
-    """The floor measured again after the grid: when it moved, the machine's load changed meanwhile."""
     machine: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def floor_drift_ms(self) -> float | None:
-        """How far the floor's p50 moved during the calibration."""
-        if self.floor_after is None or None in (self.floor.video_p50_ms, self.floor_after.video_p50_ms):
-            return None
-        return float(self.floor_after.video_p50_ms) - float(self.floor.video_p50_ms)  # type: ignore[arg-type]
 
     @property
     def ok(self) -> bool:
@@ -139,8 +130,7 @@ class Calibration:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (``--json``)."""
         return {"video": self.video, "backend": self.backend, "floor": asdict(self.floor),
-                "floor_after": asdict(self.floor_after) if self.floor_after else None,
-                "floor_drift_ms": self.floor_drift_ms, "wire_zero_ms": self.wire_zero_ms,
+                "wire_zero_ms": self.wire_zero_ms,
                 "cells": [asdict(c) for c in self.cells], "ok": self.ok, "machine": self.machine}
 
 
@@ -170,19 +160,21 @@ async def _window(seconds: float) -> tuple[float, float]:
     return start, time.time()
 
 
-async def measure_floor(video: VideoSettings, seconds: float = FLOOR_S, source: str = "calibration") -> Floor:
-    """The floor: sender and receiver media hosts on loopback, no emulated network, no server.
+async def _measure(call: MeasuringCall, seconds: float, source: str) -> Floor:
+    """A floor from a running loopback call, measured again (up to :data:`BUSY_ATTEMPTS` times in all) while
+    the call's own media hosts fell behind: such a floor would describe the machine's load, not the instrument."""
+    for _ in range(BUSY_ATTEMPTS):
+        start, end = await _window(seconds)
+        if not _busy(call, start, end):
+            break
+    return _floor_from(call, start, end, source)
 
-    Measured again (up to :data:`BUSY_ATTEMPTS` times in all) when the call's own media hosts fell behind:
-    a floor taken while the machine was busy would describe the machine's load, not the instrument.
-    """
+
+async def measure_floor(video: VideoSettings, seconds: float = FLOOR_S, source: str = "calibration") -> Floor:
+    """The floor: sender and receiver media hosts on loopback, no emulated network, no server."""
     async with MeasuringCall(video) as call:
         await asyncio.sleep(START_S)
-        for _ in range(BUSY_ATTEMPTS):
-            start, end = await _window(seconds)
-            if not _busy(call, start, end):
-                break
-        return _floor_from(call, start, end, source)
+        return await _measure(call, seconds, source)
 
 
 class _WireRows:
@@ -238,97 +230,98 @@ async def calibrate(video: VideoSettings, *, delays: Sequence[float] = DELAYS_MS
     from harness.testbed.impairment import create_network
 
     say = progress or (lambda text: None)
-    say(f"floor: {video_label(video)} on loopback, {floor_s:g} s")
-    floor = await measure_floor(video, floor_s)
-    base = floor.video_p50_ms
-    if base is None:
-        raise CalibrationError("the floor call received no video frame: the instrument does not work here")
     network = await asyncio.to_thread(create_network, {"sender": NetworkProfile()})
     wire = _WireRows(network)
     cells: list[Cell] = []
-    latencies: list[tuple[float, float | None, int, str]] = []  # (delay, video latency p50, frames, busy)
     try:
         port = network.ports["sender"]
         call = MeasuringCall(video, broker_host=network.root_address,
                              sender_prefix=["ip", "netns", "exec", port.namespace],
                              sender_addresses=[port.address], receiver_addresses=[network.root_address])
-        async with call:
-            async def cell(up: Shape, seconds: float, down: Shape | None = None
-                           ) -> tuple[pd.DataFrame, pd.DataFrame, float, float]:
-                await asyncio.to_thread(network.set_shapes, "sender", up, down or Shape())
-                await asyncio.sleep(SETTLE_S + up.delay_ms / 1000)
-                start, end = await _window(seconds)
-                both = down is not None  # a shape on both ways is measured by both participants
-                return (call.table("frames", start, end), call.table("streams", start, end,
-                                                                     None if both else "receiver"), start, end)
-
-            # The first seconds of a call are not its steady state (first key frames, the receiver building
-            # its PSNR reference textures): the floor call waits as long before measuring.
+        floor_call = MeasuringCall(video)
+        await floor_call.__aenter__()
+        try:
+            say(f"floor: {video_label(video)} on loopback, {floor_s:g} s")
             await asyncio.sleep(START_S)
-            for delay in delays:
-                for attempt in range(1, BUSY_ATTEMPTS + 1):
-                    say(f"delay {delay:g} ms" + (" (again: the machine was busy)" if attempt > 1 else ""))
-                    frames, _, start, end = await cell(Shape(delay_ms=delay), cell_s)
-                    busy = _busy(call, start, end)
-                    if not busy:
-                        break
-                latencies.append((delay, _p(frames["latency_ms"], 50) if len(frames) else None, len(frames), busy))
-            packet_rate = _packet_rate(call)
-            for loss in losses:
-                seconds = min(MAX_LOSS_CELL_S, max(cell_s, target_lost / (packet_rate * loss / 100)))
-                say(f"loss {loss:g} % for {seconds:.0f} s")
-                _, streams, start, end = await cell(Shape(loss_pct=loss), seconds, Shape(loss_pct=loss))
-                measured, total = _loss(streams)
-                error = (measured - loss) / loss if measured is not None else None
-                applied = wire.applied_loss("sender", start, end)
-                cells.append(Cell("loss", loss, "%", measured, error, LOSS_TOLERANCE,
-                                  ok=error is not None and abs(error) <= LOSS_TOLERANCE, samples=total,
-                                  note=f"RTP loss, both ways; the wire dropped {applied:.2f} %"
-                                  if applied is not None else "RTP loss, both ways"))
-            if extras:
-                delay, jitter = JITTER_CELL
-                say(f"jitter {delay:g} ± {jitter:g} ms")
-                frames, streams, _, _ = await cell(Shape(delay_ms=delay, jitter_ms=jitter), cell_s)
-                inbound = streams[streams["direction"] == "in"] if len(streams) else streams
-                video_jitter = _p(inbound[inbound["kind"] == "video"]["jitter_ms"], 50) if len(inbound) else None
-                p95 = _p(frames["latency_ms"], 95) if len(frames) else None
-                cells.append(Cell("jitter", jitter, "ms", video_jitter, samples=len(inbound),
-                                  note=f"RTP jitter (video, p50) with {delay:g} ± {jitter:g} ms; uniform jitter "
-                                  f"gives about 2/3 of it when packets keep their order; video latency p95 "
-                                  f"{_fmt(p95)} ms"))
-                say(f"rate {RATE_CELL_KBPS:g} kbit/s")
-                frames, streams, start, end = await cell(Shape(rate_kbps=RATE_CELL_KBPS, queue_ms=200), cell_s)
-                received = _received_kbps(streams)
-                rate_loss, total = _loss(streams)
-                cells.append(Cell("rate", RATE_CELL_KBPS, "kbit/s", received, samples=total,
-                                  note=f"RTP payload received, audio + video (the link carried "
-                                  f"{_fmt(wire.carried_kbps('sender', start, end))} kbit/s with headers); "
-                                  f"{video.bitrate_kbps} kbit/s of video sent: loss {_fmt(rate_loss)} %, video "
-                                  f"latency p50 {_fmt(_p(frames['latency_ms'], 50) if len(frames) else None)} ms"))
+            floor = await _measure(floor_call, floor_s, "calibration")
+            if floor.video_p50_ms is None:
+                raise CalibrationError("the floor call received no video frame: the instrument does not work here")
+            async with call:
+                async def cell(up: Shape, seconds: float, down: Shape | None = None
+                               ) -> tuple[pd.DataFrame, pd.DataFrame, float, float]:
+                    await asyncio.to_thread(network.set_shapes, "sender", up, down or Shape())
+                    await asyncio.sleep(SETTLE_S + up.delay_ms / 1000)
+                    start, end = await _window(seconds)
+                    both = down is not None  # a shape on both ways is measured by both participants
+                    return (call.table("frames", start, end), call.table("streams", start, end,
+                                                                         None if both else "receiver"), start, end)
+
+                # The first seconds of a call are not its steady state (first key frames, the receiver
+                # building its PSNR reference textures): as for the floor, they are left out.
+                await asyncio.sleep(START_S)
+                for delay in delays:
+                    for attempt in range(1, BUSY_ATTEMPTS + 1):
+                        say(f"delay {delay:g} ms" + (" (again: the machine was busy)" if attempt > 1 else ""))
+                        frames, _, start, end = await cell(Shape(delay_ms=delay), cell_s)
+                        busy = _busy(call, start, end) or _busy(floor_call, start, end)
+                        if not busy:
+                            break
+                    cells.append(_delay_cell(delay, frames, floor_call.table("frames", start, end), busy))
+                # The floor call is needed no more: the other cells have no floor, and it would load the machine.
+                await floor_call.__aexit__()
+                packet_rate = _packet_rate(call)
+                for loss in losses:
+                    seconds = min(MAX_LOSS_CELL_S, max(cell_s, target_lost / (packet_rate * loss / 100)))
+                    say(f"loss {loss:g} % for {seconds:.0f} s")
+                    _, streams, start, end = await cell(Shape(loss_pct=loss), seconds, Shape(loss_pct=loss))
+                    measured, total = _loss(streams)
+                    error = (measured - loss) / loss if measured is not None else None
+                    applied = wire.applied_loss("sender", start, end)
+                    cells.append(Cell("loss", loss, "%", measured, error, LOSS_TOLERANCE,
+                                      ok=error is not None and abs(error) <= LOSS_TOLERANCE, samples=total,
+                                      note=f"RTP loss, both ways; the wire dropped {applied:.2f} %"
+                                      if applied is not None else "RTP loss, both ways"))
+                if extras:
+                    delay, jitter = JITTER_CELL
+                    say(f"jitter {delay:g} ± {jitter:g} ms")
+                    frames, streams, _, _ = await cell(Shape(delay_ms=delay, jitter_ms=jitter), cell_s)
+                    inbound = streams[streams["direction"] == "in"] if len(streams) else streams
+                    video_jitter = _p(inbound[inbound["kind"] == "video"]["jitter_ms"], 50) if len(inbound) else None
+                    p95 = _p(frames["latency_ms"], 95) if len(frames) else None
+                    cells.append(Cell("jitter", jitter, "ms", video_jitter, samples=len(inbound),
+                                      note=f"RTP jitter (video, p50) with {delay:g} ± {jitter:g} ms; uniform "
+                                      f"jitter gives about 2/3 of it when packets keep their order; video latency "
+                                      f"p95 {_fmt(p95)} ms"))
+                    say(f"rate {RATE_CELL_KBPS:g} kbit/s")
+                    frames, streams, start, end = await cell(Shape(rate_kbps=RATE_CELL_KBPS, queue_ms=200), cell_s)
+                    received = _received_kbps(streams)
+                    rate_loss, total = _loss(streams)
+                    latency = _p(frames["latency_ms"], 50) if len(frames) else None
+                    cells.append(Cell("rate", RATE_CELL_KBPS, "kbit/s", received, samples=total,
+                                      note=f"RTP payload received, audio + video (the link carried "
+                                      f"{_fmt(wire.carried_kbps('sender', start, end))} kbit/s with headers); "
+                                      f"{video.bitrate_kbps} kbit/s of video sent: loss {_fmt(rate_loss)} %, "
+                                      f"video latency p50 {_fmt(latency)} ms"))
+        finally:
+            await floor_call.__aexit__()
     finally:
         wire.stop()
         await asyncio.to_thread(network.close)
-    say(f"floor again: {floor_s:g} s")
-    after = await measure_floor(video, floor_s)
-    # The floor is measured before and after the grid, and the delays are compared with their mean: on a
-    # shared machine the load (and with it the floor) may drift during the minutes the grid takes.
-    if after.video_p50_ms is not None:
-        base = (base + after.video_p50_ms) / 2
-    zero: float | None = None
-    delay_cells = []
-    for delay, p50, frames, busy in latencies:
-        measured = p50 - base if p50 is not None else None
-        if delay == 0:
-            zero = measured
-        error = measured - delay if measured is not None else None
-        limit = delay_limit(delay)
-        delay_cells.append(Cell("delay", delay, "ms", measured, error, limit, ok=error is not None and
-                                abs(error) <= limit, note="video latency p50 − floor p50 (mean of before and after)"
-                                + busy, samples=frames))
-    cells = delay_cells + cells
+    zero = next((c.measured for c in cells if c.kind == "delay" and c.injected == 0), None)
     return Calibration(video=video_label(video), backend=network.backend, floor=floor, cells=tuple(cells),
-                       wire_zero_ms=zero, floor_after=after,
-                       machine={"cores": os.cpu_count(), "load_avg": list(os.getloadavg())})
+                       wire_zero_ms=zero, machine={"cores": os.cpu_count(), "load_avg": list(os.getloadavg())})
+
+
+def _delay_cell(delay: float, frames: pd.DataFrame, floor_frames: pd.DataFrame, busy: str) -> Cell:
+    """A delay cell: the video latency p50 minus the floor's p50 over the same seconds, against the delay."""
+    p50 = _p(frames["latency_ms"], 50) if len(frames) else None
+    base = _p(floor_frames["latency_ms"], 50) if len(floor_frames) else None
+    measured = p50 - base if p50 is not None and base is not None else None
+    error = measured - delay if measured is not None else None
+    limit = delay_limit(delay)
+    return Cell("delay", delay, "ms", measured, error, limit, ok=error is not None and abs(error) <= limit,
+                note=f"video latency p50 − floor p50 measured meanwhile ({_fmt(base)} ms){busy}",
+                samples=len(frames))
 
 
 BUSY_LAG_MS = 50.0
@@ -377,12 +370,6 @@ def format_calibration(cal: Calibration) -> str:
              "root namespace",
              f"floor (loopback, no network, no server): video p50 {_fmt(f.video_p50_ms)} ms, p95 "
              f"{_fmt(f.video_p95_ms)} ms; audio p50 {_fmt(f.audio_p50_ms)} ms ({f.frames} frames)"]
-    drift = cal.floor_drift_ms
-    if drift is not None and cal.floor_after is not None:
-        warning = ("" if abs(drift) <= FLOOR_DRIFT_WARN_MS else
-                   " — the machine's load changed during the calibration: repeat it on a quiet machine")
-        lines.append(f"floor again after the grid: video p50 {_fmt(cal.floor_after.video_p50_ms)} ms "
-                     f"({drift:+.1f} ms){warning}")
     if cal.wire_zero_ms is not None:
         lines.append(f"the emulated link with nothing injected adds {cal.wire_zero_ms:+.2f} ms")
     lines.append(f"{'what':<7} {'injected':>12} {'measured':>12} {'error':>10} {'limit':>10} {'ok':>4}  note")

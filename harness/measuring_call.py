@@ -112,6 +112,7 @@ class MeasuringCall:
         self.video = video
         self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._broker = BrokerServer(broker_host)
+        self._closed = False
         self._audio = audio or AudioSettings()
         self._hosts = [(_Host(sender_prefix, self.rows), list(sender_addresses), "sender"),
                        (_Host((), self.rows), list(receiver_addresses), "receiver")]
@@ -140,6 +141,9 @@ class MeasuringCall:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._closed:
+            return  # idempotent: a call may be ended early and again on the way out
+        self._closed = True
         await asyncio.gather(*(host.close() for host, _, _ in self._hosts), return_exceptions=True)
         self._broker.stop()
 
