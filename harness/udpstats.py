@@ -18,6 +18,7 @@ from pathlib import Path
 __all__ = ["SocketDrops", "rcvbuf_errors"]
 
 SNMP = (Path("/proc/net/snmp"), Path("/proc/net/snmp6"))
+REFRESH_EVERY = 30
 
 
 def rcvbuf_errors(snmp: Path = SNMP[0], snmp6: Path = SNMP[1]) -> int | None:
@@ -40,20 +41,24 @@ def rcvbuf_errors(snmp: Path = SNMP[0], snmp6: Path = SNMP[1]) -> int | None:
     return total
 
 
-def _socket_inodes(fd_dir: Path) -> set[int]:
-    inodes: set[int] = set()
+def _socket_inodes(fd_dir: Path, known: dict[str, int | None]) -> set[int]:
+    """Inodes of the sockets among ``fd_dir``'s descriptors; ``known`` caches descriptor -> inode (None: not a
+    socket), so only new descriptors cost a ``readlink`` (a media host holds hundreds)."""
     try:
         names = os.listdir(fd_dir)
     except OSError:
-        return inodes
+        return set()
+    for gone in set(known) - set(names):
+        del known[gone]
     for name in names:
+        if name in known:
+            continue
         try:
             target = os.readlink(fd_dir / name)
         except OSError:
             continue  # closed between listing and reading
-        if target.startswith("socket:["):
-            inodes.add(int(target[8:-1]))
-    return inodes
+        known[name] = int(target[8:-1]) if target.startswith("socket:[") else None
+    return {inode for inode in known.values() if inode is not None}
 
 
 def _drops_by_inode(tables: tuple[Path, ...], inodes: set[int]) -> dict[int, int]:
@@ -84,13 +89,18 @@ class SocketDrops:
         self._fd_dir = fd_dir
         self._tables = tables
         self._last: dict[int, int] = {}
+        self._fds: dict[str, int | None] = {}
+        self._calls = 0
         self.available = all(p.exists() for p in (fd_dir, *tables[:1]))
 
     def delta(self) -> int | None:
         """Drops on the process's sockets since the last call (a new socket counts all of its own)."""
         if not self.available:
             return None
-        now = _drops_by_inode(self._tables, _socket_inodes(self._fd_dir))
+        self._calls += 1
+        if self._calls % REFRESH_EVERY == 0:
+            self._fds.clear()  # a descriptor number reused by another socket is noticed within this many calls
+        now = _drops_by_inode(self._tables, _socket_inodes(self._fd_dir, self._fds))
         total = sum(max(count - self._last.get(inode, 0), 0) for inode, count in now.items())
         self._last = now
         return total
