@@ -119,6 +119,9 @@ class MediaHost:
         self.engines: Engines | None = None
         self.pool = EncoderPool()
         self._browser_frames: dict[str, tuple[int, int]] = {}  # browser participant -> (produced, skipped)
+        # Designations that arrived before their receiver exists here: the master tells a receiver to decode a
+        # newcomer as soon as the newcomer is admitted, which can be while the receiver is still being created.
+        self._early_designations: dict[str, set[str]] = {}
         self._stopping = asyncio.Event()
         self._max_lag_s = 0.0
 
@@ -144,7 +147,9 @@ class MediaHost:
             return await self._join(cmd)
         if op == "probe":
             p = self.participants.get(cmd["participant"])
-            if isinstance(p, Participant):  # a browser decodes every stream it receives anyway
+            if p is None:
+                self._early_designations.setdefault(str(cmd["participant"]), set()).add(str(cmd["sender"]))
+            elif isinstance(p, Participant):  # a browser decodes every stream it receives anyway
                 p.designate(str(cmd["sender"]))
             return {}
         if op == "leave":
@@ -176,8 +181,9 @@ class MediaHost:
                    "stream_id": spec.video_stream_id}
             self.outbox.emit("joins", row)
             return row
+        early = self._early_designations.pop(spec.name, set())
         if isinstance(participant, Participant):  # browsers decode every stream they receive anyway
-            for sender in cmd.get("probes") or ():
+            for sender in [*(cmd.get("probes") or ()), *sorted(early)]:
                 participant.designate(str(sender))
         self.participants[spec.name] = participant
         row = await participant.join()

@@ -55,3 +55,33 @@ def test_commands_bad_input_and_end_of_input() -> None:
             proc.kill()
     assert proc.stderr is not None
     assert b"not JSON" in proc.stderr.read()
+
+
+def test_a_designation_that_arrives_before_its_receiver_is_kept() -> None:
+    """The master designates a receiver as soon as a newcomer is admitted, which can be while that receiver is
+    still being created; the designation must not be lost (a sender would then have no latency figures)."""
+    import asyncio
+    import io
+
+    from harness.media_host import MediaHost, _Outbox
+
+    scenario = load_scenario(ROOT / "scenarios" / "meeting-6.toml")
+    scenario_dict = scenario.to_dict()
+
+    async def scenario_run() -> tuple[bool, bool]:
+        host = MediaHost(_Outbox(io.BytesIO()))
+        await host.handle({"op": "configure", "scenario": scenario_dict, "system": {"name": "p2p", "url": None},
+                           "host_addresses": ["127.0.0.1"]})
+        await host.handle({"op": "probe", "participant": "everyone-0", "sender": "everyone-7"})
+        try:
+            row = await host.handle({"op": "join", "participant": "everyone-0", "group": "everyone", "index": 0,
+                                     "probes": []})
+            assert row["ok"], row
+            participant = host.participants["everyone-0"]
+            return participant.is_probe("everyone-7"), participant.is_probe("everyone-9")
+        finally:
+            await host.stop_all()
+
+    designated, other = asyncio.run(asyncio.wait_for(scenario_run(), 60))
+    assert designated
+    assert not other  # both pairs draw above 0.1: only the designation makes everyone-7 decoded

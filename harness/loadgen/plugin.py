@@ -61,6 +61,7 @@ class HarnessState:
         self.media_hosts: dict[str, MediaHostClient] = {}
         """Per placement ("" for the root namespace, else a group's namespace): this process's media host."""
         self._placement: dict[str, str] = {}  # participant → placement of its media host
+        self._early_probes: dict[str, list[str]] = {}  # participant → senders designated before its join was sent
         self._media_host_lock = gevent.lock.Semaphore()
         self.started = time.time()
         self.hostname = socket.gethostname()
@@ -199,8 +200,11 @@ class HarnessState:
 
     def on_probe(self, environment: Environment, msg: Any, **_: Any) -> None:
         """Worker side: one of this process's participants must decode a newcomer."""
-        client = self.client_of(str(msg.data["receiver"]))
+        receiver = str(msg.data["receiver"])
+        client = self.client_of(receiver)
         if client is None:
+            # Admitted here but its join has not been sent yet: it takes the designation along when it is.
+            self._early_probes.setdefault(receiver, []).append(str(msg.data["sender"]))
             return
         try:
             client.request("probe", timeout=10, participant=msg.data["receiver"], sender=msg.data["sender"])
@@ -389,8 +393,9 @@ def join_participant(group: str, timeout: float) -> tuple[str, dict[str, Any]]:
         name = str(admission["name"])
         client = STATE.media_host_client(group)
         STATE._placement[name] = STATE._where(group)[0]
+        probes = [*admission["probes"], *STATE._early_probes.pop(name, [])]
         row = client.request("join", timeout=timeout, participant=name, group=group,
-                             index=int(admission["index"]), probes=admission["probes"])
+                             index=int(admission["index"]), probes=probes)
         error = None if row.get("ok") else row.get("error") or "join failed"
     except MediaHostError as exc:
         row, error = {}, str(exc)
