@@ -27,6 +27,7 @@ from typing import Any
 import psutil
 
 import harness.loadgen
+from harness.browser.confinement import confined_groups
 from harness.calibration import instrument_floor
 from harness.environment import harness_facts, host_facts
 from harness.errors import HarnessError, SystemError_
@@ -281,7 +282,8 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
     """
     # Impaired groups get their namespaces and links first: a server started for the run listens on the
     # network's root address, where they can reach it.
-    network = open_network({g.name: g.network for g in scenario.groups if g.network is not None})
+    confined, confinement = confined_groups(scenario, spec)
+    network = open_network({g.name: g.network for g in scenario.groups if g.network is not None}, confined)
     try:
         options = {SERVE_ADDRESS: network.root_address, IMPAIRED_NETWORK: network} if network else None
         system = create_system(spec, options)
@@ -296,6 +298,8 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
             if announce is not None:
                 announce(run_dir)
             layout = network.layout() if network else None
+            if confinement:
+                layout = {**(layout or {}), "browsers_confined": bool(confined), "browsers": confinement}
             # The load generator joins what was deployed (e.g. a broker or server started for this run).
             target = SystemSpec(spec.name, deployment.url)
             if master is not None:

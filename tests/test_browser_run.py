@@ -7,6 +7,7 @@ web client.
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import subprocess
 import sys
@@ -70,6 +71,14 @@ def test_mixed_room_end_to_end(tmp_path: Path) -> None:
     assert "browser>native" in summary["video_latency_by_path_ms"]
     page = next((tmp_path / "reports").rglob("index.html")).read_text()
     assert "Native and browser participants" in page and "browser → native" in page
+    # The browser's media flowed over the run's own namespace link, never from the machine's own address.
+    events = reader.table("events")
+    routes = events[events["kind"] == "ice_route"]
+    assert not routes.empty, "the browser reported no selected candidate pair"
+    for detail in routes["detail"]:
+        local = ipaddress.ip_address(detail.split(" -> ")[0])
+        assert local in ipaddress.ip_network("198.18.0.0/15") or local.is_loopback, detail
+    assert reader.manifest["network"]["browsers_confined"] is True
 
 
 def test_browser_group_refusals_are_one_line(tmp_path: Path) -> None:

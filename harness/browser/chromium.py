@@ -8,12 +8,14 @@ frame per second, which would measure the throttling, not the platform.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -68,9 +70,35 @@ def check_playwright() -> None:
                            "(never `playwright install`: confbench drives the system's Chromium)") from None
 
 
-def flags(extra: Sequence[str] = ()) -> list[str]:
-    """Command-line flags for one participant's Chromium."""
+def secure_origins(*urls: str) -> list[str]:
+    """The plain-HTTP origins among ``urls`` that Chromium must treat as secure for the call to work.
+
+    Camera, microphone and ``navigator.mediaDevices`` exist only in secure contexts: HTTPS, or HTTP on
+    loopback. A server confbench deployed on a namespace link (``harness.browser.confinement``) is plain HTTP
+    on a test-network address, which a person's browser would never meet; such origins are declared secure
+    (``--unsafely-treat-insecure-origin-as-secure``). Loopback and HTTPS origins need nothing.
+    """
+    origins: list[str] = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname or parts.hostname == "localhost":
+            continue
+        try:
+            if ipaddress.ip_address(parts.hostname).is_loopback:
+                continue
+        except ValueError:
+            pass  # a host name: declared as it is
+        origin = f"http://{parts.netloc}"
+        if origin not in origins:
+            origins.append(origin)
+    return origins
+
+
+def flags(extra: Sequence[str] = (), secure: Sequence[str] = ()) -> list[str]:
+    """Command-line flags for one participant's Chromium (``secure``: origins from :func:`secure_origins`)."""
     out = [*QUIET_FLAGS, *MEDIA_FLAGS, *extra]
+    if secure:
+        out.append(f"--unsafely-treat-insecure-origin-as-secure={','.join(secure)}")
     if os.geteuid() == 0:
         out.append("--no-sandbox")  # Chromium refuses to start as root with its sandbox on
     return out
@@ -87,11 +115,12 @@ def remove_profile(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-async def launch(playwright: Any, executable: str, profile: Path, timeout_s: float) -> Any:
-    """A headless persistent context (its own browser process) on ``profile``."""
+async def launch(playwright: Any, executable: str, profile: Path, timeout_s: float,
+                 secure: Sequence[str] = ()) -> Any:
+    """A headless persistent context (its own browser process) on ``profile``; ``secure`` as in :func:`flags`."""
     try:
         return await playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=executable, headless=True, args=flags(),
+            str(profile), executable_path=executable, headless=True, args=flags(secure=secure),
             permissions=["camera", "microphone"], timeout=timeout_s * 1000,
             viewport={"width": 1280, "height": 720},
         )

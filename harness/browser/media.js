@@ -465,6 +465,18 @@
 
   // ---- what Python reads -----------------------------------------------------------------------------------
   const STAT_TYPES = new Set(["inbound-rtp", "outbound-rtp", "remote-inbound-rtp", "remote-outbound-rtp"]);
+  // The addresses the media actually flows between (the transport's selected candidate pair): the run records
+  // them, so where a browser's packets went is checked, not assumed (harness.browser.confinement).
+  function selectedRoute(report) {
+    let pairId = null;
+    report.forEach((s) => { if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId; });
+    const pair = pairId ? report.get(pairId) : null;
+    if (!pair) return null;
+    const local = report.get(pair.localCandidateId) || {};
+    const remote = report.get(pair.remoteCandidateId) || {};
+    return { local: local.address || local.ip || null, remote: remote.address || remote.ip || null,
+             protocol: local.protocol || null };
+  }
   async function stats() {
     const rows = [];
     for (const rec of pcs.values()) {
@@ -493,6 +505,7 @@
       rows.push({
         pc: rec.id, state: pc.connectionState, ice: pc.iceConnectionState, label: pc.__confbenchRemote || null,
         remote_sids: remoteSids, inbound, others: entries.filter((s) => s.type !== "inbound-rtp"),
+        route: selectedRoute(report),
       });
     }
     return rows;

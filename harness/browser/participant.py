@@ -185,7 +185,9 @@ class BrowserParticipant:
         began = self._clock()
         self._profile = chromium.new_profile(self.spec.name)
         self._context = await chromium.launch(pw, self._runtime.executable, self._profile,
-                                              timeout_s=self.spec.join_timeout_s)
+                                              timeout_s=self.spec.join_timeout_s,
+                                              secure=chromium.secure_origins(self._meeting.fill("{base}"),
+                                                                             self._meeting.system_url))
         self._context.set_default_timeout(self.spec.join_timeout_s * 1000)
         media = inject.PageMedia(video_stream_id=self.spec.video_stream_id, publish=self.spec.publish,
                                  video=self.spec.video, audio=self.spec.audio,

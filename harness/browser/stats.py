@@ -56,6 +56,7 @@ class PageRows:
         self._track_sid: dict[str, int] = {}
         self._track_pc: dict[str, str] = {}
         self._labels: dict[str, str] = {}
+        self._routes: dict[str, dict[str, Any]] = {}  # pc -> its selected candidate pair, last reported
         self.first_frame_ts: float | None = None
         self.produced = 0
         self.skipped = 0
@@ -126,6 +127,13 @@ class PageRows:
 
     def _connection(self, pc: dict[str, Any], now: float) -> None:
         pc_id = str(pc["pc"])
+        route = pc.get("route")
+        if isinstance(route, dict) and route.get("local") and self._routes.get(pc_id) != route:
+            # Once per connection and whenever ICE moves it: where this browser's media really flows.
+            self._routes[pc_id] = dict(route)
+            self._emit("events", {"ts": now, "kind": "ice_route", "participant": self.participant,
+                                  "detail": f"{route.get('local')} -> {route.get('remote')} "
+                                            f"({route.get('protocol') or '?'}, {self._labels.get(pc_id) or pc_id})"})
         others = pc.get("others") or []
         remote_in = {str(e.get("localId")): e for e in others if e.get("type") == "remote-inbound-rtp"}
         for entry in pc.get("inbound") or []:

@@ -549,7 +549,9 @@ def _network_text(manifest: Mapping[str, Any]) -> str | None:
     links = [f"{g.get('name')}: {_mapping(g.get('network')).get('name', 'custom')}" for g in groups
              if g.get("network")]
     backend = " — ".join(t for t in (_scalar(network.get("backend")), _scalar(network.get("reason"))) if t)
-    return "; ".join([*links, backend]) if backend else None
+    browsers = _scalar(network.get("browsers"))  # harness.browser.confinement: where browsers' media went
+    parts = [*links, backend, f"browsers: {browsers}" if browsers else ""]
+    return "; ".join(p for p in parts if p) if backend or browsers else None
 
 
 def _packages(value: object) -> str | None:

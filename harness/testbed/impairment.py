@@ -332,9 +332,13 @@ def network_reasons(probes: pd.DataFrame, network: pd.DataFrame, window: tuple[f
 # --- one run's network, as run.py uses it ------------------------------------------------------------------
 
 
-def open_network(profiles: Mapping[str, NetworkProfile]) -> ImpairedNetwork | None:
-    """The impaired network for groups with a profile that changes something; None when no group has one."""
+def open_network(profiles: Mapping[str, NetworkProfile], confined: Sequence[str] = ()) -> ImpairedNetwork | None:
+    """The impaired network for groups with a profile that changes something, and for the ``confined`` groups
+    (a namespace whose only way out is a clean link: see ``harness.browser.confinement``); None when no group
+    needs one."""
     shaped = {group: profile for group, profile in profiles.items() if not profile.clean}
+    for group in confined:
+        shaped.setdefault(group, NetworkProfile(name="clean", description="confined to a namespace, unshaped"))
     return create_network(shaped) if shaped else None
 
 
