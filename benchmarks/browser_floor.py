@@ -147,7 +147,7 @@ def main() -> None:
                   f"{seconds:g} s per size")
             print(f"{'engine':>8} {'size':>9} {'video p50':>10} {'p95':>8} {'audio p50':>10} {'p95':>8} {'fps':>6} "
                   f"{'frames':>7}")
-            for width, height, kbps in ((320, 180, 300), (640, 360, 500)):
+            for width, height, kbps in ((160, 90, 150), (320, 180, 300), (640, 360, 500)):
                 video = VideoSettings(width=width, height=height, fps=fps, bitrate_kbps=kbps)
                 sink = asyncio.run(_measure(str(wrapper), video, seconds))
                 native = _native(video, seconds)

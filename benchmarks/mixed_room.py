@@ -84,12 +84,19 @@ def report(run_dir: Path, floors: dict[str, float]) -> None:
     amissing = [(s, r) for r in joined for s in joined if s != r and (s, r) not in apairs]
     print(f"audio streams with pulses at their receiver: {len(joined) * (len(joined) - 1) - len(amissing)}"
           f" of {len(joined) * (len(joined) - 1)}")
-    print(f"{'path (sender>receiver)':<24} {'p50':>7} {'p95':>7} {'floor':>6} {'p50-floor':>10} {'frames':>7}")
+    # Chromium's jitter buffer grows with the jitter it sees (its target delay adapts); the floor was measured
+    # without jitter. Its reported delay per received stream (jitterBufferDelay / emitted) shows how much of a
+    # browser receiver's excess over the floor is its own buffering rather than the path.
+    video_in = video_in.assign(sender=video_in["peer"].map(lambda s: by_name.get(s, s)))
+    buffer = video_in.groupby([video_in["sender"].map(engine.get), video_in["participant"].map(engine.get)])[
+        "jitter_buffer_ms"].median()
+    print(f"{'path (sender>receiver)':<24} {'p50':>7} {'p95':>7} {'floor':>6} {'p50-floor':>10} {'rx buffer':>10} "
+          f"{'frames':>7}")
     for (s_eng, r_eng), group in frames.groupby([frames["sender"].map(engine.get), frames["receiver"].map(engine.get)]):
         floor = (floors.get(s_eng, float("nan")) + floors.get(r_eng, float("nan"))) / 2
         p50 = _p(group["latency_ms"], 0.5)
         print(f"{s_eng + '>' + r_eng:<24} {p50:7.1f} {_p(group['latency_ms'], 0.95):7.1f} {floor:6.1f} "
-              f"{p50 - floor:10.1f} {len(group):7d}")
+              f"{p50 - floor:10.1f} {buffer.get((s_eng, r_eng), float('nan')):10.1f} {len(group):7d}")
     print(f"{'measured by':<12} {'rtt p50':>8} {'jitter p50':>11} {'loss %':>7} {'fps p50':>8} {'audio p50':>10} "
           f"{'cpu %/part':>10} {'rss MB/part':>11}")
     for kind, figures in (summary.get("engines") or {}).items():
