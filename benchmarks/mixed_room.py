@@ -10,15 +10,25 @@ Floors (ms, video p50): pass the figures of ``benchmarks/floor.py`` (native) and
 as the mean of its sender's and receiver's, since each end contributes its own half of the pipeline (capture
 and encode at the sender, jitter buffer, decode and delivery at the receiver).
 
+``--path-floors`` measures the floors instead, per path kind, on the same system and media: three quiet
+rooms of two (native+native, browser+browser, native+browser), short and in turn, before the judged room.
+A path's floor is then the p50 of that kind of path in its quiet room, which holds what the split above
+cannot: a browser's receive side differs from its send side, and Chromium delays a native sender's video to
+play it in sync with its audio (lip sync), which aiortc never does.
+
 Run: .venv/bin/python benchmarks/mixed_room.py [--scenario FILE] [--system reference] [--system janus] [--duration 30]
-         [--native-floor MS] [--browser-floor MS] [--results DIR] [--processes N] [--participants N]
+         [--native-floor MS] [--browser-floor MS] [--path-floors] [--results DIR] [--processes N]
+         [--participants N]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
+import tempfile
+import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -41,12 +51,50 @@ def _run(scenario: Path, system: str, duration: float, results: Path, extra: lis
     return fresh[-1]
 
 
+def _pair_scenario(scenario: Path, native: int, browser: int, out: Path) -> Path:
+    """A room of two with ``scenario``'s media and timing: ``native`` + ``browser`` participants."""
+    base = tomllib.loads(scenario.read_text())
+    lines = [f'name = "{base.get("name", "mixed")}-floor-{native}n{browser}b"', "spawn_rate = 2",
+             f"join_timeout_s = {base.get('join_timeout_s', 30)}"]
+    for kind in ("video", "audio"):
+        table = (base.get("media") or {}).get(kind)
+        if table:
+            lines.append(f"[media.{kind}]")
+            lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
+    for name, count, engine in (("native", native, "native"), ("browser", browser, "browser")):
+        if count:
+            lines += ["[[groups]]", f'name = "{name}"', f"count = {count}", f'engine = "{engine}"']
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def path_floors(scenario: Path, system: str, results: Path) -> dict[tuple[str, str], float]:
+    """Video latency p50 per (sender kind, receiver kind) in quiet rooms of two on ``system``."""
+    floors: dict[tuple[str, str], float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for native, browser in ((2, 0), (0, 2), (1, 1)):
+            room = _pair_scenario(scenario, native, browser, Path(tmp) / f"floor-{native}-{browser}.toml")
+            run_dir = _run(room, system, 15, results, [])
+            reader = RunReader(run_dir)
+            frames, joins, summary = reader.table("frames"), reader.table("joins"), reader.summary() or {}
+            window = summary.get("window") or {}
+            if window:
+                frames = frames[(frames["ts"] >= window["start"]) & (frames["ts"] <= window["end"])]
+            engine = participant_engines(joins)
+            kinds = zip(frames["sender"].map(engine.get), frames["receiver"].map(engine.get), strict=True)
+            for key, group in frames.groupby(list(kinds)):
+                floors[key] = _p(group["latency_ms"], 0.5)
+            print(f"floor room {native} native + {browser} browser on {system} ({summary.get('status')}): "
+                  + ", ".join(f"{s}>{r} {v:.1f} ms" for (s, r), v in sorted(floors.items())))
+    return floors
+
+
 def _p(values: pd.Series, q: float) -> float:
     values = values.dropna()
     return float(values.quantile(q)) if len(values) else float("nan")
 
 
-def report(run_dir: Path, floors: dict[str, float]) -> None:
+def report(run_dir: Path, floors: dict[str, float], by_path: dict[tuple[str, str], float] | None = None) -> None:
     reader = RunReader(run_dir)
     joins, frames, streams, audio = (reader.table(t) for t in ("joins", "frames", "streams", "audio"))
     summary = reader.summary() or {}
@@ -93,7 +141,8 @@ def report(run_dir: Path, floors: dict[str, float]) -> None:
     print(f"{'path (sender>receiver)':<24} {'p50':>7} {'p95':>7} {'floor':>6} {'p50-floor':>10} {'rx buffer':>10} "
           f"{'frames':>7}")
     for (s_eng, r_eng), group in frames.groupby([frames["sender"].map(engine.get), frames["receiver"].map(engine.get)]):
-        floor = (floors.get(s_eng, float("nan")) + floors.get(r_eng, float("nan"))) / 2
+        floor = (by_path or {}).get((s_eng, r_eng),
+                                    (floors.get(s_eng, float("nan")) + floors.get(r_eng, float("nan"))) / 2)
         p50 = _p(group["latency_ms"], 0.5)
         print(f"{s_eng + '>' + r_eng:<24} {p50:7.1f} {_p(group['latency_ms'], 0.95):7.1f} {floor:6.1f} "
               f"{p50 - floor:10.1f} {buffer.get((s_eng, r_eng), float('nan')):10.1f} {len(group):7d}")
@@ -120,6 +169,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--native-floor", type=float, default=float("nan"))
     parser.add_argument("--browser-floor", type=float, default=float("nan"))
+    parser.add_argument("--path-floors", action="store_true",
+                        help="measure each path kind's floor in quiet rooms of two first (see the docstring)")
     parser.add_argument("--results", type=Path, default=ROOT / "results")
     parser.add_argument("--run", type=Path, action="append", help="report an existing run instead of running")
     parser.add_argument("--processes", type=int, help="Locust processes (default: confbench's, one per core)")
@@ -128,10 +179,13 @@ def main() -> None:
     floors = {"native": args.native_floor, "browser": args.browser_floor}
     extra = [*(["--processes", str(args.processes)] if args.processes else []),
              *(["--participants", str(args.participants)] if args.participants else [])]
-    runs = args.run or [_run(args.scenario, system, args.duration, args.results, extra)
-                        for system in (args.system or ["reference"])]
-    for run_dir in runs:
-        report(run_dir, floors)
+    if args.run:
+        for run_dir in args.run:
+            report(run_dir, floors)
+        return
+    for system in args.system or ["reference"]:
+        by_path = path_floors(args.scenario, system, args.results) if args.path_floors else None
+        report(_run(args.scenario, system, args.duration, args.results, extra), floors, by_path)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,9 @@ class Group:
     publishers_per_encoder: int = 1
     """How many of the group's publishers on one media host send the same encoded stream (1: each its
     own); see ``harness.media.pool`` for the cap and what it changes."""
+    grow: bool = True
+    """In a capacity search, whether the group grows with the others (in proportion to ``count``); False
+    keeps it at ``count`` participants at every step, e.g. the presenters of a webinar whose audience grows."""
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -225,6 +228,12 @@ class Scenario:
             raise ValueError("the groups must add up to at least one participant")
         if not self.systems or not all(s and not s.startswith("=") for s in self.systems):
             raise ValueError("systems must list at least one NAME or NAME=URL")
+        fixed = sum(g.count for g in self.groups if not g.grow)
+        if fixed and not any(g.grow and g.count for g in self.groups):
+            raise ValueError("grow = false on every group: a capacity search needs a group that grows")
+        if fixed and self.capacity is not None and self.capacity.start and self.capacity.start <= fixed:
+            raise ValueError(f"capacity.start ({self.capacity.start}) must exceed the {fixed} participants of "
+                             "the groups that do not grow")
 
     @property
     def participants(self) -> int:
@@ -302,6 +311,8 @@ def _group_dict(group: Group) -> dict[str, Any]:
     # Left out at its default so that scenarios without it keep the digest they had before it existed.
     if group.publishers_per_encoder == 1:
         data.pop("publishers_per_encoder")
+    if group.grow:
+        data.pop("grow")
     return data
 
 
@@ -331,7 +342,7 @@ _CAPACITY_KEYS = {"start": int, "step": int, "step_s": float, "settle_s": float,
                   "max_duration_s": float, "step_backs": int, "slo": dict}
 _GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float,
                "join_delay_s": float, "stay_s": float, "engine": str, "publishers_per_encoder": int,
-               "network": dict}  # network (a preset name or a table) is parsed by harness.network
+               "grow": bool, "network": dict}  # network (a preset name or a table) is parsed by harness.network
 
 
 def _check(where: str, table: Mapping[str, Any], schema: Mapping[str, type]) -> dict[str, Any]:

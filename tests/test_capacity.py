@@ -125,3 +125,23 @@ def test_capacity_section_errors_name_the_field(tmp_path: Path) -> None:
     path.write_text('name = "x"\n[[groups]]\nname = "a"\ncount = 2\n[capacity]\nstep_backs = 99\n')
     with pytest.raises(ScenarioError, match="capacity: step_backs must be 0..10"):
         load_scenario(path)
+
+
+def test_a_group_that_does_not_grow_keeps_its_size(tmp_path: Path) -> None:
+    from harness.loadgen.users import user_classes
+
+    webinar = load_scenario(Path(__file__).resolve().parent.parent / "scenarios" / "capacity-webinar.toml")
+    classes = {cls.group.name: cls for cls in user_classes(webinar, proportional=True)}
+    # Locust starts fixed_count users before it spreads the rest by weight: one presenter at every step.
+    assert classes["presenter"].fixed_count == 1
+    assert classes["audience"].fixed_count == 0 and classes["audience"].weight == 10
+    # An ordinary run keeps every group at its count.
+    assert {c.group.name: c.fixed_count for c in user_classes(webinar)} == {"presenter": 1, "audience": 10}
+    path = tmp_path / "s.toml"
+    path.write_text('name = "x"\n[[groups]]\nname = "a"\ncount = 2\ngrow = false\n')
+    with pytest.raises(ScenarioError, match="needs a group that grows"):
+        load_scenario(path)
+    path.write_text('name = "x"\n[[groups]]\nname = "a"\ncount = 2\ngrow = false\n'
+                    '[[groups]]\nname = "b"\ncount = 2\n[capacity]\nstart = 2\n')
+    with pytest.raises(ScenarioError, match=r"capacity.start \(2\) must exceed the 2 participants"):
+        load_scenario(path)

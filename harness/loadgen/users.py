@@ -64,7 +64,10 @@ def user_classes(scenario: Scenario, proportional: bool = False) -> list[type[Co
     for group in scenario.groups:
         if group.count == 0:
             continue
-        counts = {"weight": group.count, "fixed_count": 0} if proportional else {"fixed_count": group.count}
+        # Locust starts fixed_count users first, then spreads the rest by weight: a group that does not grow
+        # keeps its size at every step of a capacity search.
+        grows = proportional and group.grow
+        counts = {"weight": group.count, "fixed_count": 0} if grows else {"fixed_count": group.count}
         cls = type(f"Group_{group.name.replace('-', '_')}", (ConferenceUser,), {
             "abstract": False, **counts, "group": group, "scenario": scenario, "__module__": __name__,
         })
