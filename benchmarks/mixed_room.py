@@ -146,8 +146,10 @@ def report(run_dir: Path, floors: dict[str, float], by_path: dict[tuple[str, str
         p50 = _p(group["latency_ms"], 0.5)
         print(f"{s_eng + '>' + r_eng:<24} {p50:7.1f} {_p(group['latency_ms'], 0.95):7.1f} {floor:6.1f} "
               f"{p50 - floor:10.1f} {buffer.get((s_eng, r_eng), float('nan')):10.1f} {len(group):7d}")
-    print(f"{'measured by':<12} {'rtt p50':>8} {'jitter p50':>11} {'loss %':>7} {'fps p50':>8} {'audio p50':>10} "
-          f"{'cpu %/part':>10} {'rss MB/part':>11}")
+    # fps: frames handed to the receiver (a browser's page sees at most one per rendering opportunity, so frames
+    # arriving close together are merged); decoded fps: Chromium's framesPerSecond, what native fps counts.
+    print(f"{'measured by':<12} {'rtt p50':>8} {'jitter p50':>11} {'loss %':>7} {'fps p50':>8} {'decoded':>8} "
+          f"{'audio p50':>10} {'cpu %/part':>10} {'rss MB/part':>11}")
     for kind, figures in (summary.get("engines") or {}).items():
         mine = {p for p in joined if engine[p] == kind}
         inbound = streams[(streams["direction"] == "in") & streams["participant"].isin(mine)]
@@ -155,6 +157,7 @@ def report(run_dir: Path, floors: dict[str, float], by_path: dict[tuple[str, str
         lost, got = inbound["packets_lost"].sum(), inbound["packets"].sum()
         print(f"{kind:<12} {_p(outbound['rtt_ms'], .5):8.1f} {_p(inbound['jitter_ms'], .5):11.1f} "
               f"{100 * lost / max(lost + got, 1):7.2f} {_p(inbound[inbound['kind'] == 'video']['fps'], .5):8.1f} "
+              f"{_p(inbound[inbound['kind'] == 'video'].get('decoded_fps', pd.Series(dtype=float)), .5):8.1f} "
               f"{_p(audio[audio['receiver'].isin(mine)]['latency_ms'], .5):10.1f} "
               f"{figures.get('cpu_pct_per_participant') or float('nan'):10.1f} "
               f"{figures.get('rss_mb_per_participant') or float('nan'):11.0f}")

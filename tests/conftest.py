@@ -46,3 +46,32 @@ def local_janus() -> Iterator[object]:
         yield janus
     finally:
         janus.stop()
+
+
+@pytest.fixture(scope="module")
+def browser_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A namespace for the Chromiums of one module's tests, linked to the root namespace by a veth pair.
+
+    Chromium gathers no ICE candidate on loopback, so outside a namespace it would send its media from the
+    machine's own address. Here its only interface is the link: servers the test starts listen on
+    ``address`` (the root end), native participants pin their candidates there, and ``chromium`` is an
+    executable that starts Debian's Chromium inside the namespace (``ip netns exec`` execs it in place, so
+    the browser's process is still found by its profile folder).
+    """
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("browser tests need root and 'ip': their Chromium runs in a network namespace")
+    from types import SimpleNamespace
+
+    from harness.browser.chromium import find_chromium
+    from harness.testbed.netns import Link, Namespace
+
+    namespace = Namespace.create()
+    try:
+        link = namespace.link
+        assert isinstance(link, Link)
+        wrapper = tmp_path_factory.mktemp("chromium") / "chromium-in-namespace"
+        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {namespace.name} {find_chromium()} "$@"\n')
+        wrapper.chmod(0o755)
+        yield SimpleNamespace(address=link.host_address, browser_address=link.ns_address, chromium=str(wrapper))
+    finally:
+        namespace.delete()

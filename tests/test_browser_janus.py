@@ -1,72 +1,90 @@
-"""A browser on Janus's VideoRoom demo page and a native participant in the same room, against a real Janus.
+"""A browser on Janus's VideoRoom demo page and native participants in the same room, against a real Janus.
 
-The browser comes first, so the demo's room must be created by the platform's prepare hook; the native
-participant joins the same numeric room through the janus adapter. Each reads the other's stamps.
+A whole ``confbench run --system janus``: Janus starts in a namespace of its own, the browser group in
+another (``harness.browser.confinement``), both joined by the run's network. The browser comes first (the
+natives wait 6 s), so the demo's room must be created by the platform's prepare hook; the natives join the
+same numeric room through the janus adapter. Each reads the others' stamps.
 """
 
 from __future__ import annotations
 
-import asyncio
+import ipaddress
 import shutil
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from test_browser_participant import Sink
+from conftest import janus_skip_reason
 
 from harness.browser import chromium
-from harness.browser.engines import Engines
-from harness.ice import pin_host_addresses
-from harness.participant import ParticipantSpec
-from harness.scenario import parse_scenario
-from harness.systems.janus import JanusSystem
+from harness.store import RunReader
+from harness.summary import stream_owners
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which(chromium.DEFAULT_CHROMIUM) is None, reason="Chromium not installed"),
     pytest.mark.skipif(not Path("/usr/share/janus/demos/videoroomtest.html").exists(),
                        reason="Janus's demo pages not installed (apt-get install janus-demos libjs-janus-gateway)"),
+    pytest.mark.skipif(janus_skip_reason() is not None, reason=str(janus_skip_reason())),
 ]
 
+SCENARIO = """
+name = "browser-janus"
+duration_s = 10
+spawn_rate = 4
+join_timeout_s = 30
+room = "browser-janus"
+[media.video]
+width = 320
+height = 180
+fps = 15
+bitrate_kbps = 300
+[[groups]]
+name = "b"
+count = 1
+engine = "browser"
+[[groups]]
+name = "n"
+count = 2
+join_delay_s = 6
+"""
 
-def test_browser_on_the_demo_page_and_native_participant_meet(local_janus: Any) -> None:
-    sink = Sink()
-    sc = parse_scenario({"name": "t", "join_timeout_s": 30, "room": "browser-janus",
-                         "groups": [{"name": "n", "count": 1}, {"name": "b", "count": 1, "engine": "browser"}],
-                         "media": {"video": {"width": 320, "height": 180, "bitrate_kbps": 300}}})
 
-    async def meeting() -> dict[str, dict[str, Any]]:
-        pin_host_addresses([local_janus.host_address])
-        system = JanusSystem(url=local_janus.ws_url)
-        people: dict[str, Any] = {}
-        engines = Engines(sc, system, sink, lambda sid: next(
-            (n for n, p in people.items() if p.spec.video_stream_id == sid), None))
-        specs = {name: ParticipantSpec(name=name, group=name[0], index=index, room=sc.room, video=sc.video,
-                                       join_timeout_s=30) for name, index in (("b-1", 1), ("n-0", 0), ("n-2", 2))}
-        rows = {}
-        try:
-            for name, engine in (("b-1", "browser"), ("n-0", "native"), ("n-2", "native")):
-                people[name] = await engines.create(specs[name], engine)
-                rows[name] = await people[name].join()
-            await asyncio.sleep(8)
-            for p in people.values():
-                await p.leave()
-        finally:
-            await system.close()
-            await engines.close()
-        return rows
-
-    rows = asyncio.run(meeting())
-    assert all(row["ok"] for row in rows.values()), {name: row.get("error") for name, row in rows.items()}
-    frames = sink.rows["frames"]
-    # Stream ids 2 (b-1), 0 (n-0), 4 (n-2); the native side knows the browser by its demo display name "b1".
-    assert sum(1 for f in frames if f["receiver"] == "n-0" and f["stream_id"] == 2 and f["sender"] == "b1") > 60
-    # The demo gives each feed a connection of its own, all with the same track ids: both feeds still count.
-    for sid, name in ((0, "n-0"), (4, "n-2")):
-        assert sum(1 for f in frames if f["receiver"] == "b-1" and f["stream_id"] == sid and f["sender"] == name) > 30
-    inbound = {s["peer"] for s in sink.rows["streams"] if s["participant"] == "b-1" and s["direction"] == "in"}
-    assert inbound == {"n-0", "n-2"}, inbound
-    assert any(a["receiver"] == "b-1" and a["sender"] == "n-0" for a in sink.rows["audio"])
-    assert any(a["receiver"] == "n-0" and a["sender"] == "b1" for a in sink.rows["audio"])
-    out = [s for s in sink.rows["streams"] if s["participant"] == "b-1" and s["direction"] == "out"]
-    assert any(s.get("rtt_ms") is not None for s in out)
+def test_browser_on_the_demo_page_and_native_participants_meet(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(SCENARIO)
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(tmp_path / "s.toml"), "--system", "janus",
+                           "--processes", "1", "--results", str(tmp_path / "r"), "--no-report"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    reader = RunReader(next(p for p in (tmp_path / "r").iterdir() if p.is_dir()))
+    joins = reader.table("joins")
+    assert joins["ok"].all() and len(joins) == 3, joins[["participant", "ok", "error"]]
+    browser = next(p for p, e in zip(joins["participant"], joins["engine"], strict=True) if e == "browser")
+    natives = sorted(p for p in joins["participant"] if p != browser)
+    frames = reader.table("frames")
+    # Raw rows name a sender as its receiver knew it: the natives know the browser by its demo display name
+    # (letters and digits only), the browser knows participants of other media hosts as stream-<id>. The
+    # stamped stream id says who it was (what the summary and the report use).
+    owners = stream_owners(joins)
+    senders = [owners.get(int(sid), name) for sid, name in zip(frames["stream_id"], frames["sender"], strict=True)]
+    pairs = frames.assign(sender=senders).groupby(["sender", "receiver"]).size().to_dict()
+    for native in natives:
+        assert pairs.get((browser, native), 0) > 30, pairs
+        # The demo gives each feed a connection of its own, all with the same track ids: every feed counts.
+        assert pairs.get((native, browser), 0) > 30, pairs
+    inbound = reader.table("streams")
+    inbound = inbound[(inbound["participant"] == browser) & (inbound["direction"] == "in")]
+    by_stream = {f"stream-{sid}": name for sid, name in owners.items()}
+    # (A connection's first second may be filed under the connection before its first stamp names the sender.)
+    assert set(natives) <= {by_stream.get(p, p) for p in inbound["peer"]}, set(inbound["peer"])
+    audio = reader.table("audio")
+    heard = {by_stream.get(name, name) for name in audio[audio["receiver"] == browser]["sender"]}
+    assert heard == set(natives), heard
+    events = reader.table("events")
+    routes = events[(events["kind"] == "ice_route") & (events["participant"] == browser)]["detail"]
+    assert len(routes) > 0
+    for detail in routes:  # the browser's media used the run's own network, never the machine's address
+        assert ipaddress.ip_address(detail.split(" -> ")[0]) in ipaddress.ip_network("198.18.0.0/15"), detail

@@ -22,6 +22,7 @@ from harness.browser.participant import BrowserParticipant
 from harness.ice import pin_host_addresses
 from harness.participant import ParticipantSpec
 from harness.scenario import Scenario, parse_scenario
+from harness.systems import SERVE_ADDRESS
 from harness.systems.reference import ReferenceSystem
 
 pytestmark = [
@@ -39,8 +40,11 @@ class Sink:
 
 
 @pytest.fixture(scope="module")
-def sfu() -> Iterator[str]:
-    system = ReferenceSystem()
+def sfu(browser_testbed: Any) -> Iterator[str]:
+    """The reference SFU on the root end of the browsers' namespace link (tests/conftest.py)."""
+    global TESTBED
+    TESTBED = browser_testbed
+    system = ReferenceSystem(options={SERVE_ADDRESS: browser_testbed.address})
     deployment = system.deploy()
     try:
         assert deployment.url
@@ -49,17 +53,26 @@ def sfu() -> Iterator[str]:
         system.undeploy()
 
 
+TESTBED: Any = None
+"""The module's ``browser_testbed``: where servers listen and natives pin, and the Chromium to start."""
+
+
 def scenario() -> Scenario:
-    return parse_scenario({"name": "t", "join_timeout_s": 30,
+    return parse_scenario({"name": "t", "join_timeout_s": 30, "browser": {"chromium": TESTBED.chromium},
                            "groups": [{"name": "n", "count": 1}, {"name": "b", "count": 1, "engine": "browser"}],
                            "media": {"video": {"width": 320, "height": 180, "bitrate_kbps": 300}}})
+
+
+def browser_routes(sink: Sink) -> list[str]:
+    """The local addresses of the browsers' selected candidate pairs (``ice_route`` events)."""
+    return [e["detail"].split(" -> ")[0] for e in sink.rows["events"] if e["kind"] == "ice_route"]
 
 
 def test_browser_and_native_measure_each_other_and_a_dead_browser_is_a_participant_failure(sfu: str) -> None:
     sink = Sink()
 
     async def meeting() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
-        pin_host_addresses(["127.0.0.1"])
+        pin_host_addresses([TESTBED.address])
         sc = scenario()
         system = ReferenceSystem(url=sfu)
         people: dict[str, Any] = {}
@@ -123,6 +136,8 @@ def test_browser_and_native_measure_each_other_and_a_dead_browser_is_a_participa
     assert [e["participant"] for e in failed] == ["b-1"]
     joins = sink.rows["joins"]
     assert sorted(j["participant"] for j in joins) == ["b-1", "n-0"]  # one row each, written once
+    # The browser's media used its namespace's link, not the machine's own address.
+    assert browser_routes(sink) and set(browser_routes(sink)) == {TESTBED.browser_address}
 
 
 def test_without_chromium_a_browser_participant_fails_in_one_line(sfu: str) -> None:
@@ -151,7 +166,7 @@ def test_leaving_while_joining_writes_one_failed_join_row(sfu: str) -> None:
     platform = parse_platform({"name": "slow", "url": "{base}/app/?room=slow", "join": [{"wait": "#never"}]})
 
     async def run() -> None:
-        runtime = BrowserRuntime(chromium.find_chromium())
+        runtime = BrowserRuntime(TESTBED.chromium)
         spec = ParticipantSpec(name="b-0", group="b", index=0, room="slow", join_timeout_s=60)
         person = BrowserParticipant(spec, BrowserTarget(platform, sfu), runtime, sink, lambda sid: None)
         joining = asyncio.ensure_future(person.join())
@@ -179,12 +194,12 @@ def test_a_platform_file_of_ones_own_on_the_web_system(sfu: str, tmp_path: Any) 
                              '[[join]]\nfill = "#name"\nvalue = "{participant}"\n'
                              '[[join]]\nclick = "#join"\n[[join]]\nwait = "#state[data-state=\'in-call\']"\n')
     sc = parse_scenario({"name": "t", "join_timeout_s": 30, "groups": [{"name": "b", "count": 1, "engine": "browser"}],
-                         "browser": {"platform": str(platform_file)},
+                         "browser": {"platform": str(platform_file), "chromium": TESTBED.chromium},
                          "media": {"video": {"width": 320, "height": 180, "bitrate_kbps": 300}}})
     sink = Sink()
 
     async def meeting() -> tuple[dict[str, Any], dict[str, Any]]:
-        pin_host_addresses(["127.0.0.1"])
+        pin_host_addresses([TESTBED.address])
         engines = Engines(sc, WebSystem(url=sfu), sink, lambda sid: {0: "n-0"}.get(sid))
         native_system = ReferenceSystem(url=sfu)
         native = await Engines(sc, native_system, sink, lambda sid: None).create(
