@@ -46,6 +46,7 @@ from harness.scenario import CapacitySettings, Scenario
 from harness.store import RunReader, atomic_write_bytes, update_manifest, utc_iso, write_summary
 from harness.summary import summarize
 from harness.systems import SystemSpec, create_system
+from harness.testbed.cpulimit import limit_servers
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +286,13 @@ def _statement(outcome: str, capacity: int | None, streams: dict[str, int] | Non
         forwarded = f" ({streams.get('video', 0)} video and {streams.get('audio', 0)} audio streams received)"
     broke = ""
     if failed is not None and failed.verdict == "fail":
-        broke = "; " + ", ".join(f"{r['expr']} was {r['value']}" for r in failed.slo if not r["ok"])
+        if not any((failed.streams or {}).values()):
+            # A server that collapsed may drop its sessions for good: stepping back then finds silence, not a
+            # recovered system, and "latency was None" would hide that.
+            broke = ("; no media reached any participant in that step: the system stopped forwarding and did "
+                     "not recover")
+        else:
+            broke = "; " + ", ".join(f"{r['expr']} was {r['value']}" for r in failed.slo if not r["ok"])
     if outcome == "found":
         return (f"capacity: {capacity} participants{forwarded}; the SLO broke at "
                 f"{failed.plan.participants if failed else '?'}{broke}" + (f" ({note})" if note else ""))
@@ -344,9 +351,13 @@ def run_capacity(scenario: Scenario, spec: SystemSpec, results_root: Path, *, pr
     settings = settings_of(scenario)
     system = create_system(spec)
     deployment = system.deploy()
+    budget = None
     try:
+        budget = limit_servers(deployment.server_pids)  # CONFBENCH_SERVER_CPUS: before anything is measured
         metrics_url = _checked_metrics_url()
         run_dir = open_run(results_root, scenario, spec, deployment)
+        if budget is not None:
+            update_manifest(run_dir, server_cpus=budget.cpus)
         if announce is not None:
             announce(run_dir)
         procs = processes or default_processes()
@@ -357,6 +368,8 @@ def run_capacity(scenario: Scenario, spec: SystemSpec, results_root: Path, *, pr
                       extra_args=["--confbench-capacity"], finish=finish_capacity,
                       most_participants=settings.max_participants)
     finally:
+        if budget is not None:
+            budget.close()
         system.undeploy()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR",
                      help="where the report folder goes (default: reports)")
     run.add_argument("--no-report", action="store_true", help="do not build a report")
+    run.add_argument("--server-cpus", type=float, metavar="CORES",
+                     help="CPU budget of a server confbench starts itself, e.g. 0.5 (root; sets CONFBENCH_SERVER_CPUS)")
     run.add_argument("--repeat", type=int, default=1, metavar="K",
                      help="run K repetitions per system (interleaved: A B A B …) into one run set folder")
     run.add_argument("--junit", type=Path, metavar="FILE", help="write the thresholds' results as JUnit XML")
@@ -68,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     master.add_argument("--results", type=Path, default=Path("results"), metavar="DIR")
     master.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR")
     master.add_argument("--no-report", action="store_true", help="do not build a report")
+    master.add_argument("--server-cpus", type=float, metavar="CORES",
+                     help="CPU budget of a server confbench starts itself, e.g. 0.5 (root; sets CONFBENCH_SERVER_CPUS)")
 
     worker = sub.add_parser("worker", help="carry participants for a confbench master (a Locust worker)")
     worker.add_argument("--master", required=True, metavar="HOST[:PORT]", help="the master (default port 5557)")
@@ -91,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR",
                      help="where the report folder goes (default: reports)")
     cap.add_argument("--no-report", action="store_true", help="do not build a report")
+    cap.add_argument("--server-cpus", type=float, metavar="CORES",
+                     help="CPU budget of a server confbench starts itself, e.g. 0.5 (root; sets CONFBENCH_SERVER_CPUS)")
 
     compare = sub.add_parser("compare", help="verdicts per metric: a candidate's runs against a baseline's")
     compare.add_argument("baseline", metavar="BASELINE", help="run or run set folder (or a system, with --in)")
@@ -146,6 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                             format="confbench %(levelname)s %(name)s: %(message)s")
+        if getattr(args, "server_cpus", None) is not None:
+            # The environment carries it (harness.testbed.cpulimit), like the other testbed settings.
+            os.environ["CONFBENCH_SERVER_CPUS"] = f"{args.server_cpus:g}"
         if args.command == "run":
             return cmd_run(args)
         if args.command == "report":

@@ -47,6 +47,7 @@ from harness.store import (
 from harness.summary import summarize
 from harness.systems import IMPAIRED_NETWORK, SERVE_ADDRESS, SystemSpec, create_system
 from harness.systems.base import Deployment
+from harness.testbed.cpulimit import limit_servers
 from harness.testbed.impairment import ImpairedNetwork, RunNetwork, network_reasons, open_network
 
 log = logging.getLogger(__name__)
@@ -292,9 +293,13 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
 
             preflight(scenario, system)  # one line saying what to install or name, before anything starts
         deployment = system.deploy()
+        budget = None
         try:
+            budget = limit_servers(deployment.server_pids)  # CONFBENCH_SERVER_CPUS: before anything is measured
             metrics_url = _checked_metrics_url()
             run_dir = open_run(results_root, scenario, spec, deployment)
+            if budget is not None:
+                update_manifest(run_dir, server_cpus=budget.cpus)
             if announce is not None:
                 announce(run_dir)
             layout = network.layout() if network else None
@@ -315,6 +320,8 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
             return _drive(scenario, target, run_dir, deployment, progress, processes or default_processes(),
                           metrics_url, network)
         finally:
+            if budget is not None:
+                budget.close()
             system.undeploy()
     finally:
         if network is not None:

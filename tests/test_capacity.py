@@ -108,6 +108,26 @@ def test_a_knee_that_does_not_hold_is_unstable() -> None:
     assert search.result["capacity_participants"] is None
 
 
+def test_a_system_that_went_silent_is_said_so() -> None:
+    """A server that collapsed and dropped its sessions: the step back finds no media at all."""
+    def evaluate(plan: StepPlan) -> StepResult:
+        ok = plan.participants <= 8 and plan.phase == "ramp"
+        silent = plan.phase != "ramp"
+        slo = [{"expr": "video_latency_ms.p95 < 400", "value": None if silent else (100 if ok else 900), "ok": ok}]
+        return StepResult(plan, {}, slo, [], {"video": 0, "audio": 0} if silent else {"video": 12, "audio": 12})
+
+    clock = Clock()
+    search = CapacitySearch(CapacitySettings(step_backs=1), planned=4, spawn_rate=2.0, join_timeout_s=20,
+                            evaluate=evaluate, clock=clock)
+    users = joins = 0
+    while (wanted := search.tick(users, joins)) is not None:
+        joins += max(wanted[0] - users, 0)
+        users = wanted[0]
+        clock.now += 1.0
+    assert search.result is not None and search.result["outcome"] == "unstable"
+    assert "the system stopped forwarding and did not recover" in search.result["statement"]
+
+
 def test_step_windows_follow_the_settings() -> None:
     search = run(lambda n: n <= 4, start=2, step=2, settle_s=3, step_s=10)
     first = search.steps[0].plan
