@@ -531,7 +531,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     if out is None:
         out = Path("reports") / (args.runs[0].name if len(args.runs) == 1 else
                                  "compare-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
-    page = build_report(list(args.runs), out)
+    if len(args.runs) == 1 and (args.runs[0] / "capacity.json").is_file():
+        from harness.report.capacity import build_capacity_report  # a capacity search has a page of its own
+
+        page = build_capacity_report(args.runs[0], out)
+    else:
+        page = build_report(list(args.runs), out)
     print(f"report: {page}")
     return 0
 

@@ -73,10 +73,14 @@ def quality_chart(steps: Sequence[StepResult], settings: CapacitySettings) -> Fi
     return fig
 
 
-def cpu_chart(steps: Sequence[StepResult]) -> Figure:
-    """Server CPU vs participants (100 % = one core), with the load generator's for comparison."""
+def cpu_chart(steps: Sequence[StepResult], server_cpus: float | None = None) -> Figure:
+    """Server CPU vs participants (100 % = one core), with the load generator's for comparison, and the
+    server's budget (``server_cpus``, ``harness.testbed.cpulimit``) when it had one."""
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     ax = fig.subplots()
+    if server_cpus:
+        ax.axhline(server_cpus * 100, color=color(0), linestyle="--", linewidth=1,
+                   label=f"server's CPU budget ({server_cpus:g} core)")
     for key, label, c in (("sut_cpu_pct", "server (system under test)", color(0)),
                           ("loadgen_cpu_pct", "load generator", color(1))):
         pts: list[tuple[int, float, float]] = []
@@ -134,7 +138,9 @@ def render_page(run_dir: Path, document: dict[str, Any], settings: CapacitySetti
         ".headline { font-size: 1.2rem; font-weight: 600; border-left: 6px solid #17702d; padding: .5rem .8rem; "
         "background: #eaf6ec; }</style></head><body>",
         f"<h1>Capacity: {_e(scenario)} on {_e(system)}</h1>",
-        f'<p class="sub">run {_e(manifest.get("run_id", run_dir.name))}, status {_e(manifest.get("status"))}</p>',
+        f'<p class="sub">run {_e(manifest.get("run_id", run_dir.name))}, status {_e(manifest.get("status"))}'
+        + (f", the server limited to {_e(manifest.get('server_cpus'))} core (a capacity per that budget)"
+           if manifest.get("server_cpus") else "") + "</p>",
         f'<p class="{css}">{_e(statement)}</p>',
         "<h2>Service-level objective (every step must meet all)</h2>", f"<ul>{slo}</ul>",
         f"<p><small>start {document.get('start')}, step {document.get('step')}, {settings.step_s:g} s measured per "
@@ -161,7 +167,9 @@ def build_capacity_report(run_dir: Path, out_dir: Path) -> Path:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "quality.png").write_bytes(figure_png(quality_chart(steps, settings)))
-        (out_dir / "cpu.png").write_bytes(figure_png(cpu_chart(steps)))
+        budget = RunReader(run_dir).manifest.get("server_cpus")
+        (out_dir / "cpu.png").write_bytes(figure_png(cpu_chart(steps, budget if isinstance(budget, float | int)
+                                                                else None)))
         partial = out_dir / f".{INDEX}.partial"
         partial.write_text(render_page(run_dir, document, settings, steps), encoding="utf-8")
         os.replace(partial, out_dir / INDEX)
