@@ -81,8 +81,10 @@ def path_floors(scenario: Path, system: str, results: Path) -> dict[tuple[str, s
             if window:
                 frames = frames[(frames["ts"] >= window["start"]) & (frames["ts"] <= window["end"])]
             engine = participant_engines(joins)
-            kinds = zip(frames["sender"].map(engine.get), frames["receiver"].map(engine.get), strict=True)
-            for key, group in frames.groupby(list(kinds)):
+            owners = stream_owners(joins)
+            senders = pd.Series([owners.get(int(sid), name) for sid, name in
+                                 zip(frames["stream_id"], frames["sender"], strict=True)], index=frames.index)
+            for key, group in frames.groupby([senders.map(engine.get), frames["receiver"].map(engine.get)]):
                 floors[key] = _p(group["latency_ms"], 0.5)
             print(f"floor room {native} native + {browser} browser on {system} ({summary.get('status')}): "
                   + ", ".join(f"{s}>{r} {v:.1f} ms" for (s, r), v in sorted(floors.items())))

@@ -54,6 +54,11 @@ class SampleSink(Protocol):
         ...
 
 
+def _alnum(name: str) -> str:
+    """``name`` with only its letters and digits (how some web apps show a participant's name)."""
+    return "".join(ch for ch in name if ch.isalnum())
+
+
 @dataclass(frozen=True, slots=True)
 class ParticipantSpec:
     """Who a participant is and what it does."""
@@ -211,12 +216,15 @@ class Participant:
         """Decode what ``sender`` sends, whatever the draw: this participant is its designated probe
         (``harness.loadgen.roster``: every sender has one). Streams already being received stay as they are."""
         self._designated.add(sender)
+        # Web apps may show a participant under a display name of letters and digits only (Janus's demo page:
+        # "browser-0" becomes "browser0"), and that is the name a receiver then knows the sender by.
+        self._designated.add(_alnum(sender))
 
     def is_probe(self, remote: str) -> bool:
         """Whether this participant decodes what ``remote`` sends: it is ``remote``'s designated probe, or
         the pair's draw (stable for a pair, like a hash) fell under ``probe_fraction``."""
         fraction = self.spec.probe_fraction
-        if fraction >= 1.0 or remote in self._designated:
+        if fraction >= 1.0 or remote in self._designated or _alnum(remote) in self._designated:
             return True
         draw = zlib.crc32(f"{self.spec.name}>{remote}".encode()) / 2**32
         return draw < fraction

@@ -78,6 +78,8 @@ def test_a_designation_that_arrives_before_its_receiver_is_kept() -> None:
                                      "probes": []})
             assert row["ok"], row
             participant = host.participants["everyone-0"]
+            # A web app's display name for the same sender (letters and digits only) is the same sender.
+            assert participant.is_probe("everyone7")
             return participant.is_probe("everyone-7"), participant.is_probe("everyone-9")
         finally:
             await host.stop_all()
