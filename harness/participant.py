@@ -54,9 +54,10 @@ class SampleSink(Protocol):
         ...
 
 
-def _alnum(name: str) -> str:
-    """``name`` with only its letters and digits (how some web apps show a participant's name)."""
-    return "".join(ch for ch in name if ch.isalnum())
+def alnum_name(name: str) -> str:
+    """``name`` with only its ASCII letters and digits: how web apps that refuse anything else show a
+    participant (the ``{participant_alnum}`` of a web platform's join steps, ``harness.browser.platform``)."""
+    return "".join(ch for ch in name if ch.isascii() and ch.isalnum())
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,13 +219,13 @@ class Participant:
         self._designated.add(sender)
         # Web apps may show a participant under a display name of letters and digits only (Janus's demo page:
         # "browser-0" becomes "browser0"), and that is the name a receiver then knows the sender by.
-        self._designated.add(_alnum(sender))
+        self._designated.add(alnum_name(sender))
 
     def is_probe(self, remote: str) -> bool:
         """Whether this participant decodes what ``remote`` sends: it is ``remote``'s designated probe, or
         the pair's draw (stable for a pair, like a hash) fell under ``probe_fraction``."""
         fraction = self.spec.probe_fraction
-        if fraction >= 1.0 or remote in self._designated or _alnum(remote) in self._designated:
+        if fraction >= 1.0 or remote in self._designated or alnum_name(remote) in self._designated:
             return True
         draw = zlib.crc32(f"{self.spec.name}>{remote}".encode()) / 2**32
         return draw < fraction

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BrowserError, SystemError_
+from harness.participant import alnum_name
 
 ACTIONS = ("fill", "click", "wait", "press", "check", "wait_for_js", "sleep_ms")
 _STEP_KEYS = {*ACTIONS, "value", "key", "timeout_s", "optional"}
@@ -98,7 +99,7 @@ class Meeting:
 
     def fill(self, template: str) -> str:
         """``template`` with its placeholders replaced (see the module docstring)."""
-        alnum = "".join(ch for ch in self.participant if ch.isascii() and ch.isalnum())
+        alnum = alnum_name(self.participant)
         return (template.replace("{base}", self.base.rstrip("/")).replace("{system_url}", self.system_url)
                 .replace("{room_number}", str(room_number(self.room))).replace("{room}", self.room)
                 .replace("{participant_alnum}", alnum).replace("{participant}", self.participant))
