@@ -24,6 +24,8 @@ import asyncio.selector_events as _selector_events
 import socket
 from typing import Any
 
+from harness import rtcparrival
+
 MAX_DATAGRAMS_PER_WAKEUP = 64
 RCVBUF_BYTES = 4 * 2**20
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
@@ -36,11 +38,19 @@ _Transport: Any = _selector_events._SelectorDatagramTransport  # type: ignore[at
 
 def _read_ready_batched(self: Any) -> None:
     # Same error handling as asyncio's own _read_ready, repeated until the socket is empty.
+    stamped = getattr(self, "_confbench_stamped", False)
     for _ in range(MAX_DATAGRAMS_PER_WAKEUP):
         if self._conn_lost:
             return
         try:
-            data, addr = self._sock.recvfrom(self.max_size)
+            if stamped:  # the kernel's arrival time comes along (harness.rtcparrival: RTCP only)
+                data, ancillary, _flags, addr = self._sock.recvmsg(self.max_size, rtcparrival.ANCILLARY_BYTES)
+                if ancillary and len(data) >= 8 and 199 < data[1] < 208:
+                    arrival = rtcparrival.arrival_of(ancillary)
+                    if arrival is not None:
+                        rtcparrival.note_arrival(data, arrival)
+            else:
+                data, addr = self._sock.recvfrom(self.max_size)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -75,6 +85,8 @@ def _init_with_buffer(self: Any, *args: Any, **kwargs: Any) -> None:
         granted_rcvbuf = raise_rcvbuf(self._sock)
     except OSError:
         pass  # a socket that refuses options keeps its default buffer; the drop counters still watch it
+    if rtcparrival.installed():
+        self._confbench_stamped = rtcparrival.reads_with_timestamps(self._sock)
 
 
 def install() -> None:

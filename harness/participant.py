@@ -24,7 +24,7 @@ from aiortc.stats import (
 )
 from av import VideoFrame
 
-from harness import jitter, netio, ntpclock, remb
+from harness import jitter, netio, ntpclock, remb, rtcparrival
 from harness.emodel import audio_mos
 from harness.errors import SystemError_
 from harness.media.audio import PulseDetector
@@ -165,6 +165,7 @@ class Participant:
         jitter.install()  # frames complete on the marker bit, not one frame later (see harness/jitter.py)
         ntpclock.install()  # aiortc's per-packet clock without datetime arithmetic (see harness/ntpclock.py)
         remb.install()  # no bandwidth estimate nobody reads (see harness/remb.py)
+        rtcparrival.install()  # RTT from the kernel's arrival time of RTCP, not the loop's (harness/rtcparrival.py)
         self.spec = spec
         self._system = system
         self._sink = sink
