@@ -35,18 +35,16 @@ import pandas as pd
 from harness.run import (
     ProgressFn,
     RunOutcome,
-    _checked_metrics_url,
     _drive,
     default_processes,
+    deployed_run,
     health_reasons,
-    open_run,
     record_workers,
 )
 from harness.scenario import CapacitySettings, Scenario
 from harness.store import RunReader, atomic_write_bytes, update_manifest, utc_iso, write_summary
 from harness.summary import summarize
 from harness.systems import SystemSpec, create_system
-from harness.testbed.cpulimit import limit_servers
 
 log = logging.getLogger(__name__)
 
@@ -350,16 +348,7 @@ def run_capacity(scenario: Scenario, spec: SystemSpec, results_root: Path, *, pr
     """Run a capacity search of ``scenario`` against ``spec``; the outcome's summary has a ``capacity`` key."""
     settings = settings_of(scenario)
     system = create_system(spec)
-    deployment = system.deploy()
-    budget = None
-    try:
-        budget = limit_servers(deployment.server_pids)  # CONFBENCH_SERVER_CPUS: before anything is measured
-        metrics_url = _checked_metrics_url()
-        run_dir = open_run(results_root, scenario, spec, deployment)
-        if budget is not None:
-            update_manifest(run_dir, server_cpus=budget.cpus)
-        if announce is not None:
-            announce(run_dir)
+    with deployed_run(system, scenario, spec, results_root, announce) as (deployment, run_dir, metrics_url):
         procs = processes or default_processes()
         update_manifest(run_dir, loadgen={"processes": procs}, mode="capacity")
         target = SystemSpec(spec.name, deployment.url)
@@ -367,10 +356,6 @@ def run_capacity(scenario: Scenario, spec: SystemSpec, results_root: Path, *, pr
                       run_time=math.ceil(settings.max_duration_s + STOP_MARGIN_S),
                       extra_args=["--confbench-capacity"], finish=finish_capacity,
                       most_participants=settings.max_participants)
-    finally:
-        if budget is not None:
-            budget.close()
-        system.undeploy()
 
 
 def finish_capacity(run_dir: Path, scenario: Scenario, status: str, errors: list[str]) -> dict[str, Any]:

@@ -45,10 +45,7 @@ def _read_ready_batched(self: Any) -> None:
         try:
             if stamped:  # the kernel's arrival time comes along (harness.rtcparrival: RTCP only)
                 data, ancillary, _flags, addr = self._sock.recvmsg(self.max_size, rtcparrival.ANCILLARY_BYTES)
-                if ancillary and len(data) >= 8 and 199 < data[1] < 208:
-                    arrival = rtcparrival.arrival_of(ancillary)
-                    if arrival is not None:
-                        rtcparrival.note_arrival(data, arrival)
+                rtcparrival.note_arrival(data, ancillary)
             else:
                 data, addr = self._sock.recvfrom(self.max_size)
         except (BlockingIOError, InterruptedError):

@@ -55,12 +55,15 @@ def arrival_of(ancillary: list[tuple[int, int, bytes]]) -> float | None:
     return None
 
 
-def note_arrival(data: bytes, arrival: float) -> None:
-    """Keep ``arrival`` for ``data`` when it looks like SRTCP (the only datagrams whose time matters here)."""
-    if len(data) >= 8 and 127 < data[0] < 192 and 199 < data[1] < 208:
-        _pending[data] = arrival
-        if len(_pending) > MAX_PENDING:
-            _pending.popitem(last=False)
+def note_arrival(data: bytes, ancillary: list[tuple[int, int, bytes]]) -> None:
+    """Keep the kernel's arrival time of ``data`` (from its ``recvmsg`` ancillary data) when it looks like SRTCP,
+    the only datagrams whose time matters here. Called for every datagram read: the cheap test comes first."""
+    if len(data) >= 8 and 199 < data[1] < 208 and 127 < data[0] < 192:
+        arrival = arrival_of(ancillary)
+        if arrival is not None:
+            _pending[data] = arrival
+            if len(_pending) > MAX_PENDING:
+                _pending.popitem(last=False)
 
 
 class _SenderClock(types.ModuleType):

@@ -9,6 +9,7 @@ A SIGKILL at any point leaves whole Parquet parts and a manifest saying ``runnin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -18,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -46,7 +47,7 @@ from harness.store import (
 )
 from harness.summary import summarize
 from harness.systems import IMPAIRED_NETWORK, SERVE_ADDRESS, SystemSpec, create_system
-from harness.systems.base import Deployment
+from harness.systems.base import Deployment, System
 from harness.testbed.cpulimit import limit_servers
 from harness.testbed.impairment import ImpairedNetwork, RunNetwork, network_reasons, open_network
 
@@ -292,16 +293,7 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
             from harness.browser.engines import preflight
 
             preflight(scenario, system)  # one line saying what to install or name, before anything starts
-        deployment = system.deploy()
-        budget = None
-        try:
-            budget = limit_servers(deployment.server_pids)  # CONFBENCH_SERVER_CPUS: before anything is measured
-            metrics_url = _checked_metrics_url()
-            run_dir = open_run(results_root, scenario, spec, deployment)
-            if budget is not None:
-                update_manifest(run_dir, server_cpus=budget.cpus)
-            if announce is not None:
-                announce(run_dir)
+        with deployed_run(system, scenario, spec, results_root, announce) as (deployment, run_dir, metrics_url):
             layout = network.layout() if network else None
             if confinement:
                 layout = {**(layout or {}), "browsers_confined": bool(confined), "browsers": confinement}
@@ -319,13 +311,33 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
             update_manifest(run_dir, loadgen={"processes": processes or default_processes()}, network=layout)
             return _drive(scenario, target, run_dir, deployment, progress, processes or default_processes(),
                           metrics_url, network)
-        finally:
-            if budget is not None:
-                budget.close()
-            system.undeploy()
     finally:
         if network is not None:
             network.close()
+
+
+@contextlib.contextmanager
+def deployed_run(system: System, scenario: Scenario, spec: SystemSpec, results_root: Path,
+                 announce: Callable[[Path], None] | None = None) -> Iterator[tuple[Deployment, Path, str | None]]:
+    """Deploy ``system``, give the servers it started their CPU budget (``CONFBENCH_SERVER_CPUS``, before
+    anything is measured), check the server metrics endpoint, open the run folder and announce it; yields the
+    deployment, the run folder and the metrics URL. The budget is lifted and the system undeployed at the end,
+    also when the run fails."""
+    deployment = system.deploy()
+    budget = None
+    try:
+        budget = limit_servers(deployment.server_pids)
+        metrics_url = _checked_metrics_url()
+        run_dir = open_run(results_root, scenario, spec, deployment)
+        if budget is not None:
+            update_manifest(run_dir, server_cpus=budget.cpus)
+        if announce is not None:
+            announce(run_dir)
+        yield deployment, run_dir, metrics_url
+    finally:
+        if budget is not None:
+            budget.close()
+        system.undeploy()
 
 
 def _checked_metrics_url() -> str | None:

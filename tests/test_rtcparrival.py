@@ -33,8 +33,7 @@ def test_the_kernel_timestamps_arrivals_and_only_rtcp_is_kept() -> None:
         for payload in (RTCP_RR, RTP):
             tx.sendto(payload, rx.getsockname())
             data, ancillary, _flags, _addr = rx.recvmsg(2048, rtcparrival.ANCILLARY_BYTES)
-            arrival = rtcparrival.arrival_of(ancillary)
-            assert arrival is not None
-            rtcparrival.note_arrival(data, arrival)
+            assert rtcparrival.arrival_of(ancillary) is not None
+            rtcparrival.note_arrival(data, ancillary)
     assert RTCP_RR in rtcparrival._pending and RTP not in rtcparrival._pending
     rtcparrival._pending.pop(RTCP_RR)

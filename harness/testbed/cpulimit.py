@@ -25,6 +25,7 @@ __all__ = ["CPUS_ENV", "CpuLimit", "limit_servers", "requested_cpus"]
 CPUS_ENV = "CONFBENCH_SERVER_CPUS"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PERIOD_US = 100_000
+PROCS_FILE = "cgroup.procs"  # the same name in cgroup v1 and v2
 
 
 def requested_cpus() -> float | None:
@@ -44,10 +45,9 @@ def requested_cpus() -> float | None:
 class CpuLimit:
     """One cgroup holding the limited processes; :meth:`close` moves them out and removes it."""
 
-    def __init__(self, folder: Path, procs_file: str, cpus: float) -> None:
+    def __init__(self, folder: Path, cpus: float) -> None:
         self.folder = folder
         self.cpus = cpus
-        self._procs_file = procs_file
 
     @classmethod
     def apply(cls, pids: Sequence[int], cpus: float) -> CpuLimit:
@@ -58,31 +58,25 @@ class CpuLimit:
         name = f"confbench-{os.getpid()}"
         if (CGROUP_ROOT / "cgroup.controllers").exists():  # v2: one hierarchy
             folder = CGROUP_ROOT / name
-            limit = cls(folder, "cgroup.procs", cpus)
-            try:
-                with contextlib.suppress(OSError):  # the cpu controller may already be on for children
-                    (CGROUP_ROOT / "cgroup.subtree_control").write_text("+cpu")
-                folder.mkdir(exist_ok=True)
-                (folder / "cpu.max").write_text(f"{quota} {PERIOD_US}")
-            except OSError as exc:
-                limit.close()
-                raise TestbedError(f"could not create the server's cgroup {folder}: {exc}") from None
+            with contextlib.suppress(OSError):  # the cpu controller may already be on for children
+                (CGROUP_ROOT / "cgroup.subtree_control").write_text("+cpu")
+            settings = [("cpu.max", f"{quota} {PERIOD_US}")]
         else:  # v1: the cpu controller's own hierarchy
-            base = CGROUP_ROOT / "cpu"
-            if not base.is_dir():
+            if not (CGROUP_ROOT / "cpu").is_dir():
                 raise TestbedError(f"no cgroup cpu controller under {CGROUP_ROOT}: cannot give the server a budget")
-            folder = base / name
-            limit = cls(folder, "cgroup.procs", cpus)
-            try:
-                folder.mkdir(exist_ok=True)
-                (folder / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-                (folder / "cpu.cfs_quota_us").write_text(str(quota))
-            except OSError as exc:
-                limit.close()
-                raise TestbedError(f"could not create the server's cgroup {folder}: {exc}") from None
+            folder = CGROUP_ROOT / "cpu" / name
+            settings = [("cpu.cfs_period_us", str(PERIOD_US)), ("cpu.cfs_quota_us", str(quota))]
+        limit = cls(folder, cpus)
+        try:
+            folder.mkdir(exist_ok=True)
+            for file, value in settings:
+                (folder / file).write_text(value)
+        except OSError as exc:
+            limit.close()
+            raise TestbedError(f"could not create the server's cgroup {folder}: {exc}") from None
         for pid in pids:
             try:
-                (folder / "cgroup.procs").write_text(str(pid))
+                (folder / PROCS_FILE).write_text(str(pid))
             except OSError as exc:
                 limit.close()
                 raise TestbedError(f"could not put the server (pid {pid}) under its CPU budget: {exc}") from None
@@ -92,9 +86,9 @@ class CpuLimit:
         """Remove the cgroup (processes still in it go back to the parent first); never raises."""
         if not self.folder.is_dir():
             return
-        parent = self.folder.parent / self._procs_file
+        parent = self.folder.parent / PROCS_FILE
         with contextlib.suppress(OSError):
-            for pid in (self.folder / self._procs_file).read_text().split():
+            for pid in (self.folder / PROCS_FILE).read_text().split():
                 with contextlib.suppress(OSError):
                     parent.write_text(pid)
         with contextlib.suppress(OSError):

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pandas as pd
 
@@ -84,6 +84,22 @@ class ImpairedNetwork(abc.ABC):
         self.namespaces: list[netns.Namespace] = []
         self.reason = ""
         """Why this backend was chosen (recorded in the manifest)."""
+
+    @classmethod
+    def start(cls, subnet: ipaddress.IPv4Network, groups: Sequence[str]) -> Self:
+        """The network with a shaped-to-be link per group and one for the root namespace; nothing is shaped
+        yet. Whatever was made is removed again when starting fails."""
+        network = cls(subnet)
+        try:
+            network._start(groups)
+        except BaseException:
+            network.close()
+            raise
+        return network
+
+    @abc.abstractmethod
+    def _start(self, groups: Sequence[str]) -> None:
+        """Make the namespaces, links and anything else the backend needs (called once, by :meth:`start`)."""
 
     def next_address(self) -> str:
         """A free address of this network."""

@@ -87,18 +87,9 @@ class NetemNetwork(ImpairedNetwork):
         k = next(self._counter)
         return f"cbe{os.getpid()}a{k}"[:15], f"cbe{os.getpid()}b{k}"[:15]
 
-    @classmethod
-    def start(cls, subnet: ipaddress.IPv4Network, groups: Sequence[str]) -> NetemNetwork:
-        """The hub, its bridge, the root namespace's link and one namespace and link per group."""
-        network = cls(subnet)
-        try:
-            network._start(groups)
-        except BaseException:
-            network.close()
-            raise
-        return network
 
     def _start(self, groups: Sequence[str]) -> None:
+        """The hub, its bridge, the root namespace's link and one namespace and link per group."""
         self.hub = netns.Namespace.create(veth=False)
         self.namespaces.append(self.hub)
         hub = self.hub.name

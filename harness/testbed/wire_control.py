@@ -63,18 +63,9 @@ class WireNetwork(ImpairedNetwork):
     def _ifname(self) -> str:
         return f"cbw{os.getpid()}p{next(self._ports)}"[:15]
 
-    @classmethod
-    def start(cls, subnet: ipaddress.IPv4Network, groups: Sequence[str]) -> WireNetwork:
-        """Start the wire with a port per group and one for the root namespace; nothing is shaped yet."""
-        network = cls(subnet)
-        try:
-            network._start(groups)
-        except BaseException:
-            network.close()
-            raise
-        return network
 
     def _start(self, groups: Sequence[str]) -> None:
+        """Start the wire with a port per group and one for the root namespace; nothing is shaped yet."""
         root_if = self._ifname()
         ports = [{"name": ROOT_PORT, "ifname": root_if, "addresses": [self.root_address]}]
         planned = []
