@@ -29,6 +29,13 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def _add_server_cpus(parser: argparse.ArgumentParser) -> None:
+    """The ``--server-cpus`` option of every command that may start a server (``run``, ``master``, ``capacity``)."""
+    parser.add_argument("--server-cpus", type=float, metavar="CORES",
+                        help="CPU budget of a server confbench starts itself, e.g. 0.5 "
+                             "(root; sets CONFBENCH_SERVER_CPUS)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``confbench``."""
     parser = _Parser(prog="confbench", description="Benchmark video-conferencing systems over WebRTC.")
@@ -51,8 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR",
                      help="where the report folder goes (default: reports)")
     run.add_argument("--no-report", action="store_true", help="do not build a report")
-    run.add_argument("--server-cpus", type=float, metavar="CORES",
-                     help="CPU budget of a server confbench starts itself, e.g. 0.5 (root; sets CONFBENCH_SERVER_CPUS)")
+    _add_server_cpus(run)
     run.add_argument("--repeat", type=int, default=1, metavar="K",
                      help="run K repetitions per system (interleaved: A B A B …) into one run set folder")
     run.add_argument("--junit", type=Path, metavar="FILE", help="write the thresholds' results as JUnit XML")
@@ -71,8 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     master.add_argument("--results", type=Path, default=Path("results"), metavar="DIR")
     master.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR")
     master.add_argument("--no-report", action="store_true", help="do not build a report")
-    master.add_argument("--server-cpus", type=float, metavar="CORES",
-                     help="CPU budget of a server confbench starts itself, e.g. 0.5 (root; sets CONFBENCH_SERVER_CPUS)")
+    _add_server_cpus(master)
 
     worker = sub.add_parser("worker", help="carry participants for a confbench master (a Locust worker)")
     worker.add_argument("--master", required=True, metavar="HOST[:PORT]", help="the master (default port 5557)")
@@ -96,8 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR",
                      help="where the report folder goes (default: reports)")
     cap.add_argument("--no-report", action="store_true", help="do not build a report")
-    cap.add_argument("--server-cpus", type=float, metavar="CORES",
-                     help="CPU budget of a server confbench starts itself, e.g. 0.5 (root; sets CONFBENCH_SERVER_CPUS)")
+    _add_server_cpus(cap)
 
     compare = sub.add_parser("compare", help="verdicts per metric: a candidate's runs against a baseline's")
     compare.add_argument("baseline", metavar="BASELINE", help="run or run set folder (or a system, with --in)")

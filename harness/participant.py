@@ -174,7 +174,7 @@ class Participant:
         # A media host's publishers may share encoders; a participant on its own has a pool of its own.
         self._pool = pool if pool is not None else EncoderPool()
         self._lease: Lease | None = None
-        self._designated: set[str] = set()
+        self._designated: set[str] = set()  # designated senders, by alnum_name (see designate)
         self._session: Session | None = None
         self._pcs: list[tuple[str, RTCPeerConnection]] = []
         self._counters: dict[int, _VideoCounters] = {}
@@ -217,16 +217,16 @@ class Participant:
     def designate(self, sender: str) -> None:
         """Decode what ``sender`` sends, whatever the draw: this participant is its designated probe
         (``harness.loadgen.roster``: every sender has one). Streams already being received stay as they are."""
-        self._designated.add(sender)
         # Web apps may show a participant under a display name of letters and digits only (Janus's demo page:
-        # "browser-0" becomes "browser0"), and that is the name a receiver then knows the sender by.
+        # "browser-0" becomes "browser0"), and that is the name a receiver then knows the sender by: senders
+        # are kept, and remotes compared, by that form.
         self._designated.add(alnum_name(sender))
 
     def is_probe(self, remote: str) -> bool:
         """Whether this participant decodes what ``remote`` sends: it is ``remote``'s designated probe, or
         the pair's draw (stable for a pair, like a hash) fell under ``probe_fraction``."""
         fraction = self.spec.probe_fraction
-        if fraction >= 1.0 or remote in self._designated or alnum_name(remote) in self._designated:
+        if fraction >= 1.0 or alnum_name(remote) in self._designated:
             return True
         draw = zlib.crc32(f"{self.spec.name}>{remote}".encode()) / 2**32
         return draw < fraction
