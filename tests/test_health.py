@@ -7,10 +7,10 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from harness import netio
-from harness.run import health_reasons
-from harness.store import RunReader, RunWriter, write_manifest
-from harness.udpstats import SocketDrops, rcvbuf_errors
+from harness.orchestrate.run import health_reasons
+from harness.rtc import netio
+from harness.rtc.udpstats import SocketDrops, rcvbuf_errors
+from harness.store.writer import RunReader, RunWriter, write_manifest
 
 
 def host_row(second: int, **extra: Any) -> dict[str, Any]:

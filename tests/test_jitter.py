@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiortc.rtp import RtpPacket
 
-from harness.jitter import MarkerJitterBuffer
+from harness.rtc.jitter import MarkerJitterBuffer
 
 
 def pkt(seq: int, ts: int, marker: bool, data: bytes) -> RtpPacket:
@@ -39,7 +39,7 @@ def test_lost_marker_falls_back_to_timestamp_change() -> None:
 
 
 def test_relay_audio_is_handed_on_at_once() -> None:
-    from harness.jitter import ForwardingAudioBuffer
+    from harness.rtc.jitter import ForwardingAudioBuffer
 
     jb = ForwardingAudioBuffer(capacity=16)
     for seq in range(3):

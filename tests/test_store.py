@@ -1,4 +1,4 @@
-"""Tests for harness.store: run ids, manifest, writing and reading tables, crash safety."""
+"""Tests for harness.store.writer: run ids, manifest, writing and reading tables, crash safety."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness import store
 from harness.errors import StoreError
-from harness.store import (
+from harness.store import writer as store
+from harness.store.writer import (
     SCHEMA_VERSION,
     TABLES,
     RunReader,
@@ -529,7 +529,7 @@ def test_killed_process_leaves_readable_parts(run_dir: Path) -> None:
     script = textwrap.dedent(
         f"""
         import sys, time
-        from harness.store import RunWriter
+        from harness.store.writer import RunWriter
         writer = RunWriter({str(run_dir)!r}, flush_interval_s=0.0)
         n = 0
         while True:

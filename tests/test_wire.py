@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from harness.errors import TestbedError
-from harness.network import NetworkProfile, Shape, parse_profile
+from harness.scenario.network import NetworkProfile, Shape, parse_profile
 from harness.testbed import impairment, netns
 from harness.testbed.impairment import NetworkRecorder, create_network, network_reasons
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.run import finish_run, open_run
+from harness.orchestrate.run import finish_run, open_run
 
 if TYPE_CHECKING:
     from harness.loadgen.plugin import HarnessState

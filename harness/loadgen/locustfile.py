@@ -14,7 +14,7 @@ import sys
 from harness.errors import HarnessError
 from harness.loadgen import plugin  # noqa: F401 - registers the harness's Locust hooks
 from harness.loadgen.runfile import define
-from harness.scenario import Scenario, load_scenario, scenario_from_dict
+from harness.scenario.scenario import Scenario, load_scenario, scenario_from_dict
 
 
 def _scenario_path() -> str:

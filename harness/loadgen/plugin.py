@@ -25,8 +25,8 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from harness.loadgen.host_client import MediaHostClient, MediaHostError
 from harness.loadgen.roster import Roster
-from harness.scenario import Scenario
-from harness.store import RunWriter, atomic_write_bytes
+from harness.scenario.scenario import Scenario
+from harness.store.writer import RunWriter, atomic_write_bytes
 from harness.systems import SystemSpec
 from harness.testbed.impairment import read_layout
 
@@ -374,9 +374,9 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
 
 
 def worker_facts(index: int) -> dict[str, Any]:
-    """This process's host, pid, Locust worker index and clock state (``harness.clocksync``)."""
-    from harness.clocksync import clock_sync_state
-    from harness.environment import host_facts
+    """This process's host, pid, Locust worker index and clock state (``harness.probes.clocksync``)."""
+    from harness.probes.clocksync import clock_sync_state
+    from harness.probes.environment import host_facts
 
     facts = host_facts()
     return {"index": index, "host": facts["hostname"], "pid": os.getpid(), "cores": facts["cores"],

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.scenario import Scenario, scenario_from_dict
+from harness.scenario.scenario import Scenario, scenario_from_dict
 from harness.systems import SystemSpec
 
 RUNFILE = "locustfile.py"

@@ -2,7 +2,7 @@
 
 Reports are pure functions of this data (DESIGN.md §5.7): everything the charts and the page show comes
 from the manifest, the tables and ``summary.json`` of a run, loaded once here through
-:class:`harness.store.RunReader`.
+:class:`harness.store.writer.RunReader`.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def load_run(run_dir: Path) -> RunData:
         raise ReportError(f"{run_dir}: not a results folder (no {_MANIFEST})")
 
     # Imported here so that charts and pages can be built from in-memory RunData without the store.
-    from harness.store import RunReader
+    from harness.store.writer import RunReader
 
     try:
         reader = RunReader(run_dir)

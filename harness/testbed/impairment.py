@@ -9,7 +9,7 @@ there. A server in a namespace of its own (a testbed's Janus) is reached through
 
 Why namespaces rather than per-group source addresses: two participants in one namespace talk over its
 loopback, never through a device, so a p2p call (the calibration path) could not be impaired at all; a media
-host pins its ICE candidates once for the whole process (``harness/ice.py``), so one address per participant
+host pins its ICE candidates once for the whole process (``harness/rtc/ice.py``), so one address per participant
 would mean bending aioice per connection; and in a namespace *everything* a participant sends, signalling
 included, crosses its access link, as on a real client's link. The price is one media host per group and
 Locust process, and that members of one group share their link (like people behind one Wi-Fi router: a
@@ -42,7 +42,7 @@ from typing import Any, Self
 import pandas as pd
 
 from harness.errors import TestbedError
-from harness.network import NetworkProfile, Shape
+from harness.scenario.network import NetworkProfile, Shape
 from harness.testbed import netns
 
 log = logging.getLogger(__name__)
@@ -363,7 +363,7 @@ class RunNetwork:
 
     def __init__(self, network: ImpairedNetwork, profiles: Mapping[str, NetworkProfile], run_dir: Path,
                  t0: float) -> None:
-        from harness.store import RunWriter
+        from harness.store.writer import RunWriter
 
         self.network = network
         self._writer = RunWriter(run_dir, writer_id="network", flush_interval_s=1.0)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.errors import TestbedError
-from harness.network import Shape
+from harness.scenario.network import Shape
 from harness.testbed import netns
 from harness.testbed.impairment import GroupPort, ImpairedNetwork
 

@@ -25,8 +25,8 @@ from typing import IO, Any
 import psutil
 
 from harness.errors import TestbedError
-from harness.network import Shape
-from harness.procs import die_with_parent
+from harness.probes.procs import die_with_parent
+from harness.scenario.network import Shape
 from harness.testbed import netns
 from harness.testbed.impairment import GroupPort, ImpairedNetwork
 

@@ -28,15 +28,16 @@ from typing import Any
 import psutil
 
 import harness.loadgen
+from harness.analysis.summary import summarize
 from harness.browser.confinement import confined_groups
-from harness.calibration import instrument_floor
-from harness.environment import harness_facts, host_facts
 from harness.errors import HarnessError, SystemError_
-from harness.probes import ProcessProbe
-from harness.procs import die_with_parent
-from harness.prometheus import METRICS_URL_ENV, MetricsProbe
-from harness.scenario import Scenario
-from harness.store import (
+from harness.orchestrate.calibration import instrument_floor
+from harness.probes.environment import harness_facts, host_facts
+from harness.probes.probes import ProcessProbe
+from harness.probes.procs import die_with_parent
+from harness.probes.prometheus import METRICS_URL_ENV, MetricsProbe
+from harness.scenario.scenario import Scenario
+from harness.store.writer import (
     RunReader,
     RunWriter,
     new_run_id,
@@ -45,7 +46,6 @@ from harness.store import (
     write_manifest,
     write_summary,
 )
-from harness.summary import summarize
 from harness.systems import IMPAIRED_NETWORK, SERVE_ADDRESS, SystemSpec, create_system
 from harness.systems.base import Deployment, System
 from harness.testbed.cpulimit import limit_servers
@@ -192,7 +192,7 @@ def finish_run(run_dir: Path, scenario: Scenario, status: str, errors: list[str]
 def record_workers(run_dir: Path) -> list[str]:
     """Copy ``workers.json`` (where participants ran, their clocks) into the manifest; returns reasons to mark
     the run invalid (participants on several hosts whose clocks are not known to agree)."""
-    from harness.clocksync import combine
+    from harness.probes.clocksync import combine
 
     try:
         workers = json.loads((Path(run_dir) / "workers.json").read_text())

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import StoreError, UsageError
-from harness.store import MANIFEST_FILE, SCHEMA_VERSION, RunReader, atomic_write_bytes, new_run_id, utc_iso
+from harness.store.writer import MANIFEST_FILE, SCHEMA_VERSION, RunReader, atomic_write_bytes, new_run_id, utc_iso
 
 __all__ = [
     "RUNSET_FILE",

@@ -8,13 +8,13 @@ latency p95, packet loss, freezes and failed joins; the same keys and syntax as 
 first failing step does not end the search: it steps back (fewer participants) and measures again, so the
 knee is *confirmed* — a level that passed before and after the SLO broke above it. That level is the
 capacity, reported in participants and in the video and audio streams the participants received (what an
-SFU forwarded). When the load generator's health fails in a step (``harness.run.health_reasons``: skipped
+SFU forwarded). When the load generator's health fails in a step (``harness.orchestrate.run.health_reasons``: skipped
 frames, event-loop lag, datagrams dropped on its own sockets, lost samples), the figures measure the
 generator: the search stops and says so instead of reporting a capacity. The search is bounded by
 ``max_participants`` and ``max_duration_s``.
 
 The decisions are made on the Locust master (``harness.loadgen.shape``) from the run's own results folder:
-a step's figures are :func:`harness.summary.summarize` over the rows of the step's window, so a step is
+a step's figures are :func:`harness.analysis.summary.summarize` over the rows of the step's window, so a step is
 judged exactly as a run would be, and the report recomputes them from the same data (``capacity.json``
 records the windows and the verdicts).
 """
@@ -32,7 +32,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.run import (
+from harness.analysis.summary import summarize
+from harness.orchestrate.run import (
     ProgressFn,
     RunOutcome,
     _drive,
@@ -41,9 +42,8 @@ from harness.run import (
     health_reasons,
     record_workers,
 )
-from harness.scenario import CapacitySettings, Scenario
-from harness.store import RunReader, atomic_write_bytes, update_manifest, utc_iso, write_summary
-from harness.summary import summarize
+from harness.scenario.scenario import CapacitySettings, Scenario
+from harness.store.writer import RunReader, atomic_write_bytes, update_manifest, utc_iso, write_summary
 from harness.systems import SystemSpec, create_system
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@
 is a run set (its completed repetitions) or a lone run; its value is the median of the per-repetition values
 (each run's figure from ``summary.json``), its band the seeded bootstrap 95 % interval of that median (none for
 a single run). Change points are found in the series of point values by E-divisive means
-(:mod:`harness.changepoint`), so a nightly job shows the night a metric moved, not just that it did.
+(:mod:`harness.analysis.changepoint`), so a nightly job shows the night a metric moved, not just that it did.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import numpy as np
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 
-from harness.changepoint import ChangePoint, e_divisive
+from harness.analysis.changepoint import ChangePoint, e_divisive
+from harness.analysis.runset import RUNSET_FILE, RunRecord, find_runs
+from harness.analysis.stats import bootstrap_median_ci
 from harness.errors import UsageError
 from harness.report.data import parse_utc
 from harness.report.html import figure_png
-from harness.runset import RUNSET_FILE, RunRecord, find_runs
-from harness.stats import bootstrap_median_ci
-from harness.thresholds import KNOWN_KEYS, lookup
+from harness.scenario.thresholds import KNOWN_KEYS, lookup
 
 __all__ = ["DEFAULT_METRICS", "History", "HistoryPoint", "build_history", "format_history", "history", "history_chart"]
 
