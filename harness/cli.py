@@ -441,8 +441,9 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     """``confbench capacity``: exit 0 when a capacity was found, 1 when none (or the generator was the limit)."""
     from dataclasses import replace
 
+    from harness.analysis.capacity_steps import settings_of
     from harness.errors import ScenarioError
-    from harness.orchestrate.capacity import run_capacity, settings_of
+    from harness.orchestrate.capacity import run_capacity
     from harness.scenario.scenario import load_scenario
     from harness.systems import SystemSpec, create_system
 
@@ -513,7 +514,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """``confbench history``: trend charts and change points; prints them and the page's path."""
-    from harness.analysis.history import DEFAULT_METRICS, build_history, format_history
+    from harness.analysis.history import DEFAULT_METRICS, format_history
+    from harness.report.history import build_history
 
     out = args.out or Path("reports") / f"history-{args.system or 'all'}"
     page, items = build_history(args.results_dir, args.metric or list(DEFAULT_METRICS), out,

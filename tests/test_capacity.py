@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.analysis.capacity_steps import CapacitySearch, StepPlan, StepResult
 from harness.errors import ScenarioError
-from harness.orchestrate.capacity import CapacitySearch, StepPlan, StepResult
 from harness.scenario.scenario import CapacitySettings, load_scenario
 
 

@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from harness.orchestrate.run import health_reasons
+from harness.analysis.health import health_reasons
 from harness.rtc import netio
 from harness.rtc.udpstats import SocketDrops, rcvbuf_errors
 from harness.store.writer import RunReader, RunWriter, write_manifest

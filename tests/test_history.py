@@ -10,10 +10,11 @@ import pytest
 from synthetic_runs import write_run
 
 from harness.analysis.changepoint import e_divisive
-from harness.analysis.history import build_history, history
+from harness.analysis.history import history
 from harness.analysis.runset import find_runs
 from harness.cli import main
 from harness.errors import UsageError
+from harness.report.history import build_history
 
 
 def test_finds_steps_and_nothing_in_noise() -> None:

@@ -242,7 +242,7 @@ def summarize(
 
     ``window`` (UNIX seconds, start and end): the media figures (frames, streams, audio, probes) come from
     rows inside it only — the steady part of a run, without the bursts of joining and leaving (see
-    :func:`harness.orchestrate.run.steady_window`). Joins always count over the whole run. When the window holds no
+    :func:`harness.analysis.health.steady_window`). Joins always count over the whole run. When the window holds no
     frame (a run aborted early), every row counts, and ``window`` in the summary says so (null).
     """
     if isinstance(planned_participants, bool) or not isinstance(planned_participants, int):

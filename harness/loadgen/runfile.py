@@ -25,7 +25,9 @@ Workers of a distributed run download it from the Locust master (``confbench wor
 """
 
 from harness.loadgen.runfile import define
+from harness.orchestrate.direct import install
 
+install()
 define(globals(), {scenario}, system={system}, capacity={capacity})
 '''
 

@@ -13,8 +13,7 @@ from typing import Any, ClassVar
 import gevent
 from locust import LoadTestShape
 
-from harness.loadgen.plugin import STATE
-from harness.orchestrate.capacity import (
+from harness.analysis.capacity_steps import (
     CapacitySearch,
     StepPlan,
     StepResult,
@@ -22,6 +21,7 @@ from harness.orchestrate.capacity import (
     settings_of,
     write_capacity,
 )
+from harness.loadgen.plugin import STATE
 from harness.scenario.scenario import Scenario
 
 log = logging.getLogger(__name__)

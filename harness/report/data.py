@@ -8,16 +8,15 @@ from the manifest, the tables and ``summary.json`` of a run, loaded once here th
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from harness.errors import ReportError, StoreError
+from harness.store.writer import parse_utc
 
 #: The tables of docs/results.md, in the order the contract lists them.
 TABLES: tuple[str, ...] = ("joins", "frames", "streams", "audio", "probes", "events")
@@ -102,23 +101,6 @@ class RunData:
 
 def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def parse_utc(value: object) -> float | None:
-    """A UTC time from a manifest (ISO 8601 string or UNIX seconds) as UNIX seconds; None if unparseable."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
 
 
 def load_run(run_dir: Path) -> RunData:

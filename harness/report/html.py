@@ -24,7 +24,8 @@ from matplotlib.figure import Figure
 import harness
 from harness.errors import ReportError
 from harness.report.charts import charts_for, format_number
-from harness.report.data import RunData, load_runs, parse_utc, with_unique_labels
+from harness.report.data import RunData, load_runs, with_unique_labels
+from harness.store.writer import parse_utc
 
 INDEX = "index.html"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -350,6 +351,23 @@ _COLUMN_NAMES: dict[str, frozenset[str]] = {name: frozenset(schema.names) for na
 
 _PART_RE = re.compile(r"^part-(?P<writer>.+)-(?P<seq>\d{6,})\.parquet$")
 _WRITER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def parse_utc(value: object) -> float | None:
+    """A UTC time from a manifest (ISO 8601 string or UNIX seconds) as UNIX seconds; None if unparseable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
 
 
 class RunWriter:

@@ -28,7 +28,7 @@ from harness.errors import TestbedError
 from harness.probes.procs import die_with_parent
 from harness.scenario.network import Shape
 from harness.testbed import netns
-from harness.testbed.impairment import GroupPort, ImpairedNetwork
+from harness.testbed.link import GroupPort, ImpairedNetwork
 
 log = logging.getLogger(__name__)
 
