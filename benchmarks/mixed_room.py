@@ -34,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.analysis.summary import participant_engines, stream_owners
-from harness.store.writer import RunReader
+from harness.store.reader import RunReader
 
 ROOT = Path(__file__).resolve().parent.parent
 

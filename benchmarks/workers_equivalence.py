@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness.store.writer import RunReader
+from harness.store.reader import RunReader
 
 CLI = [sys.executable, "-m", "harness.cli"]
 WAYS = ("one", "two", "master")

@@ -14,7 +14,9 @@ import numpy as np
 
 from harness.analysis.summary import summarize
 from harness.scenario.scenario import parse_scenario
-from harness.store.writer import RunReader, RunWriter, new_run_id, utc_iso, write_manifest, write_summary
+from harness.store.manifest import new_run_id, utc_iso, write_manifest, write_summary
+from harness.store.reader import RunReader
+from harness.store.writer import RunWriter
 
 SCENARIO: dict[str, Any] = {
     "name": "synthetic",

@@ -10,7 +10,9 @@ from typing import Any
 from harness.analysis.health import health_reasons
 from harness.rtc import netio
 from harness.rtc.udpstats import SocketDrops, rcvbuf_errors
-from harness.store.writer import RunReader, RunWriter, write_manifest
+from harness.store.manifest import write_manifest
+from harness.store.reader import RunReader
+from harness.store.writer import RunWriter
 
 
 def host_row(second: int, **extra: Any) -> dict[str, Any]:

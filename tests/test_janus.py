@@ -24,7 +24,7 @@ from harness.errors import SystemError_, TestbedError
 from harness.host.participant import Participant, ParticipantSpec
 from harness.rtc.ice import pin_host_addresses
 from harness.scenario.scenario import VideoSettings
-from harness.store.writer import RunReader
+from harness.store.reader import RunReader
 from harness.systems.janus import JanusSystem, room_id, server_info
 from harness.systems.janus_api import API_SECRET_ENV, JanusRefused
 from harness.testbed.janus import LocalJanus

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store.writer import RunReader
+from harness.store.reader import RunReader
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,9 @@ import pytest
 
 from harness.analysis.summary import format_table, summarize
 from harness.scenario.thresholds import KNOWN_KEYS, parse_threshold
-from harness.store.writer import SCHEMA_VERSION, RunReader, RunWriter, write_manifest, write_summary
+from harness.store.manifest import SCHEMA_VERSION, write_manifest, write_summary
+from harness.store.reader import RunReader
+from harness.store.writer import RunWriter
 
 
 def join(participant: str, attempt: int, ok: bool, join_ms: float | None = None) -> dict[str, Any]:

@@ -35,7 +35,8 @@ import pandas as pd
 from harness.analysis.health import health_reasons
 from harness.analysis.summary import summarize
 from harness.scenario.scenario import CapacitySettings, Scenario
-from harness.store.writer import RunReader, atomic_write_bytes
+from harness.store.manifest import atomic_write_bytes
+from harness.store.reader import RunReader
 
 log = logging.getLogger(__name__)
 

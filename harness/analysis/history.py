@@ -22,7 +22,7 @@ from harness.analysis.runset import RUNSET_FILE, RunRecord
 from harness.analysis.stats import bootstrap_median_ci
 from harness.errors import UsageError
 from harness.scenario.thresholds import KNOWN_KEYS, lookup
-from harness.store.writer import parse_utc
+from harness.store.manifest import parse_utc
 
 __all__ = ["DEFAULT_METRICS", "History", "HistoryPoint", "format_history", "history"]
 

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from harness.scenario.thresholds import DISTRIBUTION_METRICS, Threshold, evaluate
-from harness.store.writer import SCHEMA_VERSION, RunReader
+from harness.store.manifest import SCHEMA_VERSION
+from harness.store.reader import RunReader
 
 __all__ = ["DECIMALS", "LOADGEN_ROLES", "P99_MIN_SAMPLES", "format_table", "summarize"]
 

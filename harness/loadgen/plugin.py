@@ -29,7 +29,8 @@ from harness.errors import HarnessError
 from harness.loadgen.host_client import MediaHostClient, MediaHostError
 from harness.loadgen.roster import Roster
 from harness.scenario.scenario import Scenario
-from harness.store.writer import RunWriter, atomic_write_bytes
+from harness.store.manifest import atomic_write_bytes
+from harness.store.writer import RunWriter
 from harness.systems import SystemSpec
 from harness.testbed.impairment import read_layout
 

@@ -16,7 +16,8 @@ from harness.analysis.summary import summarize
 from harness.orchestrate.lifecycle import record_workers
 from harness.orchestrate.run import ProgressFn, RunOutcome, _drive, default_processes, deployed_run
 from harness.scenario.scenario import Scenario
-from harness.store.writer import RunReader, update_manifest, utc_iso, write_summary
+from harness.store.manifest import update_manifest, utc_iso, write_summary
+from harness.store.reader import RunReader
 from harness.systems import SystemSpec, create_system
 
 STOP_MARGIN_S = 120.0

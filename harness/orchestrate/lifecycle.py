@@ -17,7 +17,8 @@ from harness.errors import HarnessError
 from harness.orchestrate.calibration import instrument_floor
 from harness.probes.environment import harness_facts, host_facts
 from harness.scenario.scenario import Scenario
-from harness.store.writer import RunReader, new_run_id, update_manifest, utc_iso, write_manifest, write_summary
+from harness.store.manifest import new_run_id, update_manifest, utc_iso, write_manifest, write_summary
+from harness.store.reader import RunReader
 from harness.systems import SystemSpec
 from harness.systems.base import Deployment
 

@@ -35,11 +35,9 @@ from harness.probes.probes import ProcessProbe
 from harness.probes.procs import die_with_parent
 from harness.probes.prometheus import METRICS_URL_ENV, MetricsProbe
 from harness.scenario.scenario import Scenario
-from harness.store.writer import (
-    RunReader,
-    RunWriter,
-    update_manifest,
-)
+from harness.store.manifest import update_manifest
+from harness.store.reader import RunReader
+from harness.store.writer import RunWriter
 from harness.systems import IMPAIRED_NETWORK, SERVE_ADDRESS, SystemSpec, create_system
 from harness.systems.base import Deployment, System
 from harness.testbed.cpulimit import limit_servers

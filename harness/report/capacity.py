@@ -19,7 +19,7 @@ from harness.errors import ReportError
 from harness.report.charts import color, format_number
 from harness.report.html import _CSS, _e, figure_png
 from harness.scenario.scenario import CapacitySettings, scenario_from_dict
-from harness.store.writer import RunReader
+from harness.store.reader import RunReader
 
 INDEX = "index.html"
 QUALITY = (("video_latency_ms", "p95", "video latency p95 (ms)"), ("packet_loss_pct", None, "packet loss (%)"),

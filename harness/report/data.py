@@ -2,7 +2,7 @@
 
 Reports are pure functions of this data (DESIGN.md §5.7): everything the charts and the page show comes
 from the manifest, the tables and ``summary.json`` of a run, loaded once here through
-:class:`harness.store.writer.RunReader`.
+:class:`harness.store.reader.RunReader`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import ReportError, StoreError
-from harness.store.writer import parse_utc
+from harness.store.manifest import parse_utc
 
 #: The tables of docs/results.md, in the order the contract lists them.
 TABLES: tuple[str, ...] = ("joins", "frames", "streams", "audio", "probes", "events")
@@ -116,7 +116,7 @@ def load_run(run_dir: Path) -> RunData:
         raise ReportError(f"{run_dir}: not a results folder (no {_MANIFEST})")
 
     # Imported here so that charts and pages can be built from in-memory RunData without the store.
-    from harness.store.writer import RunReader
+    from harness.store.reader import RunReader
 
     try:
         reader = RunReader(run_dir)

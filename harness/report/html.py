@@ -25,7 +25,7 @@ import harness
 from harness.errors import ReportError
 from harness.report.charts import charts_for, format_number
 from harness.report.data import RunData, load_runs, with_unique_labels
-from harness.store.writer import parse_utc
+from harness.store.manifest import parse_utc
 
 INDEX = "index.html"
 
