@@ -1,6 +1,6 @@
 """The headline figures of a run (``summary.json``), computed from its tables alone.
 
-:func:`summarize` is a pure function of what :class:`~harness.store.writer.RunReader` returns, so a summary can be
+:func:`summarize` is a pure function of what :class:`~harness.store.reader.RunReader` returns, so a summary can be
 rebuilt at any time from the results folder (DESIGN.md §5.7); the definitions of every figure are in
 ``docs/results.md``.
 """
@@ -239,7 +239,7 @@ def summarize(
 
     ``planned_participants`` comes from the scenario; ``status`` defaults to the manifest's. The result
     holds only JSON values (None for anything that could not be measured, never NaN) and can be passed to
-    :func:`harness.store.writer.write_summary` as is.
+    :func:`harness.store.manifest.write_summary` as is.
 
     ``window`` (UNIX seconds, start and end): the media figures (frames, streams, audio, probes) come from
     rows inside it only — the steady part of a run, without the bursts of joining and leaving (see

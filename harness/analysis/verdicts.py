@@ -98,7 +98,7 @@ def format_markdown(comparisons: Sequence[Comparison]) -> str:
         if comparison.notes:
             out.append("")
     out.append("Verdicts need significance (Mann–Whitney U with ≥5 repetitions a side, else non-overlapping "
-               "bootstrap 95% CIs) and the minimum effect; see README, *Comparing runs*.")
+               "bootstrap 95% CIs) and the minimum effect; see docs/comparisons.md.")
     return "\n".join(out) + "\n"
 
 
