@@ -30,7 +30,7 @@ from typing import Any
 
 from harness.browser import chromium, inject
 from harness.browser.stats import PageRows
-from harness.scenario import VideoSettings
+from harness.scenario.scenario import VideoSettings
 
 NAMESPACE = f"cbfloor{os.getpid()}"
 ADDRESSES = ("198.19.255.1/30", "198.19.255.2/30")
@@ -97,8 +97,8 @@ async def _measure(wrapper: str, video: VideoSettings, seconds: float) -> _Sink:
 
 def _native(video: VideoSettings, seconds: float) -> tuple[list[float], list[float], list[float]]:
     """benchmarks/floor.py's measurement (2 native participants, p2p, loopback) at this size, with audio."""
-    from harness.ice import pin_host_addresses
-    from harness.participant import Participant, ParticipantSpec
+    from harness.host.participant import Participant, ParticipantSpec
+    from harness.rtc.ice import pin_host_addresses
     from harness.systems.p2p import P2PSystem
 
     sink = _Sink()

@@ -1,7 +1,7 @@
 """The instrument's floor: glass-to-glass latency of a 2-party p2p call on loopback, no server, no network.
 
 For each resolution, measured twice in one run: with aiortc's jitter buffer (a video frame completes when the
-next frame's first packet arrives) and with marker-bit completion (``harness/jitter.py``), so the printed
+next frame's first packet arrives) and with marker-bit completion (``harness/rtc/jitter.py``), so the printed
 difference is what that change removes. Participants run in this process, as in one media host.
 
 Run: .venv/bin/python benchmarks/floor.py [SECONDS]
@@ -14,10 +14,10 @@ import statistics
 import sys
 from typing import Any
 
-from harness import jitter
-from harness.ice import pin_host_addresses
-from harness.participant import Participant, ParticipantSpec
-from harness.scenario import VideoSettings
+from harness.host.participant import Participant, ParticipantSpec
+from harness.rtc import jitter
+from harness.rtc.ice import pin_host_addresses
+from harness.scenario.scenario import VideoSettings
 from harness.systems.p2p import P2PSystem
 
 _install = jitter.install

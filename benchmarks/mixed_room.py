@@ -33,8 +33,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.store import RunReader
-from harness.summary import participant_engines, stream_owners
+from harness.analysis.summary import participant_engines, stream_owners
+from harness.store.reader import RunReader
 
 ROOT = Path(__file__).resolve().parent.parent
 

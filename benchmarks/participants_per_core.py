@@ -1,6 +1,6 @@
 """How many synthetic participants one core carries: publishers, receivers with and without decoding, a meeting.
 
-Everything runs through the harness's own media host (``python -m harness.media_host``, the process a Locust
+Everything runs through the harness's own media host (``python -m harness.host.media_host``, the process a Locust
 worker starts), so the figures are those of a real run: participants, shared encoders, taps, stats polling,
 sample batching. The *measured* media host is pinned to one core (``os.sched_setaffinity``); its
 counterpart (the other side of every stream) is pinned to the other cores, and so is this script:
@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.scenario import parse_scenario
+from harness.scenario.scenario import parse_scenario
 from harness.systems.p2p import BrokerServer
 
 VIDEO = {"width": 480, "height": 270, "fps": 30, "codec": "VP8", "bitrate_kbps": 400}
@@ -64,7 +64,7 @@ QUICK_STEPS = {"publishers": (10, 20), "receivers": (10, 20), "decoding": (5, 10
 
 
 class MediaHost:
-    """One ``harness.media_host`` process pinned to ``cores``, spoken to over its JSON-lines pipe."""
+    """One ``harness.host.media_host`` process pinned to ``cores``, spoken to over its JSON-lines pipe."""
 
     def __init__(self, name: str, cores: set[int]) -> None:
         self.name = name
@@ -79,7 +79,7 @@ class MediaHost:
     async def start(self, scenario: dict[str, Any], system: dict[str, Any]) -> None:
         cores = self.cores
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "harness.media_host", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            sys.executable, "-m", "harness.host.media_host", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, limit=2**26, preexec_fn=lambda: os.sched_setaffinity(0, cores))
         self.pid = self._proc.pid
         self._reader = asyncio.ensure_future(self._read())

@@ -7,9 +7,9 @@ media host's non-probe streams). Each side's CPU time over the window is divided
 - send, aiortc: every sender packetizes the encoded frame and builds each packet itself (``Encoder.pack``,
   ``RtpPacket.serialize``, four coroutine layers down to the socket);
 - send, harness: frames packetized once and pushed to a lean loop (``harness/media/packetize.py``), NTP time
-  from ``time.time()`` (``harness/ntpclock.py``);
+  from ``time.time()`` (``harness/rtc/ntpclock.py``);
 - receive, aiortc: with its per-packet bandwidth estimator and datetime clock;
-- receive, harness: no REMB estimator (``harness/remb.py``), NTP time from ``time.time()``.
+- receive, harness: no REMB estimator (``harness/rtc/remb.py``), NTP time from ``time.time()``.
 
 CPU time, not wall time, so another process on the same core inflates the figures less (it still does).
 
@@ -45,10 +45,10 @@ def sender(conn: Connection, n: int, core: int, harness: bool) -> None:
     async def main() -> None:
         from aiortc import RTCPeerConnection, RTCSessionDescription
 
-        from harness import netio, ntpclock
-        from harness.ice import pin_host_addresses
         from harness.media.encoder import SharedVideoEncoder
         from harness.media.video import VideoSource
+        from harness.rtc import netio, ntpclock
+        from harness.rtc.ice import pin_host_addresses
 
         pin_host_addresses(["127.0.0.1"])
         netio.install()
@@ -92,9 +92,9 @@ def receiver(conn: Connection, core: int, harness: bool) -> None:
         from aiortc import RTCPeerConnection, RTCSessionDescription
         from aiortc.stats import RTCInboundRtpStreamStats
 
-        from harness import jitter, netio, ntpclock, remb
-        from harness.ice import pin_host_addresses
         from harness.media.tap import tap
+        from harness.rtc import jitter, netio, ntpclock, remb
+        from harness.rtc.ice import pin_host_addresses
 
         pin_host_addresses(["127.0.0.1"])
         netio.install()

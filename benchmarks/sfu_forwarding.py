@@ -26,12 +26,12 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from aiortc.stats import RTCInboundRtpStreamStats
 
-from harness import jitter, netio
-from harness.ice import pin_host_addresses
 from harness.media.encoder import SharedVideoEncoder
 from harness.media.video import VideoSource, read_frame
 from harness.reference.relay import EncodedRelay
 from harness.reference.server import READY_PREFIX
+from harness.rtc import jitter, netio
+from harness.rtc.ice import pin_host_addresses
 
 WIDTH, HEIGHT, FPS, KBPS = 480, 270, 30, 400
 STEPS = ((1, 4), (2, 4), (4, 4), (4, 8))  # (publishers, subscribers): forwarded streams = product

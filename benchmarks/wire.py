@@ -19,7 +19,7 @@ import subprocess
 import sys
 from typing import Any
 
-from harness.network import parse_profile
+from harness.scenario.network import parse_profile
 from harness.testbed.impairment import create_network
 
 DELAY_MS = 20.0

@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness.store import RunReader
+from harness.store.reader import RunReader
 
 CLI = [sys.executable, "-m", "harness.cli"]
 WAYS = ("one", "two", "master")

@@ -205,8 +205,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from harness import calibration as cal
-    from harness.scenario import VideoSettings, load_scenario
+    from harness.orchestrate import calibration as cal
+    from harness.scenario.scenario import VideoSettings, load_scenario
     from harness.testbed.netns import require_root
 
     video = load_scenario(args.scenario).video if args.scenario else VideoSettings()
@@ -283,9 +283,9 @@ def _progress_printer(label: str) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``confbench run``: one run per system, then one report comparing them."""
-    from harness.run import execute
-    from harness.scenario import load_scenario
-    from harness.summary import format_table
+    from harness.analysis.summary import format_table
+    from harness.orchestrate.run import execute
+    from harness.scenario.scenario import load_scenario
     from harness.systems import SystemSpec, create_system
 
     scenario = load_scenario(args.scenario).with_overrides(duration_s=args.duration,
@@ -295,7 +295,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     specs = [SystemSpec.parse(s) for s in (args.system or list(scenario.systems))]
     for spec in specs:
         create_system(spec)  # unknown names fail now, before any run starts
-    from harness import runset
+    from harness.analysis import runset
 
     order = runset.interleave([str(spec) for spec in specs], args.repeat)
     by_text = {str(spec): spec for spec in specs}
@@ -330,7 +330,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if root is not args.results:
         runset.close_run_set(root, "completed")
     if args.junit is not None:
-        from harness.junit import threshold_cases, write_junit
+        from harness.analysis.junit import threshold_cases, write_junit
 
         cases = [case for o in outcomes for case in threshold_cases(
             o.summary, scenario.name, str(o.summary.get("system") or "unknown"), o.run_dir.name)]
@@ -356,9 +356,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_master(args: argparse.Namespace) -> int:
     """``confbench master``: one run whose participants live on ``--workers`` Locust workers."""
-    from harness.run import MasterSettings, execute
-    from harness.scenario import load_scenario
-    from harness.summary import format_table
+    from harness.analysis.summary import format_table
+    from harness.orchestrate.run import MasterSettings, execute
+    from harness.scenario.scenario import load_scenario
     from harness.systems import SystemSpec, create_system
 
     scenario = load_scenario(args.scenario).with_overrides(duration_s=args.duration,
@@ -441,9 +441,10 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     """``confbench capacity``: exit 0 when a capacity was found, 1 when none (or the generator was the limit)."""
     from dataclasses import replace
 
-    from harness.capacity import run_capacity, settings_of
+    from harness.analysis.capacity_steps import settings_of
     from harness.errors import ScenarioError
-    from harness.scenario import load_scenario
+    from harness.orchestrate.capacity import run_capacity
+    from harness.scenario.scenario import load_scenario
     from harness.systems import SystemSpec, create_system
 
     scenario = load_scenario(args.scenario)
@@ -486,8 +487,8 @@ def cmd_capacity(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """``confbench compare``: exit 1 when any metric of any candidate is worse, else 0."""
-    from harness.compare import compare_paths
-    from harness.verdicts import format_markdown, format_table, junit_cases, to_json
+    from harness.analysis.compare import compare_paths
+    from harness.analysis.verdicts import format_markdown, format_table, junit_cases, to_json
 
     comparisons = compare_paths(args.baseline, args.candidate, within=args.within)
     if args.json is None:
@@ -500,7 +501,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.markdown is not None:
         args.markdown.write_text(format_markdown(comparisons), encoding="utf-8")
     if args.junit is not None:
-        from harness.junit import write_junit
+        from harness.analysis.junit import write_junit
 
         write_junit(args.junit, "confbench compare", junit_cases(comparisons))
     if args.report is not None:
@@ -513,7 +514,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """``confbench history``: trend charts and change points; prints them and the page's path."""
-    from harness.history import DEFAULT_METRICS, build_history, format_history
+    from harness.analysis.history import DEFAULT_METRICS, format_history
+    from harness.report.history import build_history
 
     out = args.out or Path("reports") / f"history-{args.system or 'all'}"
     page, items = build_history(args.results_dir, args.metric or list(DEFAULT_METRICS), out,

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from harness.run import RunOutcome
+    from harness.orchestrate.run import RunOutcome
 
 __all__ = ["confbench_run", "confbench_runner", "pytest_addoption"]
 
@@ -46,8 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def confbench_runner(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Runner:
     """A function ``(scenario, system="p2p", duration_s=None, participants=None, processes=None)`` → RunOutcome."""
-    from harness.run import execute
-    from harness.scenario import load_scenario
+    from harness.orchestrate.run import execute
+    from harness.scenario.scenario import load_scenario
     from harness.systems import SystemSpec
 
     option = request.config.getoption("--confbench-results")

@@ -1,7 +1,7 @@
 """Synthetic runs for comparison, run set, history and report tests: written with RunWriter, summarised for real.
 
 Each run has joins, frames, audio, streams and probes rows drawn from a seeded generator around the figures
-the caller gives, so its summary.json is computed by :func:`harness.summary.summarize` like a real run's.
+the caller gives, so its summary.json is computed by :func:`harness.analysis.summary.summarize` like a real run's.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.scenario import parse_scenario
-from harness.store import RunReader, RunWriter, new_run_id, utc_iso, write_manifest, write_summary
-from harness.summary import summarize
+from harness.analysis.summary import summarize
+from harness.scenario.scenario import parse_scenario
+from harness.store.manifest import new_run_id, utc_iso, write_manifest, write_summary
+from harness.store.reader import RunReader
+from harness.store.writer import RunWriter
 
 SCENARIO: dict[str, Any] = {
     "name": "synthetic",
@@ -94,7 +96,7 @@ def write_run(
 
 def write_set(root: Path, systems: dict[str, float], repeat: int, *, seed: int, **kwargs: Any) -> Path:
     """A run set folder with ``repeat`` interleaved runs per system (name → latency in ms)."""
-    from harness.runset import close_run_set, open_run_set, record_run
+    from harness.analysis.runset import close_run_set, open_run_set, record_run
 
     resolved = parse_scenario(kwargs.get("scenario") or SCENARIO)
     set_dir = open_run_set(root, resolved.name, resolved.sha256(), list(systems), repeat)

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import janus_skip_reason
 
+from harness.analysis.summary import stream_owners
 from harness.browser import chromium
-from harness.store import RunReader
-from harness.summary import stream_owners
+from harness.store.reader import RunReader
 
 ROOT = Path(__file__).resolve().parent.parent
 

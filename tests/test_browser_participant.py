@@ -19,9 +19,9 @@ import pytest
 from harness.browser import chromium
 from harness.browser.engines import Engines
 from harness.browser.participant import BrowserParticipant
-from harness.ice import pin_host_addresses
-from harness.participant import ParticipantSpec
-from harness.scenario import Scenario, parse_scenario
+from harness.host.participant import ParticipantSpec
+from harness.rtc.ice import pin_host_addresses
+from harness.scenario.scenario import Scenario, parse_scenario
 from harness.systems import SERVE_ADDRESS
 from harness.systems.reference import ReferenceSystem
 

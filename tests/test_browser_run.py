@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.browser import chromium
-from harness.store import RunReader
+from harness.store.reader import RunReader
 
 ROOT = Path(__file__).resolve().parent.parent
 MIXED = """

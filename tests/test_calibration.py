@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import calibration
 from harness.cli import main
-from harness.scenario import VideoSettings
+from harness.orchestrate import calibration
+from harness.scenario.scenario import VideoSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the emulated network needs root (namespaces, TUN)")

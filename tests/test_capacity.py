@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.capacity import CapacitySearch, StepPlan, StepResult
+from harness.analysis.capacity_steps import CapacitySearch, StepPlan, StepResult
 from harness.errors import ScenarioError
-from harness.scenario import CapacitySettings, load_scenario
+from harness.scenario.scenario import CapacitySettings, load_scenario
 
 
 class Clock:
@@ -153,7 +153,7 @@ def test_capacity_section_errors_name_the_field(tmp_path: Path) -> None:
 USER_COUNTS = """
 import json, sys
 from harness.loadgen.users import user_classes
-from harness.scenario import load_scenario
+from harness.scenario.scenario import load_scenario
 webinar = load_scenario(sys.argv[1])
 print(json.dumps([{c.group.name: [c.fixed_count, c.weight] for c in user_classes(webinar, proportional=p)}
                   for p in (True, False)]))

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from helpers import ROOT, confbench, only_run
 
-from harness.store import RunReader
+from harness.store.reader import RunReader
 
 pytestmark = pytest.mark.integration
 

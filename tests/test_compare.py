@@ -1,4 +1,4 @@
-"""Tests for harness.compare, harness.verdicts and ``confbench compare`` on synthetic run sets."""
+"""Tests for harness.analysis.compare, harness.analysis.verdicts and ``confbench compare`` on synthetic run sets."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from synthetic_runs import SCENARIO, write_run, write_set
 
+from harness.analysis.compare import METRICS, Metric, compare_metric, compare_paths
+from harness.analysis.verdicts import format_markdown, format_table, junit_cases
 from harness.cli import main
-from harness.compare import METRICS, Metric, compare_metric, compare_paths
 from harness.errors import CompareError
-from harness.verdicts import format_markdown, format_table, junit_cases
 
 LATENCY = Metric("video_latency_ms.p50", "Video latency p50", "ms", min_abs=2.0)
 

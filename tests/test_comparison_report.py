@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from synthetic_runs import write_set
 
+from harness.analysis.runset import find_runs
 from harness.cli import main
 from harness.report.charts import CHARTS
 from harness.report.comparison import build_comparison_report, pool_runs
 from harness.report.data import load_run
-from harness.runset import find_runs
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.clocksync import clock_sync_state, combine
-from harness.store import RunReader
+from harness.probes.clocksync import clock_sync_state, combine
+from harness.store.reader import RunReader
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,12 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from harness import netio
-from harness.run import health_reasons
-from harness.store import RunReader, RunWriter, write_manifest
-from harness.udpstats import SocketDrops, rcvbuf_errors
+from harness.analysis.health import health_reasons
+from harness.rtc import netio
+from harness.rtc.udpstats import SocketDrops, rcvbuf_errors
+from harness.store.manifest import write_manifest
+from harness.store.reader import RunReader
+from harness.store.writer import RunWriter
 
 
 def host_row(second: int, **extra: Any) -> dict[str, Any]:

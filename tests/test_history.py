@@ -1,4 +1,4 @@
-"""Tests for harness.changepoint (E-divisive means) and harness.history / ``confbench history``."""
+"""Tests for harness.analysis.changepoint (E-divisive means) and harness.analysis.history / ``confbench history``."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from synthetic_runs import write_run
 
-from harness.changepoint import e_divisive
+from harness.analysis.changepoint import e_divisive
+from harness.analysis.history import history
+from harness.analysis.runset import find_runs
 from harness.cli import main
 from harness.errors import UsageError
-from harness.history import build_history, history
-from harness.runset import find_runs
+from harness.report.history import build_history
 
 
 def test_finds_steps_and_nothing_in_noise() -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from harness.report.charts import network_changes
 from harness.report.data import load_run
-from harness.store import RunReader
+from harness.store.reader import RunReader
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="the emulated network needs root (namespaces, TUN)")]

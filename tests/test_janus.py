@@ -21,10 +21,10 @@ from helpers import ROOT, confbench, only_run
 from test_participant import ListSink
 
 from harness.errors import SystemError_, TestbedError
-from harness.ice import pin_host_addresses
-from harness.participant import Participant, ParticipantSpec
-from harness.scenario import VideoSettings
-from harness.store import RunReader
+from harness.host.participant import Participant, ParticipantSpec
+from harness.rtc.ice import pin_host_addresses
+from harness.scenario.scenario import VideoSettings
+from harness.store.reader import RunReader
 from harness.systems.janus import JanusSystem, room_id, server_info
 from harness.systems.janus_api import API_SECRET_ENV, JanusRefused
 from harness.testbed.janus import LocalJanus

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiortc.rtp import RtpPacket
 
-from harness.jitter import AudioPlayoutBuffer, ForwardingAudioBuffer, NackRetrier, VideoPlayoutBuffer, frame_start
+from harness.rtc.jitter import AudioPlayoutBuffer, ForwardingAudioBuffer, NackRetrier, VideoPlayoutBuffer, frame_start
 
 
 def pkt(seq: int, ts: int, marker: bool, data: bytes, payload: bytes = b"") -> RtpPacket:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import RunReader
+from harness.store.reader import RunReader
 
 pytestmark = pytest.mark.integration
 

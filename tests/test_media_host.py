@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.scenario import load_scenario
+from harness.scenario.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def start() -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "harness.media_host"], stdin=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "harness.host.media_host"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
 
 
@@ -63,7 +63,7 @@ def test_a_designation_that_arrives_before_its_receiver_is_kept() -> None:
     import asyncio
     import io
 
-    from harness.media_host import MediaHost, _Outbox
+    from harness.host.media_host import MediaHost, _Outbox
 
     scenario = load_scenario(ROOT / "scenarios" / "meeting-6.toml")
     scenario_dict = scenario.to_dict()

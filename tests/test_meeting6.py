@@ -3,7 +3,7 @@
 A real run (Locust, two media hosts, the SFU process, WebRTC on loopback) of ``scenarios/meeting-6.toml`` with
 a smaller picture (160x90 at 150 kbit/s instead of 320x180): the claim under test is the room (6 x 5 streams
 forwarded, all at 30 fps, every sender measured), and on a shared 2-core CI machine the full-size room can
-leave the generator itself without headroom. Its full-size figures are in the README's measured-figures table.
+leave the generator itself without headroom. Its full-size figures are in docs/figures.md.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import RunReader
+from harness.store.reader import RunReader
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,16 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ScenarioError
-from harness.network import PRESET_DIR, BurstLoss, NetworkProfile, ProfileError, Shape, parse_profile, preset_names
-from harness.scenario import load_scenario, scenario_from_dict
+from harness.scenario.network import (
+    PRESET_DIR,
+    BurstLoss,
+    NetworkProfile,
+    ProfileError,
+    Shape,
+    parse_profile,
+    preset_names,
+)
+from harness.scenario.scenario import load_scenario, scenario_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = ("good-wifi", "lossy-wifi", "3g", "satellite", "congested")

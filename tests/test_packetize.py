@@ -11,11 +11,11 @@ from aiortc import RTCPeerConnection
 from aiortc.codecs import get_encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from harness import ntpclock, remb
 from harness.media.encoder import SharedVideoEncoder
 from harness.media.packetize import PacketizedFrame, Packetizer
 from harness.media.tap import tap
 from harness.media.video import VideoSource
+from harness.rtc import ntpclock, remb
 
 
 def packet(data: bytes, pts: int) -> av.Packet:
@@ -46,7 +46,7 @@ def test_packetized_frames_reach_a_receiver_unchanged() -> None:
     """A real sender takes the shared payloads: the receiver reassembles frames of exactly those bytes."""
 
     async def run() -> tuple[list[bytes], list[PacketizedFrame]]:
-        from harness.ice import pin_host_addresses
+        from harness.rtc.ice import pin_host_addresses
 
         pin_host_addresses(["127.0.0.1"])
         ntpclock.install()

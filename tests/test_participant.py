@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from harness.ice import pin_host_addresses
-from harness.participant import Participant, ParticipantSpec
-from harness.scenario import VideoSettings
+from harness.host.participant import Participant, ParticipantSpec
+from harness.rtc.ice import pin_host_addresses
+from harness.scenario.scenario import VideoSettings
 from harness.systems.p2p import P2PSystem
 
 pytestmark = pytest.mark.integration
@@ -147,7 +147,7 @@ def test_undecoded_streams_still_measure_rate_and_rtp() -> None:
 
 
 def test_probe_choice_is_stable_and_follows_the_fraction() -> None:
-    from harness.participant import Participant as P
+    from harness.host.participant import Participant as P
 
     def probes(fraction: float) -> list[bool]:
         p = P(ParticipantSpec(name="r", group="g", index=0, room="x", probe_fraction=fraction), P2PSystem(),

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from harness.media.pool import MAX_PUBLISHERS_PER_ENCODER, EncoderPool
-from harness.scenario import AudioSettings, VideoSettings
+from harness.scenario.scenario import AudioSettings, VideoSettings
 
 VIDEO = VideoSettings(width=160, height=96, fps=30)
 

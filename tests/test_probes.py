@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from harness.probes import ProcessProbe
+from harness.probes.probes import ProcessProbe
 
 BUSY = "import subprocess, sys, time\n" \
        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])\n" \

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness import prometheus
+from harness.probes import prometheus
 
 PROCESS = """# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
 # TYPE process_cpu_seconds_total counter
@@ -72,7 +72,7 @@ def test_probe_turns_counters_into_percent_of_a_core(exporter: str) -> None:
 
 def test_unreachable_endpoint_is_one_line_before_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.errors import SystemError_
-    from harness.run import _checked_metrics_url
+    from harness.orchestrate.run import _checked_metrics_url
 
     monkeypatch.setenv(prometheus.METRICS_URL_ENV, "http://127.0.0.1:9/metrics")
     with pytest.raises(SystemError_, match=r"cannot use the server metrics at http://127.0.0.1:9/metrics"):

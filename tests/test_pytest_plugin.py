@@ -9,14 +9,14 @@ import pytest
 
 # Imported here, before any inner session: pytester drops modules an inner run imported, and numpy's C
 # extension cannot be loaded twice in one process.
-import harness.run  # noqa: F401
-import harness.scenario  # noqa: F401
+import harness.orchestrate.run  # noqa: F401
+import harness.scenario.scenario  # noqa: F401
 
 pytest_plugins = ["pytester"]
 
 FAKE = '''
 import pytest
-import harness.run
+import harness.orchestrate.run
 from pathlib import Path
 
 @pytest.fixture(autouse=True, scope="session")
@@ -24,12 +24,12 @@ def fake_execute():
     calls = []
     def execute(scenario, spec, results, progress=None, processes=None):
         calls.append((scenario.name, spec.name, scenario.duration_s))
-        return harness.run.RunOutcome(run_dir=Path(results) / "x", status="completed",
+        return harness.orchestrate.run.RunOutcome(run_dir=Path(results) / "x", status="completed",
                                       summary={"video_latency_ms": {"p95": 42.0}, "thresholds": [], "calls": calls})
-    original = harness.run.execute
-    harness.run.execute = execute
+    original = harness.orchestrate.run.execute
+    harness.orchestrate.run.execute = execute
     yield
-    harness.run.execute = original
+    harness.orchestrate.run.execute = original
 '''
 
 SCENARIO = 'name = "tiny"\nduration_s = 5\n[[groups]]\nname = "a"\ncount = 2\n'

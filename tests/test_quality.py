@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from av import CodecContext, VideoFrame
 
-from harness.emodel import OPUS_BPL, OPUS_IE, audio_mos, delay_impairment, mos_from_r, r_factor
+from harness.analysis.emodel import OPUS_BPL, OPUS_IE, audio_mos, delay_impairment, mos_from_r, r_factor
 from harness.media.psnr import MAX_PSNR_DB, frame_psnr, psnr, reference_luma
 from harness.media.video import VideoSource, read_frame
 

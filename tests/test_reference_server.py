@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from aiortc import RTCPeerConnection
 
-from harness.ice import pin_host_addresses
 from harness.media.encoder import SharedVideoEncoder
 from harness.media.video import VideoSource
 from harness.reference.server import READY_PREFIX
+from harness.rtc.ice import pin_host_addresses
 
 pytestmark = pytest.mark.integration
 

@@ -14,11 +14,11 @@ import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
-from harness import jitter
-from harness.ice import pin_host_addresses
 from harness.media.encoder import SharedVideoEncoder
 from harness.media.video import VideoSource, read_frame
 from harness.reference.relay import EncodedRelay
+from harness.rtc import jitter
+from harness.rtc.ice import pin_host_addresses
 
 pytestmark = pytest.mark.integration
 

@@ -500,7 +500,8 @@ def test_load_run_without_manifest(tmp_path: Path) -> None:
 
 
 def test_build_report_through_the_store(tmp_path: Path) -> None:
-    from harness.store import RunWriter, write_manifest, write_summary
+    from harness.store.manifest import write_manifest, write_summary
+    from harness.store.writer import RunWriter
 
     run_dirs = []
     for seed, system in enumerate(("reference", "janus")):

@@ -1,11 +1,11 @@
-"""RTCP arrival times from the kernel (harness/rtcparrival.py): timestamps on real loopback sockets."""
+"""RTCP arrival times from the kernel (harness/rtc/rtcparrival.py): timestamps on real loopback sockets."""
 
 from __future__ import annotations
 
 import socket
 import time
 
-from harness import rtcparrival
+from harness.rtc import rtcparrival
 
 RTCP_RR = bytes([0x81, 201, 0, 7]) + bytes(28)  # an SRTCP receiver report's clear header, and a body
 RTP = bytes([0x80, 96, 0, 1]) + bytes(60)

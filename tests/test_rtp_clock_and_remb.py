@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiortc import RTCPeerConnection, clock
 from aiortc.codecs import CODECS
 
-from harness import ntpclock, remb
+from harness.rtc import ntpclock, remb
 
 
 def test_ntp_time_equals_aiortcs_own() -> None:

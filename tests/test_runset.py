@@ -1,4 +1,4 @@
-"""Tests for harness.runset (plan, runset.json, finding runs), harness.junit and the scenario's [min_effect]."""
+"""Tests for harness.analysis.runset (plan, runset.json, finding runs), analysis.junit, the [min_effect] table."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from synthetic_runs import SCENARIO, write_run, write_set
 
+from harness.analysis.junit import Case, threshold_cases, to_xml, write_junit
+from harness.analysis.runset import find_runs, interleave, read_run_set
 from harness.errors import ScenarioError, UsageError
-from harness.junit import Case, threshold_cases, to_xml, write_junit
-from harness.runset import find_runs, interleave, read_run_set
-from harness.scenario import parse_scenario, scenario_from_dict
+from harness.scenario.scenario import parse_scenario, scenario_from_dict
 
 
 def test_interleaved_order() -> None:

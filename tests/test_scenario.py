@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ScenarioError
-from harness.scenario import load_scenario, parse_scenario, scenario_from_dict
+from harness.scenario.scenario import load_scenario, parse_scenario, scenario_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 

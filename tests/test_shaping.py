@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from harness.network import BurstLoss, Shape
+from harness.scenario.network import BurstLoss, Shape
 from harness.testbed.netem import netem_argv, qdisc_counts, tbf_argv
 from harness.testbed.shaping import Shaper
 

@@ -1,4 +1,4 @@
-"""Tests for harness.stats: Mann–Whitney U against hand-worked and brute-force values, seeded bootstraps."""
+"""Tests for harness.analysis.stats: Mann–Whitney U against hand-worked and brute-force values, seeded bootstraps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.stats import (
+from harness.analysis.stats import (
     Interval,
     bootstrap_median_ci,
     bootstrap_ratio_ci,

@@ -1,4 +1,4 @@
-"""Tests for harness.store: run ids, manifest, writing and reading tables, crash safety."""
+"""Tests for harness.store (manifest, tables, writer, reader): run ids, documents, tables, crash safety."""
 
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness import store
 from harness.errors import StoreError
-from harness.store import (
+from harness.store import manifest as manifest_mod
+from harness.store import reader as reader_mod
+from harness.store import tables as tables_mod
+from harness.store import writer as writer_mod
+from harness.store.manifest import (
     SCHEMA_VERSION,
-    TABLES,
-    RunReader,
-    RunWriter,
     new_run_id,
     read_manifest,
     update_manifest,
@@ -33,6 +33,9 @@ from harness.store import (
     write_manifest,
     write_summary,
 )
+from harness.store.reader import RunReader
+from harness.store.tables import TABLES
+from harness.store.writer import RunWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -163,8 +166,8 @@ def test_older_manifest_is_upgraded(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         document["host"] = {"hostname": document["host"]}
         return document
 
-    monkeypatch.setattr(store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setitem(store._MANIFEST_UPGRADES, SCHEMA_VERSION, v1_to_v2)
+    monkeypatch.setattr(manifest_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(manifest_mod._MANIFEST_UPGRADES, SCHEMA_VERSION, v1_to_v2)
     manifest = read_manifest(tmp_path)
     assert manifest["schema_version"] == SCHEMA_VERSION + 1
     assert manifest["host"] == {"hostname": "box"}
@@ -371,7 +374,7 @@ def test_writer_arguments_are_checked(run_dir: Path) -> None:
 
 def test_flushes_on_size_and_on_interval(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [100.0]
-    monkeypatch.setattr(store.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(writer_mod.time, "monotonic", lambda: clock[0])
     writer = RunWriter(run_dir, flush_interval_s=1.0, max_buffered_rows=10)
     assert writer.maybe_flush() is False  # nothing buffered
     writer.append("frames", [frame(n) for n in range(9)])
@@ -417,7 +420,7 @@ def test_failed_flush_keeps_the_rows(run_dir: Path, monkeypatch: pytest.MonkeyPa
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr(store.pq, "write_table", disk_full)
+        patch.setattr(writer_mod.pq, "write_table", disk_full)
         with pytest.raises(StoreError, match="No space left"):
             writer.flush()
     assert writer.rows_buffered["frames"] == 1
@@ -489,9 +492,11 @@ def test_older_part_is_upgraded(run_dir: Path, monkeypatch: pytest.MonkeyPatch) 
             pa.compute.multiply(table.column("latency_ms"), 2.0),
         )
 
-    monkeypatch.setattr(store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setitem(store._MANIFEST_UPGRADES, SCHEMA_VERSION, lambda document: document)
-    monkeypatch.setitem(store._TABLE_UPGRADES, SCHEMA_VERSION, v1_to_v2)
+    # The reader compares parts with its own name for the version; the manifest module with its own.
+    monkeypatch.setattr(manifest_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(reader_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(manifest_mod._MANIFEST_UPGRADES, SCHEMA_VERSION, lambda document: document)
+    monkeypatch.setitem(tables_mod._TABLE_UPGRADES, SCHEMA_VERSION, v1_to_v2)
     assert RunReader(run_dir).table("frames")["latency_ms"].tolist() == [100.0]
 
 
@@ -529,7 +534,7 @@ def test_killed_process_leaves_readable_parts(run_dir: Path) -> None:
     script = textwrap.dedent(
         f"""
         import sys, time
-        from harness.store import RunWriter
+        from harness.store.writer import RunWriter
         writer = RunWriter({str(run_dir)!r}, flush_interval_s=0.0)
         n = 0
         while True:

@@ -1,4 +1,4 @@
-"""Tests for harness.summary: every figure of summary.json on a synthetic run with known numbers."""
+"""Tests for harness.analysis.summary: every figure of summary.json on a synthetic run with known numbers."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from harness.store import SCHEMA_VERSION, RunReader, RunWriter, write_manifest, write_summary
-from harness.summary import format_table, summarize
-from harness.thresholds import KNOWN_KEYS, parse_threshold
+from harness.analysis.summary import format_table, summarize
+from harness.scenario.thresholds import KNOWN_KEYS, parse_threshold
+from harness.store.manifest import SCHEMA_VERSION, write_manifest, write_summary
+from harness.store.reader import RunReader
+from harness.store.writer import RunWriter
 
 
 def join(participant: str, attempt: int, ok: bool, join_ms: float | None = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Tests for harness.thresholds: parsing, validation and evaluation against a summary."""
+"""Tests for harness.scenario.thresholds: parsing, validation and evaluation against a summary."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness.thresholds import KNOWN_KEYS, Threshold, evaluate, lookup, parse_threshold
+from harness.scenario.thresholds import KNOWN_KEYS, Threshold, evaluate, lookup, parse_threshold
 
 
 @pytest.mark.parametrize(

@@ -314,8 +314,8 @@ def test_through_aiortc_peer_connection() -> None:
     from aiortc import RTCPeerConnection
     from aiortc.mediastreams import MediaStreamTrack
 
-    from harness.ice import pin_host_addresses
     from harness.media.audio import AudioSource, PulseDetector
+    from harness.rtc.ice import pin_host_addresses
 
     # Loopback only: never let ICE use the machine's real interfaces.
     pin_host_addresses(["127.0.0.1"])

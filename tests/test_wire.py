@@ -18,10 +18,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.analysis.health import network_reasons
 from harness.errors import TestbedError
-from harness.network import NetworkProfile, Shape, parse_profile
-from harness.testbed import impairment, netns
-from harness.testbed.impairment import NetworkRecorder, create_network, network_reasons
+from harness.scenario.network import NetworkProfile, Shape, parse_profile
+from harness.testbed import impairment, link, netns
+from harness.testbed.impairment import NetworkRecorder, create_network
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the emulated network needs root (namespaces, TUN)")
 
@@ -43,7 +44,7 @@ def _echo(namespace: str, address: str) -> subprocess.Popen[str]:
     return proc
 
 
-EchoNetwork = tuple[impairment.ImpairedNetwork, subprocess.Popen[str]]
+EchoNetwork = tuple[link.ImpairedNetwork, subprocess.Popen[str]]
 
 
 @pytest.fixture

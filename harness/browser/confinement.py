@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from harness.scenario import Scenario
+from harness.scenario.scenario import Scenario
 from harness.systems import SystemSpec
 
 __all__ = ["confined_groups"]

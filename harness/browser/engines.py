@@ -15,9 +15,9 @@ from harness.browser.platform import Meeting
 from harness.browser.stats import Directory
 from harness.browser.webserver import StaticSite
 from harness.errors import BrowserError
+from harness.host.participant import Participant, ParticipantSpec, SampleSink
 from harness.media.pool import EncoderPool
-from harness.participant import Participant, ParticipantSpec, SampleSink
-from harness.scenario import Scenario
+from harness.scenario.scenario import Scenario
 from harness.systems.base import System
 
 

@@ -13,7 +13,7 @@ from importlib import resources
 from typing import Any
 
 from harness.media import audio, stamp
-from harness.scenario import AudioSettings, VideoSettings
+from harness.scenario.scenario import AudioSettings, VideoSettings
 
 PLACEHOLDER = "CONFIG;  // replaced by inject.py with a JSON object"
 

@@ -1,6 +1,6 @@
 """The browser engine: one participant is one Chromium, joining a web app as a person would.
 
-It offers the media host what a native :class:`harness.participant.Participant` offers (``spec``, ``join``,
+It offers the media host what a native :class:`harness.host.participant.Participant` offers (``spec``, ``join``,
 ``leave``, ``source_counters``), so both kinds live in the same media host and their rows take the same
 path to the store. The page carries confbench's instrument (``media.js``, injected before any page script):
 the participant only drives the join steps of the web platform, then drains what the page measured once a
@@ -28,7 +28,7 @@ from harness.browser import chromium, inject
 from harness.browser.platform import Meeting, WebPlatform
 from harness.browser.stats import Directory, PageRows
 from harness.errors import BrowserError, SystemError_
-from harness.participant import ParticipantSpec, SampleSink
+from harness.host.participant import ParticipantSpec, SampleSink
 
 log = logging.getLogger(__name__)
 

@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BrowserError, SystemError_
-from harness.participant import alnum_name
+from harness.host.participant import alnum_name
 
 ACTIONS = ("fill", "click", "wait", "press", "check", "wait_for_js", "sleep_ms")
 _STEP_KEYS = {*ACTIONS, "value", "key", "timeout_s", "optional"}

@@ -3,7 +3,7 @@
 The page (``media.js``) hands over raw material once a second: WebRTC ``getStats()`` entries per connection
 (cumulative counters), every received video frame with its stamp, and audio pulse onsets. :class:`PageRows`
 keeps the previous counters, so that each ``streams`` row covers one interval as native rows do, and uses the
-same freeze definition as native participants (``harness.participant._VideoCounters``).
+same freeze definition as native participants (``harness.host.participant._VideoCounters``).
 
 Units: Chromium reports ``jitter`` and ``roundTripTime`` in seconds and ``fractionLost`` as 0..1 (aiortc's
 is RFC 3550's 0..255); both become the table's ms and percent here.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.participant import _VideoCounters
+from harness.host.participant import _VideoCounters
 
 Row = dict[str, Any]
 Emit = Callable[[str, Row], None]

@@ -1,4 +1,4 @@
-"""The Locust side of the media-host pipe (see ``harness.media_host`` for the protocol).
+"""The Locust side of the media-host pipe (see ``harness.host.media_host`` for the protocol).
 
 Runs under gevent: the subprocess and its pipes are gevent's, so waiting for a reply blocks only the calling
 greenlet (one Locust user), never the Locust process.
@@ -20,7 +20,7 @@ from gevent.event import AsyncResult
 from gevent.lock import Semaphore
 
 from harness.errors import HarnessError
-from harness.procs import die_with_parent
+from harness.probes.procs import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class MediaHostClient:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         self._proc = gsubprocess.Popen(
-            [*self._argv_prefix, sys.executable, "-m", "harness.media_host"], stdin=gsubprocess.PIPE,
+            [*self._argv_prefix, sys.executable, "-m", "harness.host.media_host"], stdin=gsubprocess.PIPE,
             stdout=gsubprocess.PIPE, stderr=self._stderr, env=env, preexec_fn=die_with_parent,
         )
         self._reader = gevent.spawn(self._read_loop)

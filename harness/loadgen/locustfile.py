@@ -14,7 +14,8 @@ import sys
 from harness.errors import HarnessError
 from harness.loadgen import plugin  # noqa: F401 - registers the harness's Locust hooks
 from harness.loadgen.runfile import define
-from harness.scenario import Scenario, load_scenario, scenario_from_dict
+from harness.orchestrate.direct import install
+from harness.scenario.scenario import Scenario, load_scenario, scenario_from_dict
 
 
 def _scenario_path() -> str:
@@ -34,6 +35,9 @@ def _load(path: str) -> Scenario:
             return scenario_from_dict(json.load(fh))
     return load_scenario(path)
 
+
+# A run started by plain `locust` opens its own results folder (the locustfile is an entry point, like the CLI).
+install()
 
 try:
     _SCENARIO = _load(_scenario_path())

@@ -13,6 +13,8 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +25,12 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from harness.errors import HarnessError
 from harness.loadgen.host_client import MediaHostClient, MediaHostError
 from harness.loadgen.roster import Roster
-from harness.scenario import Scenario
-from harness.store import RunWriter, atomic_write_bytes
+from harness.scenario.scenario import Scenario
+from harness.store.manifest import atomic_write_bytes
+from harness.store.writer import RunWriter
 from harness.systems import SystemSpec
 from harness.testbed.impairment import read_layout
 
@@ -44,6 +48,18 @@ WORKER_MESSAGE = "confbench_worker"
 WORKERS_FILE = "workers.json"
 ADMIT_TIMEOUT_S = 30.0
 PROGRESS_FILE = "progress.json"
+
+
+@dataclass(frozen=True, slots=True)
+class DirectRun:
+    """How a run started by plain ``locust`` opens and closes its results folder.
+
+    Installed by the locustfiles (``harness.orchestrate.direct.install``): opening a run folder measures the
+    instrument's floor and closing it writes the summary, which is orchestration, a layer above this one.
+    """
+
+    open: Callable[[HarnessState], Path]
+    close: Callable[[HarnessState], None]
 
 
 class HarnessState:
@@ -74,6 +90,8 @@ class HarnessState:
         self.workers: dict[str, dict[str, Any]] = {}
         """Where participants run (written to ``workers.json`` by the writer of the run)."""
         self.facts_sent = False
+        self.direct_run: DirectRun | None = None
+        """Set by a locustfile: opens a results folder when the controller did not give one."""
         self._request_ids = 0
 
     # -- media host ------------------------------------------------------------------------------------
@@ -308,8 +326,6 @@ def _add_options(parser: Any) -> None:
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
-    from harness.loadgen.direct import open_direct_run  # only for runs started by plain `locust`
-
     STATE.environment = environment
     opts = environment.parsed_options
     if opts is not None:
@@ -337,8 +353,10 @@ def _on_init(environment: Environment, **_: Any) -> None:
         if runner is not None:
             runner.register_message(ADMIT_MESSAGE, STATE.on_admit)
             runner.register_message(DEPART_MESSAGE, STATE.on_depart)
-        if STATE.run_dir is None:
-            STATE.run_dir = open_direct_run(STATE)
+        if STATE.run_dir is None:  # a run started by plain `locust`
+            if STATE.direct_run is None:
+                raise HarnessError("no results folder: pass --confbench-run-dir, or use a locustfile of the harness")
+            STATE.run_dir = STATE.direct_run.open(STATE)
         writer_id = f"locust{os.getpid()}"
         STATE.writer = RunWriter(STATE.run_dir, writer_id=writer_id, flush_interval_s=1.0)
         if isinstance(runner, MasterRunner):
@@ -367,16 +385,15 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
 
 @events.quitting.add_listener
 def _on_quitting(environment: Environment, **_: Any) -> None:
-    from harness.loadgen.direct import close_direct_run
-
     STATE.close()
-    close_direct_run(STATE)
+    if STATE.direct_run is not None:
+        STATE.direct_run.close(STATE)
 
 
 def worker_facts(index: int) -> dict[str, Any]:
-    """This process's host, pid, Locust worker index and clock state (``harness.clocksync``)."""
-    from harness.clocksync import clock_sync_state
-    from harness.environment import host_facts
+    """This process's host, pid, Locust worker index and clock state (``harness.probes.clocksync``)."""
+    from harness.probes.clocksync import clock_sync_state
+    from harness.probes.environment import host_facts
 
     facts = host_facts()
     return {"index": index, "host": facts["hostname"], "pid": os.getpid(), "cores": facts["cores"],

@@ -1,6 +1,6 @@
 """Who is in the run: one index per participant, and a designated probe for every sender.
 
-A participant decodes a received stream when it is one of its *probes* (``harness.participant``):
+A participant decodes a received stream when it is one of its *probes* (``harness.host.participant``):
 ``probe_fraction`` of the pairs, drawn per receiver–sender pair. A draw alone can leave a sender without any
 probe (in a room of six at 0.2, two of six senders were never decoded), and then that sender has no latency
 or frame-loss figure at all. So every sender also gets one *designated* receiver, which decodes it whatever

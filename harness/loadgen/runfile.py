@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.scenario import Scenario, scenario_from_dict
+from harness.scenario.scenario import Scenario, scenario_from_dict
 from harness.systems import SystemSpec
 
 RUNFILE = "locustfile.py"
@@ -25,7 +25,9 @@ Workers of a distributed run download it from the Locust master (``confbench wor
 """
 
 from harness.loadgen.runfile import define
+from harness.orchestrate.direct import install
 
+install()
 define(globals(), {scenario}, system={system}, capacity={capacity})
 '''
 

@@ -1,4 +1,4 @@
-"""The capacity search as a Locust ``LoadTestShape``: Locust ramps the users, :mod:`harness.capacity` decides.
+"""The capacity search as a Locust ``LoadTestShape``: Locust ramps the users, the capacity search decides.
 
 The shape runs on the Locust master (or the local runner), which writes the run's results: before a step
 is judged the writer is flushed, and the step is read back from the folder in a thread of gevent's pool,
@@ -13,9 +13,16 @@ from typing import Any, ClassVar
 import gevent
 from locust import LoadTestShape
 
-from harness.capacity import CapacitySearch, StepPlan, StepResult, evaluate_step, settings_of, write_capacity
+from harness.analysis.capacity_steps import (
+    CapacitySearch,
+    StepPlan,
+    StepResult,
+    evaluate_step,
+    settings_of,
+    write_capacity,
+)
 from harness.loadgen.plugin import STATE
-from harness.scenario import Scenario
+from harness.scenario.scenario import Scenario
 
 log = logging.getLogger(__name__)
 

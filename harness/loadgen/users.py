@@ -13,7 +13,7 @@ import gevent
 from locust import User, constant, task
 
 from harness.loadgen.plugin import STATE, join_participant, leave_participant
-from harness.scenario import Group, Scenario
+from harness.scenario.scenario import Group, Scenario
 
 
 class ConferenceUser(User):

@@ -23,7 +23,7 @@ from harness.media.audio import AudioSource
 from harness.media.encoder import SharedAudioEncoder, SharedVideoEncoder
 from harness.media.fanout import FanOutTrack
 from harness.media.video import VideoSource
-from harness.scenario import MAX_PUBLISHERS_PER_ENCODER, AudioSettings, VideoSettings
+from harness.scenario.scenario import MAX_PUBLISHERS_PER_ENCODER, AudioSettings, VideoSettings
 
 __all__ = ["MAX_PUBLISHERS_PER_ENCODER", "EncoderPool", "Lease"]
 AUDIO_SAMPLE_RATE = 48000

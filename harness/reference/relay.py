@@ -11,7 +11,7 @@ publisher (via the shared encoder's key-frame hook in ``harness.media.encoder``)
 
 The receiver's decoder queue is taken over by ``harness.media.tap``; the private attributes touched here
 (the receiver's remote SSRCs and PLI method) are used in this module only. The process hosting relays
-should call ``harness.jitter.install(relay=True)`` before it creates receiving connections, so that frames
+should call ``harness.rtc.jitter.install(relay=True)`` before it creates receiving connections, so that frames
 are handed on as soon as they are complete.
 """
 

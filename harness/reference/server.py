@@ -35,9 +35,9 @@ from pathlib import Path
 from aiohttp import web
 
 import harness
-from harness import netio
-from harness.ice import pin_host_addresses
 from harness.reference.sfu import Sfu, SfuError
+from harness.rtc import netio
+from harness.rtc.ice import pin_host_addresses
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
-from harness import jitter, ntpclock
 from harness.reference.relay import EncodedRelay
+from harness.rtc import jitter, ntpclock
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The page of a capacity search: the capacity (or why there is none), the steps, and two curves.
 
 A pure function of the run folder: each step's figures are recomputed from the tables over the windows that
-``capacity.json`` records (:func:`harness.capacity.evaluate_step`, as the search judged them), and the
+``capacity.json`` records (:func:`harness.analysis.capacity_steps.evaluate_step`, as the search judged them), and the
 server's CPU comes from the ``sut`` probes in the same windows.
 """
 
@@ -14,12 +14,12 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from harness.capacity import StepPlan, StepResult, evaluate_step, read_capacity
+from harness.analysis.capacity_steps import StepPlan, StepResult, evaluate_step, read_capacity
 from harness.errors import ReportError
 from harness.report.charts import color, format_number
 from harness.report.html import _CSS, _e, figure_png
-from harness.scenario import CapacitySettings, scenario_from_dict
-from harness.store import RunReader
+from harness.scenario.scenario import CapacitySettings, scenario_from_dict
+from harness.store.reader import RunReader
 
 INDEX = "index.html"
 QUALITY = (("video_latency_ms", "p95", "video latency p95 (ms)"), ("packet_loss_pct", None, "packet loss (%)"),

@@ -1,7 +1,7 @@
 """The comparison page: N systems (or a baseline and a candidate) on one scenario, over all repetitions.
 
 What it shows, from the results alone: each system's version and repetitions, the verdict table of every
-comparison (:mod:`harness.compare`), p50/p95 bars with their bootstrap confidence intervals and server CPU per
+comparison (:mod:`harness.analysis.compare`), p50/p95 bars with their bootstrap confidence intervals and server CPU per
 participant (:mod:`harness.report.comparison_charts`), then every chart of the single-run report
 (:data:`harness.report.charts.CHARTS`: latency CDFs overlaid, join time, loss and jitter, frame rate and
 freezes, CPU over time) drawn on each system's repetitions pooled. Pooling puts a system's repetitions back to
@@ -25,13 +25,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 import harness
-from harness.compare import Comparison, compare, make_side
+from harness.analysis.compare import Comparison, compare, make_side
+from harness.analysis.runset import RUNSET_FILE, RunRecord, find_runs, read_run_set
 from harness.errors import CompareError, ReportError
 from harness.report.charts import charts_for
 from harness.report.comparison_charts import SystemRepetitions, cpu_per_participant, percentile_bars
 from harness.report.data import TABLES, RunData, load_run
 from harness.report.html import INDEX, RenderedChart, figure_png
-from harness.runset import RUNSET_FILE, RunRecord, find_runs, read_run_set
 
 __all__ = ["build_comparison_report", "pool_runs", "render_comparison_report"]
 

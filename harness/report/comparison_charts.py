@@ -1,7 +1,7 @@
 """Charts of the comparison page that are drawn from repetitions' summaries rather than from tables.
 
 Each takes, per system, the ``summary.json`` of its completed repetitions, and shows the median over the
-repetitions with its seeded bootstrap 95 % confidence interval (:mod:`harness.stats`), the same figures the
+repetitions with its seeded bootstrap 95 % confidence interval (:mod:`harness.analysis.stats`), the same figures the
 verdicts are built from. Colours follow :func:`harness.report.charts.color` in system order, as in every
 other chart of the page.
 """
@@ -18,9 +18,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from harness.analysis.stats import bootstrap_median_ci
 from harness.report.charts import color, format_number
-from harness.stats import bootstrap_median_ci
-from harness.thresholds import lookup
+from harness.scenario.thresholds import lookup
 
 __all__ = ["SystemRepetitions", "cpu_per_participant", "percentile_bars", "repetition_values"]
 

@@ -2,22 +2,21 @@
 
 Reports are pure functions of this data (DESIGN.md §5.7): everything the charts and the page show comes
 from the manifest, the tables and ``summary.json`` of a run, loaded once here through
-:class:`harness.store.RunReader`.
+:class:`harness.store.reader.RunReader`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from harness.errors import ReportError, StoreError
+from harness.store.manifest import parse_utc
 
 #: The tables of docs/results.md, in the order the contract lists them.
 TABLES: tuple[str, ...] = ("joins", "frames", "streams", "audio", "probes", "events")
@@ -104,23 +103,6 @@ def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def parse_utc(value: object) -> float | None:
-    """A UTC time from a manifest (ISO 8601 string or UNIX seconds) as UNIX seconds; None if unparseable."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
 def load_run(run_dir: Path) -> RunData:
     """Load the results folder ``run_dir`` (manifest, every table, summary) for a report.
 
@@ -134,7 +116,7 @@ def load_run(run_dir: Path) -> RunData:
         raise ReportError(f"{run_dir}: not a results folder (no {_MANIFEST})")
 
     # Imported here so that charts and pages can be built from in-memory RunData without the store.
-    from harness.store import RunReader
+    from harness.store.reader import RunReader
 
     try:
         reader = RunReader(run_dir)

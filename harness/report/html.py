@@ -24,7 +24,8 @@ from matplotlib.figure import Figure
 import harness
 from harness.errors import ReportError
 from harness.report.charts import charts_for, format_number
-from harness.report.data import RunData, load_runs, parse_utc, with_unique_labels
+from harness.report.data import RunData, load_runs, with_unique_labels
+from harness.store.manifest import parse_utc
 
 INDEX = "index.html"
 
@@ -527,7 +528,7 @@ def _floor_text(manifest: Mapping[str, Any]) -> str | None:
         return f"{format_number(number)} ms"
     values = _mapping(floor)
     p50 = _number(values.get("video_p50_ms"))
-    if p50 is not None:  # the record harness.calibration writes
+    if p50 is not None:  # the record harness.orchestrate.calibration writes
         p95, audio = _number(values.get("video_p95_ms")), _number(values.get("audio_p50_ms"))
         parts = [f"video p50 {format_number(p50)} ms" + (f" (p95 {format_number(p95)})" if p95 is not None else "")]
         if audio is not None:

@@ -51,7 +51,7 @@ SERVE_ADDRESS = "serve_address"
 """System option: the address a server the system starts itself must listen on (default 127.0.0.1); an
 impaired network gives its root address, which participants in the groups' namespaces can reach."""
 IMPAIRED_NETWORK = "impaired_network"
-"""System option: the run's ``harness.testbed.impairment.ImpairedNetwork`` when groups are impaired. A system
+"""System option: the run's ``harness.testbed.link.ImpairedNetwork`` when groups are impaired. A system
 whose server runs in a namespace of its own calls ``network.attach(namespace, owns=[its other addresses])``
 so that impaired participants reach it (and lets the server gather ICE candidates on the address it gets)."""
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import IO, Any, ClassVar
 
 from harness.errors import SystemError_
-from harness.procs import die_with_parent
+from harness.probes.procs import die_with_parent
 from harness.reference.server import READY_PREFIX
 from harness.systems import SERVE_ADDRESS
 from harness.systems.base import Deployment

@@ -9,7 +9,7 @@ there. A server in a namespace of its own (a testbed's Janus) is reached through
 
 Why namespaces rather than per-group source addresses: two participants in one namespace talk over its
 loopback, never through a device, so a p2p call (the calibration path) could not be impaired at all; a media
-host pins its ICE candidates once for the whole process (``harness/ice.py``), so one address per participant
+host pins its ICE candidates once for the whole process (``harness/rtc/ice.py``), so one address per participant
 would mean bending aioice per connection; and in a namespace *everything* a participant sends, signalling
 included, crosses its access link, as on a real client's link. The price is one media host per group and
 Locust process, and that members of one group share their link (like people behind one Wi-Fi router: a
@@ -25,7 +25,6 @@ uses 198.18.0.0/16): ``.1`` is the root namespace, groups follow.
 
 from __future__ import annotations
 
-import abc
 import contextlib
 import fcntl
 import ipaddress
@@ -35,15 +34,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
-
-import pandas as pd
+from typing import Any
 
 from harness.errors import TestbedError
-from harness.network import NetworkProfile, Shape
+from harness.scenario.network import NetworkProfile
 from harness.testbed import netns
+from harness.testbed.link import ImpairedNetwork
 
 log = logging.getLogger(__name__)
 
@@ -53,89 +50,8 @@ BACKEND_ENV = "CONFBENCH_IMPAIRMENT"
 LAYOUT_FILE = "network.json"
 """Written into the run folder: where each group lives, for the Locust processes."""
 
-# Health: past these the wire, not the system, would be measured.
-MAX_LATE_MS = 5.0
-MAX_LATE_SHARE = 0.10
-MAX_KERNEL_DROP_SHARE = 0.001
 
 RowsFn = Callable[[str, list[dict[str, Any]]], None]
-
-
-@dataclass(frozen=True, slots=True)
-class GroupPort:
-    """Where one participant group lives: its namespace and its address there."""
-
-    group: str
-    namespace: str
-    address: str
-
-
-class ImpairedNetwork(abc.ABC):
-    """The network of one run (see the module docstring); :meth:`close` removes everything it made."""
-
-    backend: str = ""
-
-    def __init__(self, subnet: ipaddress.IPv4Network) -> None:
-        self.subnet = subnet
-        hosts = subnet.hosts()
-        self.root_address = str(next(hosts))
-        self._free = hosts
-        self.ports: dict[str, GroupPort] = {}
-        self.namespaces: list[netns.Namespace] = []
-        self.reason = ""
-        """Why this backend was chosen (recorded in the manifest)."""
-
-    @classmethod
-    def start(cls, subnet: ipaddress.IPv4Network, groups: Sequence[str]) -> Self:
-        """The network with a shaped-to-be link per group and one for the root namespace; nothing is shaped
-        yet. Whatever was made is removed again when starting fails."""
-        network = cls(subnet)
-        try:
-            network._start(groups)
-        except BaseException:
-            network.close()
-            raise
-        return network
-
-    @abc.abstractmethod
-    def _start(self, groups: Sequence[str]) -> None:
-        """Make the namespaces, links and anything else the backend needs (called once, by :meth:`start`)."""
-
-    def next_address(self) -> str:
-        """A free address of this network."""
-        try:
-            return str(next(self._free))
-        except StopIteration:
-            raise TestbedError(f"no address left in {self.subnet} (at most 253 groups and servers)") from None
-
-    @abc.abstractmethod
-    def set_shapes(self, group: str, up: Shape, down: Shape) -> None:
-        """Shape ``group``'s link from now on."""
-
-    @abc.abstractmethod
-    def attach(self, namespace: netns.Namespace, owns: Sequence[str] = ()) -> str:
-        """Connect a server's namespace (unshaped) and return its address here; ``owns``: its other
-        addresses (e.g. its veth address), which groups then reach through this link too."""
-
-    @abc.abstractmethod
-    def poll(self, timeout: float) -> dict[str, list[dict[str, Any]]] | None:
-        """Wait up to ``timeout`` s for the next second of measurements: rows per table, or None."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Stop shaping and remove the namespaces and devices; never raises."""
-
-    def layout(self) -> dict[str, Any]:
-        """Where groups live, as plain data (``network.json`` for the Locust processes, and the manifest)."""
-        return {"backend": self.backend, "reason": self.reason, "subnet": str(self.subnet),
-                "root_address": self.root_address,
-                "groups": {p.group: {"namespace": p.namespace, "address": p.address} for p in self.ports.values()}}
-
-    def __enter__(self) -> ImpairedNetwork:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # --- choosing and creating ---------------------------------------------------------------------------------
@@ -314,37 +230,6 @@ def read_layout(run_dir: Path | None) -> dict[str, Any] | None:
         raise TestbedError(f"{run_dir / LAYOUT_FILE} is unreadable: {exc}") from None
 
 
-def network_reasons(probes: pd.DataFrame, network: pd.DataFrame, window: tuple[float, float] | None) -> list[str]:
-    """Reasons to mark a run ``invalid`` because the network emulation fell behind.
-
-    Two signals, within ``window`` when given: the wire sent packets late (more than :data:`MAX_LATE_MS`
-    after their time in over :data:`MAX_LATE_SHARE` of the seconds), or the kernel dropped packets the wire
-    did not read in time (over :data:`MAX_KERNEL_DROP_SHARE` of them).
-    """
-    def inside(table: pd.DataFrame) -> pd.DataFrame:
-        if window is None or table.empty:
-            return table
-        return table[(table["ts"] >= window[0]) & (table["ts"] <= window[1])]
-
-    reasons = []
-    wire = inside(probes[probes["role"] == "wire"]) if not probes.empty else probes
-    lag = wire["loop_lag_ms"].dropna() if not wire.empty else pd.Series(dtype=float)
-    if len(lag) >= 3:
-        share = float((lag > MAX_LATE_MS).mean())
-        if share > MAX_LATE_SHARE:
-            reasons.append(f"network wire fell behind: packets left more than {MAX_LATE_MS:g} ms late in "
-                           f"{share:.0%} of seconds (max {lag.max():.0f} ms)")
-    rows = inside(network)
-    if not rows.empty:
-        up = rows[rows["direction"] == "up"]
-        dropped = float(up["kernel_drops"].sum())
-        carried = float(up["packets"].sum() + up["lost"].sum() + up["queue_drops"].sum())
-        if dropped and dropped / (carried + dropped) > MAX_KERNEL_DROP_SHARE:
-            reasons.append(f"network wire fell behind: the kernel dropped {dropped:.0f} packets it did not read "
-                           f"in time ({dropped / (carried + dropped):.2%})")
-    return reasons
-
-
 # --- one run's network, as run.py uses it ------------------------------------------------------------------
 
 
@@ -363,7 +248,7 @@ class RunNetwork:
 
     def __init__(self, network: ImpairedNetwork, profiles: Mapping[str, NetworkProfile], run_dir: Path,
                  t0: float) -> None:
-        from harness.store import RunWriter
+        from harness.store.writer import RunWriter
 
         self.network = network
         self._writer = RunWriter(run_dir, writer_id="network", flush_interval_s=1.0)

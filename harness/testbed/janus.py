@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import TestbedError
-from harness.procs import die_with_parent
+from harness.probes.procs import die_with_parent
 from harness.testbed.netns import Namespace, require_root
 
 JANUS_BINARY = "janus"

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.errors import TestbedError
-from harness.network import Shape
+from harness.scenario.network import Shape
 from harness.testbed import netns
-from harness.testbed.impairment import GroupPort, ImpairedNetwork
+from harness.testbed.link import GroupPort, ImpairedNetwork
 
 TC_TIMEOUT_S = 10.0
 NETEM_LIMIT = 100_000

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from harness.network import Shape
+from harness.scenario.network import Shape
 
 BURST_S = 0.005
 """Traffic the bucket lets through at once after an idle spell, in seconds at the rate (5 ms)."""

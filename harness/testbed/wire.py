@@ -49,7 +49,7 @@ import time
 from dataclasses import asdict
 from typing import Any, BinaryIO
 
-from harness.network import Shape, shape_from_dict
+from harness.scenario.network import Shape, shape_from_dict
 from harness.testbed.shaping import Shaper
 
 TUNSETIFF = 0x400454CA

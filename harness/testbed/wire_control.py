@@ -25,10 +25,10 @@ from typing import IO, Any
 import psutil
 
 from harness.errors import TestbedError
-from harness.network import Shape
-from harness.procs import die_with_parent
+from harness.probes.procs import die_with_parent
+from harness.scenario.network import Shape
 from harness.testbed import netns
-from harness.testbed.impairment import GroupPort, ImpairedNetwork
+from harness.testbed.link import GroupPort, ImpairedNetwork
 
 log = logging.getLogger(__name__)
 

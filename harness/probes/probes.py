@@ -1,7 +1,7 @@
 """Process probes: CPU and memory of the system under test, sampled once a second into ``probes``.
 
 The load generator's processes probe themselves (the Locust processes in ``harness.loadgen.plugin``, the media
-hosts in ``harness.media_host``, which also measure their event-loop lag), so that a distributed run needs no
+hosts in ``harness.host.media_host``, which also measure their event-loop lag), so that a distributed run needs no
 probing across machines. This module watches processes the controller knows by pid: local servers.
 """
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from harness.probes import Row
+from harness.probes.probes import Row
 
 log = logging.getLogger(__name__)
 

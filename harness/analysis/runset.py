@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import StoreError, UsageError
-from harness.store import MANIFEST_FILE, SCHEMA_VERSION, RunReader, atomic_write_bytes, new_run_id, utc_iso
+from harness.store.manifest import MANIFEST_FILE, SCHEMA_VERSION, atomic_write_bytes, new_run_id, utc_iso
+from harness.store.reader import RunReader
 
 __all__ = [
     "RUNSET_FILE",

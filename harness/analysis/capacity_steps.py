@@ -8,13 +8,13 @@ latency p95, packet loss, freezes and failed joins; the same keys and syntax as 
 first failing step does not end the search: it steps back (fewer participants) and measures again, so the
 knee is *confirmed* — a level that passed before and after the SLO broke above it. That level is the
 capacity, reported in participants and in the video and audio streams the participants received (what an
-SFU forwarded). When the load generator's health fails in a step (``harness.run.health_reasons``: skipped
+SFU forwarded). When the load generator's health fails in a step (``harness.analysis.health.health_reasons``: skipped
 frames, event-loop lag, datagrams dropped on its own sockets, lost samples), the figures measure the
 generator: the search stops and says so instead of reporting a capacity. The search is bounded by
 ``max_participants`` and ``max_duration_s``.
 
 The decisions are made on the Locust master (``harness.loadgen.shape``) from the run's own results folder:
-a step's figures are :func:`harness.summary.summarize` over the rows of the step's window, so a step is
+a step's figures are :func:`harness.analysis.summary.summarize` over the rows of the step's window, so a step is
 judged exactly as a run would be, and the report recomputes them from the same data (``capacity.json``
 records the windows and the verdicts).
 """
@@ -32,26 +32,25 @@ from typing import Any
 
 import pandas as pd
 
-from harness.run import (
-    ProgressFn,
-    RunOutcome,
-    _drive,
-    default_processes,
-    deployed_run,
-    health_reasons,
-    record_workers,
-)
-from harness.scenario import CapacitySettings, Scenario
-from harness.store import RunReader, atomic_write_bytes, update_manifest, utc_iso, write_summary
-from harness.summary import summarize
-from harness.systems import SystemSpec, create_system
+from harness.analysis.health import health_reasons
+from harness.analysis.summary import summarize
+from harness.scenario.scenario import CapacitySettings, Scenario
+from harness.store.manifest import atomic_write_bytes
+from harness.store.reader import RunReader
 
 log = logging.getLogger(__name__)
 
+
+
 CAPACITY_FILE = "capacity.json"
+
+
 EVALUATION_DELAY_S = 3.0
 """After a window ends: time for the last samples to reach the writer and the server probe's flush."""
+
+
 JOIN_GRACE_S = 30.0
+
 
 OUTCOMES = ("found", "max_reached", "time_limit", "generator_limited", "below_start", "unstable")
 
@@ -335,47 +334,3 @@ def read_capacity(run_dir: Path) -> dict[str, Any] | None:
 def settings_of(scenario: Scenario) -> CapacitySettings:
     """The scenario's ``[capacity]``, or the defaults."""
     return scenario.capacity or CapacitySettings()
-
-
-# -- the controller's side ------------------------------------------------------------------------------------
-STOP_MARGIN_S = 120.0
-"""Beyond max_duration_s: the last step's evaluation, participants leaving, Locust's own shutdown."""
-
-
-def run_capacity(scenario: Scenario, spec: SystemSpec, results_root: Path, *, processes: int | None = None,
-                 progress: ProgressFn | None = None,
-                 announce: Callable[[Path], None] | None = None) -> RunOutcome:
-    """Run a capacity search of ``scenario`` against ``spec``; the outcome's summary has a ``capacity`` key."""
-    settings = settings_of(scenario)
-    system = create_system(spec)
-    with deployed_run(system, scenario, spec, results_root, announce) as (deployment, run_dir, metrics_url):
-        procs = processes or default_processes()
-        update_manifest(run_dir, loadgen={"processes": procs}, mode="capacity")
-        target = SystemSpec(spec.name, deployment.url)
-        return _drive(scenario, target, run_dir, deployment, progress, procs, metrics_url,
-                      run_time=math.ceil(settings.max_duration_s + STOP_MARGIN_S),
-                      extra_args=["--confbench-capacity"], finish=finish_capacity,
-                      most_participants=settings.max_participants)
-
-
-def finish_capacity(run_dir: Path, scenario: Scenario, status: str, errors: list[str]) -> dict[str, Any]:
-    """Close a capacity search: the status from its outcome, a summary of the whole run with the result."""
-    update_manifest(run_dir, ended_utc=utc_iso())
-    document = read_capacity(run_dir)
-    result = (document or {}).get("result")
-    invalid: list[str] = []
-    clock_reasons = record_workers(run_dir)
-    if status == "completed" and clock_reasons:
-        status, invalid = "invalid", clock_reasons
-    if status == "completed":
-        if result is None:
-            status = "failed"
-            errors = [*errors, "the capacity search did not finish (no result in capacity.json)"]
-        elif result.get("outcome") == "generator_limited":
-            status = "invalid"
-            invalid = [str(result.get("statement"))]
-    summary = summarize(RunReader(run_dir), planned_participants=scenario.participants, status=status)
-    summary["capacity"] = result
-    write_summary(run_dir, summary)
-    update_manifest(run_dir, status=status, errors=errors, invalid_reasons=invalid)
-    return summary

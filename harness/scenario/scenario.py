@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ScenarioError
-from harness.network import PRESET_DIR, NetworkProfile, ProfileError, parse_profile
-from harness.thresholds import KNOWN_KEYS, Threshold, parse_threshold
+from harness.scenario.network import PRESET_DIR, NetworkProfile, ProfileError, parse_profile
+from harness.scenario.thresholds import KNOWN_KEYS, Threshold, parse_threshold
 
 MEDIA_KINDS = ("audio", "video")
 VIDEO_CODECS = ("VP8", "H264")
@@ -79,7 +79,7 @@ class Group:
     engine: str = "native"
     """``native`` (aiortc in the media host) or ``browser`` (a real Chromium on the system's web client)."""
     network: NetworkProfile | None = None
-    """The group's access link (``harness.network``); None: no impairment (loopback)."""
+    """The group's access link (``harness.scenario.network``); None: no impairment (loopback)."""
     publishers_per_encoder: int = 1
     """How many of the group's publishers on one media host send the same encoded stream (1: each its
     own); see ``harness.media.pool`` for the cap and what it changes."""
@@ -342,7 +342,7 @@ _CAPACITY_KEYS = {"start": int, "step": int, "step_s": float, "settle_s": float,
                   "max_duration_s": float, "step_backs": int, "slo": dict}
 _GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float,
                "join_delay_s": float, "stay_s": float, "engine": str, "publishers_per_encoder": int,
-               "grow": bool, "network": dict}  # network (a preset name or a table) is parsed by harness.network
+               "grow": bool, "network": dict}  # network (a preset name or a table): parsed by harness.scenario.network
 
 
 def _check(where: str, table: Mapping[str, Any], schema: Mapping[str, type]) -> dict[str, Any]:
@@ -434,7 +434,7 @@ def _parse(data: Mapping[str, Any], source: str) -> Scenario:
     min_effect = []
     for key, fraction in top.pop("min_effect", {}).items():
         if key not in KNOWN_KEYS:
-            raise _FieldError(f"min_effect.{key}", "unknown summary key (see harness.thresholds.KNOWN_KEYS)")
+            raise _FieldError(f"min_effect.{key}", "unknown summary key (see harness.scenario.thresholds.KNOWN_KEYS)")
         if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction < 10:
             raise _FieldError(f"min_effect.{key}", f"must be a fraction such as 0.1 (10 %), got {fraction!r}")
         min_effect.append((key, float(fraction)))

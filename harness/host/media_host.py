@@ -2,7 +2,7 @@
 
 Why a process of its own: ``import locust`` monkey-patches the interpreter for gevent while aiortc needs a
 real asyncio loop and real threads (DESIGN.md §1). The Locust side (``harness.loadgen.host_client``) starts
-``python -m harness.media_host`` and talks to it over its standard input and output, one JSON object a line:
+``python -m harness.host.media_host`` and talks to it over its standard input and output, one JSON object a line:
 
 commands (stdin)::
 
@@ -38,18 +38,18 @@ from typing import Any, BinaryIO
 
 import psutil
 
-from harness import netio, udpstats
 from harness.browser.engines import Engines, HostedParticipant
 from harness.browser.participant import BrowserParticipant
 from harness.errors import HarnessError
-from harness.ice import pin_host_addresses
+from harness.host.participant import Participant, ParticipantSpec
 from harness.media.pool import EncoderPool
-from harness.participant import Participant, ParticipantSpec
-from harness.scenario import Scenario, scenario_from_dict
+from harness.rtc import netio, udpstats
+from harness.rtc.ice import pin_host_addresses
+from harness.scenario.scenario import Scenario, scenario_from_dict
 from harness.systems import SystemSpec, create_system
 from harness.systems.base import System
 
-log = logging.getLogger("harness.media_host")
+log = logging.getLogger("harness.host.media_host")
 
 # Samples are batched: one pipe write per interval instead of one per frame.
 BATCH_INTERVAL_S = 0.25
@@ -319,7 +319,7 @@ async def _main() -> None:
 
 
 def main() -> None:
-    """Entry point of ``python -m harness.media_host``."""
+    """Entry point of ``python -m harness.host.media_host``."""
     logging.basicConfig(level=os.environ.get("CONFBENCH_LOG", "WARNING"), stream=sys.stderr,
                         format="media_host %(levelname)s %(name)s: %(message)s")
     asyncio.run(_main())

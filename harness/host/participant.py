@@ -24,15 +24,15 @@ from aiortc.stats import (
 )
 from av import VideoFrame
 
-from harness import jitter, netio, ntpclock, remb, rtcparrival
-from harness.emodel import audio_mos
+from harness.analysis.emodel import audio_mos
 from harness.errors import SystemError_
 from harness.media.audio import PulseDetector
 from harness.media.pool import EncoderPool, Lease
 from harness.media.psnr import frame_psnr
 from harness.media.tap import count_received, inbound_counts, tap
 from harness.media.video import read_frame
-from harness.scenario import AudioSettings, VideoSettings
+from harness.rtc import jitter, netio, ntpclock, remb, rtcparrival
+from harness.scenario.scenario import AudioSettings, VideoSettings
 from harness.systems.base import Session, SessionContext, System
 
 log = logging.getLogger(__name__)
@@ -161,11 +161,11 @@ class Participant:
     def __init__(self, spec: ParticipantSpec, system: System, sink: SampleSink,
                  clock: Callable[[], float] = time.time, stats_interval_s: float = 1.0,
                  pool: EncoderPool | None = None) -> None:
-        netio.install()  # without it the loop falls behind the packet rate (see harness/netio.py)
-        jitter.install()  # frames complete on the marker bit, not one frame later (see harness/jitter.py)
-        ntpclock.install()  # aiortc's per-packet clock without datetime arithmetic (see harness/ntpclock.py)
-        remb.install()  # no bandwidth estimate nobody reads (see harness/remb.py)
-        rtcparrival.install()  # RTT from the kernel's arrival time of RTCP, not the loop's (harness/rtcparrival.py)
+        netio.install()  # without it the loop falls behind the packet rate (see harness/rtc/netio.py)
+        jitter.install()  # frames complete on the marker bit, not one frame later (see harness/rtc/jitter.py)
+        ntpclock.install()  # aiortc's per-packet clock without datetime arithmetic (see harness/rtc/ntpclock.py)
+        remb.install()  # no bandwidth estimate nobody reads (see harness/rtc/remb.py)
+        rtcparrival.install()  # RTT from the kernel's arrival time of RTCP, not the loop's (harness/rtc/rtcparrival.py)
         self.spec = spec
         self._system = system
         self._sink = sink

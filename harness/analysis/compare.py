@@ -5,7 +5,7 @@ The unit of evidence is the *repetition*: for every completed run the metric's v
 repetitions gives K values. Per metric:
 
 - the effect is the ratio of medians, ``median(candidate values) / median(baseline values)``, with a seeded
-  percentile-bootstrap 95 % confidence interval (:func:`harness.stats.bootstrap_ratio_ci`);
+  percentile-bootstrap 95 % confidence interval (:func:`harness.analysis.stats.bootstrap_ratio_ci`);
 - significance: with at least :data:`MWU_MIN_REPETITIONS` repetitions on each side, a two-sided
   Mann–Whitney U test at :data:`ALPHA`; with fewer (but at least :data:`MIN_REPETITIONS`), the bootstrap
   95 % intervals of the two medians must not overlap; with fewer on a side the verdict is ``unknown``;
@@ -27,15 +27,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.errors import CompareError, UsageError
-from harness.runset import RunRecord, find_runs
-from harness.stats import (
+from harness.analysis.runset import RunRecord, find_runs
+from harness.analysis.stats import (
     Interval,
     bootstrap_median_ci,
     bootstrap_ratio_ci,
     mann_whitney_u,
 )
-from harness.thresholds import lookup
+from harness.errors import CompareError, UsageError
+from harness.scenario.thresholds import lookup
 
 __all__ = [
     "ALPHA",

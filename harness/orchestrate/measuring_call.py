@@ -1,7 +1,7 @@
 """A measuring call: two participants on the ``p2p`` path, each in a media host of its own.
 
 The instrument measured by calibration is the one every run uses: participants in media hosts
-(``python -m harness.media_host``), joined over ``p2p`` (no server), decoding everything they receive. The
+(``python -m harness.host.media_host``), joined over ``p2p`` (no server), decoding everything they receive. The
 measured direction is from the ``sender`` (audio and video), whose media host may run in a namespace
 (``sender_prefix``, e.g. ``ip netns exec NS``) behind an emulated link, to the ``receiver``, which always
 runs in the root namespace. The receiver sends audio back: half again as many packets for loss counts, at
@@ -25,8 +25,8 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import HarnessError
-from harness.procs import die_with_parent
-from harness.scenario import AudioSettings, Group, Scenario, VideoSettings
+from harness.probes.procs import die_with_parent
+from harness.scenario.scenario import AudioSettings, Group, Scenario, VideoSettings
 from harness.systems.p2p import BrokerServer
 
 START_TIMEOUT_S = 60.0
@@ -38,7 +38,7 @@ class CallError(HarnessError):
 
 
 class _Host:
-    """One media host process, spoken to over its pipe (the protocol of ``harness.media_host``)."""
+    """One media host process, spoken to over its pipe (the protocol of ``harness.host.media_host``)."""
 
     def __init__(self, prefix: Sequence[str], rows: dict[str, list[dict[str, Any]]]) -> None:
         self._prefix = list(prefix)
@@ -50,7 +50,7 @@ class _Host:
 
     async def start(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
-            *self._prefix, sys.executable, "-m", "harness.media_host", stdin=asyncio.subprocess.PIPE,
+            *self._prefix, sys.executable, "-m", "harness.host.media_host", stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, limit=2**24,
             preexec_fn=die_with_parent)
         self._reader = asyncio.ensure_future(self._read())

@@ -1,6 +1,7 @@
 """How comparisons are shown: the terminal table, Markdown, JUnit cases and JSON.
 
-Pure functions of :class:`harness.compare.Comparison` objects; the statistics live in :mod:`harness.compare`.
+Pure functions of :class:`harness.analysis.compare.Comparison` objects; the statistics live in
+:mod:`harness.analysis.compare`.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ import json
 import math
 from collections.abc import Sequence
 
-from harness.compare import Comparison, MetricResult, fmt_figure
-from harness.junit import Case
+from harness.analysis.compare import Comparison, MetricResult, fmt_figure
+from harness.analysis.junit import Case
 
 __all__ = ["format_markdown", "format_table", "junit_cases", "to_json"]
 
@@ -97,7 +98,7 @@ def format_markdown(comparisons: Sequence[Comparison]) -> str:
         if comparison.notes:
             out.append("")
     out.append("Verdicts need significance (Mann–Whitney U with ≥5 repetitions a side, else non-overlapping "
-               "bootstrap 95% CIs) and the minimum effect; see README, *Comparing runs*.")
+               "bootstrap 95% CIs) and the minimum effect; see docs/comparisons.md.")
     return "\n".join(out) + "\n"
 
 

@@ -6,7 +6,7 @@ after it arrived, so a native participant's RTT grew with its own event-loop lag
 measured by Chromium in the same room): the generator measuring itself.
 
 Here every datagram socket of the process asks the kernel to timestamp arrivals (``SO_TIMESTAMPNS``), the
-batched reader (:mod:`harness.netio`) keeps the timestamp of each datagram that looks like SRTCP (RTCP
+batched reader (:mod:`harness.rtc.netio`) keeps the timestamp of each datagram that looks like SRTCP (RTCP
 packet types 200-207 in the clear header), aioice's ``Connection.recv`` hands it over when the DTLS transport
 takes that datagram, and while the transport handles it aiortc's sender reads the clock through a stand-in
 for its ``time`` module that returns the arrival time. Everything else in aiortc keeps the real clock.

@@ -15,7 +15,7 @@ The same wrapper also gives every datagram socket a larger receive buffer when i
 (:data:`RCVBUF_BYTES`): a burst that arrives while the loop is busy waits in the kernel instead of being
 dropped. Linux caps ``SO_RCVBUF`` at ``net.core.rmem_max`` (208 KiB by default) unless the process may use
 ``SO_RCVBUFFORCE`` (CAP_NET_ADMIN, e.g. root); :data:`granted_rcvbuf` records what the kernel gave, and
-datagrams dropped anyway are counted per socket (``harness.udpstats``) and make a run invalid.
+datagrams dropped anyway are counted per socket (``harness.rtc.udpstats``) and make a run invalid.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import asyncio.selector_events as _selector_events
 import socket
 from typing import Any
 
-from harness import rtcparrival
+from harness.rtc import rtcparrival
 
 MAX_DATAGRAMS_PER_WAKEUP = 64
 RCVBUF_BYTES = 4 * 2**20
@@ -43,7 +43,7 @@ def _read_ready_batched(self: Any) -> None:
         if self._conn_lost:
             return
         try:
-            if stamped:  # the kernel's arrival time comes along (harness.rtcparrival: RTCP only)
+            if stamped:  # the kernel's arrival time comes along (harness.rtc.rtcparrival: RTCP only)
                 data, ancillary, _flags, addr = self._sock.recvmsg(self.max_size, rtcparrival.ANCILLARY_BYTES)
                 rtcparrival.note_arrival(data, ancillary)
             else:

@@ -29,38 +29,26 @@ import psutil
 
 import harness.loadgen
 from harness.browser.confinement import confined_groups
-from harness.calibration import instrument_floor
-from harness.environment import harness_facts, host_facts
 from harness.errors import HarnessError, SystemError_
-from harness.probes import ProcessProbe
-from harness.procs import die_with_parent
-from harness.prometheus import METRICS_URL_ENV, MetricsProbe
-from harness.scenario import Scenario
-from harness.store import (
-    RunReader,
-    RunWriter,
-    new_run_id,
-    update_manifest,
-    utc_iso,
-    write_manifest,
-    write_summary,
-)
-from harness.summary import summarize
+from harness.orchestrate.lifecycle import finish_run, open_run
+from harness.probes.probes import ProcessProbe
+from harness.probes.procs import die_with_parent
+from harness.probes.prometheus import METRICS_URL_ENV, MetricsProbe
+from harness.scenario.scenario import Scenario
+from harness.store.manifest import update_manifest
+from harness.store.reader import RunReader
+from harness.store.writer import RunWriter
 from harness.systems import IMPAIRED_NETWORK, SERVE_ADDRESS, SystemSpec, create_system
 from harness.systems.base import Deployment, System
 from harness.testbed.cpulimit import limit_servers
-from harness.testbed.impairment import ImpairedNetwork, RunNetwork, network_reasons, open_network
+from harness.testbed.impairment import RunNetwork, open_network
+from harness.testbed.link import ImpairedNetwork
 
 log = logging.getLogger(__name__)
 
 LOCUSTFILE = Path(harness.loadgen.__file__).with_name("locustfile.py")
 # After the planned run time, Locust still has to stop users (they leave), flush and write its CSV.
 STOP_GRACE_S = 90.0
-# Health limits past which a figure says more about the load generator than about the system.
-MAX_LOOP_LAG_MS = 100.0
-MAX_LAGGING_SHARE = 0.10
-MAX_SKIPPED_SHARE = 0.02
-SETTLE_S = 2.0
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -83,129 +71,6 @@ class RunOutcome:
 
 class RunAborted(HarnessError):
     """The run was interrupted by the user (SIGINT/SIGTERM)."""
-
-
-def open_run(results_root: Path, scenario: Scenario, spec: SystemSpec,
-             deployment: Deployment | None = None) -> Path:
-    """Create ``results/<run-id>/`` with a ``running`` manifest and the resolved scenario."""
-    run_id = new_run_id(spec.name)
-    run_dir = Path(results_root) / run_id
-    try:
-        run_dir.mkdir(parents=True, exist_ok=False)
-    except OSError as exc:
-        raise HarnessError(f"cannot create results folder {run_dir}: {exc.strerror or exc}") from None
-    info = dict(deployment.info) if deployment else {}
-    manifest: dict[str, Any] = {
-        "run_id": run_id, "status": "running", "started_utc": utc_iso(), "ended_utc": None,
-        "scenario": scenario.to_dict(), "scenario_sha256": scenario.sha256(),
-        # Only the name and URL are recorded: tokens come from the environment and never reach the results.
-        "system": {"name": spec.name, "url": deployment.url if deployment else spec.url,
-                   "version": info.get("version"), "info": info},
-        "harness": harness_facts(), "host": host_facts(),
-        "clock_sync": {"state": "single-host", "detail": "senders and receivers share this host's clock"},
-        # Measured before any load: the part of every latency figure that is the instrument's own.
-        "instrument_floor": instrument_floor(scenario.video), "errors": [], "invalid_reasons": [],
-        "pid": os.getpid(),
-    }
-    write_manifest(run_dir, manifest)
-    (run_dir / "scenario.json").write_text(json.dumps(scenario.to_dict(), indent=2))
-    return run_dir
-
-
-def steady_window(reader: RunReader, duration_s: float) -> tuple[float, float] | None:
-    """From the moment every participant that joined was in the call, for the scenario's duration.
-
-    Joining (ICE, DTLS handshakes, first key frames) and leaving load the generator in bursts that say
-    nothing about whether it kept up with the media; the health check looks at this window only.
-    """
-    joins = reader.table("joins")
-    ok = joins[joins["ok"] == True]  # noqa: E712 - a pandas mask, not a truth test
-    if ok.empty:
-        return None
-    joined = float((ok["ts"] + ok["join_ms"].fillna(0) / 1000).max())
-    # A probe row describes the second before its ts, and adapters may still connect to the last joiners
-    # (a room listing polled once a second): the window opens after both have passed.
-    start = joined + SETTLE_S
-    return start, joined + duration_s
-
-
-def health_reasons(reader: RunReader, window: tuple[float, float] | None = None) -> list[str]:
-    """Reasons to mark a run ``invalid`` because the load generator itself was saturated.
-
-    Signals from the media hosts, within ``window`` when given: their sources had to skip frames (the
-    generator could not even produce its own media on time), their event loop woke up late for a sustained
-    share of the seconds, the kernel dropped datagrams on their sockets (they did not read in time: loss the
-    generator made, not the system), or they lost samples they could not buffer.
-    """
-    probes = reader.table("probes")
-    hosts = probes[probes["role"] == "media_host"]
-    if window is not None:
-        hosts = hosts[(hosts["ts"] >= window[0]) & (hosts["ts"] <= window[1])]
-    reasons = []
-    produced = float(hosts["frames_produced"].fillna(0).sum())
-    skipped = float(hosts["frames_skipped"].fillna(0).sum())
-    if produced + skipped > 0 and skipped / (produced + skipped) > MAX_SKIPPED_SHARE:
-        reasons.append(f"load generator saturated: its sources skipped {skipped / (produced + skipped):.1%} "
-                       f"of their frames (limit {MAX_SKIPPED_SHARE:.0%})")
-    lag = hosts["loop_lag_ms"].dropna()
-    if len(lag) >= 5:
-        share = float((lag > MAX_LOOP_LAG_MS).mean())
-        if share > MAX_LAGGING_SHARE:
-            reasons.append(f"load generator saturated: media host event loop lagged > {MAX_LOOP_LAG_MS:g} ms "
-                           f"in {share:.0%} of seconds (max {lag.max():.0f} ms)")
-    drops = int(hosts["udp_drops"].fillna(0).sum())
-    if drops > 0:
-        reasons.append(f"load generator saturated: the kernel dropped {drops} datagrams on its own sockets "
-                       "because it did not read them in time (full UDP receive buffers)")
-    lost_samples = int(hosts["samples_dropped"].fillna(0).sum())
-    if lost_samples > 0:
-        reasons.append(f"load generator lost {lost_samples} samples it could not buffer: the results are "
-                       "incomplete")
-    # The network emulation is part of the instrument too: a wire that fell behind is measured, not the system.
-    return reasons + network_reasons(probes, reader.table("network"), window)
-
-
-def finish_run(run_dir: Path, scenario: Scenario, status: str, errors: list[str]) -> dict[str, Any]:
-    """Decide the final status, write summary.json and close the manifest; returns the summary."""
-    # ended_utc first: the summary's duration_s is read from the manifest.
-    update_manifest(run_dir, ended_utc=utc_iso())
-    reader = RunReader(run_dir)
-    window = steady_window(reader, scenario.duration_s)
-    invalid = health_reasons(reader, window) if status == "completed" else []
-    clock_reasons = record_workers(run_dir)
-    if status == "completed":
-        invalid += clock_reasons
-    if status == "completed" and invalid:
-        status = "invalid"
-    # Media figures describe the steady meeting, as the health check does.
-    summary = summarize(reader, planned_participants=scenario.participants, thresholds=scenario.thresholds,
-                        status=status, window=window)
-    if status == "completed" and summary["participants"]["joined"] == 0:
-        status = "failed"
-        errors = [*errors, "no participant joined"]
-        summary["status"] = status
-    write_summary(run_dir, summary)
-    update_manifest(run_dir, status=status, errors=errors, invalid_reasons=invalid)
-    return summary
-
-
-def record_workers(run_dir: Path) -> list[str]:
-    """Copy ``workers.json`` (where participants ran, their clocks) into the manifest; returns reasons to mark
-    the run invalid (participants on several hosts whose clocks are not known to agree)."""
-    from harness.clocksync import combine
-
-    try:
-        workers = json.loads((Path(run_dir) / "workers.json").read_text())
-    except (OSError, ValueError):
-        return []
-    if not isinstance(workers, list):
-        return []
-    clock_sync, reasons = combine(workers)
-    changes: dict[str, Any] = {"workers": workers}
-    if clock_sync is not None:
-        changes["clock_sync"] = clock_sync
-    update_manifest(run_dir, **changes)
-    return reasons
 
 
 def default_processes() -> int:

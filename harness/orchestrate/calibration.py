@@ -1,6 +1,6 @@
 """Calibration: how exact the instrument is, measured on the ``p2p`` path (no server) against known networks.
 
-``confbench calibrate`` measures, with the same media hosts a run uses (:mod:`harness.measuring_call`):
+``confbench calibrate`` measures, with the same media hosts a run uses (:mod:`harness.orchestrate.measuring_call`):
 
 1. **the floor**: a sender and a receiver on loopback, no network emulation and no server: the latency
    the instrument itself adds (capture, encode, packetize, depacketize, decode);
@@ -42,11 +42,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.environment import git_commit
 from harness.errors import HarnessError
-from harness.measuring_call import MeasuringCall
-from harness.network import NetworkProfile, Shape
-from harness.scenario import VideoSettings
+from harness.orchestrate.measuring_call import MeasuringCall
+from harness.probes.environment import git_commit
+from harness.scenario.network import NetworkProfile, Shape
+from harness.scenario.scenario import VideoSettings
 
 DELAYS_MS: tuple[float, ...] = (0, 20, 50, 100, 200, 300)
 LOSSES_PCT: tuple[float, ...] = (2, 5, 10)
@@ -439,7 +439,7 @@ def instrument_floor(video: VideoSettings) -> dict[str, Any] | None:
         return {k: v for k, v in entry.items() if k != "at"}
     if os.environ.get(FLOOR_CHECK_ENV, "1") == "0":
         return None
-    argv = [sys.executable, "-m", "harness.calibration", "--floor", json.dumps(asdict(video))]
+    argv = [sys.executable, "-m", "harness.orchestrate.calibration", "--floor", json.dumps(asdict(video))]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=FLOOR_TIMEOUT_S)
         floor = Floor(**json.loads(done.stdout))
@@ -450,9 +450,9 @@ def instrument_floor(video: VideoSettings) -> dict[str, Any] | None:
 
 
 def main() -> None:
-    """``python -m harness.calibration --floor '{video settings}'``: a quick floor check, as JSON on stdout."""
+    """``python -m harness.orchestrate.calibration --floor '{video settings}'``: a quick floor check (JSON)."""
     if len(sys.argv) != 3 or sys.argv[1] != "--floor":
-        raise SystemExit("usage: python -m harness.calibration --floor '{\"width\": 640, ...}'")
+        raise SystemExit("usage: python -m harness.orchestrate.calibration --floor '{\"width\": 640, ...}'")
     video = VideoSettings(**json.loads(sys.argv[2]))
     floor = asyncio.run(measure_floor(video, QUICK_FLOOR_S, source="quick check"))
     print(json.dumps(asdict(floor)))

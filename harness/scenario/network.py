@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 DIRECTIONS = ("up", "down")
-PRESET_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "networks"
+PRESET_DIR = Path(__file__).resolve().parents[2] / "scenarios" / "networks"
 """Where the shipped presets live (``scenarios/networks/<name>.toml`` of the source tree)."""
 
 MAX_DELAY_MS = 10_000.0

@@ -1,6 +1,6 @@
 """The headline figures of a run (``summary.json``), computed from its tables alone.
 
-:func:`summarize` is a pure function of what :class:`~harness.store.RunReader` returns, so a summary can be
+:func:`summarize` is a pure function of what :class:`~harness.store.reader.RunReader` returns, so a summary can be
 rebuilt at any time from the results folder (DESIGN.md §5.7); the definitions of every figure are in
 ``docs/results.md``.
 """
@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.store import SCHEMA_VERSION, RunReader
-from harness.thresholds import DISTRIBUTION_METRICS, Threshold, evaluate
+from harness.scenario.thresholds import DISTRIBUTION_METRICS, Threshold, evaluate
+from harness.store.manifest import SCHEMA_VERSION
+from harness.store.reader import RunReader
 
 __all__ = ["DECIMALS", "LOADGEN_ROLES", "P99_MIN_SAMPLES", "format_table", "summarize"]
 
@@ -238,11 +239,11 @@ def summarize(
 
     ``planned_participants`` comes from the scenario; ``status`` defaults to the manifest's. The result
     holds only JSON values (None for anything that could not be measured, never NaN) and can be passed to
-    :func:`harness.store.write_summary` as is.
+    :func:`harness.store.manifest.write_summary` as is.
 
     ``window`` (UNIX seconds, start and end): the media figures (frames, streams, audio, probes) come from
     rows inside it only — the steady part of a run, without the bursts of joining and leaving (see
-    :func:`harness.run.steady_window`). Joins always count over the whole run. When the window holds no
+    :func:`harness.analysis.health.steady_window`). Joins always count over the whole run. When the window holds no
     frame (a run aborted early), every row counts, and ``window`` in the summary says so (null).
     """
     if isinstance(planned_participants, bool) or not isinstance(planned_participants, int):

@@ -3,17 +3,17 @@
 ``confbench run`` opens and closes the results folder itself; a run started by Locust directly gets the same
 folder here, so its data is never lost: opened when Locust initialises, closed (summary, final status) when
 Locust quits. A direct run has no controller, so the locust process decides the status.
+
+The Locust hooks (:mod:`harness.loadgen.plugin`, a lower layer) do not import this module: every locustfile
+(an entry point) calls :func:`install`, which hands the two functions below to the hooks.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from harness.run import finish_run, open_run
-
-if TYPE_CHECKING:
-    from harness.loadgen.plugin import HarnessState
+from harness.loadgen.plugin import STATE, DirectRun, HarnessState
+from harness.orchestrate.lifecycle import finish_run, open_run
 
 RESULTS_ROOT = Path("results")
 _opened: dict[int, Path] = {}
@@ -35,3 +35,8 @@ def close_direct_run(state: HarnessState) -> None:
         return
     finish_run(run_dir, state.scenario, "completed", [])
     print(f"confbench: run finished; results in {run_dir}", flush=True)
+
+
+def install() -> None:
+    """Let this Locust process open (and close) a results folder when no controller gave it one."""
+    STATE.direct_run = DirectRun(open=open_direct_run, close=close_direct_run)
