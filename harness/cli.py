@@ -137,6 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--quick", action="store_true", help="fewer and shorter cells (a smoke test, not a figure)")
     cal.add_argument("--floor-only", action="store_true", help="only the floor (no emulated network, no root)")
 
+    cross = sub.add_parser("crosscheck", help="a real Chromium receiver beside the native ones in the scenario's "
+                           "room: do both kinds measure the same meeting? (exit 1 when they disagree)")
+    cross.add_argument("scenario", type=Path, help="scenario TOML of native participants (impaired groups allowed)")
+    cross.add_argument("--system", default=None, metavar="NAME[=URL]",
+                       help="system under test (default: the scenario's first system)")
+    cross.add_argument("--duration", type=float, metavar="S", help="override the scenario's duration_s")
+    cross.add_argument("--results", type=Path, default=Path("results"), help="where run folders go "
+                       "(default: results)")
+    cross.add_argument("--bound-ms", type=float, default=20.0, metavar="MS",
+                       help="largest latency difference allowed, browser less its buffer and floor (default 20)")
+    cross.add_argument("--processes", type=int, help="Locust processes (default: one per core)")
+
     serve = sub.add_parser("serve-reference", help="run the reference SFU (WHIP/WHEP) until interrupted")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8189, help="port (default: 8189; 0: any free port)")
@@ -178,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_systems()
         if args.command == "calibrate":
             return cmd_calibrate(args)
+        if args.command == "crosscheck":
+            return cmd_crosscheck(args)
         if args.command == "broker":
             return cmd_broker(args)
         if args.command == "serve-reference":
@@ -226,6 +240,32 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     cal.remember(result.floor, video, result)
     print(json.dumps(result.to_dict(), indent=2) if args.json else cal.format_calibration(result))
     return 0 if result.ok else 1
+
+
+def cmd_crosscheck(args: argparse.Namespace) -> int:
+    """``confbench crosscheck``: native receivers against a browser in the same room; exit 1 on disagreement."""
+    from harness.analysis.crosscheck import Bounds, format_checks
+    from harness.orchestrate.crosscheck import crosscheck
+    from harness.scenario.scenario import load_scenario
+    from harness.systems import SystemSpec, create_system
+
+    scenario = load_scenario(args.scenario).with_overrides(duration_s=args.duration)
+    spec = SystemSpec.parse(args.system or scenario.systems[0])
+    create_system(spec)  # an unknown name fails now, in one line
+    try:
+        bounds = Bounds(latency_ms=args.bound_ms)
+    except ValueError as exc:
+        raise UsageError(f"--bound-ms: {exc}") from exc
+
+    def announce(what: str, run_dir: Path) -> None:
+        print(f"confbench: crosscheck {what} of {scenario.name!r} on {spec} into {run_dir}", file=sys.stderr)
+
+    checks, floor, run_dir = crosscheck(scenario, spec, args.results, bounds, args.processes, announce)
+    print(f"== crosscheck {scenario.name} on {spec}: {run_dir}")
+    print(format_checks(checks, floor))
+    ok = all(c.ok for c in checks)
+    print("native and browser receivers agree" if ok else "native and browser receivers DISAGREE")
+    return 0 if ok else 1
 
 
 def cmd_serve_reference(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ class _Counter:
     bytes: int = 0
     stamp_ms: float | None = None
     frames_dropped: int = 0
+    freezes: int = 0
     jb_delay: float = 0.0
     jb_count: int = 0
 
@@ -183,6 +184,10 @@ class PageRows:
             dropped = _int(entry, "framesDropped")
             row["frames_dropped"] = max(dropped - c.frames_dropped, 0)
             c.frames_dropped = dropped
+            if "freezeCount" in entry:
+                freezes = _int(entry, "freezeCount")
+                row["reported_freezes"] = max(freezes - c.freezes, 0)
+                c.freezes = freezes
             row["decoded_fps"] = _num(entry, "framesPerSecond")
         jb_delay, jb_count = _num(entry, "jitterBufferDelay"), _int(entry, "jitterBufferEmittedCount")
         if jb_delay is not None and jb_count > c.jb_count:

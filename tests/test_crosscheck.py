@@ -1,0 +1,95 @@
+"""The cross-check: native receivers against a real Chromium receiver in the same room.
+
+Unit: the comparison on hand-made tables (agreement, and each kind of disagreement). Integration (root,
+Debian's janus and chromium): ``confbench crosscheck`` on the lossy room of the issue on truth through real
+SFUs, against a real Janus.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.analysis.crosscheck import Bounds, Floor, check_room, format_checks, render_floor
+from tests.conftest import janus_skip_reason
+from tests.helpers import confbench
+
+SENDERS = {"n-0": 1, "n-1": 2}
+
+
+def _tables(native_ms: float, browser_ms: float, browser_buffer: float, browser_fps: float = 30.0,
+            browser_freezes: int = 0, browser_lost: int = 3) -> dict[str, pd.DataFrame]:
+    joins = pd.DataFrame({"participant": ["n-0", "n-1", "b-0"], "engine": ["native", "native", "browser"],
+                          "stream_id": [1, 2, 3], "ok": [True] * 3})
+    frames, streams = [], []
+    for second in range(60):
+        for sender, sid in SENDERS.items():
+            receiver = "n-1" if sender == "n-0" else "n-0"
+            frames.append({"ts": float(second), "receiver": receiver, "sender": sender, "stream_id": sid,
+                           "latency_ms": native_ms})
+            frames.append({"ts": float(second), "receiver": "b-0", "sender": f"stream-{sid}", "stream_id": sid,
+                           "latency_ms": browser_ms})
+            streams.append({"ts": float(second), "participant": receiver, "peer": sender, "direction": "in",
+                            "kind": "video", "packets": 97, "packets_lost": 3, "fps": 30.0, "freezes": 0,
+                            "jitter_buffer_ms": None, "decoded_fps": None, "reported_freezes": None})
+            streams.append({"ts": float(second), "participant": "b-0", "peer": f"stream-{sid}", "direction": "in",
+                            "kind": "video", "packets": 100 - browser_lost, "packets_lost": browser_lost,
+                            "fps": browser_fps - 1, "freezes": 1 if second < browser_freezes else 0,
+                            "jitter_buffer_ms": browser_buffer, "decoded_fps": browser_fps,
+                            "reported_freezes": 1 if second < browser_freezes else 0})
+    return {"joins": joins, "frames": pd.DataFrame(frames), "streams": pd.DataFrame(streams)}
+
+
+def test_the_quiet_room_gives_the_browsers_floor() -> None:
+    floor = render_floor(_tables(native_ms=4, browser_ms=40, browser_buffer=15))
+    assert floor == Floor(latency_ms=36, buffer_ms=15)
+
+
+def test_agreeing_receivers_pass() -> None:
+    # The browser's buffer grew by 10 ms over the quiet room's: that growth is its playout policy, taken off.
+    checks = check_room(_tables(native_ms=6, browser_ms=56, browser_buffer=25), Floor(36, 15))
+    assert [c.sender for c in checks] == ["n-0", "n-1"]
+    assert all(c.ok for c in checks), format_checks(checks, Floor(36, 15))
+    assert checks[0].browser_adjusted_ms == pytest.approx(10)
+
+
+@pytest.mark.parametrize(("tables", "metric"), [
+    (_tables(native_ms=300, browser_ms=46, browser_buffer=15), "latency"),  # a native backlog
+    (_tables(native_ms=6, browser_ms=46, browser_buffer=15, browser_fps=20), "fps"),
+    (_tables(native_ms=6, browser_ms=46, browser_buffer=15, browser_freezes=20), "freezes"),
+    (_tables(native_ms=6, browser_ms=46, browser_buffer=15, browser_lost=10), "loss"),
+])
+def test_each_disagreement_is_named(tables: dict[str, pd.DataFrame], metric: str) -> None:
+    checks = check_room(tables, Floor(36, 15))
+    assert checks and all(not c.ok for c in checks)
+    assert all(any(f.startswith(metric) for f in c.failures) for c in checks), [c.failures for c in checks]
+
+
+def test_bounds_refuse_negative_values() -> None:
+    with pytest.raises(ValueError):
+        Bounds(latency_ms=-1)
+
+
+@pytest.mark.integration
+def test_janus_native_receivers_agree_with_chromium_under_loss(tmp_path: Path) -> None:
+    reason = janus_skip_reason() or (None if shutil.which("chromium") else "Debian's chromium is not installed")
+    if reason:
+        pytest.skip(reason)
+    scenario = Path(__file__).resolve().parent.parent / "scenarios" / "crosscheck-lossy.toml"
+    # 35 ms, not the 20 of the issue: Chromium's own latency moves in steps of about one frame (33 ms, lip sync
+    # with its audio) from room to room on this 2-core machine (docs/receivers.md); a native backlog (the
+    # failure this guards against) was seconds.
+    proc = confbench("crosscheck", str(scenario), "--system", "janus", "--results", "results", "--duration", "30",
+                     "--bound-ms", "35", cwd=tmp_path, env={**os.environ})
+    out, err = proc.communicate(timeout=400)
+    runs = sorted(p for p in (tmp_path / "results").iterdir() if p.is_dir())
+    assert len(runs) == 2, (out, err[-2000:])
+    verdict = json.loads((runs[-1] / "crosscheck.json").read_text())
+    assert proc.returncode == 0, out + err[-2000:]
+    assert verdict["ok"] and len(verdict["senders"]) == 2, verdict
+    assert "native and browser receivers agree" in out
