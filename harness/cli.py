@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: 640x360 at 30 fps, VP8, 500 kbit/s)")
     cal.add_argument("--quick", action="store_true", help="fewer and shorter cells (a smoke test, not a figure)")
     cal.add_argument("--floor-only", action="store_true", help="only the floor (no emulated network, no root)")
+    cal.add_argument("--system", metavar="NAME", help="calibrate through this system, started locally (reference, "
+                     "janus, ...): delay and loss on the uplink, the downlink and both (default: p2p, no server)")
 
     cross = sub.add_parser("crosscheck", help="a real Chromium receiver beside the native ones in the scenario's "
                            "room: do both kinds measure the same meeting? (exit 1 when they disagree)")
@@ -232,13 +234,41 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
               cal.format_calibration(cal.Calibration(floor.video, "none", floor)))
         return 0
     require_root("calibration through an emulated network", "--floor-only measures the floor without it")
+    if args.system:
+        return _calibrate_system(args, video, say)
     grid: dict[str, Any] = {}
     if args.quick:
         grid = {"delays": (0, 50), "losses": (10,), "cell_s": 3.0, "floor_s": 4.0, "extras": False,
                 "target_lost": 30}
     result = asyncio.run(cal.calibrate(video, progress=say, **grid))
     cal.remember(result.floor, video, result)
+    from harness.orchestrate import system_calibration
+
+    result.machine["system"] = "p2p"  # the p2p path is a system like any other in the runs' manifests
+    system_calibration.remember(result)
     print(json.dumps(result.to_dict(), indent=2) if args.json else cal.format_calibration(result))
+    return 0 if result.ok else 1
+
+
+def _calibrate_system(args: argparse.Namespace, video: Any, say: Any) -> int:
+    """``confbench calibrate --system NAME``: the grid through a locally started system."""
+    import asyncio
+    import json
+
+    from harness.orchestrate import system_calibration as sc
+    from harness.systems import SystemSpec, create_system
+
+    spec = SystemSpec.parse(args.system)
+    if spec.url:
+        raise UsageError("calibrate --system takes a system confbench starts itself (no URL): the emulated links "
+                         "must reach the server")
+    create_system(spec)  # an unknown name fails now, in one line
+    grid: dict[str, Any] = {}
+    if args.quick:
+        grid = {"delays": (0, 50), "losses": (10,), "cell_s": 4.0, "floor_s": 4.0, "target_lost": 40}
+    result = asyncio.run(sc.calibrate_system(spec, video, progress=say, **grid))
+    sc.remember(result)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else sc.format_system_calibration(result))
     return 0 if result.ok else 1
 
 

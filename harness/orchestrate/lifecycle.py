@@ -15,6 +15,7 @@ from harness.analysis.health import health_reasons, steady_window
 from harness.analysis.summary import summarize
 from harness.errors import HarnessError
 from harness.orchestrate.calibration import instrument_floor
+from harness.orchestrate.system_calibration import last_calibration
 from harness.probes.environment import harness_facts, host_facts
 from harness.scenario.scenario import Scenario
 from harness.store.manifest import new_run_id, update_manifest, utc_iso, write_manifest, write_summary
@@ -44,7 +45,9 @@ def open_run(results_root: Path, scenario: Scenario, spec: SystemSpec,
         "harness": harness_facts(), "host": host_facts(),
         "clock_sync": {"state": "single-host", "detail": "senders and receivers share this host's clock"},
         # Measured before any load: the part of every latency figure that is the instrument's own.
-        "instrument_floor": instrument_floor(scenario.video), "errors": [], "invalid_reasons": [],
+        "instrument_floor": instrument_floor(scenario.video),
+        # The last check of the instrument through this system on this machine (confbench calibrate --system).
+        "system_calibration": last_calibration(spec.name), "errors": [], "invalid_reasons": [],
         "pid": os.getpid(),
     }
     write_manifest(run_dir, manifest)

@@ -1,10 +1,12 @@
-"""A measuring call: two participants on the ``p2p`` path, each in a media host of its own.
+"""A measuring call: two participants, each in a media host of its own, on the ``p2p`` path or through a system.
 
 The instrument measured by calibration is the one every run uses: participants in media hosts
 (``python -m harness.host.media_host``), joined over ``p2p`` (no server), decoding everything they receive. The
 measured direction is from the ``sender`` (audio and video), whose media host may run in a namespace
 (``sender_prefix``, e.g. ``ip netns exec NS``) behind an emulated link, to the ``receiver``, which always
-runs in the root namespace. The receiver sends audio back: half again as many packets for loss counts, at
+runs in the root namespace unless ``receiver_prefix`` puts it in one too. Through a system (``system``: its
+name and the URL of a deployment, e.g. a local Janus), both join the system's room ``room``; without one, the
+call's own p2p broker connects them. The receiver sends audio back: half again as many packets for loss counts, at
 little cost (a second video stream would make both media hosts encode and decode video, and a latency
 figure on a small machine more sensitive to what else it runs).
 
@@ -108,28 +110,34 @@ class MeasuringCall:
 
     def __init__(self, video: VideoSettings, *, broker_host: str = "127.0.0.1",
                  sender_prefix: Sequence[str] = (), sender_addresses: Sequence[str] = ("127.0.0.1",),
-                 receiver_addresses: Sequence[str] = ("127.0.0.1",), audio: AudioSettings | None = None) -> None:
+                 receiver_addresses: Sequence[str] = ("127.0.0.1",), audio: AudioSettings | None = None,
+                 receiver_prefix: Sequence[str] = (), system: tuple[str, str | None] | None = None,
+                 room: str = "calibration") -> None:
         self.video = video
         self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self._broker = BrokerServer(broker_host)
+        self._broker = BrokerServer(broker_host) if system is None else None
+        self._system = system
+        self._room = room
         self._closed = False
         self._audio = audio or AudioSettings()
         self._hosts = [(_Host(sender_prefix, self.rows), list(sender_addresses), "sender"),
-                       (_Host((), self.rows), list(receiver_addresses), "receiver")]
+                       (_Host(receiver_prefix, self.rows), list(receiver_addresses), "receiver")]
 
     def _scenario(self) -> Scenario:
-        return Scenario(name="calibration", room="calibration", video=self.video, audio=self._audio,
+        return Scenario(name="calibration", room=self._room, video=self.video, audio=self._audio,
                         join_timeout_s=JOIN_TIMEOUT_S,
                         groups=(Group("sender", 1), Group("receiver", 1, publish=("audio",))))
 
     async def __aenter__(self) -> MeasuringCall:
-        self._broker.start()
+        if self._broker is not None:
+            self._broker.start()
+        name, url = self._system or ("p2p", self._broker.url if self._broker is not None else None)
         try:
             scenario = self._scenario().to_dict()
             for host, addresses, _ in self._hosts:
                 await host.start()
                 await host.request("configure", START_TIMEOUT_S, scenario=scenario,
-                                   system={"name": "p2p", "url": self._broker.url}, host_addresses=addresses,
+                                   system={"name": name, "url": url}, host_addresses=addresses,
                                    host="calibration")
             for index, (host, _, group) in enumerate(self._hosts):
                 row = await host.request("join", JOIN_TIMEOUT_S + 10, participant=group, group=group, index=index)
@@ -145,7 +153,8 @@ class MeasuringCall:
             return  # idempotent: a call may be ended early and again on the way out
         self._closed = True
         await asyncio.gather(*(host.close() for host, _, _ in self._hosts), return_exceptions=True)
-        self._broker.stop()
+        if self._broker is not None:
+            self._broker.stop()
 
     def table(self, name: str, start: float, end: float, receiver: str | None = "receiver") -> pd.DataFrame:
         """Rows of ``name`` with ``start <= ts < end`` measured by ``receiver`` (None: by either participant)."""

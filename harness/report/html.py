@@ -63,6 +63,7 @@ table { border-collapse: collapse; margin: .6rem 0; font-size: .92rem; }
 th, td { border: 1px solid #ddd; padding: .3rem .6rem; text-align: left; vertical-align: top; }
 thead th { background: #f4f4f4; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.text { white-space: normal; max-width: 24em; font-size: .85rem; }
 small, .key { color: #777; } .key { font-family: ui-monospace, monospace; font-size: .8rem; }
 .ok { color: #17702d; } .bad { color: #b3001b; font-weight: 600; } .warn { color: #9a5b00; font-weight: 600; }
 td.pass { background: #eaf6ec; } td.fail { background: #fbe7e9; }
@@ -294,10 +295,11 @@ def _summary_table(runs: Sequence[RunData]) -> str:
     head = "".join(f"<th>{_e(run.label)}</th>" for run in runs)
     rows: list[str] = []
 
-    def row(label: str, key: str, cells: Iterable[str]) -> None:
+    def row(label: str, key: str, cells: Iterable[str], kind: str = "num") -> None:
+        # kind "text": a sentence, wrapped, so that one long cell never pushes the other systems off-screen.
         rows.append(
             f'<tr><th>{_e(label)} <span class="key">{_e(key)}</span></th>'
-            + "".join(f'<td class="num">{cell}</td>' for cell in cells)
+            + "".join(f'<td class="{kind}">{cell}</td>' for cell in cells)
             + "</tr>"
         )
 
@@ -318,7 +320,9 @@ def _summary_table(runs: Sequence[RunData]) -> str:
             "loadgen_health", (_health(s.get("loadgen_health")) for s in summaries))
     if any(run.manifest.get("instrument_floor") is not None for run in runs):
         floors = (_floor(run.manifest.get("instrument_floor")) for run in runs)
-        row("Instrument floor", "instrument_floor", floors)
+        row("Instrument floor", "instrument_floor", floors, "text")
+    row("Calibration through this system (largest errors)", "system_calibration",
+        (_calibration(run.manifest.get("system_calibration"), run.manifest) for run in runs), "text")
     return f"<table><thead><tr><th>metric</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -407,6 +411,24 @@ def _cpu(summary: Mapping[str, Any], key: str) -> str:
         return "<small>not watched</small>" if key == "sut_cpu_pct" else _DASH
     values = _mapping(figures)
     return f"{_e(_num(values.get('mean')))} / {_e(_num(values.get('max')))}"
+
+
+def _calibration(value: object, manifest: Mapping[str, Any]) -> str:
+    """The last ``confbench calibrate --system`` of the run's system: verdict, date and largest errors."""
+    name = _mapping(manifest.get("system")).get("name") or "NAME"
+    if not isinstance(value, Mapping):
+        return f"<small>not calibrated here (confbench calibrate --system {_e(str(name))})</small>"
+    worst = _mapping(value.get("worst"))
+    parts = []
+    for key, figure in sorted(worst.items()):
+        figure = _mapping(figure)
+        error = figure.get("error")
+        if isinstance(error, int | float):
+            text = f"{error:+.1f} ms" if figure.get("unit") == "ms" else f"{100 * error:+.0f} %"
+            parts.append(f"{_e(str(key))} {text}")
+    verdict = "passed" if value.get("ok") else "FAILED"
+    when = _e(str(value.get("measured_utc") or "")[:10])
+    return f"{verdict} {when}<br><small>{'; '.join(parts)}</small>"
 
 
 def _floor(value: object) -> str:
