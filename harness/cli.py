@@ -252,49 +252,22 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def _calibrate_system(args: argparse.Namespace, video: Any, say: Any) -> int:
     """``confbench calibrate --system NAME``: the grid through a locally started system."""
-    import asyncio
     import json
 
     from harness.orchestrate import system_calibration as sc
-    from harness.systems import SystemSpec, create_system
 
-    spec = SystemSpec.parse(args.system)
-    if spec.url:
-        raise UsageError("calibrate --system takes a system confbench starts itself (no URL): the emulated links "
-                         "must reach the server")
-    create_system(spec)  # an unknown name fails now, in one line
-    grid: dict[str, Any] = {}
-    if args.quick:
-        grid = {"delays": (0, 50), "losses": (10,), "cell_s": 4.0, "floor_s": 4.0, "target_lost": 40}
-    result = asyncio.run(sc.calibrate_system(spec, video, progress=say, **grid))
-    sc.remember(result)
+    result = sc.calibrate_named(args.system, video, quick=args.quick, progress=say)
     print(json.dumps(result.to_dict(), indent=2) if args.json else sc.format_system_calibration(result))
     return 0 if result.ok else 1
 
 
 def cmd_crosscheck(args: argparse.Namespace) -> int:
     """``confbench crosscheck``: native receivers against a browser in the same room; exit 1 on disagreement."""
-    from harness.analysis.crosscheck import Bounds, format_checks
-    from harness.orchestrate.crosscheck import crosscheck
-    from harness.scenario.scenario import load_scenario
-    from harness.systems import SystemSpec, create_system
+    from harness.orchestrate.crosscheck import crosscheck_command
 
-    scenario = load_scenario(args.scenario).with_overrides(duration_s=args.duration)
-    spec = SystemSpec.parse(args.system or scenario.systems[0])
-    create_system(spec)  # an unknown name fails now, in one line
-    try:
-        bounds = Bounds(latency_ms=args.bound_ms)
-    except ValueError as exc:
-        raise UsageError(f"--bound-ms: {exc}") from exc
-
-    def announce(what: str, run_dir: Path) -> None:
-        print(f"confbench: crosscheck {what} of {scenario.name!r} on {spec} into {run_dir}", file=sys.stderr)
-
-    checks, floor, run_dir = crosscheck(scenario, spec, args.results, bounds, args.processes, announce)
-    print(f"== crosscheck {scenario.name} on {spec}: {run_dir}")
-    print(format_checks(checks, floor))
-    ok = all(c.ok for c in checks)
-    print("native and browser receivers agree" if ok else "native and browser receivers DISAGREE")
+    text, ok = crosscheck_command(args.scenario, args.system, duration=args.duration, results=args.results,
+                                  bound_ms=args.bound_ms, processes=args.processes)
+    print(text)
     return 0 if ok else 1
 
 

@@ -7,7 +7,8 @@ still a dependency) or under ``if TYPE_CHECKING``. It then fails on
 - a circle between modules (each circle is named, module by module);
 - an import from one layer into a layer it may not use (:data:`MAY_IMPORT`, written down here);
 - a module that belongs to no layer (a new package must be placed in :data:`LAYERS` first);
-- anything but entry points and packages at the root of ``harness/``, or a package without a docstring.
+- anything but entry points and packages at the root of ``harness/``, a package without a docstring, or a
+  module past :data:`MAX_LINES` (DESIGN.md §5.1: one concept per module, split past ~600 lines).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "base": set(),
 }
 """Which layers each layer may import (itself included: within a layer only circles are forbidden)."""
+
+MAX_LINES = 600
 
 ROOT_MODULES = {"__init__", "cli", "errors", "pytest_plugin"}
 """The root of ``harness/`` holds entry points, errors and packages only."""
@@ -217,3 +220,9 @@ def test_root_holds_entry_points_and_packages() -> None:
 def test_package_says_what_it_holds(package: str) -> None:
     tree = ast.parse(MODULES[package][0].read_text(encoding="utf-8"))
     assert ast.get_docstring(tree), f"{package}/__init__.py needs a docstring: what it holds, what it may import"
+
+
+def test_no_module_is_too_long() -> None:
+    lengths = {m: len(path.read_text(encoding="utf-8").splitlines()) for m, (path, _) in MODULES.items()}
+    long = {m: n for m, n in lengths.items() if n > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines (split them by concept): {long}"

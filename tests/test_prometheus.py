@@ -34,6 +34,21 @@ def test_reads_process_and_node_exporters() -> None:
         prometheus.read("up 1\n")
 
 
+def test_reads_what_real_exporters_write() -> None:
+    # Timestamps, escaped quotes and a "}" inside label values, NaN and +Inf: the text format as exporters use it.
+    text = NODE.format(cpu=3) + (
+        'node_uname_info{release="6.1.0",version="#1 SMP \\"Debian\\" {6.1}"} 1\n'
+        'node_memory_MemAvailable_bytes 1.5e9 1700000000000\n'
+        'go_gc_duration_seconds{quantile="0.5"} NaN\n'
+        'http_request_duration_seconds_bucket{le="+Inf"} 7\n'
+    )
+    assert prometheus.read(text) == prometheus.Reading(6.0, 0.5e9, "node")
+    labels = {name: found for name, found, _ in prometheus.samples(text)}
+    assert labels["node_uname_info"]["version"] == '#1 SMP "Debian" {6.1}'
+    with pytest.raises(ValueError, match="not the Prometheus text format"):
+        prometheus.read("process_cpu_seconds_total{mode=idle} 1\n")
+
+
 @pytest.fixture
 def exporter() -> Iterator[str]:
     """An endpoint whose process burns half a core: its CPU counter grows by 0.5 s per wall second."""

@@ -97,3 +97,30 @@ def crosscheck(scenario: Scenario, spec: SystemSpec, results: Path, bounds: Boun
         json.dumps({**to_json(checks, floor, bounds), "floor_run": quiet_run.run_dir.name,
                     "system": spec.name}, indent=2) + "\n")
     return checks, floor, judged_run.run_dir
+
+
+def crosscheck_command(scenario_path: Path, system: str | None, *, duration: float | None, results: Path,
+                       bound_ms: float, processes: int | None) -> tuple[str, bool]:
+    """``confbench crosscheck``: the printed verdict, and whether native and browser receivers agree."""
+    import sys
+
+    from harness.analysis.crosscheck import format_checks
+    from harness.errors import UsageError
+    from harness.scenario.scenario import load_scenario
+    from harness.systems import create_system
+
+    scenario = load_scenario(scenario_path).with_overrides(duration_s=duration)
+    spec = SystemSpec.parse(system or scenario.systems[0])
+    create_system(spec)  # an unknown name fails now, in one line
+    try:
+        bounds = Bounds(latency_ms=bound_ms)
+    except ValueError as exc:
+        raise UsageError(f"--bound-ms: {exc}") from exc
+
+    def announce(what: str, run_dir: Path) -> None:
+        print(f"confbench: crosscheck {what} of {scenario.name!r} on {spec} into {run_dir}", file=sys.stderr)
+
+    checks, floor, run_dir = crosscheck(scenario, spec, results, bounds, processes, announce)
+    ok = all(c.ok for c in checks)
+    verdict = "native and browser receivers agree" if ok else "native and browser receivers DISAGREE"
+    return f"== crosscheck {scenario.name} on {spec}: {run_dir}\n{format_checks(checks, floor)}\n{verdict}", ok

@@ -179,6 +179,24 @@ async def calibrate_system(spec: SystemSpec, video: VideoSettings, *, delays: Se
                                 "system_version": deployment.info.get("version") if deployment.info else None})
 
 
+def calibrate_named(system: str, video: VideoSettings, *, quick: bool = False,
+                    progress: Callable[[str], None] | None = None) -> Calibration:
+    """``confbench calibrate --system NAME``: check the name, run the grid (``quick``: a smoke test), remember."""
+    from harness.errors import UsageError
+
+    spec = SystemSpec.parse(system)
+    if spec.url:
+        raise UsageError("calibrate --system takes a system confbench starts itself (no URL): the emulated links "
+                         "must reach the server")
+    create_system(spec)  # an unknown name fails now, in one line
+    grid: dict[str, Any] = {}
+    if quick:
+        grid = {"delays": (0, 50), "losses": (10,), "cell_s": 4.0, "floor_s": 4.0, "target_lost": 40}
+    result = asyncio.run(calibrate_system(spec, video, progress=progress, **grid))
+    remember(result)
+    return result
+
+
 def format_system_calibration(cal: Calibration) -> str:
     """The table ``confbench calibrate --system`` prints."""
     f = cal.floor

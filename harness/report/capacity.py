@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from harness.analysis.capacity_steps import StepPlan, StepResult, evaluate_step, read_capacity
 from harness.errors import ReportError
 from harness.report.charts import color, format_number
-from harness.report.html import _CSS, _e, figure_png
+from harness.report.html import figure_png
+from harness.report.templating import render
 from harness.scenario.scenario import CapacitySettings, scenario_from_dict
 from harness.store.reader import RunReader
 
@@ -101,63 +102,41 @@ def cpu_chart(steps: Sequence[StepResult], server_cpus: float | None = None) -> 
 
 
 def _cell(value: float | None, unit: str = "") -> str:
-    return "–" if value is None else _e(format_number(value) + unit)
+    return "–" if value is None else format_number(value) + unit
 
 
 def render_page(run_dir: Path, document: dict[str, Any], settings: CapacitySettings,
                 steps: Sequence[StepResult]) -> str:
-    """The HTML of the page (charts as ``quality.png`` and ``cpu.png`` beside it)."""
+    """The HTML of the page (``templates/capacity.html.j2``; charts as ``quality.png`` and ``cpu.png`` beside it)."""
     manifest = RunReader(run_dir).manifest
-    scenario = (manifest.get("scenario") or {}).get("name", "?")
-    system = (manifest.get("system") or {}).get("name", "?")
     result = document.get("result") or {}
-    outcome = result.get("outcome")
-    statement = result.get("statement") or "the search did not finish"
-    css = "invalid" if outcome == "generator_limited" else "headline"
     rows = []
     for s in steps:
         f = s.figures
         failed = [r["expr"] for r in s.slo if not r["ok"]]
         verdict = {"pass": "pass", "fail": "SLO broke: " + ", ".join(failed),
                    "generator": "generator saturated: " + "; ".join(s.health)}[s.verdict]
-        rows.append(
-            f"<tr><td>{s.plan.index}</td><td class='num'>{s.plan.participants}</td><td>{_e(s.plan.phase)}</td>"
-            f"<td class='{'pass' if s.verdict == 'pass' else 'fail'}'>{_e(verdict)}</td>"
-            f"<td class='num'>{_cell(_value(f, 'video_latency_ms', 'p95'))}</td>"
-            f"<td class='num'>{_cell(_value(f, 'packet_loss_pct', None))}</td>"
-            f"<td class='num'>{_cell(_value(f, 'freezes_per_min', None))}</td>"
-            f"<td class='num'>{_cell(_value(f, 'fps', 'p50'))}</td>"
-            f"<td class='num'>{_cell(_value(f.get('participants') or {}, 'failed', None))}</td>"
-            f"<td class='num'>{s.streams.get('video', 0)} / {s.streams.get('audio', 0)}</td>"
-            f"<td class='num'>{_cell(_value(f, 'sut_cpu_pct', 'mean'), ' %')}</td>"
-            f"<td class='num'>{_cell(_value(f, 'loadgen_cpu_pct', 'mean'), ' %')}</td></tr>")
-    slo = "".join(f"<li><code>{_e(t.expr)}</code></li>" for t in settings.objectives)
-    return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>capacity: {_e(scenario)} on {_e(system)}</title><style>{_CSS}"
-        ".headline { font-size: 1.2rem; font-weight: 600; border-left: 6px solid #17702d; padding: .5rem .8rem; "
-        "background: #eaf6ec; }</style></head><body>",
-        f"<h1>Capacity: {_e(scenario)} on {_e(system)}</h1>",
-        f'<p class="sub">run {_e(manifest.get("run_id", run_dir.name))}, status {_e(manifest.get("status"))}'
-        + (f", the server limited to {_e(manifest.get('server_cpus'))} core (a capacity per that budget)"
-           if manifest.get("server_cpus") else "") + "</p>",
-        f'<p class="{css}">{_e(statement)}</p>',
-        "<h2>Service-level objective (every step must meet all)</h2>", f"<ul>{slo}</ul>",
-        f"<p><small>start {document.get('start')}, step {document.get('step')}, {settings.step_s:g} s measured per "
-        f"step after {settings.settle_s:g} s of settling; at most {settings.max_participants} participants and "
-        f"{settings.max_duration_s:g} s; up to {settings.step_backs} steps back to confirm the knee.</small></p>",
-        "<h2>Curves</h2>",
-        '<figure><img src="quality.png" alt="quality vs participants"><figcaption>Quality vs participants: each '
-        "point is one step (green: passed, red: the SLO broke, brown: the load generator saturated); dashed: the "
-        "SLO's bound.</figcaption></figure>",
-        '<figure><img src="cpu.png" alt="server CPU vs participants"><figcaption>Server CPU vs participants '
-        "(mean over each step's window; triangles: the busiest second).</figcaption></figure>",
-        "<h2>Steps</h2>",
-        "<table><thead><tr><th>#</th><th>participants</th><th>phase</th><th>verdict</th><th>latency p95 ms</th>"
-        "<th>loss %</th><th>freezes/min</th><th>fps p50</th><th>failed joins</th><th>streams video/audio</th>"
-        "<th>server CPU</th><th>generator CPU</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>",
-        "<footer>Built from the results folder alone (capacity.json and the tables).</footer></body></html>",
-    ]) + "\n"
+        rows.append({
+            "index": s.plan.index, "participants": s.plan.participants, "phase": s.plan.phase,
+            "css": "pass" if s.verdict == "pass" else "fail", "verdict": verdict,
+            "cells": [_cell(_value(f, "video_latency_ms", "p95")), _cell(_value(f, "packet_loss_pct", None)),
+                      _cell(_value(f, "freezes_per_min", None)), _cell(_value(f, "fps", "p50")),
+                      _cell(_value(f.get("participants") or {}, "failed", None)),
+                      f"{s.streams.get('video', 0)} / {s.streams.get('audio', 0)}",
+                      _cell(_value(f, "sut_cpu_pct", "mean"), " %"), _cell(_value(f, "loadgen_cpu_pct", "mean"), " %")],
+        })
+    return render(
+        "capacity.html.j2", shorten=True,
+        scenario=(manifest.get("scenario") or {}).get("name", "?"),
+        system=(manifest.get("system") or {}).get("name", "?"),
+        run_id=manifest.get("run_id", run_dir.name), status=manifest.get("status"),
+        server_cpus=manifest.get("server_cpus"),
+        css="invalid" if result.get("outcome") == "generator_limited" else "headline",
+        statement=result.get("statement") or "the search did not finish",
+        slo=[t.expr for t in settings.objectives], start=document.get("start"), step=document.get("step"),
+        step_s=f"{settings.step_s:g}", settle_s=f"{settings.settle_s:g}", max_participants=settings.max_participants,
+        max_duration_s=f"{settings.max_duration_s:g}", step_backs=settings.step_backs, steps=rows,
+    )
 
 
 def build_capacity_report(run_dir: Path, out_dir: Path) -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib
 import numpy as np
@@ -27,6 +27,16 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from harness.analysis.summary import per_process_seconds
 from harness.report.data import RunData
+from harness.report.series import (
+    as_floats,
+    bin_width,
+    binned_quantiles,
+    finite_values,
+    seconds_since_start,
+    select_rows,
+    time_bins,
+    with_gaps,
+)
 
 ChartFunc = Callable[[Sequence[RunData]], Figure]
 FloatArray = npt.NDArray[np.float64]
@@ -46,9 +56,6 @@ _HEIGHT_TWO_ROWS = 7.5
 # The most points a line needs: a CDF of a million frames looks the same drawn through 4000 quantiles.
 _MAX_CDF_POINTS = 4000
 _MAX_STRIP_POINTS = 1500
-# Time series are drawn per second; long runs get wider bins so that a chart stays readable.
-_MAX_BINS = 600
-_NICE_BIN_WIDTHS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 _LOADGEN_ROLES = ("locust", "media_host")
 _SUT_ROLES = ("sut",)
 
@@ -96,86 +103,6 @@ def _figure(
     fig = Figure(figsize=(_WIDTH, height), layout="constrained")
     grid = fig.subplots(nrows, ncols, squeeze=False, sharex=sharex, width_ratios=width_ratios)
     return fig, list(grid.ravel())
-
-
-def _select(frame: pd.DataFrame, **equals: object) -> pd.DataFrame:
-    """Rows of ``frame`` whose columns equal the given values; no rows when a column is missing."""
-    for column, value in equals.items():
-        if column not in frame.columns:
-            return frame.iloc[0:0]
-        frame = frame[frame[column] == value]
-    return frame
-
-
-def _select_in(frame: pd.DataFrame, column: str, values: Iterable[str]) -> pd.DataFrame:
-    if column not in frame.columns:
-        return frame.iloc[0:0]
-    return frame[frame[column].isin(list(values))]
-
-
-def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:
-    """``frame[column]`` as floats (NaN for nulls); all NaN when the column is missing."""
-    if column not in frame.columns:
-        return pd.Series(np.nan, index=frame.index, dtype="float64")
-    return pd.to_numeric(frame[column], errors="coerce").astype("float64")
-
-
-def _finite(frame: pd.DataFrame, column: str) -> FloatArray:
-    """The finite values of ``frame[column]``."""
-    values = _numeric(frame, column).to_numpy(dtype=np.float64)
-    return values[np.isfinite(values)]
-
-
-def _elapsed(run: RunData, frame: pd.DataFrame) -> pd.Series:
-    """Seconds since the run started for every row of ``frame``."""
-    origin = run.time_origin()
-    ts = _numeric(frame, "ts")
-    return ts - origin if origin is not None else ts * np.nan
-
-
-def _duration(run: RunData) -> float:
-    longest = 0.0
-    for name in ("frames", "streams", "probes", "audio", "joins"):
-        elapsed = _elapsed(run, run.table(name)).max()
-        if pd.notna(elapsed):
-            longest = max(longest, float(elapsed))
-    return longest
-
-
-def bin_width(runs: Sequence[RunData]) -> float:
-    """Seconds per point in the time series: 1 s, or wider when the longest run would need too many points."""
-    longest = max((_duration(run) for run in runs), default=0.0)
-    for width in _NICE_BIN_WIDTHS:
-        if longest / width <= _MAX_BINS:
-            return width
-    return math.ceil(longest / _MAX_BINS)
-
-
-def _bins(elapsed: pd.Series, width: float) -> pd.Series:
-    return np.floor(elapsed / width)
-
-
-def _binned_quantiles(
-    elapsed: pd.Series, values: pd.Series, width: float, quantiles: Sequence[float]
-) -> pd.DataFrame:
-    """Quantiles of ``values`` per time bin, indexed by the bin's centre in seconds.
-
-    Bins without samples are kept as NaN so that an outage shows as a gap instead of a line across it.
-    """
-    frame = pd.DataFrame({"bin": _bins(elapsed, width), "value": values}).dropna()
-    frame = frame[np.isfinite(frame["value"])]
-    if frame.empty:
-        return pd.DataFrame(columns=list(quantiles), dtype="float64")
-    grouped = frame.groupby("bin")["value"]
-    result = pd.DataFrame({q: grouped.quantile(q) for q in quantiles})
-    return _with_gaps(result, width)
-
-
-def _with_gaps(result: pd.DataFrame, width: float) -> pd.DataFrame:
-    first, last = int(result.index.min()), int(result.index.max())
-    result = result.reindex(np.arange(first, last + 1, dtype="float64"))
-    result.index = (result.index + 0.5) * width
-    return result
 
 
 def format_number(value: float) -> str:
@@ -241,7 +168,7 @@ def _latency_cdf(runs: Sequence[RunData], table: str, what: str, unit_of: str) -
     lows: list[float] = []
     highs: list[float] = []
     for index, run in enumerate(runs):
-        values = np.sort(_finite(run.table(table), "latency_ms"))
+        values = np.sort(finite_values(run.table(table), "latency_ms"))
         if values.size == 0:
             entries.append((_proxy(index), _label_no_data(run)))
             continue
@@ -300,7 +227,7 @@ def latency_over_time(runs: Sequence[RunData]) -> Figure:
     entries: list[tuple[Artist, str]] = []
     for index, run in enumerate(runs):
         frames = run.table("frames")
-        series = _binned_quantiles(_elapsed(run, frames), _numeric(frames, "latency_ms"), width, (0.5, 0.95))
+        series = binned_quantiles(seconds_since_start(run, frames), as_floats(frames, "latency_ms"), width, (0.5, 0.95))
         if series.empty:
             entries.append((_proxy(index), _label_no_data(run)))
             continue
@@ -318,10 +245,10 @@ def latency_over_time(runs: Sequence[RunData]) -> Figure:
 
 def network_changes(run: RunData) -> list[tuple[float, str]]:
     """(seconds since the run's start, what changed) for each timeline change of its network profiles."""
-    events = _select(run.table("events"), kind="network_change")
+    events = select_rows(run.table("events"), kind="network_change")
     origin = run.time_origin()
     out = []
-    for ts, detail in zip(_numeric(events, "ts"), events.get("detail", pd.Series(dtype=str)), strict=False):
+    for ts, detail in zip(as_floats(events, "ts"), events.get("detail", pd.Series(dtype=str)), strict=False):
         try:
             change = json.loads(detail)
         except (TypeError, ValueError):
@@ -349,7 +276,8 @@ def bitrate_over_time(runs: Sequence[RunData]) -> Figure:
     entries: list[tuple[Artist, str]] = []
     for index, run in enumerate(runs):
         video = _inbound(run, "video")
-        series = _binned_quantiles(_elapsed(run, video), _numeric(video, "bitrate_kbps"), width, (0.05, 0.5, 0.95))
+        series = binned_quantiles(seconds_since_start(run, video), as_floats(video, "bitrate_kbps"), width,
+                                  (0.05, 0.5, 0.95))
         if series.empty:
             entries.append((_proxy(index), _label_no_data(run)))
             continue
@@ -371,7 +299,7 @@ def _participants_joined(joins: pd.DataFrame) -> tuple[int, int]:
     if "participant" not in joins.columns:
         return 0, 0
     tried = joins["participant"].nunique()
-    ok = _select(joins, ok=True)
+    ok = select_rows(joins, ok=True)
     return int(ok["participant"].nunique()) if len(ok) else 0, int(tried)
 
 
@@ -387,7 +315,7 @@ def join_time(runs: Sequence[RunData]) -> Figure:
         (axes[1], "first_frame_ms", "Time to first video frame", "time from join start to first frame (ms)"),
     )
     for ax, column, title, ylabel in panels:
-        data = [_finite(run.table("joins"), column) for run in runs]
+        data = [finite_values(run.table("joins"), column) for run in runs]
         filled = [i for i, values in enumerate(data) if values.size]
         if filled:
             ax.boxplot(
@@ -428,8 +356,8 @@ def join_time(runs: Sequence[RunData]) -> Figure:
 
 
 def _inbound(run: RunData, kind: str | None = None) -> pd.DataFrame:
-    streams = _select(run.table("streams"), direction="in")
-    return _select(streams, kind=kind) if kind is not None else streams
+    streams = select_rows(run.table("streams"), direction="in")
+    return select_rows(streams, kind=kind) if kind is not None else streams
 
 
 @chart("loss_and_jitter")
@@ -440,24 +368,24 @@ def loss_and_jitter(runs: Sequence[RunData]) -> Figure:
     entries: list[tuple[Artist, str]] = []
     for index, run in enumerate(runs):
         streams = _inbound(run)
-        elapsed = _elapsed(run, streams)
+        elapsed = seconds_since_start(run, streams)
         drawn: Artist | None = None
         # Pooled counts rather than a mean of per-stream percentages, so that a quiet stream with one lost
         # packet does not outweigh a busy one. Interval loss can be negative in RTCP (duplicates); clip it.
         counts = pd.DataFrame(
             {
-                "bin": _bins(elapsed, width),
-                "received": _numeric(streams, "packets"),
-                "lost": _numeric(streams, "packets_lost").clip(lower=0),
+                "bin": time_bins(elapsed, width),
+                "received": as_floats(streams, "packets"),
+                "lost": as_floats(streams, "packets_lost").clip(lower=0),
             }
         ).dropna()
         if len(counts):
             sums = counts.groupby("bin")[["received", "lost"]].sum()
             expected = sums["received"] + sums["lost"]
             loss = pd.DataFrame({"loss": (100.0 * sums["lost"] / expected.where(expected > 0))})
-            loss = _with_gaps(loss, width)
+            loss = with_gaps(loss, width)
             (drawn,) = loss_ax.plot(loss.index, loss["loss"], color=color(index), linewidth=1.4)
-        jitter = _binned_quantiles(elapsed, _numeric(streams, "jitter_ms"), width, (0.5, 0.95))
+        jitter = binned_quantiles(elapsed, as_floats(streams, "jitter_ms"), width, (0.5, 0.95))
         if not jitter.empty:
             line = _plot_band(jitter_ax, jitter, 0.5, 0.5, 0.95, index)
             drawn = drawn or line
@@ -489,8 +417,8 @@ def fps_and_freezes(runs: Sequence[RunData]) -> Figure:
     rates: list[float] = []
     for index, run in enumerate(runs):
         video = _inbound(run, "video")
-        fps = _binned_quantiles(_elapsed(run, video), _numeric(video, "fps"), width, (0.05, 0.5, 0.95))
-        freezes = _numeric(video, "freezes")
+        fps = binned_quantiles(seconds_since_start(run, video), as_floats(video, "fps"), width, (0.05, 0.5, 0.95))
+        freezes = as_floats(video, "freezes")
         # Each streams row is one stream-second, so rows / 60 is stream-minutes (the summary's denominator).
         minutes = len(video) / 60.0
         totals.append(float(freezes.sum()) if freezes.notna().any() else math.nan)
@@ -543,16 +471,16 @@ def _cpu(run: RunData, roles: Sequence[str], width: float) -> pd.DataFrame:
         return pd.DataFrame(columns=["sum", "max"], dtype="float64")
     if "host" not in probes.columns:
         probes = probes.assign(host="")
-    table = per_process_seconds(probes.assign(cpu_pct=_numeric(probes, "cpu_pct")), roles, "cpu_pct")
+    table = per_process_seconds(probes.assign(cpu_pct=as_floats(probes, "cpu_pct")), roles, "cpu_pct")
     if table.empty:
         return pd.DataFrame(columns=["sum", "max"], dtype="float64")
     origin = run.time_origin()
     if origin is None:
         return pd.DataFrame(columns=["sum", "max"], dtype="float64")
-    bins = _bins(pd.Series(table.index.to_numpy() - origin, index=table.index), width)
+    bins = time_bins(pd.Series(table.index.to_numpy() - origin, index=table.index), width)
     per_bin = table.groupby(bins.to_numpy()).mean()
     result = pd.DataFrame({"sum": per_bin.sum(axis=1, min_count=1), "max": per_bin.max(axis=1)}).dropna()
-    return _with_gaps(result, width)
+    return with_gaps(result, width)
 
 
 @chart("cpu")

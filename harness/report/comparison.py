@@ -9,19 +9,20 @@ back in time (each shifted to start where the previous one ended), so distributi
 time series show the repetitions one after the other instead of on top of each other.
 
 Like :mod:`harness.report.html`, the page is self-contained (PNG as ``data:`` URIs, no script) and escapes
-every string that comes from the results.
+every string that comes from the results; its markup is the Jinja2 template `templates/comparison.html.j2`.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 from matplotlib.figure import Figure
 
 import harness
@@ -32,6 +33,7 @@ from harness.report.charts import charts_for
 from harness.report.comparison_charts import SystemRepetitions, cpu_per_participant, percentile_bars
 from harness.report.data import TABLES, RunData, load_run
 from harness.report.html import INDEX, RenderedChart, figure_png
+from harness.report.templating import render
 
 __all__ = ["build_comparison_report", "pool_runs", "render_comparison_report"]
 
@@ -41,21 +43,6 @@ _GAP_S = 2.0
 # repetition is not taken for the same process.
 _PID_STRIDE = 10_000_000
 
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1080px; padding: 0 1rem; color: #222; }
-h2 { margin-top: 2rem; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: .6rem 0; font-size: .9rem; }
-th, td { border: 1px solid #ddd; padding: .3rem .55rem; text-align: left; vertical-align: top; }
-thead th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.worse { background: #fbe7e9; color: #b3001b; font-weight: 600; } td.better { background: #eaf6ec; }
-td.unknown { color: #777; } .note { background: #fff6e0; border-left: 4px solid #e0a800; padding: .4rem .8rem; }
-figure { margin: 1.2rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { color: #555; font-size: .9rem; } footer { margin-top: 3rem; color: #888; font-size: .85rem; }
-"""
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _shift(frame: pd.DataFrame, delta: float, pid_offset: int) -> pd.DataFrame:
@@ -195,32 +182,19 @@ def _page(
     groups: Sequence[tuple[str, Sequence[RunRecord]]], comparisons: Sequence[Comparison],
     charts: Sequence[RenderedChart], title: str | None, notes: Sequence[str] = (),
 ) -> str:
+    """The page's HTML (``templates/comparison.html.j2``)."""
     scenarios = sorted({r.scenario_name or "?" for _, runs in groups for r in runs})
     heading = title or f"{' / '.join(scenarios)}: comparison of {', '.join(label for label, _ in groups)}"
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{_e(heading)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_e(heading)}</h1>",
-        "<h2>Systems</h2>", _systems_table(groups),
-        *(f'<p class="note">{_e(note)}</p>' for note in notes),
-        "<h2>Verdicts</h2>", *(_verdict_table(c) for c in comparisons),
-    ]
-    if not comparisons:
-        parts.append("<p>One system only: nothing to compare.</p>")
-    parts += [
-        "<p>Per-repetition values are each run's figure from its <code>summary.json</code>. A verdict needs "
-        "significance (Mann–Whitney U with at least 5 repetitions a side, else non-overlapping bootstrap 95% "
-        "intervals of the medians) and at least the minimum effect.</p>",
-        "<h2>Charts</h2>",
-        '<p class="note">MOS and PSNR are not shown: these results carry no such figures.</p>',
-        *(_figure(chart) for chart in charts),
-        f"<footer>confbench {_e(harness.__version__)} comparison report, built from the results folders "
-        "alone.</footer>", "</body></html>",
-    ]
-    return "\n".join(parts) + "\n"
+    return render(
+        "comparison.html.j2", heading=heading, systems=_systems(groups), notes=list(notes),
+        comparisons=[_verdicts(c) for c in comparisons],
+        charts=[{"name": c.name, "caption": c.caption, "png": Markup(base64.b64encode(c.png).decode("ascii"))}
+                for c in charts],
+        version=harness.__version__,
+    )
 
 
-def _systems_table(groups: Sequence[tuple[str, Sequence[RunRecord]]]) -> str:
+def _systems(groups: Sequence[tuple[str, Sequence[RunRecord]]]) -> list[dict[str, Any]]:
     rows = []
     for label, runs in groups:
         versions = sorted({r.system_version for r in runs if r.system_version}) or ["not recorded"]
@@ -228,11 +202,9 @@ def _systems_table(groups: Sequence[tuple[str, Sequence[RunRecord]]]) -> str:
         for r in runs:
             statuses[r.status] = statuses.get(r.status, 0) + 1
         status_text = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
-        ids = "<br>".join(_e(r.run_id) for r in runs)
-        rows.append(f"<tr><th>{_e(label)}</th><td>{_e(', '.join(versions))}</td><td>{_e(status_text)}</td>"
-                    f"<td><small>{ids}</small></td></tr>")
-    return ("<table><thead><tr><th>system</th><th>version</th><th>repetitions</th><th>runs</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
+        rows.append({"label": label, "versions": ", ".join(versions), "statuses": status_text,
+                     "run_ids": [r.run_id for r in runs]})
+    return rows
 
 
 def _num(value: float | None) -> str:
@@ -243,29 +215,15 @@ def _num(value: float | None) -> str:
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
 
 
-def _verdict_table(comparison: Comparison) -> str:
-    base, cand = comparison.baseline, comparison.candidate
+def _verdicts(comparison: Comparison) -> dict[str, Any]:
     rows = []
     for r in comparison.results:
-        ci = f" [{_num(r.ratio_ci.low)}, {_num(r.ratio_ci.high)}]" if r.ratio_ci else ""
-        test = f"p={r.p_value:.3g}" if r.p_value is not None else r.method
-        rows.append(
-            f"<tr><th><code>{_e(r.metric.key)}</code> <small>({_e(r.metric.unit)})</small></th>"
-            f'<td class="num">{_num(r.baseline_median)} <small>n={len(r.baseline)}</small></td>'
-            f'<td class="num">{_num(r.candidate_median)} <small>n={len(r.candidate)}</small></td>'
-            f'<td class="num">{_num(r.ratio)}{_e(ci)}</td><td>{_e(test)}</td>'
-            f'<td class="{_e(r.verdict)}" title="{_e(r.reason)}">{_e(r.verdict)}</td></tr>'
-        )
-    notes = "".join(f'<p class="note">{_e(n)}</p>' for n in comparison.notes)
-    return (
-        f"<h3>{_e(base.system)} (baseline) → {_e(cand.system)} (candidate)</h3>{notes}"
-        "<table><thead><tr><th>metric</th><th>baseline median</th><th>candidate median</th>"
-        "<th>ratio [95% CI]</th><th>test</th><th>verdict</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
-
-
-def _figure(chart: RenderedChart) -> str:
-    encoded = base64.b64encode(chart.png).decode("ascii")
-    return (f'<figure id="{_e(chart.name)}"><img src="data:image/png;base64,{encoded}" alt="{_e(chart.caption)}">'
-            f"<figcaption>{_e(chart.caption)}</figcaption></figure>")
+        rows.append({
+            "key": r.metric.key, "unit": r.metric.unit, "baseline": _num(r.baseline_median),
+            "baseline_n": len(r.baseline), "candidate": _num(r.candidate_median), "candidate_n": len(r.candidate),
+            "ratio": _num(r.ratio), "ci": f" [{_num(r.ratio_ci.low)}, {_num(r.ratio_ci.high)}]" if r.ratio_ci else "",
+            "test": f"p={r.p_value:.3g}" if r.p_value is not None else r.method,
+            "verdict": r.verdict, "reason": r.reason,
+        })
+    return {"baseline": comparison.baseline.system, "candidate": comparison.candidate.system,
+            "notes": list(comparison.notes), "rows": rows}

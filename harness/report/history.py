@@ -1,12 +1,11 @@
 """The history page: one trend chart per metric, with its confidence band and change points.
 
 ``confbench history RESULTS_DIR --out DIR`` writes it; the series and the change points come from
-:mod:`harness.analysis.history`, this module only draws them.
+:mod:`harness.analysis.history`, this module only draws them (markup: ``templates/history.html.j2``).
 """
 
 from __future__ import annotations
 
-import html
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from matplotlib.figure import Figure
 from harness.analysis.history import History, format_history, history
 from harness.analysis.runset import find_runs
 from harness.report.html import figure_png
+from harness.report.templating import render
 
 __all__ = ["build_history", "history_chart"]
 
@@ -72,17 +72,9 @@ def build_history(
     figures = []
     for item in items:
         name = item.metric.replace(".", "_")
-        png = figure_png(history_chart(item))
-        (out / f"{name}.png").write_bytes(png)
-        text = html.escape(format_history(item))
-        figures.append(f'<figure id="{html.escape(name)}"><img src="{html.escape(name)}.png" '
-                       f'alt="{html.escape(item.metric)} over time"><figcaption><pre>{text}</pre></figcaption>'
-                       "</figure>")
-    title = html.escape(f"History of {items[0].scenario} on {items[0].system}")
-    page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{title}</title></head><body><h1>{title}</h1>"
-            "<p>Each point is a run set (median of its repetitions, band: bootstrap 95% CI) or a lone run; "
-            "dashed lines mark change points found by E-divisive means.</p>" + "".join(figures) + "</body></html>\n")
+        (out / f"{name}.png").write_bytes(figure_png(history_chart(item)))
+        figures.append({"name": name, "metric": item.metric, "text": format_history(item)})
+    page = render("history.html.j2", title=f"History of {items[0].scenario} on {items[0].system}", figures=figures)
     partial = out / ".index.html.partial"
     partial.write_text(page, encoding="utf-8")
     os.replace(partial, out / "index.html")

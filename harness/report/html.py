@@ -3,13 +3,13 @@
 The page is a pure function of the runs (DESIGN.md §5.7): no clock, no randomness, no network, so the same
 results always give the same bytes. It needs no external asset and no JavaScript; charts are embedded as
 ``data:`` URIs. Every string from the results is escaped, and manifest facts are shown from a whitelist
-only, because a manifest is data from elsewhere and a report gets passed around.
+only, because a manifest is data from elsewhere and a report gets passed around. Python computes what the page
+shows; its markup is the Jinja2 template `templates/run.html.j2`.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
 import os
@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from markupsafe import Markup
 from matplotlib.figure import Figure
 
 import harness
 from harness.errors import ReportError
 from harness.report.charts import charts_for, format_number
 from harness.report.data import RunData, load_runs, with_unique_labels
+from harness.report.templating import render
 from harness.store.manifest import parse_utc
 
 INDEX = "index.html"
@@ -51,32 +53,8 @@ _CPU: tuple[tuple[str, str], ...] = (
     ("loadgen_cpu_pct", "Load generator CPU"),
 )
 _STATUS_CLASS = {"completed": "ok", "failed": "bad", "invalid": "bad"}
-_MAX_TEXT = 2000
 _DASH = "—"
 
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1080px;
-       padding: 0 1rem; color: #222; line-height: 1.4; }
-h1 { margin-bottom: .2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
-.sub { color: #666; margin-top: 0; }
-table { border-collapse: collapse; margin: .6rem 0; font-size: .92rem; }
-th, td { border: 1px solid #ddd; padding: .3rem .6rem; text-align: left; vertical-align: top; }
-thead th { background: #f4f4f4; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.text { white-space: normal; max-width: 24em; font-size: .85rem; }
-small, .key { color: #777; } .key { font-family: ui-monospace, monospace; font-size: .8rem; }
-.ok { color: #17702d; } .bad { color: #b3001b; font-weight: 600; } .warn { color: #9a5b00; font-weight: 600; }
-td.pass { background: #eaf6ec; } td.fail { background: #fbe7e9; }
-ul.status { list-style: none; padding-left: 0; } ul.status > li { margin: .3rem 0; }
-ul.problems { margin: .2rem 0 .4rem 1.2rem; color: #b3001b; }
-.invalid { background: #fde8ea; border-left: 6px solid #b3001b; color: #b3001b; padding: .5rem .8rem;
-  font-weight: 600; }
-.note { background: #fff6e0; border-left: 4px solid #e0a800; padding: .4rem .8rem; }
-figure { margin: 1.4rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { color: #555; font-size: .9rem; }
-table.facts th { width: 12rem; background: #fafafa; font-weight: 600; }
-footer { margin-top: 3rem; color: #888; font-size: .85rem; }
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,46 +120,23 @@ def figure_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-# --- the page ----------------------------------------------------------------------------------------------
+# --- the page (its markup: templates/run.html.j2) ---------------------------------------------------------
 
 
 def render_page(runs: Sequence[RunData], charts: Sequence[RenderedChart], title: str | None = None) -> str:
-    """The HTML page for ``runs`` with ``charts`` embedded; a pure function of its arguments."""
+    """The HTML page for ``runs`` with ``charts`` embedded (``templates/run.html.j2``); a pure function of its
+    arguments."""
     scenario_names = _unique(run.scenario_name for run in runs)
     heading = title or " / ".join(scenario_names) or "confbench report"
-    systems = ", ".join(run.label for run in runs)
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(heading)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_e(heading)}</h1>",
-        f'<p class="sub">{_e(_plural(len(runs), "run"))}: {_e(systems)}</p>',
-        *_consistency_notes(runs, scenario_names),
-        *_invalid_banners(runs),
-        "<h2>Status</h2>",
-        _status_list(runs),
-        "<h2>Summary</h2>",
-        _summary_table(runs),
-        *_engines_section(runs),
-        "<h2>Thresholds</h2>",
-        _thresholds_table(runs),
-        "<h2>Charts</h2>",
-        *(_figure(chart) for chart in charts),
-        "<h2>Runs</h2>",
-        *(_facts(run) for run in runs),
-        f"<footer>confbench {_e(harness.__version__)} report, built from the results folders alone.</footer>",
-        "</body></html>",
-    ]
-    return "\n".join(part for part in parts if part) + "\n"
-
-
-def _e(value: object) -> str:
-    """Escape anything for HTML text and attribute values, shortening very long text."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > _MAX_TEXT:
-        text = text[: _MAX_TEXT - 1] + "…"
-    return html.escape(text, quote=True)
+    return render(
+        "run.html.j2", shorten=True, heading=heading, runs_text=_plural(len(runs), "run"),
+        systems=", ".join(run.label for run in runs), notes=_consistency_notes(runs, scenario_names),
+        invalid=_invalid_banners(runs), status=_status_list(runs), labels=[run.label for run in runs],
+        summary=_summary_rows(runs), engines=_engines_section(runs), thresholds=_threshold_rows(runs),
+        charts=[{"name": c.name, "caption": c.caption, "png": Markup(base64.b64encode(c.png).decode("ascii"))}
+                for c in charts],
+        facts=[{"label": run.label, "rows": _facts(run)} for run in runs], version=harness.__version__,
+    )
 
 
 def _unique(values: Iterable[str | None]) -> list[str]:
@@ -234,22 +189,21 @@ def _consistency_notes(runs: Sequence[RunData], scenario_names: Sequence[str]) -
         notes.append("These runs come from different scenarios; their figures are not directly comparable.")
     elif len(_unique(_scalar(run.manifest.get("scenario_sha256")) for run in runs)) > 1:
         notes.append("These runs share a scenario name but not its content (the scenario sha256 differs).")
-    return [f'<p class="note">{_e(note)}</p>' for note in notes]
+    return notes
 
 
-def _invalid_banners(runs: Sequence[RunData]) -> list[str]:
+def _invalid_banners(runs: Sequence[RunData]) -> list[dict[str, str]]:
     """A red box per invalid run, above everything else: its figures measure the load generator."""
     banners = []
     for run in runs:
         if run.status != "invalid":
             continue
         reasons = _strings(run.manifest.get("invalid_reasons")) or ["no reason recorded"]
-        banners.append(f'<p class="invalid">{_e(run.label)} is INVALID: {_e("; ".join(reasons))}. Its figures '
-                       "describe the load generator, not the system under test.</p>")
+        banners.append({"label": run.label, "reasons": "; ".join(reasons)})
     return banners
 
 
-def _status_list(runs: Sequence[RunData]) -> str:
+def _status_list(runs: Sequence[RunData]) -> list[dict[str, Any]]:
     items = []
     for run in runs:
         status = run.status
@@ -265,13 +219,9 @@ def _status_list(runs: Sequence[RunData]) -> str:
             *(f"invalid: {text}" for text in _strings(run.manifest.get("invalid_reasons"))),
             *(f"reading the results: {text}" for text in run.warnings),
         ]
-        problem_items = "".join(f"<li>{_e(problem)}</li>" for problem in problems)
-        problem_list = f'<ul class="problems">{problem_items}</ul>' if problems else ""
-        items.append(
-            f'<li><b>{_e(run.label)}</b>: <span class="{css}">{_e(status)}</span> '
-            f"<small>({_e(' · '.join(detail))})</small>{problem_list}</li>"
-        )
-    return '<ul class="status">' + "".join(items) + "</ul>"
+        items.append({"label": run.label, "css": css, "status": status, "detail": " · ".join(detail),
+                      "problems": problems})
+    return items
 
 
 def _strings(value: object) -> list[str]:
@@ -289,28 +239,31 @@ def _duration(run: RunData) -> str | None:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def _summary_table(runs: Sequence[RunData]) -> str:
-    if all(run.summary is None for run in runs):
-        return "<p>No run has a summary.json (a run writes it when it ends).</p>"
-    head = "".join(f"<th>{_e(run.label)}</th>" for run in runs)
-    rows: list[str] = []
+Cell = dict[str, Any]
+"""One cell of a figures table: ``{"kind": "dist" | "participants" | "not watched" | "text", "value": …}``."""
 
-    def row(label: str, key: str, cells: Iterable[str], kind: str = "num") -> None:
-        # kind "text": a sentence, wrapped, so that one long cell never pushes the other systems off-screen.
-        rows.append(
-            f'<tr><th>{_e(label)} <span class="key">{_e(key)}</span></th>'
-            + "".join(f'<td class="{kind}">{cell}</td>' for cell in cells)
-            + "</tr>"
-        )
+
+def _text(value: str) -> Cell:
+    return {"kind": "text", "value": value}
+
+
+def _summary_rows(runs: Sequence[RunData]) -> list[dict[str, Any]] | None:
+    """The summary table's rows (label, summary key, a cell per run); None when no run has a summary."""
+    if all(run.summary is None for run in runs):
+        return None
+    rows: list[dict[str, Any]] = []
+
+    def row(label: str, key: str, cells: Iterable[Cell]) -> None:
+        rows.append({"label": label, "key": key, "cells": list(cells)})
 
     summaries = [run.summary or {} for run in runs]
     for key, what, unit in _DISTRIBUTIONS:
         row(f"{what} ({unit}), p50 / p95", key, (_distribution(s.get(key)) for s in summaries))
     for key, what, unit in _PLAIN:
-        row(f"{what} ({unit})", key, (_e(_num(s.get(key))) for s in summaries))
+        row(f"{what} ({unit})", key, (_text(_num(s.get(key))) for s in summaries))
     if any(s.get("video_resolution") for s in summaries):
         row("Video resolution received", "video_resolution",
-            (_e(_scalar(s.get("video_resolution")) or _DASH) for s in summaries))
+            (_text(_scalar(s.get("video_resolution")) or _DASH) for s in summaries))
     joined = (_participants(s.get("participants")) for s in summaries)
     row("Participants joined / planned", "participants", joined)
     for key, what in _CPU:
@@ -320,10 +273,10 @@ def _summary_table(runs: Sequence[RunData]) -> str:
             "loadgen_health", (_health(s.get("loadgen_health")) for s in summaries))
     if any(run.manifest.get("instrument_floor") is not None for run in runs):
         floors = (_floor(run.manifest.get("instrument_floor")) for run in runs)
-        row("Instrument floor", "instrument_floor", floors, "text")
+        row("Instrument floor", "instrument_floor", floors)
     row("Calibration through this system (largest errors)", "system_calibration",
-        (_calibration(run.manifest.get("system_calibration"), run.manifest) for run in runs), "text")
-    return f"<table><thead><tr><th>metric</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        (_calibration(run.manifest.get("system_calibration"), run.manifest) for run in runs))
+    return rows
 
 
 _ENGINE_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -338,7 +291,7 @@ _ENGINE_ROWS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _engines_section(runs: Sequence[RunData]) -> list[str]:
+def _engines_section(runs: Sequence[RunData]) -> dict[str, Any] | None:
     """Native and browser participants side by side, when a run had browser participants."""
     columns: list[tuple[str, Mapping[str, Any]]] = []
     for run in runs:
@@ -348,97 +301,95 @@ def _engines_section(runs: Sequence[RunData]) -> list[str]:
         for engine, figures in engines.items():
             columns.append((f"{run.label}: {engine}", _mapping(figures)))
     if not columns:
-        return []
-    head = "".join(f"<th>{_e(label)}</th>" for label, _ in columns)
-    rows = ['<tr><th>Participants in the call</th>' + "".join(
-        f'<td class="num">{_e(_count(_number(f.get("participants"))))}</td>' for _, f in columns) + "</tr>"]
+        return None
+    rows = [{"label": "Participants in the call", "key": None,
+             "cells": [_text(_count(_number(f.get("participants")))) for _, f in columns]}]
     for key, what, kind in _ENGINE_ROWS:
-        cells = (_distribution(f.get(key)) if kind == "dist" else _e(_num(f.get(key))) for _, f in columns)
-        rows.append(f'<tr><th>{_e(what)} <span class="key">{_e(key)}</span></th>'
-                    + "".join(f'<td class="num">{cell}</td>' for cell in cells) + "</tr>")
-    parts = [
-        "<h2>Native and browser participants</h2>",
-        "<p>Figures as each kind of participant measured them (a browser measures with Chromium's own stack). "
-        "CPU per participant: the browsers' process trees and Playwright's driver over the browser "
-        "participants; the media hosts over the native ones.</p>",
-        f"<table><thead><tr><th>figure</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>",
-    ]
+        cells = [_distribution(f.get(key)) if kind == "dist" else _text(_num(f.get(key))) for _, f in columns]
+        rows.append({"label": what, "key": key, "cells": cells})
+    paths_tables = []
     for run in runs:
         paths = _mapping((run.summary or {}).get("video_latency_by_path_ms"))
         if not paths or "browser" not in _mapping((run.summary or {}).get("engines")):
             continue
-        path_rows = "".join(f'<tr><th>{_e(path.replace(">", " → "))}</th><td class="num">{_distribution(d)}</td></tr>'
-                            for path, d in paths.items())
-        parts.append(f"<p>Video latency by path (sender → receiver), {_e(run.label)}, p50 / p95 ms:</p>"
-                     f"<table><tbody>{path_rows}</tbody></table>")
-    return parts
-def _health(value: object) -> str:
+        paths_tables.append({"label": run.label, "rows": [
+            {"name": path.replace(">", " → "), "value": _distribution(d)["value"]} for path, d in paths.items()]})
+    return {"labels": [label for label, _ in columns], "rows": rows, "paths": paths_tables}
+
+
+def _health(value: object) -> Cell:
     health = _mapping(value)
     if not health:
-        return _DASH
+        return _text(_DASH)
     figures = [_num(health.get(k)) for k in ("frames_skipped_pct", "loop_lag_over_100ms_pct", "udp_drops",
                                               "samples_dropped")]
-    return _e(" / ".join(figures))
+    return _text(" / ".join(figures))
 
 
-def _distribution(value: object) -> str:
+def _distribution(value: object) -> Cell:
+    """p50 / p95 (and the sample count) of a summary distribution; the value is None when it has neither."""
     figures = _mapping(value)
     p50, p95 = _number(figures.get("p50")), _number(figures.get("p95"))
     if p50 is None and p95 is None:
-        return _DASH
+        return {"kind": "dist", "value": None}
     samples = _number(figures.get("samples"))
-    count = f"<br><small>n={samples:.0f}</small>" if samples is not None else ""
-    return f"{_e(_num(p50))} / {_e(_num(p95))}{count}"
+    return {"kind": "dist", "value": {"p50": _num(p50), "p95": _num(p95),
+                                      "samples": f"{samples:.0f}" if samples is not None else None}}
 
 
-def _participants(value: object) -> str:
+def _participants(value: object) -> Cell:
     counts = _mapping(value)
     joined, planned, failed = (_number(counts.get(k)) for k in ("joined", "planned", "failed"))
     if joined is None and planned is None:
-        return _DASH
-    text = f"{_count(joined)} / {_count(planned)}"
-    css = "bad" if joined is not None and planned is not None and joined < planned else ""
-    extra = f"<br><small>{_e(_count(failed))} failed</small>" if failed else ""
-    return f'<span class="{css}">{_e(text)}</span>{extra}' if css else f"{_e(text)}{extra}"
+        return {"kind": "participants", "value": None}
+    return {"kind": "participants", "value": {
+        "text": f"{_count(joined)} / {_count(planned)}",
+        "bad": joined is not None and planned is not None and joined < planned,
+        "failed": _count(failed) if failed else None}}
 
 
-def _cpu(summary: Mapping[str, Any], key: str) -> str:
+def _cpu(summary: Mapping[str, Any], key: str) -> Cell:
     if key not in summary:
-        return _DASH
+        return _text(_DASH)
     figures = summary.get(key)
     if figures is None:
         # summary.json uses null for "no server process was watched", which is not the same as 0 %.
-        return "<small>not watched</small>" if key == "sut_cpu_pct" else _DASH
+        return {"kind": "not watched", "value": None} if key == "sut_cpu_pct" else _text(_DASH)
     values = _mapping(figures)
-    return f"{_e(_num(values.get('mean')))} / {_e(_num(values.get('max')))}"
+    return _text(f"{_num(values.get('mean'))} / {_num(values.get('max'))}")
 
 
-def _calibration(value: object, manifest: Mapping[str, Any]) -> str:
+def _prose(head: str, detail: str = "") -> Cell:
+    """A sentence rather than a figure: wrapped, so that one long cell never pushes the other systems'
+    columns off-screen."""
+    return {"kind": "prose", "value": {"head": head, "detail": detail}}
+
+
+def _calibration(value: object, manifest: Mapping[str, Any]) -> Cell:
     """The last ``confbench calibrate --system`` of the run's system: verdict, date and largest errors."""
     name = _mapping(manifest.get("system")).get("name") or "NAME"
     if not isinstance(value, Mapping):
-        return f"<small>not calibrated here (confbench calibrate --system {_e(str(name))})</small>"
-    worst = _mapping(value.get("worst"))
+        return _prose("not calibrated here", f"confbench calibrate --system {name}")
     parts = []
-    for key, figure in sorted(worst.items()):
-        figure = _mapping(figure)
-        error = figure.get("error")
+    for key, figure in sorted(_mapping(value.get("worst")).items()):
+        error = _mapping(figure).get("error")
         if isinstance(error, int | float):
-            text = f"{error:+.1f} ms" if figure.get("unit") == "ms" else f"{100 * error:+.0f} %"
-            parts.append(f"{_e(str(key))} {text}")
+            text = f"{error:+.1f} ms" if _mapping(figure).get("unit") == "ms" else f"{100 * error:+.0f} %"
+            parts.append(f"{key} {text}")
     verdict = "passed" if value.get("ok") else "FAILED"
-    when = _e(str(value.get("measured_utc") or "")[:10])
-    return f"{verdict} {when}<br><small>{'; '.join(parts)}</small>"
+    return _prose(f"{verdict} {str(value.get('measured_utc') or '')[:10]}".strip(), "; ".join(parts))
 
 
-def _floor(value: object) -> str:
+def _floor(value: object) -> Cell:
     """The instrument floor: a number (ms), or the numeric figures of a flat object; nothing else is shown."""
     if value is None:
-        return _DASH
-    return _e(_floor_text({"instrument_floor": value}) or _DASH)
+        return _text(_DASH)
+    return _prose(_floor_text({"instrument_floor": value}) or _DASH)
 
 
-def _thresholds_table(runs: Sequence[RunData]) -> str:
+def _threshold_rows(runs: Sequence[RunData]) -> list[dict[str, Any]] | None:
+    """Each threshold expression with a cell per run (None where the run did not check it); None when no
+    run checked any."""
     results: list[dict[str, Mapping[str, Any]]] = []
     exprs: list[str] = []
     for run in runs:
@@ -453,32 +404,23 @@ def _thresholds_table(runs: Sequence[RunData]) -> str:
                     exprs.append(expr)
         results.append(by_expr)
     if not exprs:
-        return "<p>No thresholds were checked.</p>"
-    head = "".join(f"<th>{_e(run.label)}</th>" for run in runs)
+        return None
     rows = []
     for expr in exprs:
-        cells = []
+        cells: list[dict[str, str] | None] = []
         for by_expr in results:
             entry = by_expr.get(expr)
             if entry is None:
-                cells.append(f"<td>{_DASH}</td>")
+                cells.append(None)
                 continue
             ok = entry.get("ok")
             verdict, css = ("pass", "pass") if ok is True else ("fail", "fail") if ok is False else ("?", "")
             value = _scalar(entry.get("value"))
             number = _number(entry.get("value"))
             shown = format_number(number) if number is not None else value or _DASH
-            cells.append(f'<td class="num {css}"><b>{verdict}</b> <small>({_e(shown)})</small></td>')
-        rows.append(f"<tr><th><code>{_e(expr)}</code></th>{''.join(cells)}</tr>")
-    return f"<table><thead><tr><th>threshold</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _figure(chart: RenderedChart) -> str:
-    encoded = base64.b64encode(chart.png).decode("ascii")
-    return (
-        f'<figure id="{_e(chart.name)}"><img src="data:image/png;base64,{encoded}" alt="{_e(chart.caption)}">'
-        f'<figcaption>{_e(chart.caption)} <span class="key">{_e(chart.name)}.png</span></figcaption></figure>'
-    )
+            cells.append({"verdict": verdict, "css": css, "shown": shown})
+        rows.append({"expr": expr, "cells": cells})
+    return rows
 
 
 def safe_url(value: object) -> str | None:
@@ -502,7 +444,7 @@ def safe_url(value: object) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-def _facts(run: RunData) -> str:
+def _facts(run: RunData) -> list[tuple[str, str]]:
     """Whitelisted facts of one run's manifest (never all of it: it may hold things not to publish)."""
     manifest = run.manifest
     system = run.system
@@ -534,8 +476,7 @@ def _facts(run: RunData) -> str:
         ("Network emulation", _network_text(manifest)),
         ("Schema version", _scalar(manifest.get("schema_version"))),
     ]
-    rows = "".join(f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>" for name, value in facts if value)
-    return f'<h3>{_e(run.label)}</h3><table class="facts"><tbody>{rows}</tbody></table>'
+    return [(name, value) for name, value in facts if value]
 
 
 def _floor_text(manifest: Mapping[str, Any]) -> str | None:
