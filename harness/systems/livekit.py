@@ -207,8 +207,10 @@ class LiveKitSystem(System):
             local.stop()
 
     def web_client(self) -> str | None:
-        """The join page built on LiveKit's JavaScript SDK (``harness/browser/livekit``), for browsers."""
-        return "livekit"
+        """The join page built on LiveKit's JavaScript SDK (``harness.browser.livekit_page``; installed once)."""
+        from harness.browser.livekit_page import ensure_page  # only runs with browser participants need it
+
+        return str(ensure_page())
 
     def session(self, ctx: SessionContext) -> Session:
         """A LiveKit session for one participant."""

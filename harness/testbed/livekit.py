@@ -5,7 +5,9 @@ started inside a namespace (:mod:`harness.testbed.netns`) whose veth end is the 
 ICE candidates on, as the Janus testbed does; participants pin their candidates to the other end. The
 configuration is generated for the run: one node without Redis, signalling on the namespace's address, RTC on
 a bounded UDP port range (plus its TCP fallback port), no STUN servers, no external-IP discovery, no TURN, no
-webhooks, no Prometheus port: nothing it does leaves the machine.
+webhooks, no Prometheus port: nothing it does leaves the machine. Rooms sync streams (LiveKit's
+``sync_streams``: a participant's camera and microphone reach subscribers as one MediaStream, for lip sync),
+which is also how a browser receiver pairs an audio track with the video whose stamps name its sender.
 
 Its API key and secret are generated per start (:func:`generate_keys`) and handed to the server through its
 environment (``LIVEKIT_KEYS``), never through a file, so they never reach the run's results.
@@ -91,6 +93,7 @@ turn:
 room:
   auto_create: true
   empty_timeout: 60
+  sync_streams: true
 logging:
   level: warn
   pion_level: error
