@@ -202,3 +202,18 @@ def _generated_secret(proc: subprocess.Popen[str]) -> str:
                     return str(child.environ()["LIVEKIT_KEYS"].split(":", 1)[1].strip())
         time.sleep(0.2)
     raise AssertionError("the run started no livekit-server")
+
+
+def test_without_go_the_local_livekit_is_unavailable_in_one_line(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the local LiveKit testbed needs root (network namespaces)")
+    (tmp_path / "s.toml").write_text(SCENARIO.format(duration=5))
+    env = dict(os.environ, CONFBENCH_GO_CACHE=str(tmp_path / "go"), CONFBENCH_GO=str(tmp_path / "no-go"))
+    proc = confbench("run", str(tmp_path / "s.toml"), "--results", str(tmp_path / "results"), "--no-report",
+                     cwd=ROOT, env=env)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out + err
+    assert err.strip().splitlines() == [f"confbench: LiveKit is unavailable: CONFBENCH_GO={tmp_path / 'no-go'} is not "
+                                        "an executable Go toolchain; point the harness at a running LiveKit "
+                                        "instead: --system livekit=ws://HOST:7880 (with CONFBENCH_LIVEKIT_API_KEY "
+                                        "and CONFBENCH_LIVEKIT_API_SECRET)"], err

@@ -95,7 +95,8 @@ class Signal:
 
     async def open(self, token: str, auto_subscribe: bool) -> rtc.JoinResponse:
         """Connect and return the server's ``JoinResponse``; refusals become one-line :class:`SystemError_`."""
-        self._http = aiohttp.ClientSession()
+        # The connect is bounded; the socket itself lives as long as the participant (no total timeout).
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=self.timeout_s))
         try:
             self._ws = await self._http.ws_connect(signal_url(self.url, token, auto_subscribe),
                                                    timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
@@ -106,9 +107,9 @@ class Signal:
                 raise SystemError_(f"LiveKit at {self.url} refused the access token (401 Unauthorized): check "
                                    f"{API_KEY_ENV} and {API_SECRET_ENV}") from None
             raise SystemError_(f"LiveKit at {self.url} refused the connection: {exc.status} {exc.message}") from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await self.close()
-            raise SystemError_(f"cannot reach LiveKit at {self.url}: {exc}") from None
+            raise SystemError_(f"cannot reach LiveKit at {self.url}: {exc or type(exc).__name__}") from None
         first = await asyncio.wait_for(self.receive(), timeout=self.timeout_s)
         if first is None or first.WhichOneof("message") != "join":
             what = "the connection closed" if first is None else f"got {first.WhichOneof('message')}"

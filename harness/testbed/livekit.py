@@ -27,7 +27,7 @@ from typing import Any
 
 from harness.errors import TestbedError
 from harness.procs import die_with_parent
-from harness.testbed.gobuild import GoTool, ensure_built, installed
+from harness.testbed.gobuild import GoBuildError, GoTool, ensure_built, installed
 from harness.testbed.netns import Namespace, require_root
 
 #: The LiveKit server under test: the one place its version is pinned. (v1.13.6 and later replace pion's
@@ -56,7 +56,10 @@ def generate_keys() -> tuple[str, str]:
 
 def server_binary() -> Path:
     """The built server (building it once if needed); :class:`~harness.testbed.gobuild.GoBuildError` if it cannot."""
-    return ensure_built(LIVEKIT_SERVER)
+    try:
+        return ensure_built(LIVEKIT_SERVER)
+    except GoBuildError as exc:
+        raise GoBuildError(f"LiveKit is unavailable: {exc}; {NO_ROOT_HINT}") from None
 
 
 def unavailable_reason() -> str | None:
@@ -68,7 +71,7 @@ def unavailable_reason() -> str | None:
     try:
         server_binary()
     except TestbedError as exc:
-        return f"LiveKit is unavailable: {exc}"
+        return str(exc)
     return None
 
 
