@@ -217,3 +217,41 @@ def test_without_go_the_local_livekit_is_unavailable_in_one_line(tmp_path: Path)
                                         "an executable Go toolchain; point the harness at a running LiveKit "
                                         "instead: --system livekit=ws://HOST:7880 (with CONFBENCH_LIVEKIT_API_KEY "
                                         "and CONFBENCH_LIVEKIT_API_SECRET)"], err
+
+
+IMPAIRED = """
+name = "livekit-impaired"
+duration_s = 5
+spawn_rate = 4
+room = "livekit-impaired"
+[media.video]
+width = 160
+height = 90
+fps = 15
+[[groups]]
+name = "near"
+count = 2
+[[groups]]
+name = "far"
+count = 1
+[groups.network]
+delay_ms = 20
+"""
+
+
+def test_a_participant_behind_the_wire_receives_through_livekit(tmp_path: Path) -> None:
+    """The far participant's subscriber connection is offered again while its first handshake runs: its
+    receivers must start all the same (``LiveKitSession._answer_offers``)."""
+    reason = livekit_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    (tmp_path / "s.toml").write_text(IMPAIRED)
+    proc = confbench("run", str(tmp_path / "s.toml"), "--results", str(tmp_path / "results"), "--no-report",
+                     "--processes", "1", cwd=ROOT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    streams = RunReader(only_run(tmp_path / "results")).table("streams")
+    far_in = streams[streams["participant"].str.startswith("far-") & (streams["direction"] == "in")
+                     & (streams["kind"] == "video")]
+    assert len(set(far_in["peer"])) == 2 and all(p.startswith("near-") for p in far_in["peer"]), far_in
+    assert far_in.groupby("peer")["fps"].median().min() > 12

@@ -249,7 +249,7 @@ class LiveKitSession(Session):
         self._pub_answer: asyncio.Future[rtc.SessionDescription] | None = None
         self._first_offer = asyncio.Event()
         self._pending: dict[int, list[dict[str, Any]]] = {rtc.PUBLISHER: [], rtc.SUBSCRIBER: []}
-        self._sub_lock = asyncio.Lock()  # one subscriber renegotiation at a time
+        self._offers: asyncio.Queue[rtc.SessionDescription] = asyncio.Queue()  # the server's, answered in order
         self._tasks: list[asyncio.Task[None]] = []
         self._left = False
 
@@ -262,6 +262,7 @@ class LiveKitSession(Session):
         self._my_sid = join.participant.sid
         self._learn(join.other_participants, announce=False)
         self._tasks.append(asyncio.ensure_future(self._read()))
+        self._tasks.append(asyncio.ensure_future(self._answer_offers()))
         self._tasks.append(asyncio.ensure_future(self._keepalive(max(join.ping_interval, 1))))
         tracks = self.ctx.media.tracks()
         if tracks:
@@ -322,8 +323,7 @@ class LiveKitSession(Session):
     async def _handle(self, msg: rtc.SignalResponse) -> None:
         kind = msg.WhichOneof("message")
         if kind == "offer":
-            async with self._sub_lock:
-                await self._answer(msg.offer)
+            self._offers.put_nowait(msg.offer)
         elif kind == "answer":
             if self._pub_answer is not None and not self._pub_answer.done():
                 self._pub_answer.set_result(msg.answer)
@@ -359,6 +359,36 @@ class LiveKitSession(Session):
                     self.ctx.listener.on_event("peer_joined", info.identity)
         self._named.set()
         self._named = asyncio.Event()
+
+    async def _answer_offers(self) -> None:
+        """Answer the server's subscriber offers one at a time, in a task of their own (the reader must go on
+        reading the candidates the first answer's connection needs).
+
+        aiortc starts a connection's receivers once its DTLS transport is up, in a task per negotiation; a
+        renegotiation while the first handshake is under way (LiveKit re-offers as soon as a track is added)
+        starts one more such task, which finds the transport connecting and skips every receiver, and the
+        streams never reach them (seen with participants behind the impairment wire). So after the first
+        answer the next offer waits until the connection is up (bounded by the join timeout).
+        """
+        first = True
+        while not self._left:
+            offer = await self._offers.get()
+            try:
+                await self._answer(offer)
+                if first and self._sub_pc is not None:
+                    first = False
+                    await self._connected(self._sub_pc)
+            except (SystemError_, TimeoutError) as exc:
+                self.ctx.listener.on_event("renegotiation_failed", str(exc))
+            except Exception as exc:  # DESIGN.md §5.6: log it, and keep answering
+                log.exception("answering a LiveKit offer failed")
+                self.ctx.listener.on_event("renegotiation_failed", f"{type(exc).__name__}: {exc}")
+
+    async def _connected(self, pc: RTCPeerConnection) -> None:
+        """Wait until ``pc`` is connected (or failed, or the join timeout passed)."""
+        deadline = time.monotonic() + self.ctx.timeout_s
+        while pc.connectionState not in ("connected", "failed", "closed") and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     def _unsubscribed(self, identity: str) -> None:
         if identity in self._subscribed:
