@@ -75,3 +75,28 @@ def test_versions_are_pinned_module_versions() -> None:
         GoTool(name="x", module="m", package="m/cmd", version="1.0")
     with pytest.raises(ValueError, match="not inside module"):
         GoTool(name="x", module="m", package="other/cmd", version="v1.0.0")
+
+
+def test_a_module_with_replace_directives_is_built_inside_a_copy_of_it(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "module"
+    (source / "cmd" / "demo").mkdir(parents=True)
+    (source / "go.mod").write_text("module example.org/demo\n")
+    calls = tmp_path / "calls"
+    go = _fake_go(tmp_path, f"""echo "$* in $PWD" >> {calls}
+case "$1" in
+  install) echo 'go: example.org/demo/cmd/demo@v1.2.3 (in example.org/demo@v1.2.3):' >&2
+           echo '	The go.mod file for the module providing named packages contains one or' >&2
+           echo '	more replace directives. It must not contain directives that would cause' >&2
+           exit 1 ;;
+  mod) echo '{{"Dir": "{source}"}}' ;;
+  build) printf '#!/bin/sh\\n' > "$3"; chmod +x "$3" ;;
+esac
+""")
+    monkeypatch.setenv(gobuild.GO_ENV, str(go))
+    path = ensure_built(TOOL, quiet=True)
+    assert os.access(path, os.X_OK) and path.name == "demo"
+    lines = calls.read_text().splitlines()
+    assert lines[1].startswith("mod download -json example.org/demo@v1.2.3")
+    assert lines[2].startswith("build -o ") and lines[2].split(" in ")[0].endswith(" ./cmd/demo")
+    assert not lines[2].split(" in ")[1].startswith(str(source))  # built in a copy: the module cache stays as it is

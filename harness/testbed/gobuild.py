@@ -143,7 +143,7 @@ def _build(go: str, tool: GoTool, root: Path, timeout_s: float) -> Path:
     with tempfile.TemporaryDirectory(prefix=f"confbench-{tool.name}-", dir=root / "bin") as tmp:
         env = dict(go_env(root), GOBIN=tmp)
         done = _go(go, ["install", f"{tool.package}@{tool.version}"], env, root, timeout_s, tool)
-        if done.returncode != 0 and _REPLACE_HINT in done.stderr:
+        if done.returncode != 0 and _REPLACE_HINT in " ".join(done.stderr.split()):  # Go wraps its lines
             # `go install pkg@version` refuses modules whose go.mod replaces dependencies: build inside a copy
             # of the module, where it is the main module and its replacements hold.
             done = _build_in_module(go, tool, env, root, timeout_s, Path(tmp))
