@@ -48,6 +48,28 @@ def local_janus() -> Iterator[object]:
         janus.stop()
 
 
+def livekit_skip_reason() -> str | None:
+    """Why the local LiveKit testbed cannot run here (None when it can); builds the server once if it must."""
+    from harness.testbed.livekit import unavailable_reason
+
+    return unavailable_reason()
+
+
+@pytest.fixture(scope="module")
+def local_livekit() -> Iterator[object]:
+    """A real LiveKit server (built from its Go module) in its own network namespace, for one module's tests."""
+    reason = livekit_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from harness.testbed.livekit import LocalLiveKit
+
+    server = LocalLiveKit.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def browser_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A namespace for the Chromiums of one module's tests, linked to the root namespace by a veth pair.

@@ -33,7 +33,9 @@ A platform whose app is a folder of static files (Janus's demos) can have confbe
 
 A platform may name a ``prepare`` hook, ``"module:function"``, awaited before each participant opens the
 meeting with ``(meeting, video_codec, timeout_s)``: e.g. Janus's demo cannot create its room, so
-``harness.browser.janus_room:ensure_room`` creates it as the janus adapter would.
+``harness.browser.janus_room:ensure_room`` creates it as the janus adapter would. A hook may return a mapping
+of placeholders for that participant's URL and steps (LiveKit's page gets its access token as ``{livekit_token}``,
+typed into the page rather than put in a URL that error messages would repeat).
 
 Actions: ``fill`` (+ ``value``), ``click``, ``wait`` (an element visible), ``press`` (+ ``key``, e.g.
 ``Enter``), ``check`` (a checkbox), ``wait_for_js`` (a JavaScript expression that becomes truthy),
@@ -48,6 +50,7 @@ See ``docs/browser.md``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import tomllib
 import zlib
@@ -96,10 +99,14 @@ class Meeting:
     room: str
     participant: str
     system_url: str = ""
+    extra: tuple[tuple[str, str], ...] = ()
+    """Placeholders a ``prepare`` hook returned for this participant (e.g. an access token)."""
 
     def fill(self, template: str) -> str:
         """``template`` with its placeholders replaced (see the module docstring)."""
         alnum = alnum_name(self.participant)
+        for key, value in self.extra:
+            template = template.replace("{" + key + "}", value)
         return (template.replace("{base}", self.base.rstrip("/")).replace("{system_url}", self.system_url)
                 .replace("{room_number}", str(room_number(self.room))).replace("{room}", self.room)
                 .replace("{participant_alnum}", alnum).replace("{participant}", self.participant))
@@ -157,9 +164,11 @@ class WebPlatform:
             except (ImportError, AttributeError) as exc:
                 raise BrowserError(f"{self.source}: prepare hook {self.prepare!r} not found: {exc}") from None
             try:
-                await asyncio.wait_for(hook(meeting, video_codec, timeout_s), timeout=timeout_s)
+                extra = await asyncio.wait_for(hook(meeting, video_codec, timeout_s), timeout=timeout_s)
             except (SystemError_, TimeoutError, OSError) as exc:
                 raise SystemError_(f"{self.name}: preparing the meeting failed: {_first_line(exc)}") from None
+            if isinstance(extra, Mapping):  # placeholders for this participant's URL and steps
+                meeting = dataclasses.replace(meeting, extra=tuple((str(k), str(v)) for k, v in extra.items()))
         url = self.meeting_url(meeting)
         try:
             await page.goto(url, wait_until="load", timeout=timeout_s * 1000)
