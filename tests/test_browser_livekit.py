@@ -19,7 +19,7 @@ from conftest import livekit_skip_reason
 
 from harness.analysis.summary import stream_owners
 from harness.browser import chromium
-from harness.store import RunReader
+from harness.store.reader import RunReader
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import RunReader
+from harness.store.reader import RunReader
 from tests.conftest import janus_skip_reason
 from tests.helpers import confbench, only_run
 

@@ -24,7 +24,7 @@ from harness.errors import SystemError_, TestbedError
 from harness.host.participant import Participant, ParticipantSpec
 from harness.rtc.ice import pin_host_addresses
 from harness.scenario.scenario import VideoSettings
-from harness.store import RunReader
+from harness.store.reader import RunReader
 from harness.systems.livekit import API_KEY_ENV, API_SECRET_ENV, LiveKitSystem, server_info
 from harness.testbed.livekit import LIVEKIT_SERVER, LocalLiveKit
 
