@@ -7,4 +7,7 @@
 
 Nothing is re-exported here on purpose: ``stamp`` needs only NumPy, and importing it (e.g. from analysis code)
 should not drag in aiortc and PyAV.
+
+May import: :mod:`harness.rtc`, :mod:`harness.probes`, :mod:`harness.analysis`, :mod:`harness.store`,
+:mod:`harness.scenario`, :mod:`harness.errors` (today only the scenario).
 """

@@ -2,7 +2,11 @@
 
 Reports are pure functions of the results folders (DESIGN.md §5.7): :func:`build_report` reads them through
 the store, :func:`render_report` draws already loaded :class:`RunData`, and :data:`CHARTS` lists the charts in
-page order (a new metric is one new chart function registered with :func:`chart`).
+page order (a new metric is one new chart function registered with :func:`chart`). The pages' markup is in
+``templates/`` (Jinja2).
+
+May import: :mod:`harness.analysis`, :mod:`harness.store`, :mod:`harness.scenario`, :mod:`harness.errors`:
+nothing that runs a system or media.
 """
 
 from __future__ import annotations

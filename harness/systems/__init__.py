@@ -1,4 +1,9 @@
-"""Conferencing systems: the registry of adapters (entry point group ``confbench.systems``)."""
+"""Conferencing systems: the registry of adapters (entry point group ``confbench.systems``).
+
+Same layer as :mod:`harness.reference` and :mod:`harness.testbed`, which it may import, with :mod:`harness.media`,
+:mod:`harness.rtc`, :mod:`harness.probes`, :mod:`harness.analysis`, :mod:`harness.store`,
+:mod:`harness.scenario` and :mod:`harness.errors`.
+"""
 
 from __future__ import annotations
 
