@@ -372,7 +372,12 @@ def format_calibration(cal: Calibration) -> str:
              f"{_fmt(f.video_p95_ms)} ms; audio p50 {_fmt(f.audio_p50_ms)} ms ({f.frames} frames)"]
     if cal.wire_zero_ms is not None:
         lines.append(f"the emulated link with nothing injected adds {cal.wire_zero_ms:+.2f} ms")
-    lines.append(f"{'what':<7} {'injected':>12} {'measured':>12} {'error':>10} {'limit':>10} {'ok':>4}  note")
+    return "\n".join([*lines, *format_grid(cal)])
+
+
+def format_grid(cal: Calibration) -> list[str]:
+    """The grid as table lines (injected / measured / error / limit / ok / note), then the verdict."""
+    lines = [f"{'what':<7} {'injected':>12} {'measured':>12} {'error':>10} {'limit':>10} {'ok':>4}  note"]
     for c in cal.cells:
         if c.kind == "loss":
             error = f"{100 * c.error:+.1f} %" if c.error is not None else "–"
@@ -384,8 +389,7 @@ def format_calibration(cal: Calibration) -> str:
         ok = "" if c.ok is None else "yes" if c.ok else "NO"
         lines.append(f"{c.kind:<7} {f'{c.injected:g} {c.unit}':>12} {measured:>12} {error:>10} {limit:>10} "
                      f"{ok:>4}  {c.note}")
-    lines.append("all cells within their limits" if cal.ok else "SOME CELLS ARE OUTSIDE THEIR LIMITS")
-    return "\n".join(lines)
+    return [*lines, "all cells within their limits" if cal.ok else "SOME CELLS ARE OUTSIDE THEIR LIMITS"]
 
 
 # --- the floor every run records ---------------------------------------------------------------------------
@@ -418,6 +422,11 @@ def remember(floor: Floor, video: VideoSettings, calibration: Calibration | None
     data.setdefault("floors", {})[_cache_key(video)] = dict(asdict(floor), at=time.time())
     if calibration is not None:
         data["last_calibration"] = calibration.to_dict()
+    write_cache(data)
+
+
+def write_cache(data: dict[str, Any]) -> None:
+    """Replace the cache file with ``data`` (atomically); best effort: a cache that cannot be written is skipped."""
     path = cache_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

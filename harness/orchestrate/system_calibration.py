@@ -51,6 +51,7 @@ from harness.orchestrate.calibration import (
     _measure,
     _packet_rate,
     _window,
+    format_grid,
     video_label,
 )
 from harness.orchestrate.measuring_call import MeasuringCall
@@ -204,21 +205,8 @@ def format_system_calibration(cal: Calibration) -> str:
     lines = [f"calibration through {system}: {cal.video}; sender and receiver each behind an emulated link "
              f"({cal.backend})",
              f"floor through {system} (no impairment, measured alongside): video p50 {_fmt(f.video_p50_ms)} ms, "
-             f"p95 {_fmt(f.video_p95_ms)} ms; audio p50 {_fmt(f.audio_p50_ms)} ms ({f.frames} frames)",
-             f"{'what':<7} {'injected':>10} {'measured':>11} {'error':>10} {'limit':>10} {'ok':>4}  note"]
-    for c in cal.cells:
-        if c.kind == "loss":
-            error = f"{100 * c.error:+.1f} %" if c.error is not None else "–"
-            limit = f"±{100 * c.limit:.0f} %" if c.limit is not None else ""
-        else:
-            error = f"{c.error:+.2f} {c.unit}" if c.error is not None else "–"
-            limit = f"±{c.limit:.1f} {c.unit}" if c.limit is not None else ""
-        measured = f"{c.measured:.2f} {c.unit}" if c.measured is not None else "–"
-        ok = "" if c.ok is None else "yes" if c.ok else "NO"
-        lines.append(f"{c.kind:<7} {f'{c.injected:g} {c.unit}':>10} {measured:>11} {error:>10} {limit:>10} "
-                     f"{ok:>4}  {c.note}")
-    lines.append("all cells within their limits" if cal.ok else "SOME CELLS ARE OUTSIDE THEIR LIMITS")
-    return "\n".join(lines)
+             f"p95 {_fmt(f.video_p95_ms)} ms; audio p50 {_fmt(f.audio_p50_ms)} ms ({f.frames} frames)"]
+    return "\n".join([*lines, *format_grid(cal)])
 
 
 def summary(cal: Calibration) -> dict[str, Any]:
@@ -235,22 +223,14 @@ def summary(cal: Calibration) -> dict[str, Any]:
 def remember(cal: Calibration) -> None:
     """Keep the calibration of this system on this machine (the cache of :func:`calibration.cache_path`), for
     the manifests of later runs on it; best effort."""
-    import json
     import time
 
-    from harness.orchestrate.calibration import _read_cache, cache_path
+    from harness.orchestrate.calibration import _read_cache, write_cache
 
     data = _read_cache()
     data.setdefault("systems", {})[str(cal.machine.get("system"))] = {
         **summary(cal), "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    path = cache_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    write_cache(data)
 
 
 def last_calibration(system: str) -> dict[str, Any] | None:
