@@ -100,3 +100,15 @@ esac
     assert lines[1].startswith("mod download -json example.org/demo@v1.2.3")
     assert lines[2].startswith("build -o ") and lines[2].split(" in ")[0].endswith(" ./cmd/demo")
     assert not lines[2].split(" in ")[1].startswith(str(source))  # built in a copy: the module cache stays as it is
+
+
+def test_a_refusal_names_no_registry_host() -> None:
+    from harness.testbed.gobuild import _last_line
+
+    stderr = ("go: downloading example.com/m v1.0.0\n"
+              "go: example.com/m/cmd/x@v1.0.0: reading https://registry.invalid/example.com/m/cmd/x/@v/v1.0.0.info: "
+              "403 Forbidden\n\tserver response: This module version is not available.\n")
+    line = _last_line(stderr)
+    assert "registry.invalid" not in line and "https://" not in line
+    assert line.endswith("403 Forbidden (server response: This module version is not available.)")
+    assert "the module proxy: example.com/m/cmd/x/@v/v1.0.0.info" in line

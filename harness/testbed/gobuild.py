@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -194,9 +195,10 @@ def _last_line(stderr: str) -> str:
     if not lines:
         return "no output"
     # Go prints the failing fetch, then the server's reason on the next line; keep both.
-    if lines[-1].startswith("server response:") and len(lines) > 1:
-        return f"{lines[-2]} ({lines[-1]})"
-    return lines[-1]
+    line = f"{lines[-2]} ({lines[-1]})" if lines[-1].startswith("server response:") and len(lines) > 1 else lines[-1]
+    # The fetched URL names the registry's host: the line says "the module proxy" instead, so that no host name
+    # reaches a log, a note or a results folder through it.
+    return re.sub(r"https?://[^\s]*?/(?=[^\s]*@v/)", "the module proxy: ", line)
 
 
 @contextlib.contextmanager
