@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import livekit_skip_reason
-from helpers import ROOT, confbench, only_run
+from helpers import ROOT, confbench, only_run, run_until_valid
 from test_participant import ListSink
 
 from harness.errors import SystemError_, TestbedError
@@ -221,6 +221,7 @@ def test_without_go_the_local_livekit_is_unavailable_in_one_line(tmp_path: Path)
 
 IMPAIRED = """
 name = "livekit-impaired"
+systems = ["livekit"]
 duration_s = 5
 spawn_rate = 4
 room = "livekit-impaired"
@@ -246,11 +247,11 @@ def test_a_participant_behind_the_wire_receives_through_livekit(tmp_path: Path) 
     if reason:
         pytest.skip(reason)
     (tmp_path / "s.toml").write_text(IMPAIRED)
-    proc = confbench("run", str(tmp_path / "s.toml"), "--results", str(tmp_path / "results"), "--no-report",
-                     "--processes", "1", cwd=ROOT)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out + err
-    streams = RunReader(only_run(tmp_path / "results")).table("streams")
+    proc, run = run_until_valid([str(tmp_path / "s.toml"), "--no-report", "--processes", "1"], ROOT,
+                                tmp_path / "results")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((run / "manifest.json").read_text())["system"]["name"] == "livekit"
+    streams = RunReader(run).table("streams")
     far_in = streams[streams["participant"].str.startswith("far-") & (streams["direction"] == "in")
                      & (streams["kind"] == "video")]
     assert len(set(far_in["peer"])) == 2 and all(p.startswith("near-") for p in far_in["peer"]), far_in
