@@ -10,23 +10,19 @@ NAT settings, no admin API, no event handlers. It lives in a temporary folder re
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from harness.errors import TestbedError
-from harness.probes.procs import die_with_parent
 from harness.testbed.netns import Namespace, require_root
+from harness.testbed.served import NamespacedServer, discard
 
 JANUS_BINARY = "janus"
 WS_PORT = 8188
 HTTP_PORT = 8088
 RTP_PORTS = "20000-40000"
 START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 LIBDIR = Path("/usr/lib/x86_64-linux-gnu/janus")
 NO_ROOT_HINT = "point the harness at a running Janus instead: --system janus=ws://HOST:8188"
 
@@ -74,23 +70,13 @@ events: {{ broadcast = false }}
     (folder / "janus.plugin.videoroom.jcfg").write_text("general: { }\n")
 
 
-class LocalJanus:
+class LocalJanus(NamespacedServer):
     """Janus running in its own namespace; :meth:`stop` ends it and removes the namespace and config."""
 
-    def __init__(self, namespace: Namespace, proc: subprocess.Popen[bytes], folder: Path) -> None:
-        self.namespace = namespace
-        self.proc = proc
-        self.folder = folder
-
-    @property
-    def address(self) -> str:
-        """Janus's address (its end of the link)."""
-        return self.namespace.link.ns_address
-
-    @property
-    def host_address(self) -> str:
-        """The participants' end of the link: pin their ICE candidates to it."""
-        return self.namespace.link.host_address
+    NAME = "Janus"
+    LOG = "janus.log"
+    READY_PORT = WS_PORT
+    READY_WHAT = "its WebSocket port"
 
     @property
     def ws_url(self) -> str:
@@ -101,16 +87,6 @@ class LocalJanus:
     def http_url(self) -> str:
         """The HTTP (long-poll) API."""
         return f"http://{self.address}:{HTTP_PORT}/janus"
-
-    @property
-    def pid(self) -> int:
-        """Janus's process id (``ip netns exec`` execs it in place)."""
-        return self.proc.pid
-
-    @property
-    def log_path(self) -> Path:
-        """Janus's own log of this run."""
-        return self.folder / "janus.log"
 
     @classmethod
     def start(cls, timeout_s: float = START_TIMEOUT_S, api_secret: str | None = None,
@@ -135,61 +111,11 @@ class LocalJanus:
                 network.attach(namespace, owns=[namespace.link.ns_address])
                 interfaces += "," + namespace.tun_links[-1].ns_ifname
             _config(folder, libdir, namespace.link.ns_address, interfaces, api_secret)
-            with open(folder / "janus.log", "wb") as log:
-                proc = subprocess.Popen(
-                    namespace.exec_argv([JANUS_BINARY, "-F", str(folder), "-C", str(folder / "janus.jcfg"),
-                                         "-i", namespace.link.ns_address, "-o"]),
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+            proc = cls.launch(namespace, folder, [JANUS_BINARY, "-F", str(folder), "-C", str(folder / "janus.jcfg"),
+                                                  "-i", namespace.link.ns_address, "-o"])
             janus = cls(namespace, proc, folder)
-            janus._wait_ready(timeout_s)
+            janus.wait_ready(timeout_s)
             return janus
         except BaseException:
-            if "proc" in locals():
-                _end(proc)
-            namespace.delete()
-            shutil.rmtree(folder, ignore_errors=True)
+            discard(namespace, folder, locals().get("proc"))
             raise
-
-    def _wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:]
-                raise TestbedError(f"Janus exited with code {self.proc.returncode} while starting: "
-                                   f"{tail[0] if tail else 'no output'}")
-            try:
-                with socket.create_connection((self.address, WS_PORT), timeout=1.0):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise TestbedError(f"Janus did not open its WebSocket port within {timeout_s:g} s; see {self.log_path}")
-
-    def alive(self) -> bool:
-        """Whether Janus still runs."""
-        return self.proc.poll() is None
-
-    def stop(self, keep_log: Path | None = None) -> None:
-        """Stop Janus, remove the namespace and the configuration (copying Janus's log to ``keep_log``)."""
-        try:
-            _end(self.proc)
-            if keep_log is not None and self.log_path.exists():
-                shutil.copyfile(self.log_path, keep_log)
-        finally:
-            self.namespace.delete()
-            shutil.rmtree(self.folder, ignore_errors=True)
-
-    def __enter__(self) -> LocalJanus:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def _end(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT_S)

@@ -18,17 +18,15 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from harness.errors import TestbedError
-from harness.probes.procs import die_with_parent
 from harness.testbed.gobuild import GoBuildError, GoTool, build_all, ensure_built, installed
 from harness.testbed.netns import Namespace, require_root
+from harness.testbed.served import NamespacedServer, discard
 
 #: The LiveKit server under test: the one place its version is pinned. (v1.13.6 and later replace pion's
 #: webrtc, ice and dtls by LiveKit forks that the module proxy here does not serve; v1.13.5 uses pion's own.)
@@ -44,7 +42,6 @@ SIGNAL_PORT = 7880
 RTC_TCP_PORT = 7881
 RTC_UDP_PORTS = (50000, 50999)
 START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 NO_ROOT_HINT = ("point the harness at a running LiveKit instead: --system livekit=ws://HOST:7880 "
                 "(with CONFBENCH_LIVEKIT_API_KEY and CONFBENCH_LIVEKIT_API_SECRET)")
 
@@ -103,42 +100,25 @@ logging:
 """
 
 
-class LocalLiveKit:
+class LocalLiveKit(NamespacedServer):
     """LiveKit running in its own namespace; :meth:`stop` ends it and removes the namespace and config."""
+
+    NAME = "LiveKit"
+    LOG = "livekit.log"
+    READY_PORT = SIGNAL_PORT
+    READY_WHAT = "its signalling port"
 
     def __init__(self, namespace: Namespace, proc: subprocess.Popen[bytes], folder: Path, api_key: str,
                  api_secret: str, version: str) -> None:
-        self.namespace = namespace
-        self.proc = proc
-        self.folder = folder
+        super().__init__(namespace, proc, folder)
         self.api_key = api_key
         self.api_secret = api_secret
         self.version = version
 
     @property
-    def address(self) -> str:
-        """The server's address (its end of the link)."""
-        return self.namespace.link.ns_address
-
-    @property
-    def host_address(self) -> str:
-        """The participants' end of the link: pin their ICE candidates to it."""
-        return self.namespace.link.host_address
-
-    @property
     def ws_url(self) -> str:
         """The signalling WebSocket (and HTTP API) base URL."""
         return f"ws://{self.address}:{SIGNAL_PORT}"
-
-    @property
-    def pid(self) -> int:
-        """The server's process id (``ip netns exec`` execs it in place)."""
-        return self.proc.pid
-
-    @property
-    def log_path(self) -> Path:
-        """The server's own log of this run."""
-        return self.folder / "livekit.log"
 
     @classmethod
     def start(cls, timeout_s: float = START_TIMEOUT_S, network: Any = None) -> LocalLiveKit:
@@ -160,69 +140,18 @@ class LocalLiveKit:
             (folder / "livekit.yaml").write_text(_config(namespace.link.ns_address, interfaces))
             env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEKIT_")}
             env["LIVEKIT_KEYS"] = f"{api_key}: {api_secret}"
-            with open(folder / "livekit.log", "wb") as log:
-                proc = subprocess.Popen(
-                    namespace.exec_argv([str(binary), "--config", str(folder / "livekit.yaml")]),
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                    preexec_fn=die_with_parent)
+            proc = cls.launch(namespace, folder, [str(binary), "--config", str(folder / "livekit.yaml")], env)
             server = cls(namespace, proc, folder, api_key, api_secret, LIVEKIT_SERVER.version.lstrip("v"))
-            server._wait_ready(timeout_s)
+            server.wait_ready(timeout_s)
             return server
         except BaseException:
-            if "proc" in locals():
-                _end(proc)
-            namespace.delete()
-            shutil.rmtree(folder, ignore_errors=True)
+            discard(namespace, folder, locals().get("proc"))
             raise
-
-    def _wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:]
-                raise TestbedError(f"LiveKit exited with code {self.proc.returncode} while starting: "
-                                   f"{tail[0] if tail else 'no output'}")
-            try:
-                with socket.create_connection((self.address, SIGNAL_PORT), timeout=1.0):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise TestbedError(f"LiveKit did not open its signalling port within {timeout_s:g} s; see {self.log_path}")
-
-    def alive(self) -> bool:
-        """Whether the server still runs."""
-        return self.proc.poll() is None
-
-    def stop(self, keep_log: Path | None = None) -> None:
-        """Stop the server, remove the namespace and the configuration (copying its log to ``keep_log``)."""
-        try:
-            _end(self.proc)
-            if keep_log is not None and self.log_path.exists():
-                shutil.copyfile(self.log_path, keep_log)
-        finally:
-            self.namespace.delete()
-            shutil.rmtree(self.folder, ignore_errors=True)
-
-    def __enter__(self) -> LocalLiveKit:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def cli_binary() -> Path | None:
     """LiveKit's ``lk`` if it was built before (never builds; see :func:`harness.testbed.gobuild.ensure_built`)."""
     return installed(LIVEKIT_CLI)
-
-
-def _end(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT_S)
 
 
 def main() -> int:
