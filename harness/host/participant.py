@@ -31,7 +31,7 @@ from harness.media.pool import EncoderPool, Lease
 from harness.media.psnr import frame_psnr
 from harness.media.tap import count_received, inbound_counts, tap
 from harness.media.video import read_frame
-from harness.rtc import jitter, netio, ntpclock, remb, rtcparrival
+from harness.rtc import jitter, netio, ntpclock, remb, rtcparrival, sdes
 from harness.scenario.scenario import AudioSettings, VideoSettings
 from harness.systems.base import Session, SessionContext, System
 
@@ -166,6 +166,7 @@ class Participant:
         ntpclock.install()  # aiortc's per-packet clock without datetime arithmetic (see harness/rtc/ntpclock.py)
         remb.install()  # no bandwidth estimate nobody reads (see harness/rtc/remb.py)
         rtcparrival.install()  # RTT from the kernel's arrival time of RTCP, not the loop's (harness/rtc/rtcparrival.py)
+        sdes.install()  # pion's sender reports reach their receivers (see harness/rtc/sdes.py)
         self.spec = spec
         self._system = system
         self._sink = sink

@@ -17,7 +17,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from harness.reference.relay import EncodedRelay
-from harness.rtc import jitter, ntpclock
+from harness.rtc import jitter, ntpclock, sdes
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class Sfu:
         # The SFU's receivers only forward: video frames complete on the marker bit, audio is not buffered.
         jitter.install(relay=True)
         ntpclock.install()  # aiortc's per-packet NTP clock without datetime arithmetic
+        sdes.install()  # RFC 3550's SDES padding: a compound RTCP packet is not dropped whole (harness/rtc/sdes.py)
         self.rooms: dict[str, dict[str, Publisher]] = {}
         self.resources: dict[str, Resource] = {}
 
