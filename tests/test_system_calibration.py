@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from harness.orchestrate.calibration import Calibration, Cell, Floor
-from harness.orchestrate.system_calibration import _shapes, last_calibration, loss_cell, summary
+from harness.orchestrate.system_calibration import _nacked_loss, _shapes, last_calibration, loss_cell, summary
 from harness.scenario.network import Shape
-from tests.conftest import janus_skip_reason
+from tests.conftest import janus_skip_reason, livekit_skip_reason
 
 
 def test_each_path_shapes_its_own_links() -> None:
@@ -36,6 +36,16 @@ def test_a_loss_cell_passes_within_15_percent_or_three_sigmas() -> None:
     assert not loss_cell("down", "x", 10, 12.0, 100_000, "").ok  # +20 %, many samples
     assert loss_cell("down", "x", 10, 12.0, 400, "").ok  # +20 %, but within 3 sigmas of 400 packets
     assert not loss_cell("down", "x", 10, None, 0, "").ok
+
+
+def test_uplink_loss_is_the_sender_video_asked_for_again() -> None:
+    import pandas as pd
+    rows = pd.DataFrame({"kind": ["video", "video", "audio"], "packets": [500, 500, 250],
+                         "packets_nacked": [40, 60, 0]})
+    assert _nacked_loss(rows) == (10.0, 1000)
+    # A server that asks for nothing (or results from before the column): the receiver reports decide.
+    assert _nacked_loss(rows.assign(packets_nacked=0)) == (None, 0)
+    assert _nacked_loss(rows.drop(columns="packets_nacked")) == (None, 0)
 
 
 def test_the_summary_keeps_the_largest_error_per_path_and_kind() -> None:
@@ -78,3 +88,11 @@ def test_calibration_through_janus(tmp_path: Path) -> None:
     if reason:
         pytest.skip(reason)
     _calibrate("janus", tmp_path)
+
+
+@pytest.mark.integration
+def test_calibration_through_livekit(tmp_path: Path) -> None:
+    reason = livekit_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    _calibrate("livekit", tmp_path)

@@ -29,7 +29,7 @@ from harness.errors import SystemError_
 from harness.media.audio import PulseDetector
 from harness.media.pool import EncoderPool, Lease
 from harness.media.psnr import frame_psnr
-from harness.media.tap import count_received, inbound_counts, tap
+from harness.media.tap import count_nacked, count_received, inbound_counts, tap
 from harness.media.video import read_frame
 from harness.rtc import jitter, netio, ntpclock, remb, rtcparrival, sdes
 from harness.scenario.scenario import AudioSettings, VideoSettings
@@ -153,6 +153,7 @@ class _SsrcState:
     bytes_sent: int = 0
     polled_at: float | None = None
     received: int = 0  # payload bytes counted at the receiver (harness.media.tap.count_received)
+    nacked: int = 0  # distinct packets the far end asked for again (harness.media.tap.count_nacked)
 
 
 class Participant:
@@ -470,6 +471,7 @@ class Participant:
         # aiortc files the receiver's report under the reporter's SSRC, not ours; a sender's own
         # report holds at most one, and it is about this sender.
         ri = next((s for s in report.values() if isinstance(s, RTCRemoteInboundRtpStreamStats)), None)
+        nacked = count_nacked(transceiver.sender).by_ssrc  # from now on: the first poll comes within a second
         for s in report.values():
             if not isinstance(s, RTCOutboundRtpStreamStats):
                 continue
@@ -477,6 +479,8 @@ class Participant:
             packets = max(s.packetsSent - st.packets, 0)
             sent = max(s.bytesSent - st.bytes_sent, 0)
             st.packets, st.bytes_sent = s.packetsSent, s.bytesSent
+            asked = nacked.get(s.ssrc, 0)
+            packets_nacked, st.nacked = asked - st.nacked, asked
             # Its own interval: this connection's poll may have come late on a busy loop.
             polled = self._clock()
             elapsed = polled - st.polled_at if st.polled_at is not None else interval
@@ -490,5 +494,5 @@ class Participant:
                 "jitter_ms": ri.jitter / clock * 1000 if ri is not None else None,
                 "rtt_ms": rtt * 1000 if rtt is not None else None,
                 "bitrate_kbps": sent * 8 / max(elapsed, 1e-3) / 1000,
-                "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0,
+                "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0, "packets_nacked": packets_nacked,
             })

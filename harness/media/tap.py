@@ -1,4 +1,5 @@
-"""Encoded frames and counters of an aiortc receiver: the one place that touches a receiver's internals.
+"""Encoded frames and counters of aiortc's receivers and senders: the one place that touches their internals
+for counting.
 
 aiortc's RTCRtpReceiver reassembles complete encoded frames (depacketized, not decoded) and hands them to
 its decoder thread through a queue. :func:`tap` puts a stand-in in place of that queue before the receiver
@@ -6,17 +7,21 @@ starts (when the ``track`` event fires): every complete frame goes to a callback
 and the decoder thread idles until the receiver stops. Used by the reference SFU to forward frames and by
 participants that measure a stream without decoding it (frame boundaries, rate and freezes from the frames
 themselves; packets, loss, jitter from RTCP as usual). Remove when aiortc exposes encoded frames.
+:func:`count_received`, :func:`count_nacked` and :func:`inbound_counts` give counts aiortc keeps badly or
+not at all (bytes received, packets asked for again, per-SSRC receiver counters).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiortc import RTCRtpReceiver
+from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
 
 FrameCallback = Callable[[RTCRtpCodecParameters, Any], None]
 """Called with the codec and the complete encoded frame (``.data`` bytes, ``.timestamp`` RTP time)."""
@@ -90,6 +95,57 @@ def count_received(receiver: RTCRtpReceiver) -> ReceivedBytes:
 
     receiver._handle_rtp_packet = counting  # type: ignore[method-assign]
     receiver._confbench_received = counter  # type: ignore[attr-defined]
+    return counter
+
+
+class NackedPackets:
+    """Distinct packets of one sender that its receiver asked for again (NACK), per media SSRC.
+
+    What the link towards the receiver (a server, for a publisher) lost before any repair: a server that
+    repairs its uplink by NACK reports, in its receiver reports, only what stayed lost after the repair
+    (LiveKit does), so this is the sender's own view of its uplink loss. Repeated requests for one packet
+    count once (the last :data:`NACK_MEMORY` sequence numbers are remembered per SSRC).
+    """
+
+    NACK_MEMORY = 4096
+
+    def __init__(self) -> None:
+        self.by_ssrc: dict[int, int] = {}
+        self._seen: dict[int, deque[int]] = {}
+        self._seen_set: dict[int, set[int]] = {}
+
+    def asked(self, ssrc: int, seqs: list[int]) -> None:
+        """Note one NACK's sequence numbers for media SSRC ``ssrc``."""
+        seen, members = self._seen.setdefault(ssrc, deque()), self._seen_set.setdefault(ssrc, set())
+        for seq in seqs:
+            if seq in members:
+                continue
+            members.add(seq)
+            seen.append(seq)
+            if len(seen) > self.NACK_MEMORY:
+                members.discard(seen.popleft())
+            self.by_ssrc[ssrc] = self.by_ssrc.get(ssrc, 0) + 1
+
+
+def count_nacked(sender: RTCRtpSender) -> NackedPackets:
+    """Count the distinct packets ``sender``'s receiver asks for again, from now on (idempotent).
+
+    aiortc's sender answers NACKs (it retransmits) but counts none of them: its RTCP handler is wrapped (on
+    this instance only) to note each NACK's sequence numbers before aiortc handles it.
+    """
+    existing: NackedPackets | None = getattr(sender, "_confbench_nacked", None)
+    if existing is not None:
+        return existing
+    counter = NackedPackets()
+    handle = sender._handle_rtcp_packet
+
+    async def counting(packet: Any) -> None:
+        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            counter.asked(packet.media_ssrc, list(packet.lost))
+        await handle(packet)
+
+    sender._handle_rtcp_packet = counting  # type: ignore[method-assign]
+    sender._confbench_nacked = counter  # type: ignore[attr-defined]
     return counter
 
 

@@ -15,10 +15,12 @@ Paths: ``up`` (the sender's link, towards the server), ``down`` (the receiver's 
 - **Delay**: measured = video latency p50 - the floor call's p50 over the same seconds; error = measured -
   injected one-way delay, within ±(2 ms + 2 %).
 - **Loss** is measured where the harness measures a link: a participant's received RTP packets count what its
-  own downlink lost (before any repair: retransmissions arrive on their own SSRC), and the server's receiver
-  reports tell the sender what its uplink lost (``loss_pct`` of its ``out`` rows). So ``down`` is the receiver's
-  inbound loss, ``up`` the loss the server reported to the sender, ``both`` both of them, each against the
-  injected loss: within ±15 % relative, or three binomial standard deviations of the packets counted.
+  own downlink lost (before any repair: retransmissions arrive on their own SSRC), and the packets the server
+  asked the sender for again tell what its uplink lost (``packets_nacked`` of its video ``out`` rows; the
+  server's receiver reports where it asks for none). Receiver reports are not enough: LiveKit's count a
+  packet it repaired as received (4.5 % reported for 10 % injected). So ``down`` is the receiver's inbound
+  loss, ``up`` the sender's video asked for again, ``both`` both of them, each against the injected loss:
+  within ±15 % relative, or three binomial standard deviations of the packets counted.
   The receiver's figure is its video's: a server repairs video lost upstream before it forwards it (NACK), so
   only the downlink's losses reach the receiver's counters, where audio lost upstream is passed on by a
   server that keeps the publisher's sequence numbers (Janus: 15.6 % audio and video at the receiver with 10 %
@@ -90,6 +92,17 @@ def _reported_loss(rows: pd.DataFrame) -> tuple[float | None, int]:
         return None, 0
     weights = rows["packets"].astype(float)
     return float((rows["loss_pct"] * weights).sum() / weights.sum()), int(weights.sum())
+
+
+def _nacked_loss(rows: pd.DataFrame) -> tuple[float | None, int]:
+    """The share (%) of the sender's video packets the server asked for again, and the packets sent."""
+    if rows.empty or "packets_nacked" not in rows.columns or rows["packets_nacked"].isna().all():
+        return None, 0
+    video = rows[rows["kind"] == "video"]
+    sent, asked = float(video["packets"].sum()), float(video["packets_nacked"].fillna(0).sum())
+    if sent <= 0 or asked <= 0:
+        return None, 0  # a server that asks for nothing: its receiver reports are all there is
+    return 100.0 * asked / sent, int(sent)
 
 
 def loss_cell(path: str, where: str, injected: float, measured: float | None, samples: int, note: str) -> Cell:
@@ -168,9 +181,12 @@ async def calibrate_system(spec: SystemSpec, video: VideoSettings, *, delays: Se
                                                "its downlink, before repairs"))
                     if path in ("up", "both"):
                         out = streams[(streams["participant"] == "sender") & (streams["direction"] == "out")]
-                        measured, total = _reported_loss(out)
-                        cells.append(loss_cell(path, f"loss {spec.name} reported to the sender", loss, measured,
-                                               total, "its uplink, receiver reports"))
+                        measured, total = _nacked_loss(out)
+                        where, note = f"sender's video {spec.name} asked for again", "its uplink, NACKs"
+                        if measured is None:
+                            measured, total = _reported_loss(out)
+                            where, note = f"loss {spec.name} reported to the sender", "its uplink, receiver reports"
+                        cells.append(loss_cell(path, where, loss, measured, total, note))
     finally:
         if system is not None:
             await asyncio.to_thread(system.undeploy)
