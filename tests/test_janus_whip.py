@@ -94,7 +94,7 @@ def test_three_publish_over_whip_and_receive_everyone_through_janus(
     sink = asyncio.run(meeting())
     assert all(j["ok"] for j in sink.rows["joins"]) and len(sink.rows["joins"]) == 3
     # Every participant published through an endpoint of simple-whip-server, labelled with its name ...
-    assert sorted(e["label"] for e in seen["during"] if e["enabled"]) == ["w0", "w1", "w2"]
+    assert sorted(e["label"].split("~")[0] for e in seen["during"] if e["enabled"]) == ["w0", "w1", "w2"]
     # ... and destroyed it when it left.
     assert seen["after"] == []
     # Everyone receives everyone else (through Janus), never themselves, at a sensible frame rate.
@@ -108,6 +108,35 @@ def test_three_publish_over_whip_and_receive_everyone_through_janus(
     assert all(f["stream_id"] == 2 * int(f["sender"][1:]) for f in sink.rows["frames"])
     kinds = {e["kind"] for e in sink.rows["events"]}
     assert not kinds & {"renegotiation_failed", "server_lost", "subscribe_failed"}, kinds
+
+
+@pytest.mark.integration
+def test_same_names_in_two_rooms_both_publish(deployed: tuple[JanusWhipSystem, Deployment]) -> None:
+    """simple-whip-server hangs up an earlier publisher of the same label: labels must be unique per server
+    (calibration runs two calls whose participants are both called sender and receiver, in two rooms)."""
+    system, deployment = deployed
+
+    async def two_calls() -> tuple[ListSink, ListSink]:
+        pin_host_addresses(list(deployment.host_addresses))
+        sinks = (ListSink(), ListSink())
+        people = [Participant(ParticipantSpec(name=name, group="g", index=i, room=room,
+                                              video=VideoSettings(width=320, height=180, fps=15)), system, sink)
+                  for room, sink in zip(("room-a", "room-b"), sinks, strict=True)
+                  for i, name in enumerate(("sender", "receiver"))]
+        try:
+            for p in people:
+                assert (await p.join())["ok"]
+            await asyncio.sleep(3)
+        finally:
+            await asyncio.gather(*(p.leave() for p in people))
+            await system.close()
+            pin_host_addresses(None)
+        return sinks
+
+    started = time.time()
+    for sink in asyncio.run(two_calls()):
+        assert len(_frames(sink, "receiver", "sender", after=started + 2.0)) > 10
+        assert len(_frames(sink, "sender", "receiver", after=started + 2.0)) > 10
 
 
 SCENARIO = """

@@ -218,7 +218,11 @@ class JanusSession(Session):
     def _others(self, publishers: Mapping[int, str]) -> dict[int, str]:
         """The feeds of ``publishers`` that are not this participant's own."""
         self._own_feeds.update(f for f, d in publishers.items() if d == self._own_display)
-        return {f: d for f, d in publishers.items() if f != self._my_id and f not in self._own_feeds}
+        return {f: self._name(d) for f, d in publishers.items() if f != self._my_id and f not in self._own_feeds}
+
+    def _name(self, display: str) -> str:
+        """The participant a feed's display name stands for (the display itself, unless a subclass knows better)."""
+        return display
 
     async def _unsubscribe(self, feed: int) -> None:
         async with self._lock:
@@ -265,7 +269,7 @@ class JanusSession(Session):
     def _learn_streams(self, data: Mapping[str, Any]) -> None:
         for stream in data.get("streams", []) or []:
             if "mid" in stream and stream.get("feed_display"):
-                self._mids[str(stream["mid"])] = str(stream["feed_display"])
+                self._mids[str(stream["mid"])] = self._name(str(stream["feed_display"]))
 
     # -- what Janus tells us unasked ----------------------------------------------------------------------
     async def _follow(self, handle: JanusHandle, react: Any) -> None:

@@ -7,9 +7,10 @@ through Janus itself, with the :mod:`harness.systems.janus` code (one multistrea
 publishers come and go). simple-whip-server has no subscribing side (no WHEP) and no room listing.
 
 simple-whip-server creates endpoints with a request of its own (``POST {base}/create`` with an id, the Janus
-room and a label, which becomes the publisher's display name in the room); the session creates one per
-participant, publishes to ``{base}/endpoint/<id>`` and destroys it when it leaves. The room must exist in Janus
-before anyone publishes into it: the participant's Janus session creates it first, as the ``janus`` adapter does.
+room and a label, which becomes the publisher's display name in the room, :data:`LABEL_MARK`); the session
+creates one per participant, publishes to ``{base}/endpoint/<id>`` and destroys it when it leaves. The room
+must exist in Janus before anyone publishes into it: the participant's Janus session creates it first, as the
+``janus`` adapter does.
 
 ``--system janus-whip`` starts both locally (:mod:`harness.testbed.simple_whip`, root): Janus in a namespace and
 simple-whip-server beside it. ``janus-whip=http://HOST:7080/whip`` joins a running pair, with Janus's WebSocket
@@ -50,6 +51,11 @@ def split_url(url: str) -> tuple[str, str]:
     janus = parse_qs(parts.query).get("janus", [f"ws://{parts.hostname}:{JANUS_WS_PORT}"])[0]
     base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
     return base, janus
+
+
+LABEL_MARK = "~"
+"""simple-whip-server names its Janus publishers by the endpoint's label, and hangs up an earlier publisher of
+the same label: labels are ``<participant>~<random>``, unique per server, and read back as the participant."""
 
 
 class _NoMedia:
@@ -137,6 +143,14 @@ class JanusWhipSystem(WhipSystem):
         return JanusWhipSession(ctx, self, base, janus_url)
 
 
+class _WhipFedJanusSession(JanusSession):
+    """A Janus session whose room is fed over WHIP: feeds are named by simple-whip-server's labels."""
+
+    def _name(self, display: str) -> str:
+        name, mark, _ = display.rpartition(LABEL_MARK)
+        return name if mark else display
+
+
 class JanusWhipSession(Session):
     """One participant: a simple-whip-server endpoint it publishes to, and a Janus session it receives on."""
 
@@ -145,10 +159,12 @@ class JanusWhipSession(Session):
         self._system = system
         self._base = base
         # Unique per join: a long-running server keeps endpoints, and a participant may rejoin.
-        self._endpoint = f"{ctx.participant}-{secrets.token_hex(4)}"
+        unique = secrets.token_hex(4)
+        self._endpoint = f"{ctx.participant}-{unique}"
+        self._label = f"{ctx.participant}{LABEL_MARK}{unique}"
         self._created = False
-        self._janus = JanusSession(dataclasses.replace(ctx, media=_NoMedia()), janus_url,
-                                   own_display=ctx.participant)
+        self._janus = _WhipFedJanusSession(dataclasses.replace(ctx, media=_NoMedia()), janus_url,
+                                           own_display=self._label)
         self._whip: WhipSession | None = None
 
     async def join(self) -> None:
@@ -163,7 +179,7 @@ class JanusWhipSession(Session):
 
     async def _create_endpoint(self) -> None:
         url = f"{self._base}/create"
-        body: dict[str, Any] = {"id": self._endpoint, "room": room_id(self.ctx.room), "label": self.ctx.participant,
+        body: dict[str, Any] = {"id": self._endpoint, "room": room_id(self.ctx.room), "label": self._label,
                                 **{k: v for k, v in _env_secrets().items() if k == "pin"}}
         if self._system.token:
             body["token"] = self._system.token
