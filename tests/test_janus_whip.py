@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from helpers import ROOT, confbench, only_run
 from test_participant import ListSink
@@ -155,12 +156,15 @@ count = 2
 name = "late"
 count = 1
 join_delay_s = 3
+[groups.network]
+delay_ms = 20
 """
 
 
 @pytest.mark.integration
 def test_run_on_janus_whip_records_the_server_and_probes_both(tmp_path: Path) -> None:
-    """A whole ``confbench run``: completed, all joined, all receive all, both servers probed, nothing left."""
+    """A whole ``confbench run``: completed, all joined (one late, behind a 20 ms link), all receive all, both
+    servers probed, nothing left."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
@@ -182,10 +186,57 @@ def test_run_on_janus_whip_records_the_server_and_probes_both(tmp_path: Path) ->
     pairs = set(zip(frames["receiver"], frames["sender"], strict=True))
     names = {"talkers-0", "talkers-1", "late-2"}
     assert pairs == {(r, s) for r in names for s in names if r != s}
+    latency = frames.groupby(["receiver", "sender"])["latency_ms"].median()
+    assert latency["talkers-0", "talkers-1"] < 20 <= latency["talkers-0", "late-2"], latency
+    assert 20 <= latency["late-2", "talkers-1"] < 60, latency  # the late one's link delays what it receives
     probes = run.table("probes")
     assert {"janus", "node"} <= set(probes[probes["role"] == "sut"]["name"])
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"cb{proc.pid}n" not in namespaces
+
+
+@pytest.mark.integration
+def test_killing_simple_whip_server_fails_the_run_and_leaves_nothing(tmp_path: Path) -> None:
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    path = tmp_path / "janus-whip.toml"
+    path.write_text(SCENARIO.replace("duration_s = 8", "duration_s = 60"))
+    results = tmp_path / "results"
+    proc = confbench("run", str(path), "--results", str(results), "--no-report", "--processes", "1", cwd=ROOT)
+    try:
+        node = _wait_for_frames_then_find(proc, results, "node")
+        janus = next(c for c in psutil.Process(proc.pid).children(recursive=True) if c.name() == "janus")
+        node.kill()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, out + err
+    run = RunReader(only_run(results))
+    assert run.manifest["status"] == "failed"
+    assert any(f"(pid {node.pid}) exited during the run" in e for e in run.manifest["errors"]), run.manifest
+    assert len(run.table("frames")) > 0
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"cb{proc.pid}n" not in namespaces
+    assert not psutil.pid_exists(janus.pid) or janus.status() == psutil.STATUS_ZOMBIE  # Janus was stopped too
+
+
+def _wait_for_frames_then_find(proc: subprocess.Popen[str], results: Path, name: str) -> psutil.Process:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        runs = [p for p in results.iterdir() if p.is_dir()] if results.exists() else []
+        progress = runs[0] / "progress.json" if runs else None
+        if progress is not None and progress.exists():
+            try:
+                frames = json.loads(progress.read_text()).get("frames", 0)
+            except ValueError:
+                frames = 0
+            if frames > 50:
+                return next(c for c in psutil.Process(proc.pid).children(recursive=True) if c.name() == name)
+        time.sleep(0.5)
+    raise AssertionError("the run never measured frames")
 
 
 def test_urls_name_the_whip_base_and_the_janus_behind_it() -> None:
