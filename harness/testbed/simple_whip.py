@@ -91,7 +91,6 @@ def ensure_installed() -> Path:
 def _install(folder: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="install-", dir=folder.parent) as tmp:
         work = Path(tmp)
-        work.chmod(0o755)  # apt-get download as root hands the download to its sandbox user when it can
         _run(["apt-get", "download", "-q", f"{PACKAGE}={VERSION}"], work,
              f"downloading {PACKAGE} {VERSION} from Debian's packages (after apt-get update?)")
         debs = sorted(work.glob(f"{PACKAGE}_*.deb"))
