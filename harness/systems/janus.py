@@ -127,8 +127,12 @@ class JanusSystem(System):
 class JanusSession(Session):
     """One participant in a VideoRoom: a publisher handle, and one multistream subscription."""
 
-    def __init__(self, ctx: SessionContext, url: str) -> None:
+    def __init__(self, ctx: SessionContext, url: str, own_display: str | None = None) -> None:
+        """``own_display``: the display name under which this participant's media reaches the room by another
+        path (a WHIP endpoint in front of Janus, :mod:`harness.systems.janus_whip`); such feeds are its own."""
         self.ctx = ctx
+        self._own_display = own_display
+        self._own_feeds: set[int] = set()
         self.room = room_id(ctx.room)
         self._client = JanusClient(url, timeout_s=min(ctx.timeout_s, 10.0))
         self._secrets = _env_secrets()
@@ -191,7 +195,7 @@ class JanusSession(Session):
     async def _subscribe(self, publishers: Mapping[int, str]) -> None:
         """Add ``publishers`` (feed id -> display) to the subscription, creating it on first use."""
         async with self._lock:
-            wanted = {f: d for f, d in publishers.items() if f != self._my_id and f not in self._feeds}
+            wanted = {f: d for f, d in self._others(publishers).items() if f not in self._feeds}
             if not wanted or self._left:
                 return
             streams = [{"feed": feed} for feed in wanted]
@@ -210,6 +214,15 @@ class JanusSession(Session):
             for display in wanted.values():
                 self.ctx.listener.on_event("subscribed", display)
             await self._answer(reply)
+
+    def _others(self, publishers: Mapping[int, str]) -> dict[int, str]:
+        """The feeds of ``publishers`` that are not this participant's own."""
+        self._own_feeds.update(f for f, d in publishers.items() if d == self._own_display)
+        return {f: self._name(d) for f, d in publishers.items() if f != self._my_id and f not in self._own_feeds}
+
+    def _name(self, display: str) -> str:
+        """The participant a feed's display name stands for (the display itself, unless a subclass knows better)."""
+        return display
 
     async def _unsubscribe(self, feed: int) -> None:
         async with self._lock:
@@ -256,7 +269,7 @@ class JanusSession(Session):
     def _learn_streams(self, data: Mapping[str, Any]) -> None:
         for stream in data.get("streams", []) or []:
             if "mid" in stream and stream.get("feed_display"):
-                self._mids[str(stream["mid"])] = str(stream["feed_display"])
+                self._mids[str(stream["mid"])] = self._name(str(stream["feed_display"]))
 
     # -- what Janus tells us unasked ----------------------------------------------------------------------
     async def _follow(self, handle: JanusHandle, react: Any) -> None:
@@ -283,7 +296,7 @@ class JanusSession(Session):
         data = msg.get("plugindata", {}).get("data", {})
         if data.get("videoroom") != "event":
             return
-        arrived = _publishers(data)
+        arrived = self._others(_publishers(data))
         if arrived:
             for display in arrived.values():
                 self.ctx.listener.on_event("peer_joined", display)
@@ -291,8 +304,10 @@ class JanusSession(Session):
                 await self._subscribe(arrived)
         for key in ("unpublished", "leaving"):
             feed = data.get(key)
-            if isinstance(feed, int) and feed != self._my_id:
-                if key == "leaving" or feed in self._feeds:
+            if isinstance(feed, int) and feed != self._my_id and feed not in self._own_feeds:
+                # A participant publishing over WHIP also has a silent handle in the room: its leaving names
+                # no publisher.
+                if (key == "leaving" and self._own_display is None) or feed in self._feeds:
                     self.ctx.listener.on_event("peer_left", self._feeds.get(feed, str(feed)))
                 await self._unsubscribe(feed)
 

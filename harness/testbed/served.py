@@ -61,12 +61,12 @@ class NamespacedServer:
 
     @classmethod
     def launch(cls, namespace: Namespace, folder: Path, argv: Sequence[str],
-               env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+               env: Mapping[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[bytes]:
         """Start ``argv`` inside ``namespace``, its output into :attr:`LOG` in ``folder``; it dies with us."""
         with open(folder / cls.LOG, "wb") as log:
             return subprocess.Popen(namespace.exec_argv(list(argv)), stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=dict(env) if env is not None else None,
-                                    preexec_fn=die_with_parent)
+                                    cwd=cwd, preexec_fn=die_with_parent)
 
     def wait_ready(self, timeout_s: float) -> None:
         """Return once :attr:`READY_PORT` accepts a connection; one line if the server exits or never does."""
