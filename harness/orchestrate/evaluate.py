@@ -91,7 +91,10 @@ def check_starts(spec: SystemSpec) -> str | None:
     """Start ``spec``'s system once and stop it: None when it starts, else why not, in one line."""
     if spec.name in UNAVAILABLE and spec.url is None:
         return UNAVAILABLE[spec.name]
-    system = create_system(spec)
+    try:
+        system = create_system(spec)
+    except HarnessError as exc:  # e.g. a system that needs a URL and got none
+        return str(exc)
     try:
         system.deploy()
     except HarnessError as exc:

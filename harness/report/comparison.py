@@ -34,6 +34,7 @@ from harness.report.comparison_charts import SystemRepetitions, cpu_per_particip
 from harness.report.data import TABLES, RunData, load_run
 from harness.report.html import INDEX, RenderedChart, figure_png
 from harness.report.templating import render
+from harness.scenario.thresholds import lookup
 
 __all__ = ["build_comparison_report", "pool_runs", "render_comparison_report"]
 
@@ -187,11 +188,22 @@ def _page(
     heading = title or f"{' / '.join(scenarios)}: comparison of {', '.join(label for label, _ in groups)}"
     return render(
         "comparison.html.j2", heading=heading, systems=_systems(groups), notes=list(notes),
-        comparisons=[_verdicts(c) for c in comparisons],
+        comparisons=[_verdicts(c) for c in comparisons], quality_missing=_quality_missing(groups),
         charts=[{"name": c.name, "caption": c.caption, "png": Markup(base64.b64encode(c.png).decode("ascii"))}
                 for c in charts],
         version=harness.__version__,
     )
+
+
+_QUALITY = (("audio_mos.p50", "Audio MOS"), ("video_psnr_db.p50", "video PSNR"))
+
+
+def _quality_missing(groups: Sequence[tuple[str, Sequence[RunRecord]]]) -> str:
+    """Which quality scores no run carries ("" when every one is there): said once below the verdicts, whose
+    rows for them then read unknown, instead of a note that contradicts a table listing them."""
+    missing = [label for key, label in _QUALITY
+               if not any(lookup(r.summary or {}, key) is not None for _, runs in groups for r in runs)]
+    return " and ".join(missing)
 
 
 def _systems(groups: Sequence[tuple[str, Sequence[RunRecord]]]) -> list[dict[str, Any]]:

@@ -175,6 +175,7 @@ def build_evaluation_report(set_dir: Path, out_dir: Path, *, seed: int | None = 
         errors=document["errors"], overview=_overview(rankings), rankings=[_detail(r) for r in rankings],
         capacity=_capacity_rows(plan), capacity_cpus=plan.get("capacity_cpus"), versions=_versions(groups),
         runs=[_shown(row) for row in runs], comparison=comparison,
+        left_out=sum(1 for row in runs if row["status"] != "completed"),
         version=harness.__version__,
     )
     try:
