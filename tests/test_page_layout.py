@@ -74,3 +74,40 @@ def test_the_check_sees_a_table_that_overflows(tmp_path: Path) -> None:
     page.write_text(f"<!DOCTYPE html><body style='max-width:1080px'><table><tr>{cells}</tr></table></body>")
     problems = measure(page)["problems"]
     assert any("document" in p for p in problems) and any(p.startswith("table") for p in problems)
+
+
+CAPACITY = """
+name = "tiny-capacity"
+duration_s = 5
+spawn_rate = 4
+[media.video]
+width = 160
+height = 90
+fps = 10
+[[groups]]
+name = "everyone"
+count = 2
+probe_fraction = 0.5
+[capacity]
+start = 2
+step = 2
+step_s = 5
+settle_s = 2
+max_participants = 4
+max_duration_s = 60
+"""
+
+
+@pytest.mark.integration
+def test_capacity_page_fits(tmp_path: Path) -> None:
+    """The capacity page needs a real search (its steps are judged from the tables): a tiny one on reference."""
+    from helpers import confbench
+
+    (tmp_path / "cap.toml").write_text(CAPACITY)
+    proc = confbench("capacity", "cap.toml", "--system", "reference", "--results", "results", "--reports",
+                     "reports", cwd=tmp_path)
+    out, err = proc.communicate(timeout=600)
+    pages = list((tmp_path / "reports").glob("capacity-*/index.html"))
+    assert len(pages) == 1, out + err
+    page = pages[0]
+    _fits(page, tmp_path / "capacity.png")

@@ -220,8 +220,11 @@ def run_evaluation(scenario: Scenario, specs: Sequence[SystemSpec], repeat: int,
 def _capacity(scenario: Scenario, spec: SystemSpec, set_dir: Path, cpus: float, processes: int | None,
               say: Say) -> dict[str, Any]:
     """One capacity search of ``spec`` at ``cpus`` cores, as recorded in ``evaluate.json``."""
-    say(f"capacity search of {spec} with its server held to {cpus:g} core(s)")
     entry: dict[str, Any] = {"system": spec.name, "server_cpus": cpus}
+    if spec.name == "p2p":
+        return {**entry, "status": "not run",
+                "reason": "p2p has no server to hold to a CPU budget (its limit is the load generator's)"}
+    say(f"capacity search of {spec} with its server held to {cpus:g} core(s)")
     try:
         with _budget(cpus):
             outcome = run_capacity(scenario, spec, set_dir.with_name(set_dir.name + "-capacity"),
@@ -280,6 +283,10 @@ def format_ranking(document: Mapping[str, Any]) -> str:
             cells.append(f"{s['rank']}. {text}")
         label = f"{ranking.get('label')} ({ranking.get('unit')})"
         lines.append(f"{label:<48} " + ("  ".join(cells) or "nothing ranked"))
+    for entry in document.get("capacity") or []:
+        result = entry.get("result") or {}
+        found = result.get("statement") or entry.get("reason") or entry.get("status")
+        lines.append(f"capacity of {entry.get('system')} at {entry.get('server_cpus')} core(s): {found}")
     for entry in document.get("unavailable") or []:
         lines.append(f"not available: {entry.get('system')}: {entry.get('reason')}")
     return "\n".join(lines)

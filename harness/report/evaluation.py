@@ -112,12 +112,24 @@ def _versions(groups: Sequence[tuple[str, Sequence[RunRecord]]]) -> list[tuple[s
     return facts
 
 
-def _capacity_rows(plan: Mapping[str, Any]) -> list[dict[str, str]]:
+def _capacity_rows(plan: Mapping[str, Any], out: Path) -> list[dict[str, str]]:
+    """One row per capacity search; each search's own page (steps, charts) is built beside this one."""
+    from harness.report.capacity import build_capacity_report
+
     rows = []
     for entry in plan.get("capacity") or []:
         result = entry.get("result") or {}
         streams = result.get("streams_forwarded") or {}
-        rows.append({
+        page = ""
+        run_dir = Path(str(entry.get("run_dir") or ""))
+        if entry.get("run_dir") and (run_dir / "capacity.json").is_file():
+            try:
+                folder = f"capacity-{entry.get('system')}"
+                build_capacity_report(run_dir, out / folder)
+                page = f"{folder}/{INDEX}"
+            except HarnessError:
+                page = ""
+        rows.append({"page": page,
             "system": str(entry.get("system")), "cpus": f"{entry.get('server_cpus', '?'):g}"
             if isinstance(entry.get("server_cpus"), int | float) else "?",
             "participants": str(result.get("capacity_participants") or "–"),
@@ -173,7 +185,7 @@ def build_evaluation_report(set_dir: Path, out_dir: Path, *, seed: int | None = 
         "evaluation.html.j2", shorten=True, scenario=scenario, set_name=set_dir.name,
         repeat=runset.get("repeat") or "?", systems=systems, unavailable=unavailable,
         errors=document["errors"], overview=_overview(rankings), rankings=[_detail(r) for r in rankings],
-        capacity=_capacity_rows(plan), capacity_cpus=plan.get("capacity_cpus"), versions=_versions(groups),
+        capacity=_capacity_rows(plan, out), capacity_cpus=plan.get("capacity_cpus"), versions=_versions(groups),
         runs=[_shown(row) for row in runs], comparison=comparison,
         left_out=sum(1 for row in runs if row["status"] != "completed"),
         version=harness.__version__,
