@@ -102,3 +102,21 @@ def test_a_capacity_search_that_cannot_run_is_listed_with_why(tmp_path: Path) ->
     assert entry["status"] == "not run" and entry["server_cpus"] == 0.5
     assert "p2p has no server" in entry["reason"]
     assert not (tmp_path / "set-capacity").exists()
+
+
+def test_page_of_one_repetition_renders_and_invalid_runs_are_never_ranked(tmp_path: Path) -> None:
+    from synthetic_runs import write_run, write_set
+
+    from harness.report.evaluation import build_evaluation_report
+
+    set_dir = write_set(tmp_path, {"a": 50.0, "b": 60.0}, 1, seed=4)
+    write_run(set_dir, "b", seed=9, latency_ms=10.0, status="invalid")  # fastest, but measured the generator
+    page = build_evaluation_report(set_dir, tmp_path / "page")
+    evaluation = json.loads((page.parent / "evaluation.json").read_text())
+    video = evaluation["rankings"][0]["standings"]
+    assert [(s["system"], s["rank"], s["verdict"], len(s["values"])) for s in video] == [
+        ("a", 1, None, 1), ("b", 2, "unknown", 1)]
+    assert sorted(r["status"] for r in evaluation["runs"]) == ["completed", "completed", "invalid"]
+    text = page.read_text()
+    assert ">invalid<" in text and "1 of 3 runs did not complete" in text
+    assert "unknown" in text
