@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis import runset
+from harness.analysis.runset import EVALUATE_FILE
 from harness.errors import HarnessError, UsageError
 from harness.orchestrate.capacity import run_capacity
 from harness.orchestrate.progress import capacity_progress, progress_printer
@@ -39,22 +40,17 @@ from harness.systems import SystemSpec, available_systems, create_system
 from harness.testbed.cpulimit import CPUS_ENV
 
 __all__ = [
-    "EVALUATE_FILE",
     "LOCAL_SYSTEMS",
     "UNAVAILABLE",
     "Evaluation",
     "check_starts",
     "evaluate_command",
     "format_ranking",
-    "read_evaluation",
     "run_evaluation",
     "select_systems",
 ]
 
 log = logging.getLogger(__name__)
-
-EVALUATE_FILE = "evaluate.json"
-"""In the run set folder: the systems asked for, those unavailable and why, errors, capacity searches."""
 
 LOCAL_SYSTEMS: tuple[str, ...] = ("p2p", "reference", "janus", "livekit")
 """The systems confbench can start on this machine by itself (``--systems all``)."""
@@ -130,15 +126,6 @@ class Evaluation:
 
 def _write(set_dir: Path, document: dict[str, Any]) -> None:
     atomic_write_bytes(set_dir / EVALUATE_FILE, (json.dumps(document, indent=2) + "\n").encode())
-
-
-def read_evaluation(set_dir: Path) -> dict[str, Any]:
-    """``evaluate.json`` of a set (empty when the set was not made by ``confbench evaluate``)."""
-    try:
-        document = json.loads((Path(set_dir) / EVALUATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return document if isinstance(document, dict) else {}
 
 
 @contextlib.contextmanager

@@ -23,9 +23,11 @@ from typing import Any
 import pandas as pd
 
 import harness
+from harness.analysis.compare import fmt_figure
 from harness.analysis.ranking import HEADLINE, Ranking, rank_systems, with_cpu_per_stream
-from harness.analysis.runset import RUNSET_FILE, RunRecord, find_runs, read_run_set
+from harness.analysis.runset import RUNSET_FILE, RunRecord, find_runs, group_by_system, read_evaluation, read_run_set
 from harness.errors import HarnessError, ReportError
+from harness.report.comparison import build_comparison_report, systems_table
 from harness.report.html import INDEX
 from harness.report.templating import render
 from harness.scenario.thresholds import lookup
@@ -34,31 +36,14 @@ from harness.store.reader import RunReader
 __all__ = ["EVALUATION_JSON", "build_evaluation_report"]
 
 EVALUATION_JSON = "evaluation.json"
-_EVALUATE_FILE = "evaluate.json"  # written by harness.orchestrate.evaluate into the set folder
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return document if isinstance(document, dict) else {}
 
 
 def _groups(set_dir: Path) -> list[tuple[str, list[RunRecord]]]:
-    runs = [with_cpu_per_stream(run) for run in find_runs(set_dir)]
-    order: list[str] = []
-    if (set_dir / RUNSET_FILE).is_file():
-        planned = read_run_set(set_dir).get("systems")
-        order = [str(s).partition("=")[0] for s in planned] if isinstance(planned, list) else []
-    order += sorted({run.system for run in runs} - set(order))
-    return [(name, [run for run in runs if run.system == name]) for name in order]
+    return group_by_system(set_dir, [with_cpu_per_stream(run) for run in find_runs(set_dir)])
 
 
 def _num(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return "–" if value is None else fmt_figure(value)
 
 
 def _reasons(run: RunRecord) -> list[str]:
@@ -155,7 +140,7 @@ def _run_rows(groups: Sequence[tuple[str, Sequence[RunRecord]]],
 def build_evaluation_report(set_dir: Path, out_dir: Path, *, seed: int | None = None) -> Path:
     """Write the evaluator's page and its data (module doc) for the run set ``set_dir``; returns the page."""
     set_dir, out = Path(set_dir), Path(out_dir)
-    plan = _read_json(set_dir / _EVALUATE_FILE)
+    plan = read_evaluation(set_dir)
     groups = _groups(set_dir)
     if not groups:
         raise ReportError(f"{set_dir}: no run to evaluate")
@@ -165,14 +150,7 @@ def build_evaluation_report(set_dir: Path, out_dir: Path, *, seed: int | None = 
     runs = _run_rows(groups, repetitions)
     unavailable = [e for e in plan.get("unavailable") or [] if isinstance(e, Mapping)]
     scenario = next((run.scenario_name for _, rs in groups for run in rs if run.scenario_name), "unnamed")
-    systems = []
-    for name, members in groups:
-        statuses: dict[str, int] = {}
-        for run in members:
-            statuses[run.status] = statuses.get(run.status, 0) + 1
-        systems.append({"system": name, "versions": ", ".join(sorted({r.system_version for r in members
-                                                                     if r.system_version})) or "not recorded",
-                        "runs": ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))})
+    systems = systems_table(groups)
     document = {
         "scenario": scenario, "set": set_dir.name, "repeat": runset.get("repeat"),
         "order": runset.get("order"), "systems": systems, "unavailable": unavailable,
@@ -211,8 +189,6 @@ def _shown(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def _comparison_page(set_dir: Path, out: Path) -> str | None:
     """Every chart over all repetitions: the comparison page of the same set, linked from this one."""
-    from harness.report.comparison import build_comparison_report
-
     try:
         build_comparison_report(set_dir, out)
     except ReportError:
