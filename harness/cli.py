@@ -127,6 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--system", metavar="NAME", help="only runs of this system")
     hist.add_argument("--out", type=Path, metavar="DIR", help="page folder (default: reports/history-<system>)")
 
+    ev = sub.add_parser("evaluate", help="run a scenario on every system available here, interleaved "
+                        "repetitions, and build one page ranking them")
+    ev.add_argument("scenario", help="scenario TOML")
+    ev.add_argument("--systems", default="all", metavar="all|A,B,...",
+                    help="systems to evaluate, NAME or NAME=URL (default: all: p2p, reference, janus, livekit, galene)")
+    ev.add_argument("--repeat", type=int, default=3, metavar="K", help="repetitions per system (default: 3)")
+    ev.add_argument("--capacity", type=float, metavar="CORES",
+                    help="also search each system's capacity with its server held to CORES cores (root)")
+    ev.add_argument("--duration", type=float, metavar="S", help="override the scenario's duration_s")
+    ev.add_argument("--processes", type=int, metavar="N", help="Locust processes (default: one per core)")
+    ev.add_argument("--results", type=Path, default=Path("results"), metavar="DIR", help="default: results")
+    ev.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR", help="default: reports")
+
     sub.add_parser("systems", help="list the systems confbench can benchmark")
 
     cal = sub.add_parser("calibrate", help="measure the instrument: its floor and how it tracks injected "
@@ -188,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "history":
             return cmd_history(args)
+        if args.command == "evaluate":
+            return cmd_evaluate(args)
         if args.command == "systems":
             return cmd_systems()
         if args.command == "calibrate":
@@ -305,28 +320,10 @@ def cmd_broker(args: argparse.Namespace) -> int:
         server.stop()
 
 
-def _progress_printer(label: str) -> Any:
-    start = time.monotonic()
-    tty = sys.stderr.isatty()
-
-    def show(p: dict[str, Any]) -> None:
-        elapsed = time.monotonic() - start
-        line = (f"[{label}] {elapsed:5.0f}/{p.get('run_time_s', 0)} s  participants "
-                f"{p.get('joined', 0)}/{p.get('planned', '?')} joined, {p.get('failed', 0)} failed  "
-                f"frames {p.get('frames', 0)}")
-        if tty:
-            sys.stderr.write("\r" + line.ljust(100))
-        elif int(elapsed) % 5 == 0 and int(elapsed) != getattr(show, "last", -1):
-            show.last = int(elapsed)  # type: ignore[attr-defined]
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-
-    return show
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """``confbench run``: one run per system, then one report comparing them."""
     from harness.analysis.summary import format_table
+    from harness.orchestrate.progress import progress_printer
     from harness.orchestrate.run import execute
     from harness.scenario.scenario import load_scenario
     from harness.systems import SystemSpec, create_system
@@ -356,7 +353,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"{scenario.duration_s:g} s) into {run_dir}", file=sys.stderr)
 
         try:
-            outcome = execute(scenario, spec, root, progress=_progress_printer(label), processes=args.processes,
+            outcome = execute(scenario, spec, root, progress=progress_printer(label), processes=args.processes,
                               announce=announce)
         except BaseException:
             if root is not args.results:
@@ -397,9 +394,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``confbench evaluate``: exit 0 when every run completed, 1 otherwise (the page is built either way)."""
+    from harness.orchestrate.evaluate import evaluate_command
+    from harness.report.evaluation import build_evaluation_report
+
+    return evaluate_command(args, build_page=build_evaluation_report)
+
+
 def cmd_master(args: argparse.Namespace) -> int:
     """``confbench master``: one run whose participants live on ``--workers`` Locust workers."""
     from harness.analysis.summary import format_table
+    from harness.orchestrate.progress import progress_printer
     from harness.orchestrate.run import MasterSettings, execute
     from harness.scenario.scenario import load_scenario
     from harness.systems import SystemSpec, create_system
@@ -418,7 +424,7 @@ def cmd_master(args: argparse.Namespace) -> int:
               f"with: confbench worker --master {settings.bind}:{settings.port}  (results: {run_dir})",
               file=sys.stderr, flush=True)
 
-    outcome = execute(scenario, spec, args.results, progress=_progress_printer(str(spec)), announce=announce,
+    outcome = execute(scenario, spec, args.results, progress=progress_printer(str(spec)), announce=announce,
                       master=settings)
     sys.stderr.write("\n")
     print(f"\n== {spec} — {outcome.status} — {outcome.run_dir}")
@@ -459,27 +465,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise
 
 
-def _capacity_progress(label: str) -> Any:
-    start = time.monotonic()
-    tty = sys.stderr.isatty()
-    last: dict[str, Any] = {}
-
-    def show(p: dict[str, Any]) -> None:
-        state = p.get("capacity") or {}
-        line = (f"[{label} capacity] {time.monotonic() - start:5.0f} s  step {state.get('step', '-')}: "
-                f"{state.get('participants', '-')} participants ({state.get('phase', '-')}, "
-                f"{state.get('state', 'starting')})  joined {p.get('joined', 0)}, failed {p.get('failed', 0)}  "
-                f"highest passing step: {state.get('passed') or '-'}")
-        if tty:
-            sys.stderr.write("\r" + line.ljust(110))
-        elif state != last.get("state") or int(time.monotonic() - start) % 30 == 0 and line != last.get("line"):
-            sys.stderr.write(line + "\n")
-        last.update(state=state, line=line)
-        sys.stderr.flush()
-
-    return show
-
-
 def cmd_capacity(args: argparse.Namespace) -> int:
     """``confbench capacity``: exit 0 when a capacity was found, 1 when none (or the generator was the limit)."""
     from dataclasses import replace
@@ -487,6 +472,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     from harness.analysis.capacity_steps import settings_of
     from harness.errors import ScenarioError
     from harness.orchestrate.capacity import run_capacity
+    from harness.orchestrate.progress import capacity_progress
     from harness.scenario.scenario import load_scenario
     from harness.systems import SystemSpec, create_system
 
@@ -510,7 +496,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
               f"participants, at most {settings.max_duration_s / 60:g} min) into {run_dir}", file=sys.stderr)
 
     outcome = run_capacity(scenario, spec, args.results, processes=args.processes,
-                           progress=_capacity_progress(str(spec)), announce=announce)
+                           progress=capacity_progress(str(spec)), announce=announce)
     sys.stderr.write("\n")
     result = outcome.summary.get("capacity") or {}
     print(f"\n== {spec} — {outcome.status} — {outcome.run_dir}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -94,3 +95,19 @@ def test_page_of_runs_that_did_not_complete_says_why_there_is_no_verdict(tmp_pat
     page = build_comparison_report(tmp_path / "set", tmp_path / "page").read_text()
     assert "no verdicts for b" in page and "did not complete" in page
     assert 'id="video_latency_cdf"' in page
+
+
+def test_quality_scores_note_never_contradicts_the_verdict_table(page: Path, tmp_path: Path) -> None:
+    """Synthetic runs carry no MOS or PSNR: said once, below the verdicts. Runs that carry them: no such note."""
+    text = page.read_text()
+    assert "<code>audio_mos.p50</code>" in text
+    assert "Audio MOS and video PSNR: these results carry no such figures" in text
+    set_dir = write_set(tmp_path, {"fast": 50.0, "slow": 80.0}, 3, seed=8)
+    for summary in set_dir.glob("*/summary.json"):
+        document = json.loads(summary.read_text())
+        document["audio_mos"] = {"p50": 4.4, "p95": 4.4, "p99": None, "mean": 4.4, "samples": 9}
+        document["video_psnr_db"] = {"p50": 33.0, "p95": 38.0, "p99": None, "mean": 34.0, "samples": 9}
+        summary.write_text(json.dumps(document))
+    carried = build_comparison_report(set_dir, tmp_path / "report").read_text()
+    assert "<code>audio_mos.p50</code>" in carried and "<code>video_psnr_db.p50</code>" in carried
+    assert "carry no such figures" not in carried and "not shown" not in carried

@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from harness.analysis.health import health_reasons
-from harness.analysis.summary import summarize
+from harness.analysis.summary import received_streams, summarize
 from harness.scenario.scenario import CapacitySettings, Scenario
 from harness.store.manifest import atomic_write_bytes
 from harness.store.reader import RunReader
@@ -122,10 +122,7 @@ def evaluate_step(run_dir: Path, plan: StepPlan, settings: CapacitySettings) -> 
     slo = figures.pop("thresholds")
     for key in ("schema_version", "run_id", "system", "status", "duration_s", "window", "warnings"):
         figures.pop(key, None)
-    inbound = view.table("streams")
-    inbound = inbound[(inbound["direction"] == "in") & (inbound["packets"] > 0)]
-    streams = {kind: int(len(inbound[inbound["kind"] == kind][["participant", "peer", "ssrc"]].drop_duplicates()))
-               for kind in ("video", "audio")}
+    streams = received_streams(view.table("streams"))
     health = health_reasons(view)  # type: ignore[arg-type]
     return StepResult(plan, figures, slo, health, streams)
 

@@ -23,12 +23,15 @@ from harness.store.manifest import MANIFEST_FILE, SCHEMA_VERSION, atomic_write_b
 from harness.store.reader import RunReader
 
 __all__ = [
+    "EVALUATE_FILE",
     "RUNSET_FILE",
     "RunRecord",
     "close_run_set",
     "find_runs",
+    "group_by_system",
     "interleave",
     "open_run_set",
+    "read_evaluation",
     "read_run",
     "read_run_set",
     "record_run",
@@ -36,6 +39,10 @@ __all__ = [
 
 RUNSET_FILE = "runset.json"
 """The file that makes a folder a run set: plan, order and outcome of its repetitions."""
+
+EVALUATE_FILE = "evaluate.json"
+"""Written by ``confbench evaluate`` into its run set: the systems asked for, those unavailable and why, errors,
+capacity searches."""
 
 # A results tree is shallow (results/<set>/<run>); the bound only stops a walk into an unrelated deep tree.
 _MAX_DEPTH = 4
@@ -200,3 +207,25 @@ def close_run_set(set_dir: Path | str, status: str) -> None:
     document["status"] = status
     document["ended_utc"] = utc_iso()
     _write(Path(set_dir) / RUNSET_FILE, document)
+
+
+def group_by_system(set_dir: Path | str, runs: Sequence[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
+    """``runs`` by system: the set's planned systems first, in ``runset.json`` order, then any other."""
+    order: list[str] = []
+    if (Path(set_dir) / RUNSET_FILE).is_file():
+        planned = read_run_set(set_dir).get("systems")
+        order = [str(s).partition("=")[0] for s in planned] if isinstance(planned, list) else []
+    for run in runs:
+        if run.system not in order:
+            order.append(run.system)
+    groups = [(name, [run for run in runs if run.system == name]) for name in order]
+    return [(name, members) for name, members in groups if members]
+
+
+def read_evaluation(set_dir: Path | str) -> dict[str, Any]:
+    """``evaluate.json`` of a set (empty when ``confbench evaluate`` did not make the set, or it is unreadable)."""
+    try:
+        document = json.loads((Path(set_dir) / EVALUATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}

@@ -19,7 +19,7 @@ from harness.scenario.thresholds import DISTRIBUTION_METRICS, Threshold, evaluat
 from harness.store.manifest import SCHEMA_VERSION
 from harness.store.reader import RunReader
 
-__all__ = ["DECIMALS", "LOADGEN_ROLES", "P99_MIN_SAMPLES", "format_table", "summarize"]
+__all__ = ["DECIMALS", "LOADGEN_ROLES", "P99_MIN_SAMPLES", "format_table", "received_streams", "summarize"]
 
 P99_MIN_SAMPLES = 100
 """Below this many samples a p99 is mostly the maximum, so it is reported as null."""
@@ -326,6 +326,16 @@ def summarize(
     # Read last: by now every table has been read, so every skipped part is listed.
     summary["warnings"] = list(reader.warnings)
     return summary
+
+
+def received_streams(streams: pd.DataFrame) -> dict[str, int]:
+    """Distinct streams the participants received, per kind (``video``, ``audio``): what a server forwarded.
+
+    ``streams`` is the ``streams`` table (or a window of it); a stream counts once it carried a packet.
+    """
+    inbound = streams[(streams["direction"] == "in") & (streams["packets"] > 0)]
+    return {kind: int(len(inbound[inbound["kind"] == kind][["participant", "peer", "ssrc"]].drop_duplicates()))
+            for kind in ("video", "audio")}
 
 
 def _fmt(value: Any) -> str:

@@ -27,15 +27,16 @@ from matplotlib.figure import Figure
 
 import harness
 from harness.analysis.compare import Comparison, compare, make_side
-from harness.analysis.runset import RUNSET_FILE, RunRecord, find_runs, read_run_set
+from harness.analysis.runset import RunRecord, find_runs, group_by_system
 from harness.errors import CompareError, ReportError
 from harness.report.charts import charts_for
 from harness.report.comparison_charts import SystemRepetitions, cpu_per_participant, percentile_bars
 from harness.report.data import TABLES, RunData, load_run
 from harness.report.html import INDEX, RenderedChart, figure_png
 from harness.report.templating import render
+from harness.scenario.thresholds import lookup
 
-__all__ = ["build_comparison_report", "pool_runs", "render_comparison_report"]
+__all__ = ["build_comparison_report", "pool_runs", "render_comparison_report", "systems_table"]
 
 # Between two pooled repetitions: a visible gap in time series rather than a line joining them.
 _GAP_S = 2.0
@@ -105,16 +106,7 @@ def _labelled(groups: Sequence[tuple[str, Sequence[RunRecord]]]) -> list[tuple[s
 
 def build_comparison_report(set_dir: Path, out_dir: Path) -> Path:
     """The comparison page of a run set: every system, the first one as the baseline of the verdicts."""
-    runs = find_runs(set_dir)
-    order: list[str] = []
-    if (Path(set_dir) / RUNSET_FILE).is_file():
-        planned = read_run_set(set_dir).get("systems")
-        order = [str(s).partition("=")[0] for s in planned] if isinstance(planned, list) else []
-    for run in runs:
-        if run.system not in order:
-            order.append(run.system)
-    groups = [(name, [run for run in runs if run.system == name]) for name in order]
-    groups = [(name, members) for name, members in groups if members]
+    groups = group_by_system(set_dir, find_runs(set_dir))
     sides = [make_side(name, name, members) for name, members in groups]
     comparisons = []
     notes = []
@@ -186,15 +178,27 @@ def _page(
     scenarios = sorted({r.scenario_name or "?" for _, runs in groups for r in runs})
     heading = title or f"{' / '.join(scenarios)}: comparison of {', '.join(label for label, _ in groups)}"
     return render(
-        "comparison.html.j2", heading=heading, systems=_systems(groups), notes=list(notes),
-        comparisons=[_verdicts(c) for c in comparisons],
+        "comparison.html.j2", heading=heading, systems=systems_table(groups), notes=list(notes),
+        comparisons=[_verdicts(c) for c in comparisons], quality_missing=_quality_missing(groups),
         charts=[{"name": c.name, "caption": c.caption, "png": Markup(base64.b64encode(c.png).decode("ascii"))}
                 for c in charts],
         version=harness.__version__,
     )
 
 
-def _systems(groups: Sequence[tuple[str, Sequence[RunRecord]]]) -> list[dict[str, Any]]:
+_QUALITY = (("audio_mos.p50", "Audio MOS"), ("video_psnr_db.p50", "video PSNR"))
+
+
+def _quality_missing(groups: Sequence[tuple[str, Sequence[RunRecord]]]) -> str:
+    """Which quality scores no run carries ("" when every one is there): said once below the verdicts, whose
+    rows for them then read unknown, instead of a note that contradicts a table listing them."""
+    missing = [label for key, label in _QUALITY
+               if not any(lookup(r.summary or {}, key) is not None for _, runs in groups for r in runs)]
+    return " and ".join(missing)
+
+
+def systems_table(groups: Sequence[tuple[str, Sequence[RunRecord]]]) -> list[dict[str, Any]]:
+    """One row per system: its versions, how many runs ended how, the run ids."""
     rows = []
     for label, runs in groups:
         versions = sorted({r.system_version for r in runs if r.system_version}) or ["not recorded"]
