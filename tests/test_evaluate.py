@@ -47,7 +47,7 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], capsys: pytest.Captur
 
 
 def test_all_means_the_local_systems_and_the_unavailable_ones() -> None:
-    assert [s.name for s in select_systems("all")] == ["p2p", "reference", "janus", "livekit", "galene"]
+    assert [s.name for s in select_systems("all")] == ["p2p", "reference", "janus", "livekit", "janus-whip", "galene"]
     assert [str(s) for s in select_systems("p2p, janus=ws://h:8188")] == ["p2p", "janus=ws://h:8188"]
 
 

@@ -52,7 +52,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-LOCAL_SYSTEMS: tuple[str, ...] = ("p2p", "reference", "janus", "livekit")
+LOCAL_SYSTEMS: tuple[str, ...] = ("p2p", "reference", "janus", "livekit", "janus-whip")
 """The systems confbench can start on this machine by itself (``--systems all``)."""
 
 UNAVAILABLE: dict[str, str] = {
