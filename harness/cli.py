@@ -131,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "repetitions, and build one page ranking them")
     ev.add_argument("scenario", help="scenario TOML")
     ev.add_argument("--systems", default="all", metavar="all|A,B,...",
-                    help="systems to evaluate, NAME or NAME=URL (default: all: p2p, reference, janus, livekit, janus-whip, galene)")
+                    help="systems to evaluate, NAME or NAME=URL (default: all: p2p, reference, janus, livekit, "
+                         "janus-whip, galene)")
     ev.add_argument("--repeat", type=int, default=3, metavar="K", help="repetitions per system (default: 3)")
     ev.add_argument("--capacity", type=float, metavar="CORES",
                     help="also search each system's capacity with its server held to CORES cores (root)")
