@@ -17,8 +17,6 @@ A testbed builds its pinned tools with :func:`build_all` (`python -m harness.tes
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import re
 import shutil
@@ -26,11 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import TestbedError
+from harness.testbed.cache import cache_home, locked
 
 CACHE_ENV = "CONFBENCH_GO_CACHE"
 GO_ENV = "CONFBENCH_GO"
@@ -74,8 +73,7 @@ def cache_root() -> Path:
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env)
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "confbench" / "go"
+    return cache_home() / "go"
 
 
 def find_go() -> str:
@@ -126,7 +124,7 @@ def ensure_built(tool: GoTool, timeout_s: float = BUILD_TIMEOUT_S, quiet: bool =
     try:
         go = find_go()
         (root / "bin").mkdir(parents=True, exist_ok=True)
-        with _lock(root / "bin" / f".{tool.name}-{tool.version}.lock"):
+        with locked(root / "bin" / f".{tool.name}-{tool.version}.lock"):
             cached = installed(tool)
             if cached is not None:
                 return cached
@@ -199,16 +197,6 @@ def _last_line(stderr: str) -> str:
     # The fetched URL names the registry's host: the line says "the module proxy" instead, so that no host name
     # reaches a log, a note or a results folder through it.
     return re.sub(r"https?://[^\s]*?/(?=[^\s]*@v/)", "the module proxy: ", line)
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def build_all(tools: Sequence[GoTool]) -> int:

@@ -15,18 +15,16 @@ own). The page is built here, with the testbeds, since it is a part of the syste
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 from harness.errors import BrowserError
+from harness.testbed.cache import cache_home, locked
 
 SOURCES = ("package.json", "package-lock.json", "join.js", "index.html", "platform.toml")
 INSTALL_TIMEOUT_S = 600.0
@@ -34,11 +32,10 @@ INSTALL_TIMEOUT_S = 600.0
 
 def cache_folder() -> Path:
     """Where the built page lives (one folder per version of its sources)."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     digest = hashlib.sha256()
     for name in SOURCES:
         digest.update(_source(name).encode())
-    return base / "confbench" / "web" / f"livekit-{digest.hexdigest()[:12]}"
+    return cache_home() / "web" / f"livekit-{digest.hexdigest()[:12]}"
 
 
 def _source(name: str) -> str:
@@ -52,7 +49,7 @@ def ensure_page() -> Path:
     if platform.exists():
         return platform
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(folder.parent / f".{folder.name}.lock"):
+    with locked(folder.parent / f".{folder.name}.lock"):
         if not platform.exists():
             _build(folder)
     return platform
@@ -91,16 +88,6 @@ def _run(argv: list[str], cwd: Path, what: str) -> None:
     if done.returncode != 0:
         lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         raise BrowserError(f"LiveKit join page: {what} failed: {lines[-1] if lines else done.returncode}")
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def main() -> int:

@@ -18,17 +18,15 @@ No apt-get, dpkg or npm, or a refusal of either, makes the system unavailable wi
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 from harness.errors import TestbedError
+from harness.testbed.cache import cache_home, locked
 from harness.testbed.janus import LocalJanus
 from harness.testbed.served import NamespacedServer, end_process
 
@@ -50,8 +48,7 @@ class WhipServerUnavailable(TestbedError):
 
 def cache_folder() -> Path:
     """Where the installed server lives (one folder per pinned version)."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "confbench" / PACKAGE / VERSION
+    return cache_home() / PACKAGE / VERSION
 
 
 def installed() -> Path | None:
@@ -79,7 +76,7 @@ def ensure_installed() -> Path:
             if shutil.which(tool) is None:
                 raise WhipServerUnavailable(f"{PACKAGE} needs '{tool}' to be installed once (Debian's {package})")
         folder.parent.mkdir(parents=True, exist_ok=True)
-        with _lock(folder.parent / f".{VERSION}.lock"):
+        with locked(folder.parent / f".{VERSION}.lock"):
             if installed() is None:
                 _install(folder)
     except WhipServerUnavailable as exc:
@@ -125,16 +122,6 @@ def _run(argv: list[str], cwd: Path, what: str) -> None:
         lines = [line.strip() for line in (done.stderr or done.stdout).splitlines()
                  if line.strip() and not line.startswith("W:")]
         raise WhipServerUnavailable(f"{PACKAGE}: {what} failed: {lines[-1] if lines else done.returncode}")
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def unavailable_reason() -> str | None:
