@@ -245,10 +245,13 @@ def broker_with_peer(answer: Callable[[str], str] | None = None, flood: bool = F
         await writer.drain()
         if flood:
             noise = json.dumps({"op": "noise", "pad": "x" * 100}).encode() + b"\n"
-            while not reader.at_eof() and not writer.is_closing():
-                writer.write(noise * 50)
-                await writer.drain()
-                await asyncio.sleep(0)
+            try:
+                while not reader.at_eof() and not writer.is_closing():
+                    writer.write(noise * 50)
+                    await writer.drain()
+                    await asyncio.sleep(0)
+            except ConnectionError:
+                pass  # the participant hung up on the flood, as it should
             return
         assert answer is not None
         while line := await reader.readline():
