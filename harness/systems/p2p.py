@@ -188,6 +188,7 @@ class BrokerServer:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="p2p-broker", daemon=True)
         self._server: asyncio.base_events.Server | None = None
+        self._links: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}  # the task serving each link
         self.broker = Broker()
 
     @property
@@ -207,14 +208,37 @@ class BrokerServer:
         self._server = asyncio.run_coroutine_threadsafe(listen(), self._loop).result(timeout=10)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await self.broker.serve(_StreamChannel(reader, writer))
+        task = asyncio.current_task()
+        assert task is not None
+        self._links[task] = writer
+        try:
+            await self.broker.serve(_StreamChannel(reader, writer))
+        finally:
+            self._links.pop(task, None)
 
     def stop(self) -> None:
-        """Stop listening and end the thread (bounded wait)."""
+        """Stop listening, end every link still served, end the thread and close its loop (bounded wait).
+
+        Links still open at the end (a media host that has not hung up yet) are served by pending tasks:
+        left in a stopped loop they would be destroyed pending at exit, and the loop never closed.
+        """
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+        if not self._thread.is_alive() and not self._loop.is_closed():
+            self._loop.close()
+
+    async def _shutdown(self) -> None:
         if self._server is not None:
             self._server.close()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
+        # Hang up on every link, so that each serving task ends as on any hang-up (Python 3.11's stream
+        # server reports a cancelled client task as an error with its traceback: no cancelling here).
+        for writer in list(self._links.values()):
+            writer.close()
+        if self._links:
+            await asyncio.wait(list(self._links), timeout=3)
 
 
 def _direction(send: bool, recv: bool) -> str:
