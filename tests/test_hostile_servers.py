@@ -153,7 +153,7 @@ def _janus(script: Any) -> FakeServer:
 JANUS_CASES: dict[str, tuple[Callable[[], FakeServer], str]] = {
     "never answers": (lambda: _janus(ws_silent), "Janus did not answer a session within 2 s"),
     "closes mid-handshake": (lambda: FakeServer(tcp=hang_up), "cannot reach Janus"),
-    "closes after the first request": (lambda: _janus(ws_first_reply("", close=True)), "Janus"),
+    "closes the WebSocket at once": (lambda: _janus(ws_close), "Janus at ws://127.0.0.1"),
     "garbage": (lambda: _janus(ws_first_reply("garbage{{")), "sent a message that is not JSON"),
     "truncated JSON": (lambda: _janus(ws_first_reply('{"janus": "success", "transaction": "')),
                        "sent a message that is not JSON"),
