@@ -131,6 +131,17 @@ def whip_app(answer: Callable[[str], str | bytes] | None = None, stream: bytes |
     return app
 
 
+def janus_http_app(body: bytes) -> web.Application:
+    """Janus's REST API (long-poll transport) answering every request with ``body``."""
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/janus{tail:.*}", answer)
+    return app
+
+
 # -- WebSocket (Janus JSON, LiveKit protobuf) --------------------------------------------------------------------
 WsScript = Callable[[web.WebSocketResponse], Awaitable[None]]
 

@@ -23,6 +23,7 @@ from fakes_hostile import (
     answer_without_candidates,
     broker_with_peer,
     hang_up,
+    janus_http_app,
     janus_script,
     replies,
     silent,
@@ -170,6 +171,19 @@ def test_janus_against_a_broken_server(case: str, caplog: pytest.LogCaptureFixtu
     make, expected = JANUS_CASES[case]
     with make() as fake:
         check(JanusSystem(_tcp_url("ws", fake)), fake, expected, caplog)
+
+
+JANUS_HTTP_CASES: dict[str, tuple[bytes, str]] = {
+    "garbage": (b"garbage{{", "sent a message that is not JSON"),
+    "10 MB body": (b'{"janus": "success", "x": "' + b"a" * TEN_MB + b'"}', "more than the 1048576"),
+}
+
+
+@pytest.mark.parametrize("case", list(JANUS_HTTP_CASES))
+def test_janus_long_poll_against_a_broken_server(case: str, caplog: pytest.LogCaptureFixture) -> None:
+    body, expected = JANUS_HTTP_CASES[case]
+    with FakeServer(app=janus_http_app(body)) as fake:
+        check(JanusSystem(_tcp_url("http", fake, "/janus")), fake, expected, caplog)
 
 
 # -- the p2p broker (JSON lines over TCP) --------------------------------------------------------------------------

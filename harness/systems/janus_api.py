@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from harness.errors import SystemError_
-from harness.systems.guard import MAX_MESSAGE, FloodGuard
+from harness.systems.guard import MAX_MESSAGE, FloodGuard, read_body
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +161,11 @@ class _LongPoll(_Transport):
         try:
             if msg.get("janus") == "info":
                 async with self._http.get(f"{url}/info", timeout=_total(REQUEST_TIMEOUT_S)) as answer:
-                    reply = await answer.json(content_type=None)
+                    reply = _message(await read_body(answer, f"Janus at {url}"), url)
                 reply["transaction"] = msg["transaction"]  # GET /info carries no transaction of ours
             else:
                 async with self._http.post(url, json=msg, timeout=_total(REQUEST_TIMEOUT_S)) as answer:
-                    reply = await answer.json(content_type=None)
+                    reply = _message(await read_body(answer, f"Janus at {url}"), url)
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             raise SystemError_(f"cannot reach Janus at {url}: {exc or type(exc).__name__}") from None
         self.dispatch(reply)
@@ -182,12 +182,12 @@ class _LongPoll(_Transport):
             while True:
                 try:
                     async with self._http.get(url) as answer:
-                        events = await answer.json(content_type=None)
-                except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+                        events = json.loads(await read_body(answer, f"Janus at {url}", MAX_MESSAGE))
+                except (aiohttp.ClientError, OSError, TimeoutError, ValueError, SystemError_) as exc:
                     log.warning("Janus long-poll failed: %s", exc)
                     break
                 for event in events if isinstance(events, list) else [events]:
-                    if event.get("janus") != "keepalive":
+                    if isinstance(event, dict) and event.get("janus") != "keepalive":
                         self.dispatch(event)
         finally:
             self.dispatch({"janus": "transport_closed"})
