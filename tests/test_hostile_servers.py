@@ -263,3 +263,38 @@ def test_livekit_against_a_broken_server(case: str, caplog: pytest.LogCaptureFix
     make, expected = LIVEKIT_CASES[case]
     with make() as fake:
         check(LiveKitSystem(_tcp_url("ws", fake)), fake, expected, caplog)
+
+
+# -- through the participant engine: signalling succeeds, media never can ------------------------------------------
+def _answer_with_dead_candidate(offer: str) -> str:
+    """An answer whose only candidate is a port where nothing listens (usable on paper, never reachable)."""
+    answer = answer_without_candidates(offer)
+    candidate = "a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
+    return answer.replace("a=ice-pwd:", candidate + "a=ice-pwd:", 1)
+
+
+def test_a_peer_whose_candidates_never_answer_fails_the_join_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    from test_participant import ListSink
+
+    from harness.host.participant import Participant, ParticipantSpec
+    from harness.rtc.ice import pin_host_addresses
+
+    async def attempt(url: str) -> tuple[dict[str, Any], float, list[asyncio.Task[Any]]]:
+        pin_host_addresses(["127.0.0.1"])
+        spec = ParticipantSpec(name="a", group="g", index=0, room="r", publish=(), join_timeout_s=TIMEOUT_S)
+        person = Participant(spec, P2PSystem(url), ListSink())
+        start = time.monotonic()
+        row = await person.join()
+        elapsed = time.monotonic() - start
+        await person.leave()
+        await asyncio.sleep(0.2)
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+        return row, elapsed, left
+
+    with FakeServer(tcp=broker_with_peer(_answer_with_dead_candidate)) as fake, caplog.at_level(logging.WARNING):
+        row, elapsed, left = asyncio.run(attempt(_tcp_url("tcp", fake)))
+    assert not row["ok"]
+    assert row["error"] in ("ICE towards b did not connect within 2 s", "ICE failed towards b"), row["error"]
+    assert elapsed < TIMEOUT_S + SLACK_S + 1, elapsed  # the engine's own bound, plus closing
+    assert not left, left
+    assert not [r for r in caplog.records if r.exc_info and r.threadName != fake.thread.name]
