@@ -24,7 +24,7 @@ MAX_BODY = 1 << 20
 MAX_MESSAGE = 4 << 20
 """The largest signalling message (WebSocket frame, JSON line) an adapter accepts: a join response that lists
 a thousand participants stays well below it."""
-FLOOD_MESSAGES = 2000
+FLOOD_MESSAGES = 10000
 """More messages than this within :data:`FLOOD_WINDOW_S` is a flood, not signalling."""
 FLOOD_WINDOW_S = 1.0
 
