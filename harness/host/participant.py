@@ -323,7 +323,14 @@ class Participant:
         for pc in pcs:
             pc.on("iceconnectionstatechange", check)
         check()
-        await asyncio.wait_for(done.wait(), timeout=timeout)
+        try:
+            await asyncio.wait_for(done.wait(), timeout=timeout)
+        except TimeoutError:
+            # Signalling finished, media never could: say towards whom (e.g. a server whose candidates are
+            # unreachable), not just that the join timed out.
+            waiting = [r for r, pc in self._pcs if pc.iceConnectionState not in ICE_UP]
+            raise SystemError_(f"ICE towards {', '.join(waiting)} did not connect within "
+                               f"{self.spec.join_timeout_s:g} s") from None
         failed = [r for r, pc in self._pcs if pc.iceConnectionState == "failed"]
         if failed:
             raise SystemError_(f"ICE failed towards {', '.join(failed)}")

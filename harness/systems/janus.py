@@ -33,13 +33,13 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
-    RTCSessionDescription,
 )
 
 from harness.errors import SystemError_
 from harness.media.tap import receiver_of
 from harness.systems import IMPAIRED_NETWORK
 from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
+from harness.systems.guard import apply_answer, apply_offer
 from harness.systems.janus_api import JanusClient, JanusHandle, JanusRefused, Message, PluginReply
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,9 @@ class JanusSession(Session):
         joined = await self._pub.message({"request": "join", "ptype": "publisher", "room": self.room,
                                           "display": self.ctx.participant, **_only(self._secrets, "pin")},
                                          what=f"joining room {self.room}")
-        self._my_id = int(joined.data["id"])
+        if not isinstance(joined.data.get("id"), int):
+            raise SystemError_(f"Janus answered joining room {self.room} without a participant id")
+        self._my_id = joined.data["id"]
         self._private_id = joined.data.get("private_id")
         tracks = self.ctx.media.tracks()
         if tracks:
@@ -189,7 +191,7 @@ class JanusSession(Session):
                                      jsep={"type": "offer", "sdp": pc.localDescription.sdp}, what="publishing")
         if not reply.jsep:
             raise SystemError_("Janus accepted the publication without an SDP answer")
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply.jsep["sdp"], type="answer"))
+        await apply_answer(pc, str(reply.jsep.get("sdp", "")), "Janus", need_candidates=False)
 
     # -- subscriptions -------------------------------------------------------------------------------------
     async def _subscribe(self, publishers: Mapping[int, str]) -> None:
@@ -261,7 +263,7 @@ class JanusSession(Session):
                 mid = next((t.mid for t in pc.getTransceivers() if t.receiver.track is track), None)
                 listener.on_track(track, self._mids.get(mid or "", "server"), receiver_of(pc, track))
 
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=jsep["sdp"], type="offer"))
+        await apply_offer(pc, str(jsep.get("sdp", "")), "Janus")
         await pc.setLocalDescription(await pc.createAnswer())
         await self._sub.message({"request": "start"}, jsep={"type": "answer", "sdp": pc.localDescription.sdp},
                                 what="starting the subscription")

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from harness.errors import SystemError_
+from harness.systems.guard import MAX_MESSAGE, FloodGuard, read_body
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class _WebSocket(_Transport):
         # The connect is bounded; the socket itself may stay quiet for long (keep-alives are ours to send).
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=REQUEST_TIMEOUT_S))
         try:
-            self._ws = await self._http.ws_connect(self.url, protocols=("janus-protocol",), max_msg_size=0,
+            self._ws = await self._http.ws_connect(self.url, protocols=("janus-protocol",), max_msg_size=MAX_MESSAGE,
                                                    timeout=aiohttp.ClientWSTimeout(ws_close=REQUEST_TIMEOUT_S))
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await self._http.close()
@@ -100,14 +101,24 @@ class _WebSocket(_Transport):
 
     async def _read(self) -> None:
         assert self._ws is not None
+        reason = ""
+        guard = FloodGuard(f"Janus at {self.url}")
         try:
             async for frame in self._ws:
+                guard.count()
                 if frame.type == aiohttp.WSMsgType.TEXT:
-                    self.dispatch(json.loads(frame.data))
+                    self.dispatch(_message(frame.data, self.url))
+                elif frame.type == aiohttp.WSMsgType.ERROR:
+                    raise SystemError_(f"Janus at {self.url} broke the WebSocket: {frame.data}")
+        except SystemError_ as exc:  # a broken or hostile server: the connection ends, and says why
+            reason = str(exc)
         except Exception:  # a reader must always say it finished (DESIGN.md §5.6)
             log.exception("Janus WebSocket reader failed")
         finally:
-            self.dispatch({"janus": "transport_closed"})
+            self.dispatch({"janus": "transport_closed", "reason": reason})
+            if reason and self._http is not None:
+                # A server that floods or breaks the protocol gets no closing handshake: drop the connection.
+                await self._http.close()
 
     async def send(self, msg: Message, session: int | None, handle: int | None) -> None:
         if self._ws is None or self._ws.closed:
@@ -121,11 +132,13 @@ class _WebSocket(_Transport):
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
-        with contextlib.suppress(Exception):
-            if self._ws is not None:
-                await asyncio.wait_for(self._ws.close(), REQUEST_TIMEOUT_S)
-        if self._http is not None:
-            await self._http.close()
+        try:
+            with contextlib.suppress(Exception):
+                if self._ws is not None:
+                    await asyncio.wait_for(self._ws.close(), REQUEST_TIMEOUT_S)
+        finally:  # also when the closing task is cancelled: the session must not outlive the participant
+            if self._http is not None:
+                await self._http.close()
 
 
 class _LongPoll(_Transport):
@@ -148,11 +161,11 @@ class _LongPoll(_Transport):
         try:
             if msg.get("janus") == "info":
                 async with self._http.get(f"{url}/info", timeout=_total(REQUEST_TIMEOUT_S)) as answer:
-                    reply = await answer.json(content_type=None)
+                    reply = _message(await read_body(answer, f"Janus at {url}"), url)
                 reply["transaction"] = msg["transaction"]  # GET /info carries no transaction of ours
             else:
                 async with self._http.post(url, json=msg, timeout=_total(REQUEST_TIMEOUT_S)) as answer:
-                    reply = await answer.json(content_type=None)
+                    reply = _message(await read_body(answer, f"Janus at {url}"), url)
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             raise SystemError_(f"cannot reach Janus at {url}: {exc or type(exc).__name__}") from None
         self.dispatch(reply)
@@ -169,12 +182,12 @@ class _LongPoll(_Transport):
             while True:
                 try:
                     async with self._http.get(url) as answer:
-                        events = await answer.json(content_type=None)
-                except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+                        events = json.loads(await read_body(answer, f"Janus at {url}", MAX_MESSAGE))
+                except (aiohttp.ClientError, OSError, TimeoutError, ValueError, SystemError_) as exc:
                     log.warning("Janus long-poll failed: %s", exc)
                     break
                 for event in events if isinstance(events, list) else [events]:
-                    if event.get("janus") != "keepalive":
+                    if isinstance(event, dict) and event.get("janus") != "keepalive":
                         self.dispatch(event)
         finally:
             self.dispatch({"janus": "transport_closed"})
@@ -184,6 +197,26 @@ class _LongPoll(_Transport):
             self._poller.cancel()
         if self._http is not None:
             await self._http.close()
+
+
+def _id(reply: Message, what: str, url: str) -> int:
+    """The ``data.id`` of a ``success`` (a session's or a handle's id)."""
+    data = reply.get("data")
+    try:
+        return int(data["id"])  # type: ignore[index]
+    except (KeyError, TypeError, ValueError):
+        raise SystemError_(f"Janus at {url} answered {what} without an id") from None
+
+
+def _message(text: str, url: str) -> Message:
+    """One message from Janus: a JSON object, else :class:`SystemError_` naming what came instead."""
+    try:
+        msg = json.loads(text)
+    except ValueError:
+        raise SystemError_(f"Janus at {url} sent a message that is not JSON: {text[:60]!r}") from None
+    if not isinstance(msg, dict):
+        raise SystemError_(f"Janus at {url} sent JSON that is not an object: {text[:60]!r}")
+    return msg
 
 
 def _total(seconds: float) -> aiohttp.ClientTimeout:
@@ -219,10 +252,14 @@ class JanusHandle:
             msg["jsep"] = dict(jsep)
         reply = await self.client.request(msg, handle=self.id, final=("success", "event"),
                                           what=what or str(body.get("request")))
-        data = dict(reply.get("plugindata", {}).get("data", {}))
+        plugindata = reply.get("plugindata")
+        data = plugindata.get("data") if isinstance(plugindata, dict) else None
+        jsep = reply.get("jsep")
+        if not isinstance(data, dict) or not isinstance(jsep, dict | None):
+            raise SystemError_(f"Janus answered {what or body.get('request')} with a malformed plugin reply")
         if "error_code" in data:
             raise JanusRefused(what or str(body.get("request")), int(data["error_code"]), str(data.get("error")))
-        return PluginReply(data, reply.get("jsep"))
+        return PluginReply(data, jsep)
 
     async def trickle_completed(self) -> None:
         """Tell Janus that no more candidates will come (all of aiortc's are in its SDP)."""
@@ -256,7 +293,7 @@ class JanusClient:
         """Connect and create a session."""
         await asyncio.wait_for(self._transport.open(), self.timeout_s + 5)
         reply = await self.request({"janus": "create"}, final=("success",), what="a session")
-        self.session_id = int(reply["data"]["id"])
+        self.session_id = _id(reply, "a session", self.url)
         self._transport.on_session(self.session_id)
         if isinstance(self._transport, _WebSocket):
             self._keepalive = asyncio.ensure_future(self._keep_alive())
@@ -268,7 +305,7 @@ class JanusClient:
     async def attach(self, plugin: str) -> JanusHandle:
         """Attach a handle to ``plugin`` (e.g. ``janus.plugin.videoroom``)."""
         reply = await self.request({"janus": "attach", "plugin": plugin}, final=("success",), what=plugin)
-        handle = JanusHandle(self, int(reply["data"]["id"]))
+        handle = JanusHandle(self, _id(reply, plugin, self.url))
         self._handles[handle.id] = handle
         return handle
 
@@ -297,7 +334,8 @@ class JanusClient:
             self.closed.set()
             for future, _ in self._pending.values():
                 if not future.done():
-                    future.set_exception(SystemError_(f"the connection to Janus at {self.url} was lost"))
+                    future.set_exception(SystemError_(msg.get("reason")
+                                                      or f"the connection to Janus at {self.url} was lost"))
             for handle in self._handles.values():
                 handle.events.put_nowait(msg)
             return
@@ -309,7 +347,8 @@ class JanusClient:
                 return
             if kind == "ack":
                 return
-        target = self._handles.get(int(msg.get("sender", 0) or 0))
+        sender = msg.get("sender")
+        target = self._handles.get(sender) if isinstance(sender, int) else None
         if target is not None:
             target.events.put_nowait(msg)
 

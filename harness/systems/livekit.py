@@ -37,9 +37,9 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
-    RTCSessionDescription,
 )
 from aiortc.sdp import candidate_from_sdp
+from google.protobuf.message import DecodeError
 from livekit.api.access_token import AccessToken, VideoGrants
 from livekit.protocol import models, rtc
 
@@ -47,6 +47,7 @@ from harness.errors import SystemError_
 from harness.media.tap import receiver_of
 from harness.systems import IMPAIRED_NETWORK
 from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
+from harness.systems.guard import MAX_MESSAGE, FloodGuard, apply_answer, apply_offer, fail_waiting
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class Signal:
         self.timeout_s = timeout_s
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._guard = FloodGuard(f"LiveKit at {url}")
 
     async def open(self, token: str, auto_subscribe: bool) -> rtc.JoinResponse:
         """Connect and return the server's ``JoinResponse``; refusals become one-line :class:`SystemError_`."""
@@ -100,7 +102,7 @@ class Signal:
         try:
             self._ws = await self._http.ws_connect(signal_url(self.url, token, auto_subscribe),
                                                    timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
-                                                   max_msg_size=0, autoping=True)
+                                                   max_msg_size=MAX_MESSAGE, autoping=True)
         except aiohttp.WSServerHandshakeError as exc:
             await self.close()
             if exc.status == 401:
@@ -110,7 +112,10 @@ class Signal:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await self.close()
             raise SystemError_(f"cannot reach LiveKit at {self.url}: {exc or type(exc).__name__}") from None
-        first = await asyncio.wait_for(self.receive(), timeout=self.timeout_s)
+        try:
+            first = await asyncio.wait_for(self.receive(), timeout=self.timeout_s)
+        except TimeoutError:
+            raise SystemError_(f"LiveKit at {self.url} sent no JoinResponse within {self.timeout_s:g} s") from None
         if first is None or first.WhichOneof("message") != "join":
             what = "the connection closed" if first is None else f"got {first.WhichOneof('message')}"
             raise SystemError_(f"LiveKit at {self.url} did not let the participant join ({what})")
@@ -123,24 +128,34 @@ class Signal:
                 await self._ws.send_bytes(request.SerializeToString())
 
     async def receive(self) -> rtc.SignalResponse | None:
-        """The next response, or None when the connection closed."""
+        """The next response, or None when the connection closed; :class:`SystemError_` for a message that is
+        not a ``SignalResponse``, one too large, or a flood."""
         assert self._ws is not None
         while True:
             msg = await self._ws.receive()
+            self._guard.count()
             if msg.type == aiohttp.WSMsgType.BINARY:
-                return rtc.SignalResponse.FromString(msg.data)
-            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING,
-                            aiohttp.WSMsgType.ERROR):
+                try:
+                    return rtc.SignalResponse.FromString(msg.data)
+                except DecodeError:
+                    raise SystemError_(f"LiveKit at {self.url} sent a message that is not a SignalResponse "
+                                       f"({len(msg.data)} bytes)") from None
+            if msg.type == aiohttp.WSMsgType.ERROR:
+                raise SystemError_(f"LiveKit at {self.url} broke the WebSocket: {msg.data}")
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
                 return None
 
-    async def close(self) -> None:
-        """Close the WebSocket and its HTTP session (bounded)."""
+    async def close(self, graceful: bool = True) -> None:
+        """Close the WebSocket and its HTTP session (bounded); not ``graceful``: without a closing handshake
+        (a server that floods or breaks the protocol gets none)."""
         ws, http, self._ws, self._http = self._ws, self._http, None, None
-        with contextlib.suppress(Exception):
-            if ws is not None:
-                await asyncio.wait_for(ws.close(), timeout=2.0)
-        if http is not None:
-            await http.close()
+        try:
+            with contextlib.suppress(Exception):
+                if ws is not None and graceful:
+                    await asyncio.wait_for(ws.close(), timeout=2.0)
+        finally:  # also when the closing task is cancelled: the session must not outlive the participant
+            if http is not None:
+                await http.close()
 
 
 async def server_info(url: str, timeout_s: float = 10.0, env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -265,6 +280,7 @@ class LiveKitSession(Session):
         self._pending: dict[int, list[dict[str, Any]]] = {rtc.PUBLISHER: [], rtc.SUBSCRIBER: []}
         self._offers: asyncio.Queue[rtc.SessionDescription] = asyncio.Queue()  # the server's, answered in order
         self._tasks: list[asyncio.Task[None]] = []
+        self._broken = ""  # why the signalling connection ended, once it has
         self._left = False
 
     # -- joining -------------------------------------------------------------------------------------------
@@ -292,6 +308,8 @@ class LiveKitSession(Session):
         for track in tracks:
             prefer_video_codec(pc.addTransceiver(track, direction="sendonly"), self.ctx.video_codec)
             self._published[track.id] = loop.create_future()
+            if self._broken:
+                fail_waiting([self._published[track.id]], self._broken)
             video = track.kind == "video"
             await self._signal.send(rtc.SignalRequest(add_track=rtc.AddTrackRequest(
                 cid=track.id, name=track.kind, type=models.VIDEO if video else models.AUDIO,
@@ -303,6 +321,8 @@ class LiveKitSession(Session):
             except TimeoutError:
                 raise SystemError_(f"LiveKit did not accept the publication of track {cid}") from None
         await pc.setLocalDescription(await pc.createOffer())
+        if self._broken:
+            raise SystemError_(self._broken)
         self._pub_answer = loop.create_future()
         await self._signal.send(rtc.SignalRequest(offer=rtc.SessionDescription(type="offer",
                                                                                sdp=pc.localDescription.sdp)))
@@ -310,21 +330,29 @@ class LiveKitSession(Session):
             answer = await asyncio.wait_for(self._pub_answer, timeout=self.ctx.timeout_s)
         except TimeoutError:
             raise SystemError_("LiveKit sent no answer to the publisher's offer") from None
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type="answer"))
+        await apply_answer(pc, answer.sdp, f"LiveKit at {self._signal.url}", need_candidates=False)
         await self._add_candidates(rtc.PUBLISHER)
 
     # -- what the server tells us --------------------------------------------------------------------------
     async def _read(self) -> None:
         """Handle every response until the connection closes; a failure is an event, not a crash."""
         while not self._left:
+            reason = f"the connection to LiveKit at {self._signal.url} was lost"
+            hostile = False
             try:
                 msg = await self._signal.receive()
+            except SystemError_ as exc:  # a broken or hostile server
+                msg, reason, hostile = None, str(exc), True
             except Exception as exc:  # DESIGN.md §5.6: the connection is gone; say so once
                 msg = None
                 log.debug("LiveKit signalling read failed: %s", exc)
             if msg is None:
+                # A join waiting for a reply fails now, with the reason, rather than at its timeout.
+                self._broken = reason
+                fail_waiting((*self._published.values(), self._pub_answer), reason)
                 if not self._left:
-                    self.ctx.listener.on_event("server_lost", self._signal.url)
+                    self.ctx.listener.on_event("server_lost", reason)
+                await self._signal.close(graceful=not hostile)
                 return
             try:
                 await self._handle(msg)
@@ -420,7 +448,7 @@ class LiveKitSession(Session):
             def on_track(track: MediaStreamTrack) -> None:
                 self._tasks.append(asyncio.ensure_future(self._announce_track(pc, track)))
 
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
+        await apply_offer(pc, offer.sdp, f"LiveKit at {self._signal.url}")
         await pc.setLocalDescription(await pc.createAnswer())
         await self._signal.send(rtc.SignalRequest(answer=rtc.SessionDescription(
             type="answer", sdp=pc.localDescription.sdp, id=offer.id)))
@@ -443,8 +471,16 @@ class LiveKitSession(Session):
     async def _trickle(self, trickle: rtc.TrickleRequest) -> None:
         if not trickle.candidateInit:
             return
-        init = json.loads(trickle.candidateInit)
-        self._pending[trickle.target].append(init)
+        try:
+            init = json.loads(trickle.candidateInit)
+            target = self._pending[trickle.target]
+        except (ValueError, KeyError):
+            self.ctx.listener.on_event("bad_candidate", trickle.candidateInit[:100])
+            return
+        if not isinstance(init, dict):
+            self.ctx.listener.on_event("bad_candidate", trickle.candidateInit[:100])
+            return
+        target.append(init)
         await self._add_candidates(trickle.target)
 
     async def _add_candidates(self, target: int) -> None:
@@ -457,10 +493,10 @@ class LiveKitSession(Session):
             text = str(init.get("candidate") or "")
             if not text:
                 continue
-            candidate = candidate_from_sdp(text.removeprefix("candidate:"))
-            candidate.sdpMid = init.get("sdpMid")
-            candidate.sdpMLineIndex = init.get("sdpMLineIndex")
-            with contextlib.suppress(Exception):  # a candidate aiortc cannot use (e.g. TCP) is skipped
+            with contextlib.suppress(Exception):  # a candidate aiortc cannot use (e.g. TCP, garbage) is skipped
+                candidate = candidate_from_sdp(text.removeprefix("candidate:"))
+                candidate.sdpMid = init.get("sdpMid")
+                candidate.sdpMLineIndex = init.get("sdpMLineIndex")
                 await pc.addIceCandidate(candidate)
 
     async def _keepalive(self, interval_s: int) -> None:

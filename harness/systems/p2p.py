@@ -31,12 +31,13 @@ import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCPeerConnection
 
 from harness.errors import SystemError_
 from harness.media.tap import receiver_of
 from harness.systems import SERVE_ADDRESS
 from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
+from harness.systems.guard import FloodGuard, apply_answer, apply_offer, fail_waiting
 
 log = logging.getLogger(__name__)
 
@@ -101,18 +102,21 @@ class _StreamChannel:
             pass  # the peer is gone; the reader side reports it
 
     async def recv(self) -> dict[str, Any]:
+        # The EOFError's message says why the link ended, for the one line a failed join gets.
         try:
             line = await self._reader.readline()
-        except (ConnectionError, asyncio.LimitOverrunError, ValueError):
-            raise EOFError from None
+        except (asyncio.LimitOverrunError, ValueError):
+            raise EOFError(f"a line longer than {MAX_LINE} bytes") from None
+        except ConnectionError as exc:
+            raise EOFError(str(exc) or type(exc).__name__) from None
         if not line:
             raise EOFError
         try:
             msg = json.loads(line)
-        except json.JSONDecodeError:
-            raise EOFError from None
+        except ValueError:
+            raise EOFError(f"a line that is not JSON: {line[:60]!r}") from None
         if not isinstance(msg, dict):
-            raise EOFError
+            raise EOFError(f"JSON that is not an object: {line[:60]!r}")
         return msg
 
     async def close(self) -> None:
@@ -184,6 +188,7 @@ class BrokerServer:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="p2p-broker", daemon=True)
         self._server: asyncio.base_events.Server | None = None
+        self._links: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}  # the task serving each link
         self.broker = Broker()
 
     @property
@@ -203,14 +208,37 @@ class BrokerServer:
         self._server = asyncio.run_coroutine_threadsafe(listen(), self._loop).result(timeout=10)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await self.broker.serve(_StreamChannel(reader, writer))
+        task = asyncio.current_task()
+        assert task is not None
+        self._links[task] = writer
+        try:
+            await self.broker.serve(_StreamChannel(reader, writer))
+        finally:
+            self._links.pop(task, None)
 
     def stop(self) -> None:
-        """Stop listening and end the thread (bounded wait)."""
+        """Stop listening, end every link still served, end the thread and close its loop (bounded wait).
+
+        Links still open at the end (a media host that has not hung up yet) are served by pending tasks:
+        left in a stopped loop they would be destroyed pending at exit, and the loop never closed.
+        """
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+        if not self._thread.is_alive() and not self._loop.is_closed():
+            self._loop.close()
+
+    async def _shutdown(self) -> None:
         if self._server is not None:
             self._server.close()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
+        # Hang up on every link, so that each serving task ends as on any hang-up (Python 3.11's stream
+        # server reports a cancelled client task as an error with its traceback: no cancelling here).
+        for writer in list(self._links.values()):
+            writer.close()
+        if self._links:
+            await asyncio.wait(list(self._links), timeout=3)
 
 
 def _direction(send: bool, recv: bool) -> str:
@@ -282,9 +310,10 @@ class P2PSession(Session):
         self._channel: Channel | None = None
         self._pcs: dict[str, RTCPeerConnection] = {}
         self._tracks: dict[str, list[MediaStreamTrack]] = {}
-        self._answers: dict[str, asyncio.Future[RTCSessionDescription]] = {}
+        self._answers: dict[str, asyncio.Future[str]] = {}  # remote -> its answer's SDP
         self._tasks: set[asyncio.Task[None]] = set()
         self._reader: asyncio.Task[None] | None = None
+        self._broken = ""  # why the link to the broker ended, once it has
         self._left = False
 
     @property
@@ -296,24 +325,33 @@ class P2PSession(Session):
         """Enter the room and connect to every member already present."""
         timeout = self.ctx.timeout_s
         try:
-            self._channel = await asyncio.wait_for(self._system.connect(), timeout)
-            await self._channel.send({"op": "join", "room": self.ctx.room, "participant": self.name,
-                                      "publish": list(self.ctx.publish), "subscribe": self.ctx.subscribe})
-            reply = await asyncio.wait_for(self._channel.recv(), timeout)
-            if reply.get("op") != "members":
-                raise SystemError_(f"p2p broker refused {self.name}: {reply.get('error', reply)}")
-            self._reader = asyncio.ensure_future(self._read_loop())
-            roles = reply.get("roles") or {}
-            offers = []
-            for member in (str(m) for m in reply.get("members", [])):
-                kinds = self._flows(roles.get(member))
-                if any(send or recv for send, recv in kinds.values()):
-                    offers.append(self._offer_to(member, kinds))
-            await asyncio.wait_for(asyncio.gather(*offers), timeout)
+            async with asyncio.timeout(timeout):
+                self._channel = await self._system.connect()
+                await self._channel.send({"op": "join", "room": self.ctx.room, "participant": self.name,
+                                          "publish": list(self.ctx.publish), "subscribe": self.ctx.subscribe})
+                reply = await self._channel.recv()
+                members = reply.get("members")
+                if reply.get("op") != "members" or not isinstance(members, list):
+                    raise SystemError_(f"p2p broker refused {self.name}: {str(reply.get('error', reply))[:200]}")
+                self._reader = asyncio.ensure_future(self._read_loop())
+                roles = reply.get("roles")
+                roles = roles if isinstance(roles, Mapping) else {}
+                offers = []
+                for member in (str(m) for m in members):
+                    role = roles.get(member)
+                    kinds = self._flows(role if isinstance(role, Mapping) else None)
+                    if any(send or recv for send, recv in kinds.values()):
+                        offers.append(self._offer_to(member, kinds))
+                gathered = asyncio.gather(*offers)
+                try:
+                    await gathered
+                finally:  # one failed offer fails the join: the others must not live on
+                    gathered.cancel()
         except TimeoutError:
             raise SystemError_(f"p2p signalling for {self.name} did not finish within {timeout:g} s") from None
-        except EOFError:
-            raise SystemError_(f"the p2p broker closed the link of {self.name}") from None
+        except EOFError as exc:
+            why = f" after {exc}" if str(exc) else ""
+            raise SystemError_(f"the p2p broker closed the link of {self.name}{why}") from None
 
     async def leave(self) -> None:
         """Leave the room: tell the broker, close every connection; bounded, never raises."""
@@ -332,17 +370,26 @@ class P2PSession(Session):
 
     async def _read_loop(self) -> None:
         assert self._channel is not None
+        guard = FloodGuard("the p2p broker")
         try:
             while True:
                 msg = await self._channel.recv()
+                guard.count()
                 op = msg.get("op")
                 if op == "signal":
-                    self._on_signal(str(msg.get("from")), msg.get("data") or {})
+                    data = msg.get("data")
+                    self._on_signal(str(msg.get("from")), data if isinstance(data, Mapping) else {})
                 elif op == "left":
                     self._spawn(self._drop(str(msg.get("participant"))))
-        except EOFError:
+        except (EOFError, SystemError_) as exc:
+            reason = str(exc) if isinstance(exc, SystemError_) else (
+                f"the p2p broker closed the link of {self.name}" + (f" after {exc}" if str(exc) else ""))
+            self._broken = reason
+            fail_waiting(self._answers.values(), reason)  # a join waiting for answers fails with the reason
+            if isinstance(exc, SystemError_) and self._channel is not None:
+                await self._channel.close()
             if not self._left:
-                self.ctx.listener.on_event("broker_lost", self.name)
+                self.ctx.listener.on_event("broker_lost", reason)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -355,14 +402,14 @@ class P2PSession(Session):
             log.error("p2p signalling task of %s failed", self.name, exc_info=task.exception())
 
     def _on_signal(self, remote: str, data: Mapping[str, Any]) -> None:
-        desc = RTCSessionDescription(sdp=str(data.get("sdp", "")), type=str(data.get("type", "")))
-        if desc.type == "offer":
+        kind, sdp = data.get("type"), str(data.get("sdp", ""))
+        if kind == "offer":
             role = data.get("role")
-            self._spawn(self._answer(remote, desc, self._flows(role if isinstance(role, Mapping) else None)))
-        elif desc.type == "answer":
+            self._spawn(self._answer(remote, sdp, self._flows(role if isinstance(role, Mapping) else None)))
+        elif kind == "answer":
             future = self._answers.pop(remote, None)
             if future is not None and not future.done():
-                future.set_result(desc)
+                future.set_result(sdp)
 
     def _new_pc(self, remote: str) -> RTCPeerConnection:
         pc = RTCPeerConnection()
@@ -406,23 +453,29 @@ class P2PSession(Session):
                 transceiver = pc.addTransceiver(track if track is not None else kind, direction=direction)
                 prefer_video_codec(transceiver, self.ctx.video_codec)
         await pc.setLocalDescription(await pc.createOffer())
-        answer: asyncio.Future[RTCSessionDescription] = asyncio.get_running_loop().create_future()
+        if self._broken:
+            raise SystemError_(self._broken)
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._answers[remote] = answer
         await self._channel.send({"op": "signal", "to": remote,
                                   "data": {"type": "offer", "sdp": pc.localDescription.sdp,
                                            "role": {"publish": list(self.ctx.publish),
                                                     "subscribe": self.ctx.subscribe}}})
-        desc = await answer
+        sdp = await answer
         if not self._left:
-            await pc.setRemoteDescription(desc)
+            await apply_answer(pc, sdp, f"{remote} (through the p2p broker)")
             self.ctx.listener.on_event("peer_connected", remote)
 
-    async def _answer(self, remote: str, offer: RTCSessionDescription,
-                      kinds: Mapping[str, tuple[bool, bool]]) -> None:
+    async def _answer(self, remote: str, offer: str, kinds: Mapping[str, tuple[bool, bool]]) -> None:
         if self._left or self._channel is None:
             return
         pc = self._new_pc(remote)
-        await pc.setRemoteDescription(offer)
+        try:
+            await apply_offer(pc, offer, f"{remote} (through the p2p broker)")
+        except SystemError_ as exc:  # one broken peer costs its connection, not this participant
+            self.ctx.listener.on_event("negotiation_failed", str(exc))
+            await self._drop(remote)
+            return
         offered = {t.kind for t in pc.getTransceivers()}
         tracks = self._own_tracks(remote, {kind for kind in offered if kinds.get(kind, (True, True))[0]})
         for transceiver in pc.getTransceivers():

@@ -30,11 +30,12 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import psutil
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCPeerConnection
 
 from harness.errors import SystemError_
 from harness.media.tap import receiver_of
 from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
+from harness.systems.guard import apply_answer, read_body
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,11 @@ def _headers(token: str | None, content_type: str | None = None) -> dict[str, st
     if content_type:
         headers["Content-Type"] = content_type
     return headers
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def _refusal(what: str, url: str, status: int, text: str) -> SystemError_:
@@ -185,6 +191,11 @@ class WhipSession(Session):
         self._poller: asyncio.Task[None] | None = None
         self._left = False
 
+    @property
+    def _wait_s(self) -> float:
+        # Each request is bounded by the join's own timeout too, so that a silent server is named as such.
+        return min(self.ctx.timeout_s, HTTP_TIMEOUT_S)
+
     async def join(self) -> None:
         """Publish, then subscribe to everyone already publishing."""
         ctx = self.ctx
@@ -198,7 +209,12 @@ class WhipSession(Session):
             url = fill(self._ep.whip, ctx.room, ctx.participant)
             self._resources[""] = (await self._negotiate("the WHIP endpoint", url, pc), pc)
         if ctx.subscribe and self._ep.whep and self._ep.rooms:
-            await self._refresh()
+            try:
+                await self._refresh()
+            except aiohttp.ClientError as exc:
+                raise SystemError_(f"cannot reach the room listing: {_one_line(exc)}") from None
+            except TimeoutError:
+                raise SystemError_(f"the room listing did not answer within {self._wait_s:g} s") from None
             self._poller = asyncio.ensure_future(self._poll())
         elif ctx.subscribe:
             ctx.listener.on_event("no_discovery", f"set {WHEP_ENV} and {ROOMS_ENV} to subscribe")
@@ -215,36 +231,44 @@ class WhipSession(Session):
     async def _negotiate(self, what: str, url: str, pc: RTCPeerConnection) -> str:
         await pc.setLocalDescription(await pc.createOffer())
         token = self._system.token
+        wait_s = self._wait_s
         try:
             async with self._system.http().post(url, data=pc.localDescription.sdp,
-                                                headers=_headers(token, "application/sdp")) as answer:
-                text = await answer.text()
+                                                headers=_headers(token, "application/sdp"),
+                                                timeout=aiohttp.ClientTimeout(total=wait_s)) as answer:
+                text = await read_body(answer, f"{what} {url}")
                 if answer.status != 201:
-                    await pc.close()
                     raise _refusal(what, url, answer.status, text)
                 location = answer.headers.get("Location")
+            if not location:
+                raise SystemError_(f"{what} {url} answered 201 without a Location header")
+            await apply_answer(pc, text, f"{what} {url}")
         except aiohttp.ClientError as exc:
             await pc.close()
-            raise SystemError_(f"cannot reach {what} {url}: {exc}") from None
+            raise SystemError_(f"cannot reach {what} {url}: {_one_line(exc)}") from None
         except TimeoutError:
             await pc.close()
-            raise SystemError_(f"{what} {url} did not answer within {HTTP_TIMEOUT_S:g} s") from None
-        if not location:
+            raise SystemError_(f"{what} {url} did not answer within {wait_s:g} s") from None
+        except SystemError_:
             await pc.close()
-            raise SystemError_(f"{what} {url} answered 201 without a Location header")
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=text, type="answer"))
+            raise
         return urljoin(url, location)
 
     async def _publishers(self) -> list[str]:
         assert self._ep.rooms is not None
         url = fill(self._ep.rooms, self.ctx.room)
-        async with self._system.http().get(url, headers=_headers(self._system.token)) as answer:
+        async with self._system.http().get(url, headers=_headers(self._system.token),
+                                           timeout=aiohttp.ClientTimeout(total=self._wait_s)) as answer:
             if answer.status == 404:
                 return []
+            text = await read_body(answer, f"the room listing {url}")
             if answer.status != 200:
-                raise _refusal("the room listing", url, answer.status, await answer.text())
-            data = await answer.json(content_type=None)
-        return [str(p) for p in data.get("publishers", [])]
+                raise _refusal("the room listing", url, answer.status, text)
+        try:
+            data = json.loads(text)
+            return [str(p) for p in data.get("publishers", [])]
+        except (ValueError, AttributeError, TypeError):
+            raise SystemError_(f"the room listing {url} answered no JSON object with a list of publishers") from None
 
     async def _refresh(self) -> None:
         present = set(await self._publishers()) - {self.ctx.participant}
