@@ -37,8 +37,9 @@ PION_LIKE = compound((b"abcdefghijklmnopq", b"0123456789abcdef"))
 
 @pytest.fixture
 def original_parser():
+    """aiortc's parser, whatever other tests in this process installed; the state before is restored after."""
     saved = rtp.RtcpSdesPacket.__dict__["parse"]
-    yield saved
+    yield sdes.AIORTC_PARSE
     rtp.RtcpSdesPacket.parse = saved
 
 

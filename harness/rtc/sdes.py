@@ -29,6 +29,8 @@ __all__ = ["install", "parse_sdes"]
 
 END = 0
 """The item type that ends a chunk's item list (RFC 3550 §6.5)."""
+AIORTC_PARSE = rtp.RtcpSdesPacket.__dict__["parse"]
+"""aiortc's own parser (this module is imported before anything installs the replacement)."""
 
 
 def parse_sdes(data: bytes, count: int) -> rtp.RtcpSdesPacket:
