@@ -62,6 +62,8 @@ class RunRecord:
     system_version: str | None = None
     summary: Mapping[str, Any] | None = None
     scenario: Mapping[str, Any] = field(default_factory=dict)
+    server_cpus: float | None = None
+    """The CPU budget (cores) the run's server was held to (manifest ``server_cpus``); None: no budget."""
 
     def __post_init__(self) -> None:
         if not self.run_id:
@@ -84,6 +86,7 @@ def read_run(run_dir: Path) -> RunRecord:
     scenario = manifest.get("scenario")
     scenario_map: Mapping[str, Any] = scenario if isinstance(scenario, Mapping) else {}
     version = system_map.get("version")
+    cpus = manifest.get("server_cpus")
     return RunRecord(
         run_dir=Path(run_dir),
         run_id=_text(manifest.get("run_id")) or Path(run_dir).name,
@@ -95,6 +98,7 @@ def read_run(run_dir: Path) -> RunRecord:
         system_version=str(version) if version is not None else None,
         summary=reader.summary(),
         scenario=scenario_map,
+        server_cpus=float(cpus) if isinstance(cpus, int | float) and not isinstance(cpus, bool) else None,
     )
 
 
