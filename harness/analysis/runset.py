@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import StoreError, UsageError
-from harness.store.manifest import MANIFEST_FILE, SCHEMA_VERSION, atomic_write_bytes, new_run_id, utc_iso
+from harness.store.manifest import (
+    MANIFEST_FILE,
+    SCHEMA_VERSION,
+    atomic_write_bytes,
+    claim_folder,
+    new_run_id,
+    utc_iso,
+)
 from harness.store.reader import RunReader
 
 __all__ = [
@@ -172,12 +179,8 @@ def open_run_set(
 ) -> Path:
     """Create ``<results_root>/<set-id>/`` with a ``runset.json`` holding the plan; returns the folder."""
     order = interleave(systems, repeat)
-    set_id = new_run_id("set")
-    set_dir = Path(results_root) / set_id
-    try:
-        set_dir.mkdir(parents=True, exist_ok=False)
-    except OSError as exc:
-        raise StoreError(f"cannot create run set folder {set_dir}: {exc.strerror or exc}") from None
+    set_dir = claim_folder(Path(results_root), lambda attempt: new_run_id("set"))
+    set_id = set_dir.name
     _write(
         set_dir / RUNSET_FILE,
         {
