@@ -377,8 +377,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             o.summary, scenario.name, str(o.summary.get("system") or "unknown"), o.run_dir.name)]
         write_junit(args.junit, f"confbench {scenario.name} thresholds", cases)
     if not args.no_report:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = args.reports / f"{scenario.name}-{stamp}"
+        from harness.store.manifest import stamped_folder
+
+        out = stamped_folder(args.reports, scenario.name)
         if root is not args.results:
             from harness.report.comparison import build_comparison_report
 
@@ -434,9 +435,9 @@ def cmd_master(args: argparse.Namespace) -> int:
     print(format_table(outcome.summary))
     if not args.no_report:
         from harness.report.html import build_report
+        from harness.store.manifest import stamped_folder
 
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        print(f"\nreport: {build_report([outcome.run_dir], args.reports / f'{scenario.name}-{stamp}')}")
+        print(f"\nreport: {build_report([outcome.run_dir], stamped_folder(args.reports, scenario.name))}")
     print(f"results: {outcome.run_dir}")
     return 0 if outcome.status == "completed" and outcome.thresholds_ok else 1
 
@@ -506,9 +507,9 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     print(result.get("statement") or "no capacity: the search did not finish")
     if not args.no_report:
         from harness.report.capacity import build_capacity_report
+        from harness.store.manifest import stamped_folder
 
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        page = build_capacity_report(outcome.run_dir, args.reports / f"capacity-{scenario.name}-{stamp}")
+        page = build_capacity_report(outcome.run_dir, stamped_folder(args.reports, f"capacity-{scenario.name}"))
         print(f"report: {page}")
     print(f"results: {outcome.run_dir}")
     found = outcome.status == "completed" and result.get("outcome") in ("found", "max_reached")

@@ -38,6 +38,7 @@ def write_run(
     scenario: dict[str, Any] | None = None,
     version: str = "1.0",
     sut_cpu: float | None = 40.0,
+    server_cpus: float | None = None,
 ) -> Path:
     """Write one completed run of ``system`` whose video latency is about ``latency_ms`` (±``noise``)."""
     rng = np.random.default_rng(seed)
@@ -52,6 +53,7 @@ def write_run(
         "run_id": run_id, "status": status, "started_utc": utc_iso(when),
         "ended_utc": utc_iso(when + timedelta(seconds=10)), "scenario": resolved.to_dict(),
         "scenario_sha256": resolved.sha256(), "system": {"name": system, "url": None, "version": version},
+        **({} if server_cpus is None else {"server_cpus": server_cpus}),
     })
     with RunWriter(run_dir) as writer:
         writer.append("joins", [

@@ -135,3 +135,45 @@ def test_markdown_has_a_row_per_metric(tmp_path: Path) -> None:
     comparisons = compare_paths(str(base), str(base))
     text = format_markdown(comparisons)
     assert text.count("\n| `") == len(METRICS)
+
+
+def test_server_cpu_under_different_budgets_is_not_comparable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The candidate's server was held to a quarter of a core: its CPU is lower because it could spend no more.
+    base = write_set(tmp_path / "base", {"reference": 50.0}, 3, seed=1, sut_cpu=60.0)
+    cand = write_set(tmp_path / "cand", {"reference": 50.0}, 3, seed=2, sut_cpu=25.0, server_cpus=0.25)
+    (comparison,) = compare_paths(str(base), str(cand))
+    verdicts = {r.metric.key: r for r in comparison.results}
+    cpu = verdicts["sut_cpu_pct.mean"]
+    assert cpu.verdict == "not comparable"
+    assert "different CPU budgets" in cpu.reason and "no budget" in cpu.reason and "0.25 core" in cpu.reason
+    assert cpu.baseline_median is not None and cpu.candidate_median is not None  # the figures stay
+    # Every other metric is compared as usual, and the comparison says why CPU is not.
+    assert verdicts["video_latency_ms.p50"].verdict == "same"
+    assert any(note.startswith("server CPU not compared: the servers had different CPU budgets")
+               for note in comparison.notes)
+    assert main(["compare", str(base), str(cand), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    cpu_json = next(m for m in document["comparisons"][0]["metrics"] if m["metric"] == "sut_cpu_pct.mean")
+    assert cpu_json["verdict"] == "not comparable"
+    assert "not comparable" in format_table([comparison]) and "| not comparable |" in format_markdown([comparison])
+    (case,) = [c for c in junit_cases([comparison]) if c.name == "sut_cpu_pct.mean"]
+    assert case.skipped and not case.failure
+
+
+def test_server_cpu_under_one_budget_is_compared(tmp_path: Path) -> None:
+    base = write_set(tmp_path / "base", {"reference": 50.0}, 3, seed=1, sut_cpu=60.0, server_cpus=0.5)
+    cand = write_set(tmp_path / "cand", {"reference": 50.0}, 3, seed=2, sut_cpu=25.0, server_cpus=0.5)
+    (comparison,) = compare_paths(str(base), str(cand))
+    cpu = next(r for r in comparison.results if r.metric.key == "sut_cpu_pct.mean")
+    assert cpu.verdict == "better" and not any("budget" in note for note in comparison.notes)
+
+
+def test_a_side_mixing_budgets_is_not_comparable(tmp_path: Path) -> None:
+    base = write_set(tmp_path / "base", {"reference": 50.0}, 3, seed=1, server_cpus=0.5)
+    write_run(base, "reference", seed=7, server_cpus=1.0)
+    cand = write_set(tmp_path / "cand", {"reference": 50.0}, 3, seed=2, server_cpus=0.5)
+    (comparison,) = compare_paths(str(base), str(cand))
+    cpu = next(r for r in comparison.results if r.metric.key == "sut_cpu_pct.mean")
+    assert cpu.verdict == "not comparable" and "baseline 0.5 core(s) and 1 core(s)" in cpu.reason

@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from helpers import run_until_valid
 
 pytestmark = pytest.mark.integration
 
@@ -132,3 +133,24 @@ def test_repeat_then_compare_finds_the_slower_system(tmp_path: Path) -> None:
 
     same = confbench("compare", "p2p", "p2p", "--in", str(set_dir), cwd=tmp_path, env=env)
     assert same.returncode == 0, same.stdout + same.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a server CPU budget needs root (cgroups)")
+def test_compare_of_a_throttled_server_does_not_call_its_cpu_better(tmp_path: Path) -> None:
+    scenario = tmp_path / "tiny.toml"
+    scenario.write_text(textwrap.dedent(SCENARIO))
+    runs = {}
+    for name, budget in (("free", []), ("throttled", ["--server-cpus", "0.3"])):
+        proc, runs[name] = run_until_valid([str(scenario), "--system", "reference", "--processes", "1",
+                                            "--no-report", *budget], tmp_path, tmp_path / name)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((runs["throttled"] / "manifest.json").read_text())["server_cpus"] == 0.3
+    compared = confbench("compare", str(runs["free"]), str(runs["throttled"]), "--json", cwd=tmp_path,
+                         env=dict(os.environ))
+    assert compared.returncode == 0, compared.stdout + compared.stderr
+    (comparison,) = json.loads(compared.stdout)["comparisons"]
+    cpu = next(m for m in comparison["metrics"] if m["metric"] == "sut_cpu_pct.mean")
+    assert cpu["verdict"] == "not comparable"
+    assert "baseline no budget, candidate 0.3 core(s)" in cpu["reason"]
+    assert cpu["baseline_values"] and cpu["candidate_values"]  # measured on both sides, only not compared
+    assert {m["verdict"] for m in comparison["metrics"] if m["metric"] != "sut_cpu_pct.mean"} == {"unknown"}

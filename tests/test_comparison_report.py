@@ -111,3 +111,13 @@ def test_quality_scores_note_never_contradicts_the_verdict_table(page: Path, tmp
     carried = build_comparison_report(set_dir, tmp_path / "report").read_text()
     assert "<code>audio_mos.p50</code>" in carried and "<code>video_psnr_db.p50</code>" in carried
     assert "carry no such figures" not in carried and "not shown" not in carried
+
+
+def test_page_marks_server_cpu_not_comparable_across_budgets(tmp_path: Path) -> None:
+    base = write_set(tmp_path / "base", {"reference": 50.0}, 3, seed=1, sut_cpu=60.0)
+    cand = write_set(tmp_path / "cand", {"reference": 50.0}, 3, seed=2, sut_cpu=25.0, server_cpus=0.25)
+    assert main(["compare", str(base), str(cand), "--report", str(tmp_path / "report")]) == 0
+    text = (tmp_path / "report" / "index.html").read_text()
+    assert re.search(r'<td class="not-comparable" title="the servers had different CPU budgets[^"]*">'
+                     r"not comparable</td>", text)
+    assert "server CPU not compared: the servers had different CPU budgets" in text

@@ -89,3 +89,19 @@ def test_rank_systems_on_synthetic_runs_derives_cpu_per_stream(tmp_path: Path) -
     cpu = rankings[CPU_PER_STREAM]
     assert [s.rank for s in cpu.standings] == [1, 2, None]
     assert cpu.standings[2].system == "floor" and "not measured" in cpu.standings[2].note
+
+
+def test_server_cpu_of_neighbours_under_different_budgets_is_not_comparable() -> None:
+    cpu = next(metric for metric in HEADLINE if metric.key == CPU_PER_STREAM)
+
+    def side(system: str, values: list[float], budget: float | None) -> Side:
+        return Side(system, system, tuple(
+            RunRecord(Path(f"/r/{system}{i}"), f"{system}{i}", system, "completed", summary={CPU_PER_STREAM: v},
+                      server_cpus=budget) for i, v in enumerate(values)))
+
+    ranking = rank_metric(cpu, [side("janus", [2.0, 2.1, 2.2], None), side("reference", [1.0, 1.1, 1.2], 0.25),
+                                side("livekit", [3.0, 3.1, 3.2], None)], seed=1)
+    by_system = {s.system: s for s in ranking.standings}
+    assert by_system["reference"].rank == 1
+    assert by_system["janus"].verdict == "not comparable" and "0.25 core" in by_system["janus"].reason
+    assert by_system["livekit"].verdict == "worse"  # janus and livekit: both without a budget

@@ -559,3 +559,21 @@ def test_killed_process_leaves_readable_parts(run_dir: Path) -> None:
     assert len(frames) >= 5 * 500
     assert len(frames) % 500 == 0  # only whole parts
     assert frames["frame_no"].tolist() == list(range(len(frames)))
+
+
+def test_claim_folder_never_hands_out_a_taken_folder(tmp_path: Path) -> None:
+    # Two runs at once into one results folder, in the same second, may draw the same run id.
+    names = iter(["20261206T000000Z-p2p-abcd", "20261206T000000Z-p2p-abcd", "20261206T000000Z-p2p-beef"])
+    first = manifest_mod.claim_folder(tmp_path, lambda attempt: next(names))
+    second = manifest_mod.claim_folder(tmp_path, lambda attempt: next(names))
+    assert (first.name, second.name) == ("20261206T000000Z-p2p-abcd", "20261206T000000Z-p2p-beef")
+    with pytest.raises(StoreError, match="3 names tried, all taken"):
+        manifest_mod.claim_folder(tmp_path, lambda attempt: first.name, attempts=3)
+
+
+def test_stamped_folders_of_one_second_are_distinct(tmp_path: Path) -> None:
+    when = datetime(2026, 12, 6, 0, 0, 1, tzinfo=UTC)
+    folders = [manifest_mod.stamped_folder(tmp_path, "small", when) for _ in range(3)]
+    assert [f.name for f in folders] == ["small-20261206T000001Z", "small-20261206T000001Z-2",
+                                         "small-20261206T000001Z-3"]
+    assert all(f.is_dir() for f in folders)

@@ -17,6 +17,12 @@ repetitions gives K values. Per metric:
 Only ``completed`` runs count: a failed, aborted or ``invalid`` run (a saturated load generator) measured
 something else than the system. Both sides must come from the same resolved scenario (equal
 ``scenario_sha256``); anything else is refused with a :class:`CompareError`.
+
+Server CPU is a figure of the budget as much as of the server: a server held to 0.5 cores
+(``--server-cpus``, manifest ``server_cpus``) cannot spend more than 50 %, so against an unlimited run it
+would always look ``better``. When the sides' runs were held to different budgets (or a side mixes budgets),
+the metrics that depend on it (:attr:`Metric.budgeted`) get the verdict ``not comparable`` with the budgets
+as the reason, and the comparison says so in a note; every other metric is compared as usual.
 """
 
 from __future__ import annotations
@@ -43,11 +49,13 @@ __all__ = [
     "METRICS",
     "MIN_REPETITIONS",
     "MWU_MIN_REPETITIONS",
+    "NOT_COMPARABLE",
     "VERDICTS",
     "Comparison",
     "Metric",
     "MetricResult",
     "Side",
+    "budget_mismatch",
     "compare",
     "compare_metric",
     "compare_paths",
@@ -70,7 +78,10 @@ minimum effect must hold as well."""
 DEFAULT_MIN_EFFECT = 0.10
 """The smallest relative change that can be a verdict, unless the scenario's ``[min_effect]`` sets another."""
 
-VERDICTS: tuple[str, ...] = ("better", "worse", "same", "unknown")
+NOT_COMPARABLE = "not comparable"
+"""The verdict of a server-CPU metric when the sides' servers had different CPU budgets."""
+
+VERDICTS: tuple[str, ...] = ("better", "worse", "same", "unknown", NOT_COMPARABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +94,8 @@ class Metric:
     lower_is_better: bool = True
     min_abs: float = 0.0
     """An absolute change smaller than this is never a verdict (guards figures that sit near zero)."""
+    budgeted: bool = False
+    """True for a figure bounded by the server's CPU budget (server CPU): not comparable across budgets."""
 
     def __post_init__(self) -> None:
         if not self.key or not self.label:
@@ -106,7 +119,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("packet_loss_pct", "Packet loss", "%", min_abs=0.1),
     Metric("frame_loss_pct", "Frame loss", "%", min_abs=0.1),
     Metric("freezes_per_min", "Freezes", "per stream-minute", min_abs=0.1),
-    Metric("sut_cpu_pct.mean", "Server CPU mean", "% of one core", min_abs=1.0),
+    Metric("sut_cpu_pct.mean", "Server CPU mean", "% of one core", min_abs=1.0, budgeted=True),
     Metric("participants.failed", "Participants failed", "participants", min_abs=1.0),
 )
 """The metrics every comparison reports, in table order. Bitrate is left out on purpose: the scenario fixes
@@ -130,6 +143,11 @@ class Side:
         """The per-repetition values of summary key ``key`` (runs without the figure are left out)."""
         found = (lookup(run.summary or {}, key) for run in self.runs)
         return tuple(float(v) for v in found if v is not None and math.isfinite(v))
+
+    @property
+    def budgets(self) -> tuple[float | None, ...]:
+        """The distinct server CPU budgets its runs were held to (cores; None: no budget), sorted."""
+        return tuple(sorted({run.server_cpus for run in self.runs}, key=lambda c: (c is not None, c or 0.0)))
 
     @property
     def versions(self) -> tuple[str, ...]:
@@ -375,17 +393,41 @@ def compare(
     scenario = _common_scenario(baseline, candidate)
     effects = dict(min_effects(baseline.runs[0].scenario)) if baseline.runs else {}
     effects.update(min_effect or {})
+    mismatch = budget_mismatch(baseline, candidate)
     results = tuple(
-        compare_metric(
+        _not_comparable(result, mismatch) if mismatch and metric.budgeted else result
+        for metric in metrics
+        for result in [compare_metric(
             metric, baseline.values(metric.key), candidate.values(metric.key),
             min_effect=effects.get(metric.key, default_min_effect), seed=seed,
-        )
-        for metric in metrics
+        )]
     )
     notes = [f"baseline: {text}" for text in baseline.excluded]
     notes += [f"candidate: {text}" for text in candidate.excluded]
+    if mismatch:
+        notes.append(f"server CPU not compared: {mismatch}")
     return Comparison(scenario=scenario, baseline=baseline, candidate=candidate, results=results,
                       notes=tuple(notes))
+
+
+def _budget_text(budgets: Sequence[float | None]) -> str:
+    return " and ".join("no budget" if cpus is None else f"{cpus:g} core(s)" for cpus in budgets)
+
+
+def budget_mismatch(baseline: Side, candidate: Side) -> str | None:
+    """Why the sides' server CPU cannot be compared (their servers' CPU budgets differ), or None."""
+    base, cand = baseline.budgets, candidate.budgets
+    if base == cand and len(base) <= 1:
+        return None
+    if not baseline.runs or not candidate.runs:
+        return None  # nothing to compare anyway: the verdicts are unknown
+    return (f"the servers had different CPU budgets (baseline {_budget_text(base)}, candidate "
+            f"{_budget_text(cand)}; --server-cpus)")
+
+
+def _not_comparable(result: MetricResult, why: str) -> MetricResult:
+    # The figures stay (they are what was measured); only the verdict is withheld.
+    return replace(result, verdict=NOT_COMPARABLE, reason=why)
 
 
 def _common_scenario(baseline: Side, candidate: Side) -> str:

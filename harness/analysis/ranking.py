@@ -13,7 +13,8 @@ is listed as not measured.
 
 Server CPU per forwarded stream is derived here, per run: the server's mean CPU (``sut_cpu_pct.mean``, % of one
 core) divided by the media streams the participants received during the run (what the server forwarded),
-counted from the run's ``streams`` table.
+counted from the run's ``streams`` table. It depends on the server's CPU budget (``--server-cpus``): two
+neighbours whose servers had different budgets get the verdict ``not comparable`` on it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from harness.analysis.compare import METRICS, Metric, Side, compare_metric, make_side, min_effects
+from harness.analysis.compare import (
+    METRICS,
+    NOT_COMPARABLE,
+    Metric,
+    Side,
+    budget_mismatch,
+    compare_metric,
+    make_side,
+    min_effects,
+)
 from harness.analysis.runset import RunRecord
 from harness.analysis.stats import Interval, bootstrap_median_ci, median
 from harness.analysis.summary import received_streams
@@ -51,7 +61,7 @@ HEADLINE: tuple[Metric, ...] = (
     _BY_KEY["freezes_per_min"],
     _BY_KEY["packet_loss_pct"],
     _BY_KEY["join_ms.p50"],
-    Metric(CPU_PER_STREAM, "Server CPU per forwarded stream", "% of one core", min_abs=0.05),
+    Metric(CPU_PER_STREAM, "Server CPU per forwarded stream", "% of one core", min_abs=0.05, budgeted=True),
 )
 """The metrics an evaluation ranks, in page order."""
 
@@ -69,8 +79,8 @@ class Standing:
     above: str | None = None
     """The system ranked just above (None for the first and for unranked systems)."""
     verdict: str | None = None
-    """This system against ``above``: ``same``, ``worse`` (``better`` cannot happen: it ranks lower) or
-    ``unknown`` (fewer than 3 repetitions a side)."""
+    """This system against ``above``: ``same``, ``worse`` (``better`` cannot happen: it ranks lower),
+    ``unknown`` (fewer than 3 repetitions a side) or ``not comparable`` (server CPU under different budgets)."""
     reason: str = ""
     note: str = ""
     """Why the system is not ranked."""
@@ -111,6 +121,7 @@ def rank_metric(metric: Metric, sides: Sequence[Side], *, min_effect: float = 0.
                 seed: int | None = None) -> Ranking:
     """Rank ``sides`` (one per system) on ``metric``; ties in the median keep the order of ``sides``."""
     measured: list[tuple[float, int, Side, tuple[float, ...]]] = []
+    by_system = {side.system: side for side in sides}
     unranked: list[Standing] = []
     for index, side in enumerate(sides):
         values = side.values(metric.key)
@@ -129,7 +140,11 @@ def rank_metric(metric: Metric, sides: Sequence[Side], *, min_effect: float = 0.
         if ranked:
             above = ranked[-1]
             result = compare_metric(metric, above.values, values, min_effect=min_effect, seed=seed)
-            standing = replace(standing, above=above.system, verdict=result.verdict, reason=result.reason)
+            verdict, reason = result.verdict, result.reason
+            mismatch = budget_mismatch(by_system[above.system], side) if metric.budgeted else None
+            if mismatch:
+                verdict, reason = NOT_COMPARABLE, mismatch
+            standing = replace(standing, above=above.system, verdict=verdict, reason=reason)
         ranked.append(standing)
     return Ranking(metric, (*ranked, *unranked))
 

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import StoreError, UsageError
-from harness.store.manifest import MANIFEST_FILE, SCHEMA_VERSION, atomic_write_bytes, new_run_id, utc_iso
+from harness.store.manifest import (
+    MANIFEST_FILE,
+    SCHEMA_VERSION,
+    atomic_write_bytes,
+    claim_folder,
+    new_run_id,
+    utc_iso,
+)
 from harness.store.reader import RunReader
 
 __all__ = [
@@ -62,6 +69,8 @@ class RunRecord:
     system_version: str | None = None
     summary: Mapping[str, Any] | None = None
     scenario: Mapping[str, Any] = field(default_factory=dict)
+    server_cpus: float | None = None
+    """The CPU budget (cores) the run's server was held to (manifest ``server_cpus``); None: no budget."""
 
     def __post_init__(self) -> None:
         if not self.run_id:
@@ -84,6 +93,7 @@ def read_run(run_dir: Path) -> RunRecord:
     scenario = manifest.get("scenario")
     scenario_map: Mapping[str, Any] = scenario if isinstance(scenario, Mapping) else {}
     version = system_map.get("version")
+    cpus = manifest.get("server_cpus")
     return RunRecord(
         run_dir=Path(run_dir),
         run_id=_text(manifest.get("run_id")) or Path(run_dir).name,
@@ -95,6 +105,7 @@ def read_run(run_dir: Path) -> RunRecord:
         system_version=str(version) if version is not None else None,
         summary=reader.summary(),
         scenario=scenario_map,
+        server_cpus=float(cpus) if isinstance(cpus, int | float) and not isinstance(cpus, bool) else None,
     )
 
 
@@ -168,12 +179,8 @@ def open_run_set(
 ) -> Path:
     """Create ``<results_root>/<set-id>/`` with a ``runset.json`` holding the plan; returns the folder."""
     order = interleave(systems, repeat)
-    set_id = new_run_id("set")
-    set_dir = Path(results_root) / set_id
-    try:
-        set_dir.mkdir(parents=True, exist_ok=False)
-    except OSError as exc:
-        raise StoreError(f"cannot create run set folder {set_dir}: {exc.strerror or exc}") from None
+    set_dir = claim_folder(Path(results_root), lambda attempt: new_run_id("set"))
+    set_id = set_dir.name
     _write(
         set_dir / RUNSET_FILE,
         {

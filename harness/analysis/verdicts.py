@@ -15,7 +15,8 @@ from harness.analysis.junit import Case
 
 __all__ = ["format_markdown", "format_table", "junit_cases", "to_json"]
 
-_MARK = {"worse": "WORSE", "better": "better", "same": "same", "unknown": "unknown"}
+_MARK = {"worse": "WORSE", "better": "better", "same": "same", "unknown": "unknown",
+         "not comparable": "not comparable"}
 
 
 def _ratio(result: MetricResult) -> str:
@@ -103,7 +104,8 @@ def format_markdown(comparisons: Sequence[Comparison]) -> str:
 
 
 def junit_cases(comparisons: Sequence[Comparison]) -> list[Case]:
-    """One case per system × scenario × metric: ``worse`` fails, ``unknown`` is skipped, the rest pass."""
+    """One case per system × scenario × metric: ``worse`` fails, ``unknown`` and ``not comparable`` are
+    skipped, the rest pass."""
     cases = []
     for comparison in comparisons:
         scenario = comparison.scenario.replace(".", "_")
@@ -114,7 +116,7 @@ def junit_cases(comparisons: Sequence[Comparison]) -> list[Case]:
                 classname=f"confbench.{scenario}.{system}",
                 name=r.metric.key,
                 failure=text if r.verdict == "worse" else None,
-                skipped=text if r.verdict == "unknown" else None,
+                skipped=text if r.verdict in ("unknown", "not comparable") else None,
                 details=text,
             ))
     return cases

@@ -24,7 +24,6 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from harness.orchestrate.capacity import run_capacity
 from harness.orchestrate.progress import capacity_progress, progress_printer
 from harness.orchestrate.run import RunAborted, execute
 from harness.scenario.scenario import Scenario, load_scenario
-from harness.store.manifest import SCHEMA_VERSION, atomic_write_bytes, utc_iso
+from harness.store.manifest import SCHEMA_VERSION, atomic_write_bytes, stamped_folder, utc_iso
 from harness.systems import SystemSpec, available_systems, create_system
 from harness.testbed.cpulimit import CPUS_ENV
 
@@ -245,9 +244,8 @@ def evaluate_command(args: argparse.Namespace, build_page: Callable[[Path, Path]
     scenario = load_scenario(args.scenario).with_overrides(duration_s=args.duration)
     done = run_evaluation(scenario, specs, args.repeat, args.results, processes=args.processes,
                           capacity_cpus=args.capacity, say=_say)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     _say("building the page")
-    page = build_page(done.set_dir, args.reports / f"evaluate-{scenario.name}-{stamp}")
+    page = build_page(done.set_dir, stamped_folder(args.reports, f"evaluate-{scenario.name}"))
     document = json.loads((page.parent / "evaluation.json").read_text(encoding="utf-8"))
     print(format_ranking(document))
     print(f"\npage: {page}\nrun set: {done.set_dir}")

@@ -13,12 +13,11 @@ from typing import Any
 
 from harness.analysis.health import health_reasons, steady_window
 from harness.analysis.summary import summarize
-from harness.errors import HarnessError
 from harness.orchestrate.calibration import instrument_floor
 from harness.orchestrate.system_calibration import last_calibration
 from harness.probes.environment import harness_facts, host_facts
 from harness.scenario.scenario import Scenario
-from harness.store.manifest import new_run_id, update_manifest, utc_iso, write_manifest, write_summary
+from harness.store.manifest import claim_folder, new_run_id, update_manifest, utc_iso, write_manifest, write_summary
 from harness.store.reader import RunReader
 from harness.systems import SystemSpec
 from harness.systems.base import Deployment
@@ -29,12 +28,9 @@ __all__ = ["finish_run", "open_run", "record_workers"]
 def open_run(results_root: Path, scenario: Scenario, spec: SystemSpec,
              deployment: Deployment | None = None) -> Path:
     """Create ``results/<run-id>/`` with a ``running`` manifest and the resolved scenario."""
-    run_id = new_run_id(spec.name)
-    run_dir = Path(results_root) / run_id
-    try:
-        run_dir.mkdir(parents=True, exist_ok=False)
-    except OSError as exc:
-        raise HarnessError(f"cannot create results folder {run_dir}: {exc.strerror or exc}") from None
+    # A fresh id per attempt: two runs at once into one results folder, in the same second, may draw the same.
+    run_dir = claim_folder(Path(results_root), lambda attempt: new_run_id(spec.name))
+    run_id = run_dir.name
     info = dict(deployment.info) if deployment else {}
     manifest: dict[str, Any] = {
         "run_id": run_id, "status": "running", "started_utc": utc_iso(), "ended_utc": None,

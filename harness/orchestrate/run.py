@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -100,7 +101,30 @@ def _locust_command(scenario: Scenario, spec: SystemSpec, run_dir: Path, run_tim
     ]
 
 
+_PORT_FLOOR = 20000
+_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
 def _free_port() -> int:
+    """A free TCP port of 127.0.0.1 for Locust's master, below the kernel's ephemeral range when there is room.
+
+    Locust binds it a second or two later (after its imports); a port of the ephemeral range could meanwhile be
+    given to any outgoing connection, such as another run's participants reaching their broker or its Locust
+    workers reaching their master. Below that range only a listening socket can take it.
+    """
+    try:
+        low = int(_PORT_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    rng = random.SystemRandom()
+    for _ in range(50 if low - _PORT_FLOOR >= 1000 else 0):
+        port = rng.randrange(_PORT_FLOOR, low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

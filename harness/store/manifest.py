@@ -29,8 +29,10 @@ __all__ = [
     "STATUSES",
     "SUMMARY_FILE",
     "atomic_write_bytes",
+    "claim_folder",
     "new_run_id",
     "parse_utc",
+    "stamped_folder",
     "read_manifest",
     "update_manifest",
     "utc_iso",
@@ -73,6 +75,33 @@ def new_run_id(system: str, now: datetime | None = None) -> str:
         raise ValueError(f"system name {system!r} has no characters usable in a run id ([a-z0-9-])")
     when = _as_utc(now if now is not None else datetime.now(UTC))
     return f"{when:%Y%m%dT%H%M%SZ}-{name}-{secrets.token_hex(2)}"
+
+
+def claim_folder(parent: Path, name: Callable[[int], str], attempts: int = 20) -> Path:
+    """Create a folder under ``parent`` that no one else has: ``name(0)``, else ``name(1)``, … (the first that
+    did not exist). The creation itself is the claim (``mkdir``), so two processes asking at the same moment
+    — two runs at once into one results or reports folder — never get the same one.
+
+    :class:`StoreError` when the folder cannot be created, or every one of ``attempts`` names is taken.
+    """
+    for attempt in range(attempts):
+        folder = Path(parent) / name(attempt)
+        try:
+            folder.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise StoreError(f"cannot create folder {folder}: {exc.strerror or exc}") from None
+        return folder
+    raise StoreError(f"cannot create a folder in {parent}: {attempts} names tried, all taken "
+                     f"(last {name(attempts - 1)})")
+
+
+def stamped_folder(parent: Path, prefix: str, now: datetime | None = None) -> Path:
+    """Create and return ``<parent>/<prefix>-<UTC time>/`` (a report's folder), ``…-2``, ``-3`` … when a run
+    finishing in the same second took it: two runs at once never write one report over the other's."""
+    stamp = f"{prefix}-{_as_utc(now or datetime.now(UTC)):%Y%m%dT%H%M%SZ}"
+    return claim_folder(parent, lambda attempt: stamp if attempt == 0 else f"{stamp}-{attempt + 1}")
 
 
 def utc_iso(when: datetime | None = None) -> str:
