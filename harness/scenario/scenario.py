@@ -358,6 +358,9 @@ def _check(where: str, table: Mapping[str, Any], schema: Mapping[str, type]) -> 
         ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
+        if want is float and ok and not math.isfinite(value):
+            # TOML has nan and inf; no field means them (a range check such as ``x < 0`` lets nan through).
+            raise _FieldError(f"{where}{key}", f"must be a finite number, got {value}")
         if not ok:
             raise _FieldError(f"{where}{key}", f"must be {_TYPE_NAMES[want]}, got {type(value).__name__}")
         out[key] = value
@@ -482,8 +485,10 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(f"{p}: cannot read scenario: {exc.strerror or exc}") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{p}: not valid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        # ValueError: TOMLDecodeError and UnicodeDecodeError, and an integer longer than Python converts
+        # (4300 digits); RecursionError: arrays or inline tables nested thousands deep.
+        raise ScenarioError(f"{p}: not valid TOML: {str(exc) or type(exc).__name__}") from None
     return parse_scenario(data, source=str(p))
 
 
