@@ -216,11 +216,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve_reference(args)
         raise UsageError(f"unknown command {args.command!r}")
     except HarnessError as exc:
-        print(f"confbench: {exc}", file=sys.stderr)
+        print(f"confbench: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # A file the command writes itself (--markdown, --json FILE, --junit …) on a full disk or a read-only
+        # folder: the same one line and status as a results folder that cannot be written (StoreError).
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"confbench: {one_line(where + (exc.strerror or str(exc)))}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("confbench: interrupted", file=sys.stderr)
         return 1
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped: a message quoting a file name or a
+    scenario key as typed (``"a\\nb" = 1``) stays the one line the CLI promises."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def cmd_systems() -> int:
