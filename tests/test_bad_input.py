@@ -173,6 +173,12 @@ def _load_text(directory: Path, text: str | bytes) -> Scenario | None:
         return None
     # A valid result is usable: its digest, its resolved form, finite numbers, and it parses back the same.
     assert _finite_numbers(scenario.to_dict())
+    # Its name can name a report folder (cli: reports/<name>-<time>, capacity-<name>-…) inside reports/.
+    reports = directory / "reports"
+    page = reports / f"capacity-{scenario.name}-20261206T000000Z"
+    page.mkdir(parents=True)
+    assert page.resolve().parent == reports.resolve()
+    page.rmdir()
     assert scenario_from_dict(json.loads(json.dumps(scenario.to_dict()))).sha256() == scenario.sha256()
     return scenario
 
@@ -182,6 +188,11 @@ def _load_text(directory: Path, text: str | bytes) -> Scenario | None:
 @example(document={**BASE, "groups": [{**BASE["groups"][0], "join_delay_s": math.nan}]})  # nan passed `< 0`
 @example(document={**BASE, "groups": [{**BASE["groups"][0], "stay_s": math.inf}]})
 @example(document={**BASE, "spawn_rate": math.nan})
+@example(document={**BASE, "name": "../../outside"})  # a report folder outside reports/
+@example(document={**BASE, "name": "a\x00b"})  # ValueError (embedded null byte) after the whole run
+@example(document={**BASE, "name": "x" * 300})  # a folder name past 255 bytes
+@example(document={**BASE, "name": ".."})
+@example(document={**BASE, "name": "\U0001f600" * 70})  # 70 characters, 280 bytes
 def test_mutated_scenario_is_valid_or_one_scenario_error(workdir: Path, document: dict[str, Any]) -> None:
     _load_text(workdir, to_toml(document))
 
