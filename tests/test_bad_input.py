@@ -363,11 +363,8 @@ def _read_everything(run: Path) -> None:
         assert "\n" not in str(exc)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_damaged_parts_are_skipped_or_refused(good_run: Path, tmp_path_factory: pytest.TempPathFactory,
-                                              data: st.DataObject) -> None:
-    run = _copy(good_run, tmp_path_factory.getbasetemp() / "damaged")
+def _damage_a_part(run: Path, data: st.DataObject) -> None:
+    """Truncate a part, fill it with bytes, or replace it by a foreign Parquet file (or one from the future)."""
     parts = sorted(run.glob("*/part-*.parquet"))
     part = data.draw(st.sampled_from(parts))
     kind = data.draw(st.sampled_from(["truncate", "foreign", "bytes", "newer"]))
@@ -384,7 +381,26 @@ def test_damaged_parts_are_skipped_or_refused(good_run: Path, tmp_path_factory: 
         meta = {b"confbench.schema_version": str(SCHEMA_VERSION + 1).encode(),
                 b"confbench.table": part.parent.name.encode()}
         pq.write_table(table.replace_schema_metadata(meta if kind == "newer" else None), part)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_damaged_parts_are_skipped_or_refused(good_run: Path, tmp_path_factory: pytest.TempPathFactory,
+                                              data: st.DataObject) -> None:
+    run = _copy(good_run, tmp_path_factory.getbasetemp() / "damaged")
+    _damage_a_part(run, data)
     _read_everything(run)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # a report takes ~1 s
+@given(data=st.data())
+def test_report_of_a_damaged_run_is_a_page_or_one_line(good_run: Path, tmp_path_factory: pytest.TempPathFactory,
+                                                       data: st.DataObject) -> None:
+    run = _copy(good_run, tmp_path_factory.getbasetemp() / "damaged-report")
+    _damage_a_part(run, data)
+    code, out, err = run_cli(["report", str(run), "--out", str(tmp_path_factory.getbasetemp() / "damaged-page")])
+    assert_one_line_or_ok(code, err, allowed=(0, 1, 2))
+    assert code != 0 or "report: " in out
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -406,8 +422,8 @@ def test_damaged_manifest_is_refused_in_one_line(good_run: Path, tmp_path_factor
 def _failing_writes(mp: pytest.MonkeyPatch, code: int) -> None:
     """Every write into a file fails with ``code`` (ENOSPC: a full disk; EROFS/EACCES: a read-only folder).
 
-    Root ignores permission bits and a tmpfs cannot be mounted here, so the failure is injected where Python
-    opens files for writing.
+    Root ignores permission bits and no tmpfs is mounted for the tests, so the failure is injected where Python
+    opens files for writing (``open``, ``Path.write_*``, ``os.open``, pyarrow's writer where a test says so).
     """
     real_open = io.open
 
@@ -419,7 +435,15 @@ def _failing_writes(mp: pytest.MonkeyPatch, code: int) -> None:
     def failing_write(self: Path, *_: Any, **__: Any) -> Any:
         raise OSError(code, os.strerror(code), str(self))
 
+    real_os_open = os.open
+
+    def failing_os_open(file: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):  # tempfile.mkstemp: the atomic writes
+            raise OSError(code, os.strerror(code), str(file))
+        return real_os_open(file, flags, *args, **kwargs)
+
     mp.setattr("builtins.open", failing_open)
+    mp.setattr(os, "open", failing_os_open)
     mp.setattr(Path, "write_text", failing_write)
     mp.setattr(Path, "write_bytes", failing_write)
 
@@ -441,12 +465,58 @@ def test_compare_outputs_into_an_unwritable_folder_are_one_line(good_run: Path, 
     assert_one_line_or_ok(status, err, allowed=(1, 2))
 
 
-def test_run_writer_on_a_full_disk_raises_store_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_run_writing_on_a_full_disk_or_read_only_folder_raises_store_error(tmp_path: Path, code: int) -> None:
+    """What ``confbench run`` writes into its results folder: parts, manifest, summary (then one line, exit 1)."""
+    from harness.store.manifest import write_manifest, write_summary
     from harness.store.writer import RunWriter
 
     with pytest.MonkeyPatch.context() as mp:
-        _failing_writes(mp, errno.ENOSPC)
-        mp.setattr(pq, "write_table", lambda *_, **__: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+        _failing_writes(mp, code)
+        mp.setattr(pq, "write_table", lambda *_, **__: (_ for _ in ()).throw(OSError(code, os.strerror(code))))
         with pytest.raises(StoreError), RunWriter(tmp_path / "run") as writer:
             writer.append("events", [{"ts": 1.0, "kind": "k", "detail": "d"}])
             writer.flush()
+        with pytest.raises(StoreError):
+            write_manifest(tmp_path / "run", {"status": "running"})
+        with pytest.raises(StoreError):
+            write_summary(tmp_path / "run", {})
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs: a real full disk (and, remounted read-only, a real read-only folder even for root)."""
+    import shutil
+    import subprocess
+
+    mount = shutil.which("mount")
+    where = tmp_path / "tiny"
+    where.mkdir()
+    if mount is None or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root and mount(8)")
+    done = subprocess.run([mount, "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
+
+
+def test_a_real_full_disk_and_read_only_folder_are_one_line(good_run: Path, tiny_tmpfs: Path) -> None:
+    import subprocess
+
+    from harness.store.writer import RunWriter
+
+    code, _, err = run_cli(["report", str(good_run), "--out", str(tiny_tmpfs / "page")])  # charts exceed 64 KiB
+    assert_one_line_or_ok(code, err, allowed=(1,))
+    assert os.strerror(errno.ENOSPC) in err
+    code, _, err = run_cli(["compare", str(good_run), str(good_run), "--markdown", str(tiny_tmpfs / "v.md"),
+                            "--junit", str(tiny_tmpfs / "j.xml")])
+    assert_one_line_or_ok(code, err, allowed=(0, 1))
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_tmpfs)], check=True)
+    code, _, err = run_cli(["compare", str(good_run), str(good_run), "--json", str(tiny_tmpfs / "v.json")])
+    assert_one_line_or_ok(code, err, allowed=(1,))
+    assert os.strerror(errno.EROFS) in err
+    with pytest.raises(StoreError), RunWriter(tiny_tmpfs / "run") as writer:
+        writer.append("events", [{"ts": 1.0, "kind": "k", "detail": "d"}])
