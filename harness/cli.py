@@ -1,7 +1,8 @@
 """``confbench``: argument parsing only; the work is done by plain functions elsewhere.
 
-Exit codes: 0 run completed and thresholds held; 1 a threshold failed or the run failed/was aborted/invalid;
-2 usage or scenario errors. A :class:`HarnessError` is printed as one line, never as a traceback.
+Exit codes: 0 run completed and thresholds held; 1 a threshold failed or the run failed/was aborted/invalid, or
+results or an output file could not be read or written; 2 usage or scenario errors. A :class:`HarnessError` (or
+an ``OSError`` from a file the command writes) is printed as one line, never as a traceback.
 """
 
 from __future__ import annotations
