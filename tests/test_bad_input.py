@@ -419,6 +419,20 @@ def test_damaged_manifest_is_refused_in_one_line(good_run: Path, tmp_path_factor
     assert_one_line_or_ok(code, err, allowed=(0, 1, 2))
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # compare: ~0.6 s
+@given(data=st.data(), which=st.sampled_from(["manifest.json", "summary.json"]))
+def test_documents_with_fields_of_the_wrong_kind_are_read_or_one_line(
+        good_run: Path, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject, which: str) -> None:
+    run = _copy(good_run, tmp_path_factory.getbasetemp() / "fields")
+    document = json.loads((run / which).read_text(encoding="utf-8"))
+    document = data.draw(mutated({k: v for k, v in document.items() if k != "schema_version"}))
+    (run / which).write_text(json.dumps({"schema_version": SCHEMA_VERSION, **document}), encoding="utf-8")
+    page = tmp_path_factory.getbasetemp() / "fields-history"
+    for argv in (["compare", str(run), str(run)], ["history", str(run.parent), "--out", str(page)]):
+        code, _, err = run_cli(argv)
+        assert_one_line_or_ok(code, err, allowed=(0, 1, 2))
+
+
 def _failing_writes(mp: pytest.MonkeyPatch, code: int) -> None:
     """Every write into a file fails with ``code`` (ENOSPC: a full disk; EROFS/EACCES: a read-only folder).
 
