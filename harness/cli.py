@@ -27,7 +27,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so usage errors take the one-line path too."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        # main() prints "confbench: " before every error: name the subcommand only ("run: …"), not the prog twice.
+        command = self.prog.removeprefix("confbench").strip()
+        raise UsageError(f"{command}: {message}" if command else message)
 
 
 def _add_server_cpus(parser: argparse.ArgumentParser) -> None:

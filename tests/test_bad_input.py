@@ -154,6 +154,7 @@ def assert_one_line_or_ok(code: int, err: str, allowed: tuple[int, ...] = (0, 2)
         assert "Traceback" not in err
         lines = err.splitlines()
         assert len(lines) == 1 and lines[0].startswith("confbench: "), err
+        assert not lines[0].startswith("confbench: confbench"), err  # argparse's prog printed twice
 
 
 # --- scenario files --------------------------------------------------------------------------------------------
@@ -326,6 +327,7 @@ def no_work(cli_dir: Path) -> Iterator[None]:
 @example(argv=["report", "é\n"])
 @example(argv=["capacity", "garbage.toml", "--system", "p2p"])
 @example(argv=["history", "empty", "--out", "garbage.toml/x"])
+@example(argv=["run", "--bogus"])  # once "confbench: confbench run: unrecognized arguments"
 def test_command_lines_are_valid_or_one_line(cli_dir: Path, no_work: None, argv: list[str]) -> None:
     with _in(cli_dir):
         code, _, err = run_cli(argv)
