@@ -247,6 +247,17 @@ def test_network_in_a_scenario_is_valid_or_scenario_error(workdir: Path, network
     _load_text(workdir, to_toml({**BASE, "groups": [{**BASE["groups"][0], "network": network}]}))
 
 
+@SETTINGS
+@given(text=st.one_of(st.binary(max_size=200), st.text(max_size=200), mutated(NETWORK_BASE).map(to_toml)))
+@example(text="delay_ms = " + "9" * 5000)  # ValueError from tomllib in a preset file: now a ProfileError
+@example(text="delay_ms = " + "[" * 5000 + "]" * 5000)
+def test_preset_files_next_to_the_scenario_are_valid_or_scenario_error(workdir: Path, text: str | bytes) -> None:
+    presets = workdir / "networks"
+    presets.mkdir(exist_ok=True)
+    (presets / "mine.toml").write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass"))
+    _load_text(workdir, to_toml({**BASE, "groups": [{**BASE["groups"][0], "network": "mine"}]}))
+
+
 # --- command lines ---------------------------------------------------------------------------------------------
 
 MISSING = "no-such-dir/nothing.toml"
