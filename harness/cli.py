@@ -1,7 +1,8 @@
 """``confbench``: argument parsing only; the work is done by plain functions elsewhere.
 
-Exit codes: 0 run completed and thresholds held; 1 a threshold failed or the run failed/was aborted/invalid;
-2 usage or scenario errors. A :class:`HarnessError` is printed as one line, never as a traceback.
+Exit codes: 0 run completed and thresholds held; 1 a threshold failed or the run failed/was aborted/invalid, or
+results or an output file could not be read or written; 2 usage or scenario errors. A :class:`HarnessError` (or
+an ``OSError`` from a file the command writes) is printed as one line, never as a traceback.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so usage errors take the one-line path too."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        # main() prints "confbench: " before every error: name the subcommand only ("run: …"), not the prog twice.
+        command = self.prog.removeprefix("confbench").strip()
+        raise UsageError(f"{command}: {message}" if command else message)
 
 
 def _add_server_cpus(parser: argparse.ArgumentParser) -> None:
@@ -216,11 +219,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve_reference(args)
         raise UsageError(f"unknown command {args.command!r}")
     except HarnessError as exc:
-        print(f"confbench: {exc}", file=sys.stderr)
+        print(f"confbench: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # A file the command writes itself (--markdown, --json FILE, --junit …) on a full disk or a read-only
+        # folder: the same one line and status as a results folder that cannot be written (StoreError).
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"confbench: {one_line(where + (exc.strerror or str(exc)))}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("confbench: interrupted", file=sys.stderr)
         return 1
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped: a message quoting a file name or a
+    scenario key as typed (``"a\\nb" = 1``) stays the one line the CLI promises."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def cmd_systems() -> int:

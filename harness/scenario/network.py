@@ -315,7 +315,7 @@ def load_preset(name: str, search: Sequence[Path] = (PRESET_DIR,)) -> NetworkPro
         if path.is_file():
             try:
                 data = tomllib.loads(path.read_text(encoding="utf-8"))
-            except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad TOML, UTF-8 or a huge int
                 raise ProfileError("preset", f"preset {name!r} ({path}) is unreadable: {exc}") from None
             if "preset" in data or "timeline" in data:
                 raise ProfileError("preset", f"preset {name!r} ({path}) may not name a preset or hold a timeline")

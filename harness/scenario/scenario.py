@@ -23,6 +23,9 @@ from harness.scenario.thresholds import KNOWN_KEYS, Threshold, parse_threshold
 MEDIA_KINDS = ("audio", "video")
 VIDEO_CODECS = ("VP8", "H264")
 ENGINES = ("native", "browser")
+MAX_NAME = 100
+"""The longest scenario name a file may give, in bytes of UTF-8: report folders, ``<prefix>-<name>-<suffix>-<UTC
+time>``, stay well within 255."""
 MAX_PUBLISHERS_PER_ENCODER = 32
 """The cap on ``publishers_per_encoder``; why it exists: ``harness.media.pool``."""
 
@@ -213,6 +216,10 @@ class Scenario:
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("name must not be empty")
+        # The name names report folders (reports/<name>-<time>): it must stay one folder inside reports/.
+        if not self.name.isprintable() or "/" in self.name or "\\" in self.name or not self.name.strip("."):
+            raise ValueError("name must be printable characters, without '/' or '\\', and not '.' or '..' "
+                             f"(it names report folders), got {self.name!r}")
         if not (1 <= self.duration_s <= 7 * 24 * 3600):
             raise ValueError("duration_s must be between 1 and 604800")
         if not (0 < self.spawn_rate <= 1000):
@@ -358,6 +365,9 @@ def _check(where: str, table: Mapping[str, Any], schema: Mapping[str, type]) -> 
         ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
+        if want is float and ok and not math.isfinite(value):
+            # TOML has nan and inf; no field means them (a range check such as ``x < 0`` lets nan through).
+            raise _FieldError(f"{where}{key}", f"must be a finite number, got {value}")
         if not ok:
             raise _FieldError(f"{where}{key}", f"must be {_TYPE_NAMES[want]}, got {type(value).__name__}")
         out[key] = value
@@ -465,6 +475,9 @@ def _parse(data: Mapping[str, Any], source: str) -> Scenario:
     browser = _build("browser", BrowserSettings, browser_raw)
     if "name" not in top:
         raise _FieldError("name", "is required")
+    if isinstance(top["name"], str) and len(top["name"].encode("utf-8", "surrogatepass")) > MAX_NAME:
+        # Checked here, not in Scenario: the harness itself suffixes names (crosscheck's "-crosscheck-floor").
+        raise _FieldError("name", f"must be at most {MAX_NAME} bytes long (it names report folders)")
     fields_ = dict(top, groups=tuple(groups), video=video, audio=audio, thresholds=tuple(thresholds),
                    min_effect=tuple(min_effect), browser=browser, capacity=capacity, source=source)
     try:
@@ -482,8 +495,10 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(f"{p}: cannot read scenario: {exc.strerror or exc}") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{p}: not valid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        # ValueError: TOMLDecodeError and UnicodeDecodeError, and an integer longer than Python converts
+        # (4300 digits); RecursionError: arrays or inline tables nested thousands deep.
+        raise ScenarioError(f"{p}: not valid TOML: {str(exc) or type(exc).__name__}") from None
     return parse_scenario(data, source=str(p))
 
 
