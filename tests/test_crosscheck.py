@@ -24,11 +24,12 @@ LATENCY_BOUND_MS = 100
 
 
 def _tables(native_ms: float, browser_ms: float, browser_buffer: float, browser_fps: float = 30.0,
-            browser_freezes: int = 0, browser_lost: int = 3) -> dict[str, pd.DataFrame]:
+            browser_freezes: int = 0, browser_lost: int = 3, native_freezes: int = 0,
+            seconds: int = 60) -> dict[str, pd.DataFrame]:
     joins = pd.DataFrame({"participant": ["n-0", "n-1", "b-0"], "engine": ["native", "native", "browser"],
                           "stream_id": [1, 2, 3], "ok": [True] * 3})
     frames, streams = [], []
-    for second in range(60):
+    for second in range(seconds):
         for sender, sid in SENDERS.items():
             receiver = "n-1" if sender == "n-0" else "n-0"
             frames.append({"ts": float(second), "receiver": receiver, "sender": sender, "stream_id": sid,
@@ -36,7 +37,8 @@ def _tables(native_ms: float, browser_ms: float, browser_buffer: float, browser_
             frames.append({"ts": float(second), "receiver": "b-0", "sender": f"stream-{sid}", "stream_id": sid,
                            "latency_ms": browser_ms})
             streams.append({"ts": float(second), "participant": receiver, "peer": sender, "direction": "in",
-                            "kind": "video", "packets": 97, "packets_lost": 3, "fps": 30.0, "freezes": 0,
+                            "kind": "video", "packets": 97, "packets_lost": 3, "fps": 30.0,
+                            "freezes": 1 if second < native_freezes else 0,
                             "jitter_buffer_ms": None, "decoded_fps": None, "reported_freezes": None})
             streams.append({"ts": float(second), "participant": "b-0", "peer": f"stream-{sid}", "direction": "in",
                             "kind": "video", "packets": 100 - browser_lost, "packets_lost": browser_lost,
@@ -109,7 +111,7 @@ def test_native_receivers_agree_with_chromium_under_loss(tmp_path: Path, system:
     # LATENCY_BOUND_MS, not the 20 of the issue: Chromium's own latency moves in steps of about one frame (33 ms,
     # lip sync with its audio) from room to room on this 2-core machine (docs/receivers.md). The failure this
     # guards against, a native backlog, was seconds; fps, freezes and loss keep their own bounds.
-    proc = confbench("crosscheck", str(scenario), "--system", system, "--results", "results", "--duration", "30",
+    proc = confbench("crosscheck", str(scenario), "--system", system, "--results", "results", "--duration", "40",
                      "--bound-ms", str(LATENCY_BOUND_MS), cwd=tmp_path, env={**os.environ})
     out, err = proc.communicate(timeout=400)
     runs = sorted(p for p in (tmp_path / "results").iterdir() if p.is_dir())
@@ -126,3 +128,15 @@ def test_a_buffer_that_shrank_since_the_quiet_room_is_taken_off_as_it_is_here() 
     checks = check_room(_tables(native_ms=4, browser_ms=48, browser_buffer=18), Floor(171, 158))
     assert all(c.ok for c in checks), format_checks(checks, Floor(171, 158))
     assert checks[0].browser_adjusted_ms == pytest.approx(17)
+
+
+def test_a_handful_of_freezes_in_a_short_room_is_counting_noise() -> None:
+    # CI, 2026-12-06, Janus: in a 30 s room Chromium counted 5 freezes of one sender where the natives counted 1
+    # (11.1 against 2.3 a minute); two Poisson counts that small differ that much by chance.
+    checks = check_room(_tables(native_ms=4, browser_ms=40, browser_buffer=15, browser_freezes=5, native_freezes=1,
+                                seconds=27), Floor(36, 15))
+    assert all(c.ok for c in checks), format_checks(checks, Floor(36, 15))
+    # Over ten minutes, 20 against 2.3 a minute is a disagreement (noise: two sigmas are 3.0 a minute there).
+    checks = check_room(_tables(native_ms=4, browser_ms=40, browser_buffer=15, browser_freezes=200,
+                                native_freezes=23, seconds=600), Floor(36, 15))
+    assert all(any(f.startswith("freezes") for f in c.failures) for c in checks)

@@ -14,7 +14,8 @@ both kinds measured of that sender's video:
   never a shrink, put the browser 120 ms below the natives);
 - **frame rate**: the natives' ``fps`` against Chromium's decoded ``framesPerSecond`` (``decoded_fps``: the
   page-counted rate merges frames that arrive between two rendering opportunities);
-- **freezes** per stream-minute: of the same order (neither more than 3x the other plus 3 a minute). The
+- **freezes** per stream-minute: of the same order (neither more than 3x the other plus 3 a minute, plus two
+  standard deviations of the counting noise of two Poisson rates over the minutes counted). The
   browser's are the freezes Chromium itself counted (``reported_freezes``, its ``freezeCount``) where it
   reports them: the page sees frames only at its rendering opportunities, and a busy page's own stalls would
   count as the stream's; the page-counted figure is shown beside it;
@@ -42,6 +43,9 @@ class Bounds:
     fps: float = 2.0
     freeze_factor: float = 3.0
     freeze_slack_per_min: float = 3.0
+    freeze_sigmas: float = 2.0
+    """Counting noise allowed on top: this many standard deviations of the difference of two Poisson rates
+    (a 30 s room counts a handful of freezes: 5 against 1 is not a disagreement)."""
     loss_sigmas: float = 3.0
     loss_floor_pct: float = 0.5
 
@@ -145,6 +149,11 @@ def _loss(streams: pd.DataFrame) -> tuple[float | None, float]:
     return (100.0 * lost / (lost + got) if lost + got else None), lost + got
 
 
+def _minutes(streams: pd.DataFrame) -> float:
+    """Stream-minutes the rows cover (one row per stream and second)."""
+    return max(len(streams), 1) / 60.0
+
+
 def _freezes(streams: pd.DataFrame, column: str = "freezes") -> float | None:
     if column not in streams.columns or not len(streams) or streams[column].isna().all():
         return None
@@ -185,7 +194,8 @@ def check_room(tables: dict[str, pd.DataFrame], floor: Floor, bounds: Bounds | N
             failures.append(f"fps: native {native_fps}, browser {browser_fps} (bound ±{bounds.fps:g})")
         if native_freezes is not None and browser_freezes is not None:
             low, high = sorted((native_freezes, browser_freezes))
-            if high > bounds.freeze_factor * low + bounds.freeze_slack_per_min:
+            noise = math.sqrt(native_freezes / _minutes(native_rows) + browser_freezes / _minutes(browser_rows))
+            if high > bounds.freeze_factor * low + bounds.freeze_slack_per_min + bounds.freeze_sigmas * noise:
                 failures.append(f"freezes: native {native_freezes:.1f}/min, browser {browser_freezes:.1f}/min "
                                 f"(not of the same order)")
         if native_loss is not None and browser_loss is not None:
