@@ -9,6 +9,7 @@ the media host's memory.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -105,6 +106,18 @@ async def apply_offer(pc: RTCPeerConnection, sdp: str, what: str) -> None:
     except Exception as exc:
         raise SystemError_(f"{what} offered an SDP aiortc cannot use: {_first_line(exc)}") from None
 
+
+
+def json_object(text: str | bytes, what: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object; else ``ValueError("<what> that is not JSON: …")`` or
+    ``ValueError("JSON that is not an object: …")``, quoting its start (the adapters' one line)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ValueError(f"{what} that is not JSON: {text[:60]!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"JSON that is not an object: {text[:60]!r}")
+    return value
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from harness.errors import SystemError_
-from harness.systems.guard import MAX_MESSAGE, FloodGuard, read_body
+from harness.systems.guard import MAX_MESSAGE, FloodGuard, json_object, read_body
 
 log = logging.getLogger(__name__)
 
@@ -211,12 +211,9 @@ def _id(reply: Message, what: str, url: str) -> int:
 def _message(text: str, url: str) -> Message:
     """One message from Janus: a JSON object, else :class:`SystemError_` naming what came instead."""
     try:
-        msg = json.loads(text)
-    except ValueError:
-        raise SystemError_(f"Janus at {url} sent a message that is not JSON: {text[:60]!r}") from None
-    if not isinstance(msg, dict):
-        raise SystemError_(f"Janus at {url} sent JSON that is not an object: {text[:60]!r}")
-    return msg
+        return json_object(text, "a message")
+    except ValueError as exc:
+        raise SystemError_(f"Janus at {url} sent {exc}") from None
 
 
 def _total(seconds: float) -> aiohttp.ClientTimeout:

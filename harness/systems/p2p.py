@@ -37,7 +37,7 @@ from harness.errors import SystemError_
 from harness.media.tap import receiver_of
 from harness.systems import SERVE_ADDRESS
 from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
-from harness.systems.guard import FloodGuard, apply_answer, apply_offer, fail_waiting
+from harness.systems.guard import FloodGuard, apply_answer, apply_offer, fail_waiting, json_object
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +112,9 @@ class _StreamChannel:
         if not line:
             raise EOFError
         try:
-            msg = json.loads(line)
-        except ValueError:
-            raise EOFError(f"a line that is not JSON: {line[:60]!r}") from None
-        if not isinstance(msg, dict):
-            raise EOFError(f"JSON that is not an object: {line[:60]!r}")
-        return msg
+            return json_object(line, "a line")
+        except ValueError as exc:
+            raise EOFError(str(exc)) from None
 
     async def close(self) -> None:
         self._writer.close()
