@@ -74,6 +74,12 @@ class ServerFaults:
         with self._lock:
             return self._down
 
+    def watched(self) -> tuple[int, ...]:
+        """The server processes that must be running now: none while it is down on purpose (read together,
+        so that a restart finishing in between cannot make the old, killed pid look like a crash)."""
+        with self._lock:
+            return () if self._down else self._pids
+
     @property
     def started(self) -> bool:
         """Whether :meth:`start` was called."""
@@ -98,6 +104,10 @@ class ServerFaults:
             if self._stop.wait(max(wait, 0.0)):
                 return
             self._carry_out(fault)
+        # A restarted server was started from this thread, and it dies with the thread that started it
+        # (PR_SET_PDEATHSIG, harness.probes.procs.die_with_parent, follows the forking thread): stay until the
+        # run ends.
+        self._stop.wait()
 
     def _carry_out(self, fault: ServerFault) -> None:
         with self._lock:

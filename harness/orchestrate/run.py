@@ -305,8 +305,8 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
             time.sleep(0.5)
             if faults is not None and not faults.started:
                 faults.start()  # once Locust runs: the faults' times count from the run's start like all else
-            gone = first_dead(faults.pids if faults is not None else deployment.server_pids)
-            if gone is not None and not (faults is not None and faults.expected_down):
+            gone = first_dead(faults.watched() if faults is not None else deployment.server_pids)
+            if gone is not None:
                 # The server under test died: what was measured so far stays, the run is a failure.
                 errors.append(f"the {spec.name} server (pid {gone}) exited during the run")
                 status = "failed"

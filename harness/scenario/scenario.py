@@ -143,7 +143,8 @@ CAPACITY_SLO_DEFAULTS: tuple[tuple[str, str], ...] = (
 """The service-level objective a capacity step must meet unless ``[capacity.slo]`` says otherwise."""
 
 CAPACITY_SLO_KEYS: frozenset[str] = frozenset(
-    k for k in KNOWN_KEYS if not k.startswith(("sut_cpu_pct", "loadgen_", "participants.planned", "duration_s"))
+    k for k in KNOWN_KEYS
+    if not k.startswith(("sut_cpu_pct", "loadgen_", "participants.planned", "duration_s", "outages."))
 )
 """Summary keys a capacity SLO may use: everything measured per step from the participants' samples."""
 
