@@ -73,6 +73,8 @@ def faults(events: pd.DataFrame) -> list[Fault]:
     for ts, kind, raw in zip(rows["ts"], rows["kind"], rows["detail"], strict=True):
         detail = _detail(raw)
         if kind == "network_change":
+            if not detail.get("at_s"):
+                continue  # the shapes the run starts with, recorded when the recorder started (maybe late)
             group = str(detail.get("group"))
             if detail.get("outage") and group not in open_outages:
                 open_outages[group] = float(ts)
