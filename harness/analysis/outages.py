@@ -135,7 +135,8 @@ def recovery(events: pd.DataFrame, streams: pd.DataFrame, joins: pd.DataFrame,
         def cut(name: Any, fault: Fault = fault) -> bool:
             return fault.kind != "outage" or groups.get(name) == fault.group
 
-        before = video[(video["ts"] >= fault.start - BEFORE_S) & (video["ts"] <= fault.start)]
+        # A streams row covers the second before its time: one stamped within a second of the start counts.
+        before = video[(video["ts"] >= fault.start - BEFORE_S) & (video["ts"] <= fault.start + 1.0)]
         pairs = sorted({(r, s) for r, s in zip(before["participant"], before["peer"], strict=True)
                         if cut(r) or cut(s)})
         per_stream = []
