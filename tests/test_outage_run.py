@@ -20,13 +20,12 @@ from harness.store.reader import RunReader
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="the emulated network needs root (namespaces, TUN)")]
 
-# The short form of scenarios/outage.toml: a 3 s outage at 24 s, a restart at 35 s (times from the run's start,
-# before Locust even started: the participants are in the call after a few seconds, or 10-15 on a loaded
-# machine); participants that hear nothing for 5 s start again (longer than the outage plus a report interval:
+# The short form of scenarios/outage.toml: a 3 s outage at 10 s, a restart at 20 s (times from the load's start:
+# the participants are in the call a few seconds after it); participants that hear nothing for 5 s start again (longer than the outage plus a report interval:
 # the outage recovers by itself).
 SCENARIO = """
 name = "outage-short"
-duration_s = 48
+duration_s = 34
 spawn_rate = 3
 join_timeout_s = 15
 reconnect_after_s = 5
@@ -39,13 +38,13 @@ bitrate_kbps = 200
 name = "roaming"
 count = 1
 [[groups.network.timeline]]
-at_s = 24
+at_s = 10
 outage_s = 3
 [[groups]]
 name = "office"
 count = 2
 [[timeline]]
-at_s = 35
+at_s = 20
 server = "restart"
 """
 

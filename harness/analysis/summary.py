@@ -221,10 +221,13 @@ def _loadgen_health(probes: pd.DataFrame) -> dict[str, Any] | None:
 
 
 def _started(manifest: Mapping[str, Any]) -> float | None:
-    try:
-        return datetime.fromisoformat(str(manifest["started_utc"])).timestamp()
-    except (KeyError, ValueError):
-        return None
+    """Where the run's timelines count from: the load's start, else (older runs) the run's."""
+    for key in ("load_started_utc", "started_utc"):
+        try:
+            return datetime.fromisoformat(str(manifest[key])).timestamp()
+        except (KeyError, ValueError):
+            continue
+    return None
 
 
 def _system_name(manifest: Mapping[str, Any]) -> str | None:

@@ -82,6 +82,8 @@ class HarnessState:
         self.started = time.time()
         self.hostname = socket.gethostname()
         self._greenlets: list[gevent.Greenlet] = []
+        self.load_started: float | None = None
+        """When Locust began starting participants (UNIX seconds): where a run's timelines count from."""
         self.progress_extra: dict[str, Any] = {}
         """More for the progress file (the capacity search's state)."""
         self.roster: Roster | None = None
@@ -269,11 +271,11 @@ class HarnessState:
             try:
                 if self.writer is not None:
                     self.writer.maybe_flush()
-                self._write_progress()
+                self.write_progress()
             except Exception:
                 log.exception("flushing results failed")
 
-    def _write_progress(self) -> None:
+    def write_progress(self) -> None:
         if self.run_dir is None or self.environment is None or self.environment.runner is None:
             return
         runner = self.environment.runner
@@ -287,6 +289,7 @@ class HarnessState:
             "joined": int(join.num_requests - join.num_failures) if join else 0,
             "failed": int(join.num_failures) if join else 0,
             "frames": int(video.num_requests) if video else 0,
+            "load_started": self.load_started,
             **self.progress_extra,
         }
         tmp = self.run_dir / (PROGRESS_FILE + ".tmp")
@@ -300,7 +303,7 @@ class HarnessState:
             g.kill(block=False)
         if self.writer is not None:
             self.writer.close()
-            self._write_progress()
+            self.write_progress()
             self.writer = None
 
 
@@ -368,6 +371,9 @@ def _on_init(environment: Environment, **_: Any) -> None:
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
+    if STATE.load_started is None:
+        STATE.load_started = time.time()
+        STATE.write_progress()  # at once: the controller starts the run's timelines from it
     # Every process that will host participants (a worker, or a local runner) says where it runs, once.
     runner = environment.runner
     if runner is None or isinstance(runner, MasterRunner) or STATE.facts_sent:

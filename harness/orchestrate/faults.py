@@ -58,7 +58,6 @@ class ServerFaults:
         self._lock = threading.Lock()
         self._pids = tuple(pids)
         self._down = False
-        self._started = False
         self.errors: list[str] = []
         """Faults that could not be carried out (the run is then a failure: its plan did not happen)."""
 
@@ -80,14 +79,8 @@ class ServerFaults:
         with self._lock:
             return () if self._down else self._pids
 
-    @property
-    def started(self) -> bool:
-        """Whether :meth:`start` was called."""
-        return self._started
-
     def start(self) -> None:
         """Start timing the faults (nothing to do when there are none)."""
-        self._started = True
         if self._faults:
             self._thread.start()
 

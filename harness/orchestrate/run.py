@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -265,19 +265,15 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
     errors: list[str] = []
     status = "completed"
     shaping = None
-    # The timelines count from the run's start, the origin of every chart's time axis.
-    t0 = datetime.fromisoformat(RunReader(run_dir).manifest["started_utc"]).timestamp()
+    load_started: float | None = None
     if network is not None:
-        shaping = RunNetwork(network, {g.name: g.network for g in scenario.groups if g.network}, run_dir, t0)
-        shaping.start()
+        shaping = RunNetwork(network, {g.name: g.network for g in scenario.groups if g.network}, run_dir)
     probe_writer = RunWriter(run_dir, writer_id="controller", flush_interval_s=1.0)
     probe = None
     if deployment.server_pids:
         probe = ProcessProbe(deployment.server_pids, "sut", lambda rows: probe_writer.append("probes", rows))
         probe.start()
-    faults = ServerFaults(system, scenario.timeline, deployment.server_pids, t0,
-                          lambda rows: probe_writer.append("events", rows),
-                          probe.follow if probe is not None else None) if system is not None else None
+    faults: ServerFaults | None = None
     metrics = None
     if metrics_url is not None:
         metrics = MetricsProbe(metrics_url, lambda rows: probe_writer.append("probes", rows))
@@ -303,8 +299,19 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
                 _stop(proc, graceful=False)
                 break
             time.sleep(0.5)
-            if faults is not None and not faults.started:
-                faults.start()  # once Locust runs: the faults' times count from the run's start like all else
+            latest = _read_progress(run_dir)
+            if load_started is None and isinstance(latest.get("load_started"), int | float):
+                # The timelines (network changes, outages, server faults) count from here, not from the run
+                # folder's opening: Locust and its media hosts take seconds to start, tens on a loaded machine.
+                load_started = float(latest["load_started"])
+                update_manifest(run_dir, load_started_utc=datetime.fromtimestamp(load_started, UTC).isoformat())
+                if shaping is not None:
+                    shaping.start(load_started)
+                if system is not None:
+                    faults = ServerFaults(system, scenario.timeline, deployment.server_pids, load_started,
+                                          lambda rows: probe_writer.append("events", rows),
+                                          probe.follow if probe is not None else None)
+                    faults.start()
             gone = first_dead(faults.watched() if faults is not None else deployment.server_pids)
             if gone is not None:
                 # The server under test died: what was measured so far stays, the run is a failure.
@@ -314,7 +321,7 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
                 break
             probe_writer.maybe_flush()
             if progress is not None:
-                progress(dict(_read_progress(run_dir), planned=scenario.participants, run_time_s=run_time))
+                progress(dict(latest, planned=scenario.participants, run_time_s=run_time))
         if proc.returncode not in (0, None) and status == "completed":
             status = "failed"
             errors.append(f"Locust exited with code {proc.returncode}; see {run_dir / 'locust.log'}")

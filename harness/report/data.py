@@ -84,10 +84,12 @@ class RunData:
     def time_origin(self) -> float | None:
         """Where "time since run start" counts from.
 
-        The manifest's start when known, else the earliest ``ts`` in any table (a run whose manifest lost its
-        start can still be drawn), else None (no data at all).
+        When the load started (``load_started_utc``: Locust began starting participants; the origin of the
+        run's timelines, ``harness.orchestrate.run``), else the manifest's start (runs before it was recorded),
+        else the earliest ``ts`` in any table (a run whose manifest lost its start can still be drawn), else
+        None (no data at all).
         """
-        start = self.start_ts()
+        start = parse_utc(self.manifest.get("load_started_utc")) or self.start_ts()
         if start is not None:
             return start
         earliest: float | None = None

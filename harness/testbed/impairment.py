@@ -247,26 +247,29 @@ def open_network(profiles: Mapping[str, NetworkProfile], confined: Sequence[str]
 class RunNetwork:
     """An impaired network during one run: its layout in the run folder, its rows in the results."""
 
-    def __init__(self, network: ImpairedNetwork, profiles: Mapping[str, NetworkProfile], run_dir: Path,
-                 t0: float) -> None:
+    def __init__(self, network: ImpairedNetwork, profiles: Mapping[str, NetworkProfile], run_dir: Path) -> None:
         from harness.store.writer import RunWriter
 
         self.network = network
+        self._profiles = {g: p for g, p in profiles.items() if g in network.ports}
         self._writer = RunWriter(run_dir, writer_id="network", flush_interval_s=1.0)
-        self._recorder = NetworkRecorder(network, {g: p for g, p in profiles.items() if g in network.ports},
-                                         t0, self._append)
-        write_layout(run_dir, network)
+        self._recorder: NetworkRecorder | None = None
+        write_layout(run_dir, network)  # before Locust starts: its processes read where each group lives
 
     def _append(self, table: str, rows: list[dict[str, Any]]) -> None:
         self._writer.append(table, rows)
         self._writer.maybe_flush()
 
-    def start(self) -> None:
-        """Apply and record the timeline from now on."""
+    def start(self, t0: float) -> None:
+        """Apply and record the timeline from now on, its times counted from ``t0`` (UNIX seconds)."""
+        self._recorder = NetworkRecorder(self.network, self._profiles, t0, self._append)
         self._recorder.start()
 
     def stop(self) -> list[str]:
         """Stop recording; returns errors that make the run a failure (e.g. the wire died)."""
-        self._recorder.stop()
+        errors: list[str] = []
+        if self._recorder is not None:
+            self._recorder.stop()
+            errors = list(self._recorder.errors)
         self._writer.close()
-        return list(self._recorder.errors)
+        return errors
