@@ -21,8 +21,8 @@ pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="the emulated network needs root (namespaces, TUN)")]
 
 # The short form of scenarios/outage.toml: a 3 s outage at 10 s, a restart at 20 s (times from the load's start:
-# the participants are in the call a few seconds after it); participants that hear nothing for 5 s start again (longer than the outage plus a report interval:
-# the outage recovers by itself).
+# the participants are in the call a few seconds after it); participants that hear nothing for 5 s start again
+# (longer than the outage plus a report interval: the outage recovers by itself).
 SCENARIO = """
 name = "outage-short"
 duration_s = 34
