@@ -29,10 +29,11 @@ from harness.errors import SystemError_
 from harness.media.audio import PulseDetector
 from harness.media.pool import EncoderPool, Lease
 from harness.media.psnr import frame_psnr
+from harness.media.speakers import SpeakerSchedule
 from harness.media.tap import count_nacked, count_received, inbound_counts, tap
 from harness.media.video import read_frame
 from harness.rtc import jitter, netio, ntpclock, remb, rtcparrival, sdes
-from harness.scenario.scenario import AudioSettings, VideoSettings
+from harness.scenario.scenario import AudioSettings, ScreenSettings, VideoSettings
 from harness.systems.base import Session, SessionContext, System
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,16 @@ FREEZE_WINDOW = 30
 AUDIO_SAMPLE_RATE = 48000
 PSNR_INTERVAL_S = 1.0
 """One received frame a second per decoded video stream is compared with what was sent."""
+SCREEN_SUFFIX = "-screen"
+"""A participant's screen share joins as a publisher of its own, named ``<participant>-screen``: the way
+Janus's screen-sharing demo and many clients do it, and the one every adapter supports unchanged (an SFU
+that keys a publisher's tracks by kind has room for one video). Participant names the harness makes end in
+their index, so the suffix cannot be mistaken for a participant's own name."""
+
+
+def source_of(sender: str) -> str:
+    """``screen`` when ``sender`` (a publisher's name) is someone's screen share, else ``camera``."""
+    return "screen" if sender.endswith(SCREEN_SUFFIX) else "camera"
 
 
 class SampleSink(Protocol):
@@ -78,6 +89,13 @@ class ParticipantSpec:
     publishers_per_encoder: int = 1
     """How many publishers of the group (on one media host) send the same encoded stream
     (``harness.media.pool``)."""
+    screen: ScreenSettings = field(default_factory=ScreenSettings)
+    """The scenario's screen share: what this participant sends if ``screen_share``, and what it expects
+    to receive from others' (to rebuild sent frames for PSNR)."""
+    screen_share: bool = False
+    speaker_seats: int = 1
+    """Planned participants of the scenario: the seats of the round-robin speaker schedule
+    (``harness.media.speakers``), used when ``audio.speakers`` asks for one."""
 
     def __post_init__(self) -> None:
         if not (0 <= self.index < 32768):
@@ -92,6 +110,22 @@ class ParticipantSpec:
     def audio_stream_id(self) -> int:
         """Stream id of this participant's audio."""
         return 2 * self.index + 1
+
+    @property
+    def screen_stream_id(self) -> int:
+        """Stream id stamped into this participant's screen share: the audio's (audio carries no stamps)."""
+        return 2 * self.index + 1
+
+    @property
+    def screen_name(self) -> str:
+        """The name its screen share publishes under."""
+        return self.name + SCREEN_SUFFIX
+
+    def speakers(self) -> SpeakerSchedule | None:
+        """This participant's speaking turns, when the scenario has a speaker pattern and it sends audio."""
+        if self.audio.speakers != "round-robin" or "audio" not in self.publish:
+            return None
+        return SpeakerSchedule.for_index(self.audio.speaker_switch_s, self.speaker_seats, self.index)
 
 
 class _VideoCounters:
@@ -176,6 +210,9 @@ class Participant:
         # A media host's publishers may share encoders; a participant on its own has a pool of its own.
         self._pool = pool if pool is not None else EncoderPool()
         self._lease: Lease | None = None
+        self._screen_lease: Lease | None = None
+        self._screen_session: Session | None = None
+        self._screen_pcs: set[int] = set()  # id() of the screen share's peer connections
         self._designated: set[str] = set()  # designated senders, by alnum_name (see designate)
         self._session: Session | None = None
         self._pcs: list[tuple[str, RTCPeerConnection]] = []
@@ -205,6 +242,8 @@ class Participant:
 
     def on_track(self, track: MediaStreamTrack, remote: str, receiver: RTCRtpReceiver | None = None) -> None:
         """Start measuring a remote track (SessionListener): decoded if it is a probe, else from its frames."""
+        if remote == self.spec.screen_name:
+            return  # our own screen share, where an adapter could not decline it: not measured
         if receiver is not None:
             count_received(receiver)
         # One connection may carry several publishers' streams (multistream SFUs): label rows by track.
@@ -258,18 +297,24 @@ class Participant:
     async def join(self) -> dict[str, Any]:
         """Join and wait until in the call; returns (and emits) the ``joins`` row. Never raises."""
         spec = self.spec
+        turns = spec.speakers()
         if spec.publish:
             self._lease = self._pool.acquire(spec.group, spec.publishers_per_encoder, spec.video_stream_id,
-                                             spec.publish, spec.video, spec.audio)
+                                             spec.publish, spec.video, spec.audio,
+                                             speaking=turns.speaking if turns is not None else None)
+        own = (spec.screen_name,) if spec.screen_share else ()
         ctx = SessionContext(room=spec.room, participant=spec.name, media=self, listener=self,
                              subscribe=spec.subscribe, timeout_s=spec.join_timeout_s,
-                             video_codec=spec.video.codec, publish=spec.publish)
+                             video_codec=spec.video.codec, publish=spec.publish, own=own,
+                             speakers=spec.audio.speakers != "none")
         start = self._clock()
         row: dict[str, Any] = {"ts": start, "participant": spec.name, "group": spec.group, "host": spec.host,
                                "attempt": 1, "ok": False}
         try:
             self._session = self._system.session(ctx)
             await asyncio.wait_for(self._session.join(), timeout=spec.join_timeout_s)
+            if spec.screen_share:
+                await self._share_screen(spec.join_timeout_s - (self._clock() - start))
             row["signalling_ms"] = (self._clock() - start) * 1000
             remaining = spec.join_timeout_s - (self._clock() - start)
             await self._wait_ice(max(remaining, 0.1))
@@ -286,10 +331,39 @@ class Participant:
             self._join_row = row
             self._spawn(self._poll_stats())
             self._spawn(self._first_frame_timer(start))
+            if turns is not None:
+                self._spawn(self._speaking_turns(turns))
         else:
             self._sink.emit("joins", row)
             await self.leave()
         return row
+
+    async def _share_screen(self, timeout: float) -> None:
+        """Publish the screen share as a participant of its own (see :data:`SCREEN_SUFFIX`)."""
+        spec = self.spec
+        self._screen_lease = self._pool.acquire_screen(spec.group, spec.publishers_per_encoder,
+                                                       spec.screen_stream_id, spec.screen, spec.video.codec)
+        ctx = SessionContext(room=spec.room, participant=spec.screen_name, media=_ScreenMedia(self._screen_lease),
+                             listener=_ScreenListener(self), subscribe=False, timeout_s=spec.join_timeout_s,
+                             video_codec=spec.video.codec, publish=("video",), own=(spec.name,))
+        self._screen_session = self._system.session(ctx)
+        await asyncio.wait_for(self._screen_session.join(), timeout=max(timeout, 0.1))
+
+    async def _speaking_turns(self, turns: SpeakerSchedule) -> None:
+        """``speaking_started``/``speaking_stopped`` events at this participant's turns (what it sends)."""
+        speaking = False
+        try:
+            while True:
+                now = self._clock()
+                if turns.speaking(now) != speaking:
+                    speaking = not speaking
+                    self.on_event("speaking_started" if speaking else "speaking_stopped",
+                                  f"slot {turns.slot(now)}")
+                # A millisecond past the change, so that the clock reads the new turn when it wakes.
+                await asyncio.sleep(min(max(turns.next_change(now) - now, 0.0) + 0.001, 3600.0))
+        finally:
+            if speaking:
+                self.on_event("speaking_stopped", "left")
 
     async def _first_frame_timer(self, start: float) -> None:
         # The joins row waits for the first frame (or its timeout) so that it is written once, complete.
@@ -338,19 +412,22 @@ class Participant:
     async def leave(self) -> None:
         """Leave the room, stop the sources and every measuring task; bounded in time, never raises."""
         self._flush_join_row()
-        if self._session is not None:
+        for session in (self._session, self._screen_session):
+            if session is None:
+                continue
             try:
-                await asyncio.wait_for(self._session.leave(), timeout=10)
+                await asyncio.wait_for(session.leave(), timeout=10)
             except Exception:
                 log.warning("leave of %s did not finish cleanly", self.spec.name, exc_info=True)
-            self._session = None
+        self._session = self._screen_session = None
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
-        lease, self._lease = self._lease, None
-        if lease is not None:
-            await self._pool.release(lease)
+        for lease in (self._lease, self._screen_lease):
+            if lease is not None:
+                await self._pool.release(lease)
+        self._lease = self._screen_lease = None
 
     # -- measuring ---------------------------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
@@ -377,6 +454,7 @@ class Participant:
         counters = self._counters.setdefault(id(track), _VideoCounters())
         counters.taken_at = self._clock()
         me = self.spec.name
+        source = source_of(remote)
         async for frame, now in self._received(track):
             assert isinstance(frame, VideoFrame)  # aiortc's video receiver yields decoded frames
             stamp = read_frame(frame)
@@ -389,14 +467,15 @@ class Participant:
             if now - counters.psnr_at >= PSNR_INTERVAL_S:
                 # Sampled: rebuilding the sent frame and comparing costs about 1 ms (harness/media/psnr.py).
                 counters.psnr_at = now
-                counters.psnr_db = frame_psnr(frame, stamp, self.spec.video.width, self.spec.video.height)
+                sent = self.spec.screen if source == "screen" else self.spec.video
+                counters.psnr_db = frame_psnr(frame, stamp, sent.width, sent.height, screen=source == "screen")
             if self._first_frame_at is None:
                 self._first_frame_at = now
                 self._first_frame.set()
             self._sink.emit("frames", {
                 "ts": now, "receiver": me, "sender": remote, "stream_id": stamp.stream_id,
                 "frame_no": stamp.frame_no, "capture_ts": capture, "latency_ms": (now - capture) * 1000,
-                "gap_ms": gap_ms, "width": frame.width, "height": frame.height,
+                "gap_ms": gap_ms, "width": frame.width, "height": frame.height, "source": source,
             })
 
     async def _read_audio(self, track: MediaStreamTrack, remote: str) -> None:
@@ -453,9 +532,10 @@ class Participant:
                 if st.polled_at is not None and polled - st.polled_at > 0.05:
                     bitrate = (received[s.ssrc] - st.received) * 8 / (polled - st.polled_at) / 1000
                 st.received, st.polled_at = received[s.ssrc], polled
+            peer = self._track_remote.get(id(receiver.track), remote)
             row: dict[str, Any] = {
                 "ts": now, "participant": self.spec.name, "direction": "in", "kind": kind,
-                "peer": self._track_remote.get(id(receiver.track), remote),
+                "peer": peer, "source": source_of(peer) if kind == "video" else None,
                 "ssrc": s.ssrc, "packets": packets, "packets_lost": lost,
                 "loss_pct": 100 * lost / (packets + lost) if packets + lost else None,
                 "jitter_ms": s.jitter / clock * 1000, "bitrate_kbps": bitrate,
@@ -495,6 +575,7 @@ class Participant:
             rtt = ri.roundTripTime if ri is not None else None
             self._sink.emit("streams", {
                 "ts": now, "participant": self.spec.name, "peer": remote, "direction": "out", "kind": kind,
+                "source": ("screen" if id(pc) in self._screen_pcs else "camera") if kind == "video" else None,
                 "ssrc": s.ssrc, "packets": packets, "packets_lost": 0,
                 # aiortc reports fractionLost as RFC 3550's 8-bit fraction (0..255).
                 "loss_pct": 100 * ri.fractionLost / 256 if ri is not None else None,
@@ -503,3 +584,31 @@ class Participant:
                 "bitrate_kbps": sent * 8 / max(elapsed, 1e-3) / 1000,
                 "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0, "packets_nacked": packets_nacked,
             })
+
+
+class _ScreenMedia:
+    """The screen share session's tracks (MediaFactory)."""
+
+    def __init__(self, lease: Lease) -> None:
+        self._lease = lease
+
+    def tracks(self) -> list[MediaStreamTrack]:
+        return list(self._lease.tracks())
+
+
+class _ScreenListener:
+    """What the screen share's session reports goes to its participant (SessionListener): its connections
+    are measured with the participant's, their rows marked ``source = screen``."""
+
+    def __init__(self, owner: Participant) -> None:
+        self._owner = owner
+
+    def on_connection(self, pc: RTCPeerConnection, remote: str) -> None:
+        self._owner._screen_pcs.add(id(pc))
+        self._owner.on_connection(pc, remote)
+
+    def on_track(self, track: MediaStreamTrack, remote: str, receiver: RTCRtpReceiver | None = None) -> None:
+        return None  # it subscribes to nothing
+
+    def on_event(self, kind: str, detail: str) -> None:
+        self._owner.on_event(kind, f"screen: {detail}")

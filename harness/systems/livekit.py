@@ -282,6 +282,7 @@ class LiveKitSession(Session):
         self._tasks: list[asyncio.Task[None]] = []
         self._broken = ""  # why the signalling connection ended, once it has
         self._left = False
+        self._declined: set[str] = set()  # track sids of our own other publications, unsubscribed
 
     # -- joining -------------------------------------------------------------------------------------------
     async def join(self) -> None:
@@ -381,6 +382,12 @@ class LiveKitSession(Session):
             self._unsubscribed(self._names.get(self._track_owner.get(msg.track_unpublished.track_sid, ""), ""))
         elif kind == "leave":
             self.ctx.listener.on_event("hangup", models.DisconnectReason.Name(msg.leave.reason))
+        elif kind == "speakers_changed" and self.ctx.speakers:
+            # LiveKit's own active-speaker detection (from the audio level header extension), recorded as is.
+            names = {**self._names, self._my_sid: self.ctx.participant}
+            speakers = [{"participant": names.get(sp.sid, sp.sid), "level": round(sp.level, 4), "active": sp.active}
+                        for sp in msg.speakers_changed.speakers]
+            self.ctx.listener.on_event("system_speakers", json.dumps(speakers))
 
     def _learn(self, participants: Any, announce: bool) -> None:
         """Record who is in the room and which tracks are theirs; report arrivals and departures."""
@@ -390,6 +397,13 @@ class LiveKitSession(Session):
             self._names[info.sid] = info.identity
             for track in info.tracks:
                 self._track_owner[track.sid] = info.sid
+            if info.identity in self.ctx.own and info.tracks:
+                # Our own screen share: the server subscribes everyone to everything; say no to it.
+                sids = [t.sid for t in info.tracks if t.sid not in self._declined]
+                if sids:
+                    self._declined.update(sids)
+                    self._tasks.append(asyncio.ensure_future(self._signal.send(rtc.SignalRequest(
+                        subscription=rtc.UpdateSubscription(track_sids=sids, subscribe=False)))))
             if info.state == models.ParticipantInfo.DISCONNECTED:
                 if info.identity in self._present:
                     self._present.discard(info.identity)
