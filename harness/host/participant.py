@@ -26,6 +26,7 @@ from av import VideoFrame
 
 from harness.analysis.emodel import audio_mos
 from harness.errors import SystemError_
+from harness.host.screen import SCREEN_SUFFIX, ScreenListener, ScreenMedia, source_of
 from harness.media.audio import PulseDetector
 from harness.media.pool import EncoderPool, Lease
 from harness.media.psnr import frame_psnr
@@ -45,16 +46,6 @@ FREEZE_WINDOW = 30
 AUDIO_SAMPLE_RATE = 48000
 PSNR_INTERVAL_S = 1.0
 """One received frame a second per decoded video stream is compared with what was sent."""
-SCREEN_SUFFIX = "-screen"
-"""A participant's screen share joins as a publisher of its own, named ``<participant>-screen``: the way
-Janus's screen-sharing demo and many clients do it, and the one every adapter supports unchanged (an SFU
-that keys a publisher's tracks by kind has room for one video). Participant names the harness makes end in
-their index, so the suffix cannot be mistaken for a participant's own name."""
-
-
-def source_of(sender: str) -> str:
-    """``screen`` when ``sender`` (a publisher's name) is someone's screen share, else ``camera``."""
-    return "screen" if sender.endswith(SCREEN_SUFFIX) else "camera"
 
 
 class SampleSink(Protocol):
@@ -212,7 +203,8 @@ class Participant:
         self._lease: Lease | None = None
         self._screen_lease: Lease | None = None
         self._screen_session: Session | None = None
-        self._screen_pcs: set[int] = set()  # id() of the screen share's peer connections
+        self.screen_pcs: set[int] = set()
+        """``id()`` of the screen share's peer connections (``harness.host.screen``)."""
         self._designated: set[str] = set()  # designated senders, by alnum_name (see designate)
         self._session: Session | None = None
         self._pcs: list[tuple[str, RTCPeerConnection]] = []
@@ -343,8 +335,8 @@ class Participant:
         spec = self.spec
         self._screen_lease = self._pool.acquire_screen(spec.group, spec.publishers_per_encoder,
                                                        spec.screen_stream_id, spec.screen, spec.video.codec)
-        ctx = SessionContext(room=spec.room, participant=spec.screen_name, media=_ScreenMedia(self._screen_lease),
-                             listener=_ScreenListener(self), subscribe=False, timeout_s=spec.join_timeout_s,
+        ctx = SessionContext(room=spec.room, participant=spec.screen_name, media=ScreenMedia(self._screen_lease),
+                             listener=ScreenListener(self), subscribe=False, timeout_s=spec.join_timeout_s,
                              video_codec=spec.video.codec, publish=("video",), own=(spec.name,))
         self._screen_session = self._system.session(ctx)
         await asyncio.wait_for(self._screen_session.join(), timeout=max(timeout, 0.1))
@@ -575,7 +567,7 @@ class Participant:
             rtt = ri.roundTripTime if ri is not None else None
             self._sink.emit("streams", {
                 "ts": now, "participant": self.spec.name, "peer": remote, "direction": "out", "kind": kind,
-                "source": ("screen" if id(pc) in self._screen_pcs else "camera") if kind == "video" else None,
+                "source": ("screen" if id(pc) in self.screen_pcs else "camera") if kind == "video" else None,
                 "ssrc": s.ssrc, "packets": packets, "packets_lost": 0,
                 # aiortc reports fractionLost as RFC 3550's 8-bit fraction (0..255).
                 "loss_pct": 100 * ri.fractionLost / 256 if ri is not None else None,
@@ -585,30 +577,3 @@ class Participant:
                 "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0, "packets_nacked": packets_nacked,
             })
 
-
-class _ScreenMedia:
-    """The screen share session's tracks (MediaFactory)."""
-
-    def __init__(self, lease: Lease) -> None:
-        self._lease = lease
-
-    def tracks(self) -> list[MediaStreamTrack]:
-        return list(self._lease.tracks())
-
-
-class _ScreenListener:
-    """What the screen share's session reports goes to its participant (SessionListener): its connections
-    are measured with the participant's, their rows marked ``source = screen``."""
-
-    def __init__(self, owner: Participant) -> None:
-        self._owner = owner
-
-    def on_connection(self, pc: RTCPeerConnection, remote: str) -> None:
-        self._owner._screen_pcs.add(id(pc))
-        self._owner.on_connection(pc, remote)
-
-    def on_track(self, track: MediaStreamTrack, remote: str, receiver: RTCRtpReceiver | None = None) -> None:
-        return None  # it subscribes to nothing
-
-    def on_event(self, kind: str, detail: str) -> None:
-        self._owner.on_event(kind, f"screen: {detail}")
