@@ -283,6 +283,8 @@ class LiveKitSession(Session):
         self._broken = ""  # why the signalling connection ended, once it has
         self._left = False
         self._declined: set[str] = set()  # track sids of our own other publications, unsubscribed
+        self._speaking: dict[str, bool] = {}  # participant -> active, as LiveKit last said
+        self._active: list[str] = []
 
     # -- joining -------------------------------------------------------------------------------------------
     async def join(self) -> None:
@@ -383,11 +385,15 @@ class LiveKitSession(Session):
         elif kind == "leave":
             self.ctx.listener.on_event("hangup", models.DisconnectReason.Name(msg.leave.reason))
         elif kind == "speakers_changed" and self.ctx.speakers:
-            # LiveKit's own active-speaker detection (from the audio level header extension), recorded as is.
+            # LiveKit's own active-speaker detection (from the audio level header extension). It sends levels
+            # several times a second; only a change of who is active is recorded (an event per participant).
             names = {**self._names, self._my_sid: self.ctx.participant}
-            speakers = [{"participant": names.get(sp.sid, sp.sid), "level": round(sp.level, 4), "active": sp.active}
-                        for sp in msg.speakers_changed.speakers]
-            self.ctx.listener.on_event("system_speakers", json.dumps(speakers))
+            for sp in msg.speakers_changed.speakers:
+                self._speaking[names.get(sp.sid, sp.sid)] = sp.active
+            active = sorted(name for name, on in self._speaking.items() if on)
+            if active != self._active:
+                self._active = active
+                self.ctx.listener.on_event("system_speakers", json.dumps(active))
 
     def _learn(self, participants: Any, announce: bool) -> None:
         """Record who is in the room and which tracks are theirs; report arrivals and departures."""
