@@ -165,6 +165,7 @@ class JanusSession(Session):
         if not isinstance(joined.data.get("id"), int):
             raise SystemError_(f"Janus answered joining room {self.room} without a participant id")
         self._my_id = joined.data["id"]
+        self._displays.update(_publishers(joined.data))
         self._private_id = joined.data.get("private_id")
         tracks = self.ctx.media.tracks()
         if tracks:
@@ -311,6 +312,8 @@ class JanusSession(Session):
             return
         data = msg.get("plugindata", {}).get("data", {})
         if data.get("videoroom") in ("talking", "stopped-talking"):
+            if not self.ctx.speakers:
+                return  # a room someone else made with audiolevel_event, or a screen share's session: not asked
             feed = data.get("id")
             who = self.ctx.participant if feed == self._my_id else self._name(self._displays.get(feed, str(feed)))
             kind = "system_talking" if data["videoroom"] == "talking" else "system_stopped_talking"
