@@ -26,11 +26,12 @@ from av import VideoFrame
 
 from harness.analysis.emodel import audio_mos
 from harness.errors import SystemError_
+from harness.host.reconnect import LOST_EVENTS, Reconnecting
 from harness.host.screen import SCREEN_SUFFIX, ScreenListener, ScreenMedia, source_of
 from harness.media.audio import PulseDetector
 from harness.media.pool import EncoderPool, Lease
 from harness.media.psnr import frame_psnr
-from harness.media.speakers import SpeakerSchedule
+from harness.media.speakers import SpeakerSchedule, announce_turns
 from harness.media.tap import count_nacked, count_received, inbound_counts, tap
 from harness.media.video import read_frame
 from harness.rtc import jitter, netio, ntpclock, remb, rtcparrival, sdes
@@ -46,6 +47,9 @@ FREEZE_WINDOW = 30
 AUDIO_SAMPLE_RATE = 48000
 PSNR_INTERVAL_S = 1.0
 """One received frame a second per decoded video stream is compared with what was sent."""
+RESUMED_GAP_MS = 1000.0
+"""A video stream whose frames stop for longer than this records a ``media_resumed`` event when they come
+back: what outage recovery is measured from (``harness.analysis.outages``)."""
 
 
 class SampleSink(Protocol):
@@ -87,6 +91,10 @@ class ParticipantSpec:
     speaker_seats: int = 1
     """Planned participants of the scenario: the seats of the round-robin speaker schedule
     (``harness.media.speakers``), used when ``audio.speakers`` asks for one."""
+    reconnect_after_s: float = 8.0
+    """Silence (no media, no receiver report) after which a publishing participant starts a new session."""
+    reconnect_within_s: float = 30.0
+    """How long a reconnection keeps trying before the participant gives up (``reconnect_failed``)."""
 
     def __post_init__(self) -> None:
         if not (0 <= self.index < 32768):
@@ -181,7 +189,7 @@ class _SsrcState:
     nacked: int = 0  # distinct packets the far end asked for again (harness.media.tap.count_nacked)
 
 
-class Participant:
+class Participant(Reconnecting):
     """A synthetic participant in one room of one system."""
 
     def __init__(self, spec: ParticipantSpec, system: System, sink: SampleSink,
@@ -217,6 +225,11 @@ class Participant:
         self._first_frame_at: float | None = None
         self._last_poll = 0.0
         self._join_row: dict[str, Any] | None = None
+        self._ctx: SessionContext | None = None
+        self._heard_at: float | None = None  # the last time the far end was heard from (media or a report)
+        self._reports: dict[int, Any] = {}  # id(sender) -> timestamp of the last receiver report seen
+        self._reconnecting = False
+        self._reconnects = 0
 
     # -- what the adapter sees ---------------------------------------------------------------------------
     def tracks(self) -> list[MediaStreamTrack]:
@@ -231,6 +244,8 @@ class Participant:
         def on_state() -> None:
             if pc.connectionState == "failed":
                 self.on_event("connection_failed", remote)
+                if any(known is pc for _, known in self._pcs):  # not one of a session already replaced
+                    self._lost(f"connection towards {remote} failed")
 
     def on_track(self, track: MediaStreamTrack, remote: str, receiver: RTCRtpReceiver | None = None) -> None:
         """Start measuring a remote track (SessionListener): decoded if it is a probe, else from its frames."""
@@ -273,17 +288,27 @@ class Participant:
 
         def on_frame(codec: Any, frame: Any) -> None:
             now = self._clock()
-            counters.arrived(now)
+            self._resumed(track, counters.arrived(now))
             if self._first_frame_at is None:
                 self._first_frame_at = now
                 self._first_frame.set()
 
         tap(receiver, on_frame)
 
-    def on_event(self, kind: str, detail: str) -> None:
+    def on_event(self, kind: str, detail: Any) -> None:
         """Record an adapter event (SessionListener)."""
         self._sink.emit("events", {"ts": self._clock(), "kind": kind, "participant": self.spec.name,
                                    "detail": detail})
+        if kind in LOST_EVENTS:  # the adapter says the session is gone: no need to wait for the silence
+            self._lost(f"{kind} {detail}")
+
+    def _resumed(self, track: MediaStreamTrack, gap_ms: float | None) -> None:
+        """Events that outage recovery is measured from: a stream's frames back after a gap, or a stream's
+        first frame on a session that replaced a lost one."""
+        if gap_ms is not None and gap_ms > RESUMED_GAP_MS:
+            self.on_event("media_resumed", {"sender": self._track_remote.get(id(track)), "gap_ms": round(gap_ms, 1)})
+        elif gap_ms is None and self._reconnects:  # no gap: the track's first frame
+            self.on_event("media_started", {"sender": self._track_remote.get(id(track))})
 
     # -- life cycle --------------------------------------------------------------------------------------
     async def join(self) -> dict[str, Any]:
@@ -295,10 +320,10 @@ class Participant:
                                              spec.publish, spec.video, spec.audio,
                                              speaking=turns.speaking if turns is not None else None)
         own = (spec.screen_name,) if spec.screen_share else ()
-        ctx = SessionContext(room=spec.room, participant=spec.name, media=self, listener=self,
-                             subscribe=spec.subscribe, timeout_s=spec.join_timeout_s,
-                             video_codec=spec.video.codec, publish=spec.publish, own=own,
-                             speakers=spec.audio.speakers != "none")
+        ctx = self._ctx = SessionContext(room=spec.room, participant=spec.name, media=self, listener=self,
+                                         subscribe=spec.subscribe, timeout_s=spec.join_timeout_s,
+                                         video_codec=spec.video.codec, publish=spec.publish, own=own,
+                                         speakers=spec.audio.speakers != "none")
         start = self._clock()
         row: dict[str, Any] = {"ts": start, "participant": spec.name, "group": spec.group, "host": spec.host,
                                "attempt": 1, "ok": False}
@@ -324,7 +349,7 @@ class Participant:
             self._spawn(self._poll_stats())
             self._spawn(self._first_frame_timer(start))
             if turns is not None:
-                self._spawn(self._speaking_turns(turns))
+                self._spawn(announce_turns(turns, self._clock, self.on_event))
         else:
             self._sink.emit("joins", row)
             await self.leave()
@@ -340,22 +365,6 @@ class Participant:
                              video_codec=spec.video.codec, publish=("video",), own=(spec.name,))
         self._screen_session = self._system.session(ctx)
         await asyncio.wait_for(self._screen_session.join(), timeout=max(timeout, 0.1))
-
-    async def _speaking_turns(self, turns: SpeakerSchedule) -> None:
-        """``speaking_started``/``speaking_stopped`` events at this participant's turns (what it sends)."""
-        speaking = False
-        try:
-            while True:
-                now = self._clock()
-                if turns.speaking(now) != speaking:
-                    speaking = not speaking
-                    self.on_event("speaking_started" if speaking else "speaking_stopped",
-                                  f"slot {turns.slot(now)}")
-                # A millisecond past the change, so that the clock reads the new turn when it wakes.
-                await asyncio.sleep(min(max(turns.next_change(now) - now, 0.0) + 0.001, 3600.0))
-        finally:
-            if speaking:
-                self.on_event("speaking_stopped", "left")
 
     async def _first_frame_timer(self, start: float) -> None:
         # The joins row waits for the first frame (or its timeout) so that it is written once, complete.
@@ -404,14 +413,11 @@ class Participant:
     async def leave(self) -> None:
         """Leave the room, stop the sources and every measuring task; bounded in time, never raises."""
         self._flush_join_row()
-        for session in (self._session, self._screen_session):
-            if session is None:
-                continue
-            try:
-                await asyncio.wait_for(session.leave(), timeout=10)
-            except Exception:
-                log.warning("leave of %s did not finish cleanly", self.spec.name, exc_info=True)
-        self._session = self._screen_session = None
+        session, self._session = self._session, None
+        self._ctx = None  # no reconnection from now on
+        await self._leave_session(session)
+        screen, self._screen_session = self._screen_session, None
+        await self._leave_session(screen)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -454,6 +460,7 @@ class Participant:
                 counters.unreadable += 1
                 continue
             gap_ms = counters.arrived(now)
+            self._resumed(track, gap_ms)
             capture = stamp.capture_time(now)
             counters.size = (frame.width, frame.height)
             if now - counters.psnr_at >= PSNR_INTERVAL_S:
@@ -496,6 +503,8 @@ class Participant:
                     await asyncio.wait_for(self._poll_pc(remote, pc, now, interval), timeout=5)
                 except Exception:  # one bad poll must not end the measurement of the others
                     log.warning("stats poll of %s towards %s failed", self.spec.name, remote, exc_info=True)
+            if self._silent(now):
+                self._lost(f"nothing heard for {now - (self._heard_at or now):.1f} s")
 
     async def _poll_pc(self, remote: str, pc: RTCPeerConnection, now: float, interval: float) -> None:
         for transceiver in pc.getTransceivers():
@@ -516,6 +525,8 @@ class Participant:
             packets = max(s.packets_received - st.packets, 0)
             lost = max(s.packets_lost - st.lost, 0)
             st.packets, st.lost = s.packets_received, max(s.packets_lost, st.lost)
+            if packets:
+                self._heard_at = now
             # What arrived, per this SSRC's own interval (a sender's own report would say what it sent, which
             # a rate-limited link does not deliver). Retransmission SSRCs count under the stream they repair.
             bitrate = None
@@ -550,6 +561,9 @@ class Participant:
         # aiortc files the receiver's report under the reporter's SSRC, not ours; a sender's own
         # report holds at most one, and it is about this sender.
         ri = next((s for s in report.values() if isinstance(s, RTCRemoteInboundRtpStreamStats)), None)
+        if ri is not None and self._reports.get(id(transceiver.sender)) != ri.timestamp:
+            self._reports[id(transceiver.sender)] = ri.timestamp
+            self._heard_at = now
         nacked = count_nacked(transceiver.sender).by_ssrc  # from now on: the first poll comes within a second
         for s in report.values():
             if not isinstance(s, RTCOutboundRtpStreamStats):

@@ -14,14 +14,16 @@ threshold (``harness.media.audio.PulseDetector``, 0.1), so latency pulses keep b
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["SPEECH_AMPLITUDE", "SpeakerSchedule", "audio_level_dbov", "speech"]
+__all__ = ["SPEECH_AMPLITUDE", "SpeakerSchedule", "announce_turns", "audio_level_dbov", "speech"]
 
 SPEECH_AMPLITUDE = 0.07
 """Peak of the speech-like sound as a fraction of full scale."""
@@ -95,3 +97,21 @@ def audio_level_dbov(samples: npt.NDArray[Any]) -> int:
     if rms <= 0:
         return 127
     return min(127, max(0, round(-20 * math.log10(rms))))
+
+
+async def announce_turns(turns: SpeakerSchedule, clock: Callable[[], float],
+                         on_event: Callable[[str, str], None]) -> None:
+    """Call ``on_event("speaking_started" | "speaking_stopped", detail)`` at the turns of ``turns`` until
+    cancelled (what the participant's microphone sends); a turn cut short by cancelling ends with ``left``."""
+    speaking = False
+    try:
+        while True:
+            now = clock()
+            if turns.speaking(now) != speaking:
+                speaking = not speaking
+                on_event("speaking_started" if speaking else "speaking_stopped", f"slot {turns.slot(now)}")
+            # A millisecond past the change, so that the clock reads the new turn when it wakes.
+            await asyncio.sleep(min(max(turns.next_change(now) - now, 0.0) + 0.001, 3600.0))
+    finally:
+        if speaking:
+            on_event("speaking_stopped", "left")

@@ -42,6 +42,7 @@ from harness.systems import IMPAIRED_NETWORK
 from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
 from harness.systems.guard import apply_answer, apply_offer
 from harness.systems.janus_api import JanusClient, JanusHandle, JanusRefused, Message, PluginReply
+from harness.systems.local import LocalServerFaults
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ async def server_info(url: str, timeout_s: float = 10.0) -> dict[str, Any]:
             "transports": sorted(info.get("transports", {})), "name": info.get("name")}
 
 
-class JanusSystem(System):
+class JanusSystem(LocalServerFaults, System):
     """Janus's VideoRoom, locally started or at a given URL."""
 
     name: ClassVar[str] = "janus"
