@@ -119,3 +119,31 @@ def test_audio_level_rides_in_the_header_extension() -> None:
         parsed = RtpPacket.parse(data, extensions)
         assert parsed.extensions.audio_level == (False, level)
         assert parsed.extensions.abs_send_time == 0x123456 and parsed.extensions.mid == "0"
+
+
+def test_turns_are_announced_as_they_come_and_a_cut_turn_ends_with_left() -> None:
+    import asyncio
+    import time
+
+    from harness.media.speakers import announce_turns
+
+    events: list[tuple[float, str, str]] = []
+    turns = SpeakerSchedule(0.1, 2, 0)  # short turns: the schedule itself takes any length
+
+    async def listen() -> None:
+        task = asyncio.ensure_future(announce_turns(turns, time.time,
+                                                    lambda kind, detail: events.append((time.time(), kind, detail))))
+        await asyncio.sleep(0.55)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(listen())
+    kinds = [k for _, k, _ in events]
+    assert kinds.count("speaking_started") >= 2
+    # Started and stopped alternate, each at its slot's edge (within the loop's timing).
+    assert all(a != b for a, b in zip(kinds, kinds[1:], strict=False))
+    for ts, kind, detail in events:
+        if detail != "left":
+            assert detail == f"slot {turns.slot(ts)}"
+            assert turns.speaking(ts) == (kind == "speaking_started")
+    assert kinds[-1] == "speaking_stopped"  # a turn in progress when cancelled is closed
