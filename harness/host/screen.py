@@ -2,9 +2,11 @@
 
 The screen (``harness.media.screen``) is a second video stream. Rather than a second video track in the
 participant's own publication, it joins the room as a publisher of its own, through the same adapter: the
-way Janus's screen-sharing demo and many clients do it, and the one every adapter supports unchanged (an SFU
+way Janus's screen-sharing demo and many clients do it, and the one every adapter supports (an SFU
 that keys a publisher's tracks by kind, like the reference SFU, has room for one video). What its session
-creates is measured by the owning participant, its rows marked ``source = "screen"``.
+creates is measured by the owning participant, its rows marked ``source = "screen"``. Adapters only have to
+leave out the participant's own screen when they subscribe (``SessionContext.own``). A reconnection
+(``harness.host.reconnect``) brings back the participant's own session, not its screen's.
 """
 
 from __future__ import annotations
