@@ -1,6 +1,6 @@
 """Faults in a real run, as a user starts it (``confbench run``; root for the emulated link): a participant's
 link goes down, then the server is killed and started again, and the summary and report say how each system
-came back. Reference SFU and Janus (from Debian; skipped where it is not installed).
+came back. Reference SFU, Janus (from Debian) and LiveKit (built from its Go module); skipped where absent.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import livekit_skip_reason
 
 from harness.store.reader import RunReader
 
@@ -49,10 +50,12 @@ server = "restart"
 """
 
 
-@pytest.mark.parametrize("system", ["reference", "janus"])
+@pytest.mark.parametrize("system", ["reference", "janus", "livekit"])
 def test_recovery_from_an_outage_and_a_server_restart(tmp_path: Path, system: str) -> None:
     if system == "janus" and shutil.which("janus") is None:
         pytest.skip("Janus is not installed (apt-get install janus)")
+    if system == "livekit" and (reason := livekit_skip_reason()):
+        pytest.skip(reason)
     (tmp_path / "s.toml").write_text(SCENARIO)
     done = subprocess.run([sys.executable, "-m", "harness.cli", "run", "s.toml", "--system", system,
                            "--processes", "1", "--results", "results", "--reports", "reports"],

@@ -73,6 +73,8 @@ def faults(events: pd.DataFrame) -> list[Fault]:
     for ts, kind, raw in zip(rows["ts"], rows["kind"], rows["detail"], strict=True):
         detail = _detail(raw)
         if kind == "network_change":
+            if not detail.get("at_s"):
+                continue  # the shapes the run starts with, recorded when the recorder started (maybe late)
             group = str(detail.get("group"))
             if detail.get("outage") and group not in open_outages:
                 open_outages[group] = float(ts)
@@ -133,7 +135,8 @@ def recovery(events: pd.DataFrame, streams: pd.DataFrame, joins: pd.DataFrame,
         def cut(name: Any, fault: Fault = fault) -> bool:
             return fault.kind != "outage" or groups.get(name) == fault.group
 
-        before = video[(video["ts"] >= fault.start - BEFORE_S) & (video["ts"] <= fault.start)]
+        # A streams row covers the second before its time: one stamped within a second of the start counts.
+        before = video[(video["ts"] >= fault.start - BEFORE_S) & (video["ts"] <= fault.start + 1.0)]
         pairs = sorted({(r, s) for r, s in zip(before["participant"], before["peer"], strict=True)
                         if cut(r) or cut(s)})
         per_stream = []
