@@ -141,11 +141,16 @@ def participant_engines(joins: pd.DataFrame) -> dict[str, str]:
 
 
 def stream_owners(joins: pd.DataFrame) -> dict[int, str]:
-    """Video stream id (as stamped) → the participant that published it, from ``joins.stream_id``."""
+    """Video stream id (as stamped) → the participant that published it, from ``joins.stream_id``.
+
+    A participant's screen share (``docs/results.md``) is stamped with the next, odd id: it maps to the
+    participant too.
+    """
     if joins.empty or "stream_id" not in joins.columns:
         return {}
-    return {int(sid): str(p) for p, sid in zip(joins["participant"], joins["stream_id"], strict=True)
-            if pd.notna(sid)}
+    owners = {int(sid): str(p) for p, sid in zip(joins["participant"], joins["stream_id"], strict=True)
+              if pd.notna(sid)}
+    return {**{sid + 1: p for sid, p in owners.items() if sid % 2 == 0}, **owners}
 
 
 def _by_engine(joins: pd.DataFrame, frames: pd.DataFrame, streams: pd.DataFrame, audio: pd.DataFrame,

@@ -172,6 +172,8 @@ class MediaHost:
             join_timeout_s=self.scenario.join_timeout_s,
             video=self.scenario.video, audio=self.scenario.audio, host=self.host,
             publishers_per_encoder=group.publishers_per_encoder,
+            screen=self.scenario.screen, screen_share=group.screen_share,
+            speaker_seats=self.scenario.participants,
             reconnect_after_s=self.scenario.reconnect_after_s, reconnect_within_s=self.scenario.reconnect_within_s,
         )
         try:

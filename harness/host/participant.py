@@ -27,13 +27,15 @@ from av import VideoFrame
 from harness.analysis.emodel import audio_mos
 from harness.errors import SystemError_
 from harness.host.reconnect import LOST_EVENTS, Reconnecting
+from harness.host.screen import SCREEN_SUFFIX, ScreenListener, ScreenMedia, source_of
 from harness.media.audio import PulseDetector
 from harness.media.pool import EncoderPool, Lease
 from harness.media.psnr import frame_psnr
+from harness.media.speakers import SpeakerSchedule, announce_turns
 from harness.media.tap import count_nacked, count_received, inbound_counts, tap
 from harness.media.video import read_frame
 from harness.rtc import jitter, netio, ntpclock, remb, rtcparrival, sdes
-from harness.scenario.scenario import AudioSettings, VideoSettings
+from harness.scenario.scenario import AudioSettings, ScreenSettings, VideoSettings
 from harness.systems.base import Session, SessionContext, System
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,13 @@ class ParticipantSpec:
     publishers_per_encoder: int = 1
     """How many publishers of the group (on one media host) send the same encoded stream
     (``harness.media.pool``)."""
+    screen: ScreenSettings = field(default_factory=ScreenSettings)
+    """The scenario's screen share: what this participant sends if ``screen_share``, and what it expects
+    to receive from others' (to rebuild sent frames for PSNR)."""
+    screen_share: bool = False
+    speaker_seats: int = 1
+    """Planned participants of the scenario: the seats of the round-robin speaker schedule
+    (``harness.media.speakers``), used when ``audio.speakers`` asks for one."""
     reconnect_after_s: float = 8.0
     """Silence (no media, no receiver report) after which a publishing participant starts a new session."""
     reconnect_within_s: float = 30.0
@@ -100,6 +109,22 @@ class ParticipantSpec:
     def audio_stream_id(self) -> int:
         """Stream id of this participant's audio."""
         return 2 * self.index + 1
+
+    @property
+    def screen_stream_id(self) -> int:
+        """Stream id stamped into this participant's screen share: the audio's (audio carries no stamps)."""
+        return 2 * self.index + 1
+
+    @property
+    def screen_name(self) -> str:
+        """The name its screen share publishes under."""
+        return self.name + SCREEN_SUFFIX
+
+    def speakers(self) -> SpeakerSchedule | None:
+        """This participant's speaking turns, when the scenario has a speaker pattern and it sends audio."""
+        if self.audio.speakers != "round-robin" or "audio" not in self.publish:
+            return None
+        return SpeakerSchedule.for_index(self.audio.speaker_switch_s, self.speaker_seats, self.index)
 
 
 class _VideoCounters:
@@ -184,6 +209,10 @@ class Participant(Reconnecting):
         # A media host's publishers may share encoders; a participant on its own has a pool of its own.
         self._pool = pool if pool is not None else EncoderPool()
         self._lease: Lease | None = None
+        self._screen_lease: Lease | None = None
+        self._screen_session: Session | None = None
+        self.screen_pcs: set[int] = set()
+        """``id()`` of the screen share's peer connections (``harness.host.screen``)."""
         self._designated: set[str] = set()  # designated senders, by alnum_name (see designate)
         self._session: Session | None = None
         self._pcs: list[tuple[str, RTCPeerConnection]] = []
@@ -220,6 +249,8 @@ class Participant(Reconnecting):
 
     def on_track(self, track: MediaStreamTrack, remote: str, receiver: RTCRtpReceiver | None = None) -> None:
         """Start measuring a remote track (SessionListener): decoded if it is a probe, else from its frames."""
+        if remote == self.spec.screen_name:
+            return  # our own screen share, where an adapter could not decline it: not measured
         if receiver is not None:
             count_received(receiver)
         # One connection may carry several publishers' streams (multistream SFUs): label rows by track.
@@ -283,18 +314,24 @@ class Participant(Reconnecting):
     async def join(self) -> dict[str, Any]:
         """Join and wait until in the call; returns (and emits) the ``joins`` row. Never raises."""
         spec = self.spec
+        turns = spec.speakers()
         if spec.publish:
             self._lease = self._pool.acquire(spec.group, spec.publishers_per_encoder, spec.video_stream_id,
-                                             spec.publish, spec.video, spec.audio)
+                                             spec.publish, spec.video, spec.audio,
+                                             speaking=turns.speaking if turns is not None else None)
+        own = (spec.screen_name,) if spec.screen_share else ()
         ctx = self._ctx = SessionContext(room=spec.room, participant=spec.name, media=self, listener=self,
                                          subscribe=spec.subscribe, timeout_s=spec.join_timeout_s,
-                                         video_codec=spec.video.codec, publish=spec.publish)
+                                         video_codec=spec.video.codec, publish=spec.publish, own=own,
+                                         speakers=spec.audio.speakers != "none")
         start = self._clock()
         row: dict[str, Any] = {"ts": start, "participant": spec.name, "group": spec.group, "host": spec.host,
                                "attempt": 1, "ok": False}
         try:
             self._session = self._system.session(ctx)
             await asyncio.wait_for(self._session.join(), timeout=spec.join_timeout_s)
+            if spec.screen_share:
+                await self._share_screen(spec.join_timeout_s - (self._clock() - start))
             row["signalling_ms"] = (self._clock() - start) * 1000
             remaining = spec.join_timeout_s - (self._clock() - start)
             await self._wait_ice(max(remaining, 0.1))
@@ -311,10 +348,23 @@ class Participant(Reconnecting):
             self._join_row = row
             self._spawn(self._poll_stats())
             self._spawn(self._first_frame_timer(start))
+            if turns is not None:
+                self._spawn(announce_turns(turns, self._clock, self.on_event))
         else:
             self._sink.emit("joins", row)
             await self.leave()
         return row
+
+    async def _share_screen(self, timeout: float) -> None:
+        """Publish the screen share as a participant of its own (see :data:`SCREEN_SUFFIX`)."""
+        spec = self.spec
+        self._screen_lease = self._pool.acquire_screen(spec.group, spec.publishers_per_encoder,
+                                                       spec.screen_stream_id, spec.screen, spec.video.codec)
+        ctx = SessionContext(room=spec.room, participant=spec.screen_name, media=ScreenMedia(self._screen_lease),
+                             listener=ScreenListener(self), subscribe=False, timeout_s=spec.join_timeout_s,
+                             video_codec=spec.video.codec, publish=("video",), own=(spec.name,))
+        self._screen_session = self._system.session(ctx)
+        await asyncio.wait_for(self._screen_session.join(), timeout=max(timeout, 0.1))
 
     async def _first_frame_timer(self, start: float) -> None:
         # The joins row waits for the first frame (or its timeout) so that it is written once, complete.
@@ -366,13 +416,16 @@ class Participant(Reconnecting):
         session, self._session = self._session, None
         self._ctx = None  # no reconnection from now on
         await self._leave_session(session)
+        screen, self._screen_session = self._screen_session, None
+        await self._leave_session(screen)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
-        lease, self._lease = self._lease, None
-        if lease is not None:
-            await self._pool.release(lease)
+        for lease in (self._lease, self._screen_lease):
+            if lease is not None:
+                await self._pool.release(lease)
+        self._lease = self._screen_lease = None
 
     # -- measuring ---------------------------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
@@ -399,6 +452,7 @@ class Participant(Reconnecting):
         counters = self._counters.setdefault(id(track), _VideoCounters())
         counters.taken_at = self._clock()
         me = self.spec.name
+        source = source_of(remote)
         async for frame, now in self._received(track):
             assert isinstance(frame, VideoFrame)  # aiortc's video receiver yields decoded frames
             stamp = read_frame(frame)
@@ -412,14 +466,15 @@ class Participant(Reconnecting):
             if now - counters.psnr_at >= PSNR_INTERVAL_S:
                 # Sampled: rebuilding the sent frame and comparing costs about 1 ms (harness/media/psnr.py).
                 counters.psnr_at = now
-                counters.psnr_db = frame_psnr(frame, stamp, self.spec.video.width, self.spec.video.height)
+                sent = self.spec.screen if source == "screen" else self.spec.video
+                counters.psnr_db = frame_psnr(frame, stamp, sent.width, sent.height, screen=source == "screen")
             if self._first_frame_at is None:
                 self._first_frame_at = now
                 self._first_frame.set()
             self._sink.emit("frames", {
                 "ts": now, "receiver": me, "sender": remote, "stream_id": stamp.stream_id,
                 "frame_no": stamp.frame_no, "capture_ts": capture, "latency_ms": (now - capture) * 1000,
-                "gap_ms": gap_ms, "width": frame.width, "height": frame.height,
+                "gap_ms": gap_ms, "width": frame.width, "height": frame.height, "source": source,
             })
 
     async def _read_audio(self, track: MediaStreamTrack, remote: str) -> None:
@@ -480,9 +535,10 @@ class Participant(Reconnecting):
                 if st.polled_at is not None and polled - st.polled_at > 0.05:
                     bitrate = (received[s.ssrc] - st.received) * 8 / (polled - st.polled_at) / 1000
                 st.received, st.polled_at = received[s.ssrc], polled
+            peer = self._track_remote.get(id(receiver.track), remote)
             row: dict[str, Any] = {
                 "ts": now, "participant": self.spec.name, "direction": "in", "kind": kind,
-                "peer": self._track_remote.get(id(receiver.track), remote),
+                "peer": peer, "source": source_of(peer) if kind == "video" else None,
                 "ssrc": s.ssrc, "packets": packets, "packets_lost": lost,
                 "loss_pct": 100 * lost / (packets + lost) if packets + lost else None,
                 "jitter_ms": s.jitter / clock * 1000, "bitrate_kbps": bitrate,
@@ -525,6 +581,7 @@ class Participant(Reconnecting):
             rtt = ri.roundTripTime if ri is not None else None
             self._sink.emit("streams", {
                 "ts": now, "participant": self.spec.name, "peer": remote, "direction": "out", "kind": kind,
+                "source": ("screen" if id(pc) in self.screen_pcs else "camera") if kind == "video" else None,
                 "ssrc": s.ssrc, "packets": packets, "packets_lost": 0,
                 # aiortc reports fractionLost as RFC 3550's 8-bit fraction (0..255).
                 "loss_pct": 100 * ri.fractionLost / 256 if ri is not None else None,
@@ -533,3 +590,4 @@ class Participant(Reconnecting):
                 "bitrate_kbps": sent * 8 / max(elapsed, 1e-3) / 1000,
                 "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0, "packets_nacked": packets_nacked,
             })
+

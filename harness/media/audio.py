@@ -22,12 +22,14 @@ import fractions
 import logging
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 from av import AudioFrame
 
 from .fanout import FanOut, Producer
+from .speakers import speech
 
 __all__ = ["PULSE_AMPLITUDE", "PULSE_HZ", "PULSE_MS", "AudioSource", "PulseDetector"]
 
@@ -53,10 +55,15 @@ class AudioSource(Producer[AudioFrame]):
     frames (counted in :attr:`skipped`) rather than bursting; if the wall clock steps backwards it re-anchors.
 
     aiortc's Opus encoder accepts s16 mono or stereo at any rate and resamples to 48 kHz stereo itself.
+
+    ``speaking``, when given, says for a UNIX time whether this microphone's owner is talking then
+    (``harness.media.speakers.SpeakerSchedule.speaking``); a frame that starts while they talk carries the
+    speech-like sound of ``harness.media.speakers`` under the pulses.
     """
 
     def __init__(
-        self, stream_id: int, sample_rate: int = 48000, ptime_ms: int = 20, pulse_period_s: float = 1.0
+        self, stream_id: int, sample_rate: int = 48000, ptime_ms: int = 20, pulse_period_s: float = 1.0,
+        speaking: Callable[[float], bool] | None = None,
     ) -> None:
         if not 0 <= stream_id <= 0xFFFF:
             raise ValueError(f"stream_id must be in 0..65535, got {stream_id}")
@@ -72,6 +79,7 @@ class AudioSource(Producer[AudioFrame]):
         self.sample_rate = sample_rate
         self.ptime_ms = ptime_ms
         self.pulse_period_s = pulse_period_s
+        self.speaking = speaking
         self.samples_per_frame = sample_rate * ptime_ms // 1000
         self.fanout: FanOut[AudioFrame] = FanOut("audio", maxsize=5)
         self.produced = 0
@@ -100,7 +108,10 @@ class AudioSource(Producer[AudioFrame]):
     def samples(self, first: int, count: int) -> npt.NDArray[np.int16]:
         """``count`` samples starting at absolute sample ``first`` (sample ``s`` is at time ``s / rate``)."""
         phase = (first + np.arange(count, dtype=np.int64)) % self._period
-        out = np.zeros(count, dtype=np.int16)
+        if self.speaking is not None and self.speaking(first / self.sample_rate):
+            out = np.round(_FULL_SCALE * speech(first, count, self.sample_rate)).astype(np.int16)
+        else:
+            out = np.zeros(count, dtype=np.int16)
         loud = phase < self._burst.size
         out[loud] = self._burst[phase[loud]]
         return out

@@ -35,6 +35,7 @@ from .audio import AudioSource
 from .fanout import FanOut, FanOutTrack, Producer
 from .packetize import PacketizedFrame, Packetizer
 from .packetize import install as install_packetized_senders
+from .speakers import audio_level_dbov
 from .video import VideoSource
 
 __all__ = ["CODECS", "SharedAudioEncoder", "SharedVideoEncoder", "install_keyframe_forwarding"]
@@ -115,6 +116,10 @@ class _SharedEncoder(Producer[Any]):
     def _encode(self, frame: Any, keyframe: bool) -> av.Packet | None:
         raise NotImplementedError
 
+    def _level(self, frame: Any) -> int | None:
+        """The frame's RFC 6465 audio level (audio), sent in the ssrc-audio-level header extension."""
+        return None
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         source_track = self.source.track()
@@ -138,7 +143,7 @@ class _SharedEncoder(Producer[Any]):
                 if packet is not None:
                     self.encoded += 1
                     self.keyframes += keyframe
-                    self.fanout.push(self.packetizer.pack(packet, keyframe))
+                    self.fanout.push(self.packetizer.pack(packet, keyframe, self._level(frame)))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -198,6 +203,11 @@ class SharedAudioEncoder(_SharedEncoder):
         self._resampler = av.AudioResampler(format="s16", layout="stereo", rate=OPUS_RATE,
                                             frame_size=int(OPUS_RATE * AUDIO_PTIME))
         self._next_pts: int | None = None
+
+    def _level(self, frame: av.AudioFrame) -> int | None:
+        # What aiortc's own sender computes per frame (rtp.compute_audio_level_dbov), with NumPy: SFUs read it
+        # to tell who is speaking (Janus's talking events, LiveKit's active speakers).
+        return audio_level_dbov(frame.to_ndarray().reshape(-1)) if frame.format.name == "s16" else None
 
     def _encode(self, frame: av.AudioFrame, keyframe: bool) -> av.Packet | None:
         if self._ctx is None:

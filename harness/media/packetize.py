@@ -12,7 +12,8 @@ So :class:`Packetizer` packetizes each frame once (one aiortc packetizer per str
 picture-id sequence, as a single sender would make), the fan-out carries :class:`PacketizedFrame` s, and
 :func:`install` replaces ``RTCRtpSender._run_rtp`` for senders whose track is marked ``packetized`` with
 :func:`_send_packetized`: the header is packed with ``struct`` from a per-sender template, the extension block
-(mid, abs-send-time) is computed once by aiortc's own map and only abs-send-time is patched per packet.
+(mid, abs-send-time, and for audio ssrc-audio-level, one block per level) is computed once by aiortc's own map
+and only abs-send-time is patched per packet.
 Everything else stays aiortc's: SRTP and ICE through the DTLS transport, the retransmission history (an
 ``RtpPacket`` per packet, which NACKs and RTX read), the counters its RTCP sender reports use, its start and
 stop events. Other tracks run aiortc's loop unchanged. Remove this module when aiortc can send ready
@@ -54,6 +55,8 @@ class PacketizedFrame:
     payloads: tuple[bytes, ...]
     timestamp: int
     keyframe: bool = False
+    audio_level: int | None = None
+    """RFC 6465 level (0 loudest .. 127 silence) for the ssrc-audio-level header extension (audio only)."""
 
     @property
     def size(self) -> int:
@@ -71,19 +74,25 @@ class Packetizer:
         self.mime_type = mime_type
         self._packer: Any = get_encoder(RTCRtpCodecParameters(mimeType=mime_type, clockRate=clock_rate))
 
-    def pack(self, packet: Packet, keyframe: bool = False) -> PacketizedFrame:
+    def pack(self, packet: Packet, keyframe: bool = False, audio_level: int | None = None) -> PacketizedFrame:
         """The payloads of one encoded frame (``packet`` carries ``pts`` and ``time_base``)."""
         payloads, timestamp = self._packer.pack(packet)
-        return PacketizedFrame(tuple(payloads), int(timestamp), keyframe)
+        return PacketizedFrame(tuple(payloads), int(timestamp), keyframe, audio_level)
 
 
 class _HeaderTemplate:
-    """The fixed parts of one sender's RTP headers, and where abs-send-time goes in the extension block."""
+    """The fixed parts of one sender's RTP headers, and where abs-send-time goes in the extension block.
 
-    def __init__(self, sender: Any, payload_type: int) -> None:
+    With an ``audio_level``, the block also carries ssrc-audio-level when it was negotiated (one template per
+    level, made on first use: at most 128).
+    """
+
+    def __init__(self, sender: Any, payload_type: int, audio_level: int | None = None) -> None:
         values = HeaderExtensions()
         values.mid = sender._RTCRtpSender__mid
         values.abs_send_time = _ABS_SEND_TIME_MARK
+        if audio_level is not None:
+            values.audio_level = (False, audio_level)
         profile, block = sender._RTCRtpSender__rtp_header_extensions_map.set(values)
         self.payload_type = payload_type
         self.first_byte = 0x80 | (0x10 if block else 0)  # version 2, extension bit, no padding or CSRC
@@ -134,6 +143,7 @@ class _PacketizedSender:
         self.sender = sender
         self.payload_type = int(codec.payloadType or 0)  # negotiated codecs always have one
         self.template = _HeaderTemplate(sender, self.payload_type)
+        self.leveled: dict[int, _HeaderTemplate] = {}  # audio level -> its template
         self.history: dict[int, RtpPacket] = sender._RTCRtpSender__rtp_history
         self.wire = _Wire(sender)
         self.sequence_number = random.randint(0, 0xFFFF)
@@ -148,6 +158,10 @@ class _PacketizedSender:
         timestamp = (self.timestamp_origin + frame.timestamp) & 0xFFFFFFFF
         last = len(frame.payloads) - 1
         ssrc = sender._ssrc
+        template, level = self.template, frame.audio_level
+        if level is not None:
+            template = self.leveled.get(level) or self.leveled.setdefault(
+                level, _HeaderTemplate(sender, self.payload_type, level))
         try:
             for i, payload in enumerate(frame.payloads):
                 now = clock.current_ntp_time()
@@ -157,10 +171,12 @@ class _PacketizedSender:
                 # The history keeps aiortc's own packet object: NACK answers and RTX re-serialize it.
                 packet = RtpPacket(payload_type=self.payload_type, marker=marker, sequence_number=seq,
                                    timestamp=timestamp, ssrc=ssrc, payload=payload)
-                packet.extensions.mid = self.template.mid
+                packet.extensions.mid = template.mid
                 packet.extensions.abs_send_time = abs_send_time
+                if level is not None:
+                    packet.extensions.audio_level = (False, level)
                 self.history[seq % RTP_HISTORY_SIZE] = packet
-                self.wire.send(self.template.header(marker, seq, timestamp, ssrc, abs_send_time) + payload)
+                self.wire.send(template.header(marker, seq, timestamp, ssrc, abs_send_time) + payload)
                 sender._RTCRtpSender__ntp_timestamp = now
                 sender._RTCRtpSender__rtp_timestamp = timestamp
                 sender._RTCRtpSender__octet_count += len(payload)

@@ -16,14 +16,16 @@ key frames. 1 (the default) gives every publisher its own stream.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.media.audio import AudioSource
 from harness.media.encoder import SharedAudioEncoder, SharedVideoEncoder
 from harness.media.fanout import FanOutTrack
+from harness.media.screen import ScreenSource
 from harness.media.video import VideoSource
-from harness.scenario.scenario import MAX_PUBLISHERS_PER_ENCODER, AudioSettings, VideoSettings
+from harness.scenario.scenario import MAX_PUBLISHERS_PER_ENCODER, AudioSettings, ScreenSettings, VideoSettings
 
 __all__ = ["MAX_PUBLISHERS_PER_ENCODER", "EncoderPool", "Lease"]
 AUDIO_SAMPLE_RATE = 48000
@@ -75,16 +77,15 @@ class EncoderPool:
         self._gone = (0, 0)
 
     def acquire(self, group: str, share: int, stream_id: int, publish: tuple[str, ...],
-                video: VideoSettings, audio: AudioSettings) -> Lease:
+                video: VideoSettings, audio: AudioSettings,
+                speaking: Callable[[float], bool] | None = None) -> Lease:
         """A lease on a slot of ``group`` with room (fewer than ``share`` users), or on a new one.
 
-        A new slot's video stream id is ``stream_id`` (its audio ``stream_id + 1``).
+        A new slot's video stream id is ``stream_id`` (its audio ``stream_id + 1``); its microphone talks when
+        ``speaking`` says so (``harness.media.speakers``: the slot's first publisher's turns).
         """
-        if not 1 <= share <= MAX_PUBLISHERS_PER_ENCODER:
-            raise ValueError(f"publishers_per_encoder must be 1..{MAX_PUBLISHERS_PER_ENCODER}, got {share}")
         key = f"{group}:{','.join(sorted(publish))}"
-        slots = self._slots.setdefault(key, [])
-        slot = next((s for s in slots if s.users < share), None)
+        slot = self._free_slot(key, share)
         if slot is None:
             slot = _Slot(key)
             if "video" in publish:
@@ -93,11 +94,29 @@ class EncoderPool:
                                                   bitrate_bps=video.bitrate_kbps * 1000)
             if "audio" in publish:
                 slot.audio = AudioSource(stream_id + 1, sample_rate=AUDIO_SAMPLE_RATE,
-                                         pulse_period_s=audio.pulse_period_s)
+                                         pulse_period_s=audio.pulse_period_s, speaking=speaking)
                 slot.audio_encoder = SharedAudioEncoder(slot.audio)
-            slots.append(slot)
+            self._slots[key].append(slot)
         slot.users += 1
         return Lease(slot)
+
+    def acquire_screen(self, group: str, share: int, stream_id: int, screen: ScreenSettings,
+                       codec: str) -> Lease:
+        """A lease on a screen-share slot of ``group`` (``harness.media.screen``), stamped ``stream_id``."""
+        key = f"{group}:screen"
+        slot = self._free_slot(key, share)
+        if slot is None:
+            slot = _Slot(key)
+            slot.video = ScreenSource(stream_id, width=screen.width, height=screen.height, fps=screen.fps)
+            slot.encoder = SharedVideoEncoder(slot.video, codec=codec, bitrate_bps=screen.bitrate_kbps * 1000)
+            self._slots[key].append(slot)
+        slot.users += 1
+        return Lease(slot)
+
+    def _free_slot(self, key: str, share: int) -> _Slot | None:
+        if not 1 <= share <= MAX_PUBLISHERS_PER_ENCODER:
+            raise ValueError(f"publishers_per_encoder must be 1..{MAX_PUBLISHERS_PER_ENCODER}, got {share}")
+        return next((s for s in self._slots.setdefault(key, []) if s.users < share), None)
 
     async def release(self, lease: Lease) -> None:
         """End a lease; the last user of a slot stops its encoders and sources."""

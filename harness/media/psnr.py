@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from av import VideoFrame
 
+from harness.media.screen import ScreenPage
 from harness.media.stamp import Stamp, write_stamp
 from harness.media.video import PHASE_STEP, Background
 
@@ -26,9 +27,13 @@ MAX_PSNR_DB = 100.0
 """Reported for a frame identical to its reference (the PSNR would be infinite)."""
 
 
-def reference_luma(width: int, height: int, stamp: Stamp) -> npt.NDArray[np.uint8]:
-    """The luma plane (height x width) of the frame the source sent with ``stamp``."""
-    frame = Background.shared(width, height).render(stamp.frame_no + stamp.stream_id * PHASE_STEP)
+def reference_luma(width: int, height: int, stamp: Stamp, screen: bool = False) -> npt.NDArray[np.uint8]:
+    """The luma plane (height x width) of the frame the source sent with ``stamp`` (a screen share's, if
+    ``screen``: ``harness.media.screen``)."""
+    if screen:
+        frame = ScreenPage.shared(width, height).render(stamp.frame_no)
+    else:
+        frame = Background.shared(width, height).render(stamp.frame_no + stamp.stream_id * PHASE_STEP)
     y = frame[:height]
     write_stamp(y, stamp)
     return y
@@ -54,8 +59,9 @@ def psnr(received: npt.NDArray[np.uint8], reference: npt.NDArray[np.uint8]) -> f
     return min(MAX_PSNR_DB, 10 * math.log10(255.0**2 / mse))
 
 
-def frame_psnr(frame: VideoFrame, stamp: Stamp, sent_width: int, sent_height: int) -> float | None:
+def frame_psnr(frame: VideoFrame, stamp: Stamp, sent_width: int, sent_height: int,
+               screen: bool = False) -> float | None:
     """Y-PSNR of a decoded frame against what was sent, or None when it arrived at another size."""
     if (frame.width, frame.height) != (sent_width, sent_height):
         return None
-    return psnr(luma(frame), reference_luma(sent_width, sent_height, stamp))
+    return psnr(luma(frame), reference_luma(sent_width, sent_height, stamp, screen))

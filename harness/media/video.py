@@ -18,6 +18,7 @@ import asyncio
 import logging
 import math
 import time
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -28,7 +29,7 @@ from av.video.plane import VideoPlane
 from .fanout import FanOut, Producer
 from .stamp import Stamp, band_height, read_stamp, write_stamp
 
-__all__ = ["Background", "VideoSource", "read_frame"]
+__all__ = ["Background", "Canvas", "VideoSource", "read_frame"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,20 @@ _Y8_FORMATS = frozenset(
 _SHARED: dict[tuple[int, int, int], Background] = {}  # Background.shared's cache: a few per process
 PHASE_STEP = 7919
 """Stream ``s`` shows frame ``n + s * PHASE_STEP`` of the shared motion path (see :class:`VideoSource`)."""
+
+
+class Canvas(Protocol):
+    """What a source draws its frames from: :class:`Background` (camera), ``harness.media.screen.ScreenPage``."""
+
+    def render(self, frame_no: int) -> npt.NDArray[np.uint8]:
+        """Frame ``frame_no`` as a new yuv420p array."""
+        ...
+
+    def render_into(
+        self, frame_no: int, y: npt.NDArray[np.uint8], u: npt.NDArray[np.uint8], v: npt.NDArray[np.uint8]
+    ) -> None:
+        """Draw frame ``frame_no`` into the given planes."""
+        ...
 
 
 class Background:
@@ -143,7 +158,8 @@ class VideoSource(Producer[VideoFrame]):
     Sources of one size share a background; each stream starts at its own point of the motion path.
     """
 
-    def __init__(self, stream_id: int, width: int = 640, height: int = 360, fps: float = 30) -> None:
+    def __init__(self, stream_id: int, width: int = 640, height: int = 360, fps: float = 30,
+                 canvas: Canvas | None = None) -> None:
         Stamp(stream_id, 0, 0)  # validates the id's range with the stamp's own message
         if not 0 < fps <= 120:
             raise ValueError(f"fps must be in (0, 120], got {fps}")
@@ -153,9 +169,10 @@ class VideoSource(Producer[VideoFrame]):
         self.width = width
         self.height = height
         self.fps = fps
-        self.background = Background.shared(width, height)
+        self.background: Canvas = canvas if canvas is not None else Background.shared(width, height)
         # Side-by-side streams should not move in lockstep: a path offset is free, new textures are not.
-        self.phase = stream_id * PHASE_STEP
+        # Another canvas (a screen) is its own picture: no offset.
+        self.phase = stream_id * PHASE_STEP if canvas is None else 0
         self.fanout: FanOut[VideoFrame] = FanOut("video")
         self.produced = 0
         """Frames handed to the fan-out so far."""

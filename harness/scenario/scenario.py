@@ -59,14 +59,46 @@ class VideoSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ScreenSettings:
+    """``[media.screen]``: the synthetic screen share of groups with ``screen_share = true``
+    (``harness.media.screen``); its codec is the camera's."""
+
+    width: int = 1920
+    height: int = 1080
+    fps: int = 5
+    bitrate_kbps: int = 1500
+
+    def __post_init__(self) -> None:
+        if not (64 <= self.width <= 3840 and self.width % 2 == 0):
+            raise ValueError("width must be an even number of pixels between 64 and 3840")
+        if not (64 <= self.height <= 2160 and self.height % 2 == 0):
+            raise ValueError("height must be an even number of pixels between 64 and 2160")
+        if not (1 <= self.fps <= 60):
+            raise ValueError("fps must be between 1 and 60")
+        if not (30 <= self.bitrate_kbps <= 20000):
+            raise ValueError("bitrate_kbps must be between 30 and 20000")
+
+
+SPEAKER_PATTERNS = ("none", "round-robin")
+
+
+@dataclass(frozen=True, slots=True)
 class AudioSettings:
-    """The synthetic microphone: silence with timed pulses for audio latency."""
+    """The synthetic microphone: silence with timed pulses for audio latency, and who is speaking."""
 
     pulse_period_s: float = 1.0
+    speakers: str = "none"
+    """``none``: every microphone is silent between pulses; ``round-robin``: one participant at a time talks
+    (speech-like sound under the pulses, ``harness.media.speakers``), the next one every ``speaker_switch_s``."""
+    speaker_switch_s: float = 5.0
 
     def __post_init__(self) -> None:
         if not (0.25 <= self.pulse_period_s <= 10):
             raise ValueError("pulse_period_s must be between 0.25 and 10")
+        if self.speakers not in SPEAKER_PATTERNS:
+            raise ValueError(f"speakers must be one of {', '.join(SPEAKER_PATTERNS)}, got {self.speakers!r}")
+        if not (1 <= self.speaker_switch_s <= 3600):
+            raise ValueError("speaker_switch_s must be between 1 and 3600")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +126,9 @@ class Group:
     grow: bool = True
     """In a capacity search, whether the group grows with the others (in proportion to ``count``); False
     keeps it at ``count`` participants at every step, e.g. the presenters of a webinar whose audience grows."""
+    screen_share: bool = False
+    """Whether each participant of the group also shares a screen (``[media.screen]``): a second video
+    stream, published as a participant of its own named ``<participant>-screen`` (``harness.host.participant``)."""
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -114,6 +149,8 @@ class Group:
                 raise ValueError(f"publish may list only {' and '.join(MEDIA_KINDS)}, got {kind!r}")
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.screen_share and self.engine != "native":
+            raise ValueError("screen_share needs native participants (browsers share no synthetic screen yet)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +246,7 @@ class Scenario:
     description: str = ""
     video: VideoSettings = field(default_factory=VideoSettings)
     audio: AudioSettings = field(default_factory=AudioSettings)
+    screen: ScreenSettings = field(default_factory=ScreenSettings)
     thresholds: tuple[Threshold, ...] = ()
     systems: tuple[str, ...] = ("p2p",)
     """Systems ``confbench run`` uses when none is named on the command line (``NAME`` or ``NAME=URL``)."""
@@ -288,6 +326,12 @@ class Scenario:
             if group["engine"] == "native":
                 del group["engine"]
         data.pop("browser", None)
+        # Screen share and speakers left out at their defaults: scenarios without them keep their digest.
+        if self.screen == ScreenSettings():
+            data.pop("screen")
+        for key in ("speakers", "speaker_switch_s"):
+            if data["audio"][key] == getattr(AudioSettings(), key):
+                del data["audio"][key]
         if self.browser != BrowserSettings():
             data["browser"] = {k: (list(v) if isinstance(v, tuple) else v)
                                for k, v in asdict(self.browser).items() if v not in (None, ())}
@@ -345,6 +389,8 @@ def _group_dict(group: Group) -> dict[str, Any]:
         data.pop("publishers_per_encoder")
     if group.grow:
         data.pop("grow")
+    if not group.screen_share:
+        data.pop("screen_share")
     return data
 
 
@@ -368,14 +414,16 @@ _TOP_KEYS = {
     "reconnect_within_s": float,
 }
 _BROWSER_KEYS = {"platform": str, "ice_servers": list, "chromium": str}
-_MEDIA_KEYS = {"video": dict, "audio": dict}
+_MEDIA_KEYS = {"video": dict, "audio": dict, "screen": dict}
 _VIDEO_KEYS = {"width": int, "height": int, "fps": int, "codec": str, "bitrate_kbps": int}
-_AUDIO_KEYS = {"pulse_period_s": float}
+_SCREEN_KEYS = {"width": int, "height": int, "fps": int, "bitrate_kbps": int}
+_AUDIO_KEYS = {"pulse_period_s": float, "speakers": str, "speaker_switch_s": float}
 _CAPACITY_KEYS = {"start": int, "step": int, "step_s": float, "settle_s": float, "max_participants": int,
                   "max_duration_s": float, "step_backs": int, "slo": dict}
 _GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float,
                "join_delay_s": float, "stay_s": float, "engine": str, "publishers_per_encoder": int,
-               "grow": bool, "network": dict}  # network (a preset name or a table): parsed by harness.scenario.network
+               "grow": bool, "screen_share": bool,
+               "network": dict}  # network (a preset name or a table): parsed by harness.scenario.network
 
 
 def _check(where: str, table: Mapping[str, Any], schema: Mapping[str, type]) -> dict[str, Any]:
@@ -442,6 +490,8 @@ def _parse(data: Mapping[str, Any], source: str) -> Scenario:
     media = _check("media.", top.pop("media", {}), _MEDIA_KEYS)
     video = _build("media.video", VideoSettings, _check("media.video.", media.get("video", {}), _VIDEO_KEYS))
     audio = _build("media.audio", AudioSettings, _check("media.audio.", media.get("audio", {}), _AUDIO_KEYS))
+    screen = _build("media.screen", ScreenSettings,
+                    _check("media.screen.", media.get("screen", {}), _SCREEN_KEYS))
     groups = []
     for i, raw in enumerate(top.pop("groups", [])):
         where = f"groups[{i}]"
@@ -509,7 +559,7 @@ def _parse(data: Mapping[str, Any], source: str) -> Scenario:
     if isinstance(top["name"], str) and len(top["name"].encode("utf-8", "surrogatepass")) > MAX_NAME:
         # Checked here, not in Scenario: the harness itself suffixes names (crosscheck's "-crosscheck-floor").
         raise _FieldError("name", f"must be at most {MAX_NAME} bytes long (it names report folders)")
-    fields_ = dict(top, groups=tuple(groups), video=video, audio=audio, thresholds=tuple(thresholds),
+    fields_ = dict(top, groups=tuple(groups), video=video, audio=audio, screen=screen, thresholds=tuple(thresholds),
                    min_effect=tuple(min_effect), browser=browser, capacity=capacity, source=source)
     try:
         return Scenario(**fields_)
@@ -538,4 +588,6 @@ def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
     d = dict(data)
     d.pop("source", None)
     d["media"] = {"video": d.pop("video", {}), "audio": d.pop("audio", {})}
+    if "screen" in d:
+        d["media"]["screen"] = d.pop("screen")
     return parse_scenario(d, source=str(data.get("source", "<memory>")))

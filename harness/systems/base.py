@@ -59,6 +59,12 @@ class SessionContext:
     video_codec: str = "VP8"
     publish: tuple[str, ...] = ("audio", "video")
     """Kinds this participant publishes (``ctx.media.tracks()`` gives one track of each)."""
+    own: tuple[str, ...] = ()
+    """Other publishers that are this participant's own (its screen share, ``harness.host.participant``):
+    not to be subscribed to."""
+    speakers: bool = False
+    """Whether the scenario has an active-speaker pattern: an adapter turns on the system's active-speaker
+    signals where it must ask for them, and reports them as events."""
 
     def __post_init__(self) -> None:
         if not self.room or not self.participant:

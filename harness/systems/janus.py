@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import zlib
@@ -52,6 +53,10 @@ ROOM_PIN_ENV = "CONFBENCH_JANUS_ROOM_PIN"
 MAX_PUBLISHERS = 1000
 ROOM_EXISTS = 427
 NO_SUCH_FEED = 428
+SPEECH_LEVEL_DBOV = 45
+"""``audio_level_average`` of rooms created for a speaker pattern: talking when the average level is louder."""
+ACTIVE_PACKETS = 50
+"""``audio_active_packets``: Janus averages the level over this many packets (1 s of 20 ms Opus frames)."""
 
 
 def room_id(room: str) -> int:
@@ -144,6 +149,7 @@ class JanusSession(Session):
         self._private_id: int | None = None
         self._my_id: int | None = None
         self._feeds: dict[int, str] = {}  # subscribed feed id -> display name
+        self._displays: dict[int, str] = {}  # feed id -> display name, of every publisher seen
         self._mids: dict[str, str] = {}  # subscription mid -> display name of its feed
         self._lock = asyncio.Lock()  # one subscription change (and its renegotiation) at a time
         self._tasks: list[asyncio.Task[None]] = []
@@ -160,6 +166,7 @@ class JanusSession(Session):
         if not isinstance(joined.data.get("id"), int):
             raise SystemError_(f"Janus answered joining room {self.room} without a participant id")
         self._my_id = joined.data["id"]
+        self._displays.update(_publishers(joined.data))
         self._private_id = joined.data.get("private_id")
         tracks = self.ctx.media.tracks()
         if tracks:
@@ -175,6 +182,12 @@ class JanusSession(Session):
         create = {"request": "create", "room": self.room, "publishers": MAX_PUBLISHERS, "bitrate": 0,
                   "videocodec": self.ctx.video_codec.lower(), "audiocodec": "opus", "notify_joining": True,
                   "description": f"confbench {self.ctx.room}", **self._secrets}
+        if self.ctx.speakers:
+            # Talking events from the publishers' ssrc-audio-level extension. Janus's default threshold (an
+            # average of 25 dB below full scale) would take a shout; normal speech sits around 30 dB below and
+            # the harness's near-silence at 127, so 45 separates them (harness.media.speakers).
+            create.update(audiolevel_event=True, audio_level_average=SPEECH_LEVEL_DBOV,
+                          audio_active_packets=ACTIVE_PACKETS)
         try:
             await handle.message(create, what=f"creating room {self.room}")
         except JanusRefused as exc:
@@ -221,7 +234,9 @@ class JanusSession(Session):
     def _others(self, publishers: Mapping[int, str]) -> dict[int, str]:
         """The feeds of ``publishers`` that are not this participant's own."""
         self._own_feeds.update(f for f, d in publishers.items() if d == self._own_display)
-        return {f: self._name(d) for f, d in publishers.items() if f != self._my_id and f not in self._own_feeds}
+        self._displays.update(publishers)
+        return {f: self._name(d) for f, d in publishers.items()
+                if f != self._my_id and f not in self._own_feeds and self._name(d) not in self.ctx.own}
 
     def _name(self, display: str) -> str:
         """The participant a feed's display name stands for (the display itself, unless a subclass knows better)."""
@@ -297,6 +312,14 @@ class JanusSession(Session):
             self.ctx.listener.on_event("hangup", str(msg.get("reason", "")))
             return
         data = msg.get("plugindata", {}).get("data", {})
+        if data.get("videoroom") in ("talking", "stopped-talking"):
+            if not self.ctx.speakers:
+                return  # a room someone else made with audiolevel_event, or a screen share's session: not asked
+            feed = data.get("id")
+            who = self.ctx.participant if feed == self._my_id else self._name(self._displays.get(feed, str(feed)))
+            kind = "system_talking" if data["videoroom"] == "talking" else "system_stopped_talking"
+            self.ctx.listener.on_event(kind, json.dumps({"participant": who, "dbov": data.get("audio-level-dBov-avg")}))
+            return
         if data.get("videoroom") != "event":
             return
         arrived = self._others(_publishers(data))

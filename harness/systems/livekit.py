@@ -283,6 +283,9 @@ class LiveKitSession(Session):
         self._tasks: list[asyncio.Task[None]] = []
         self._broken = ""  # why the signalling connection ended, once it has
         self._left = False
+        self._declined: set[str] = set()  # track sids of our own other publications, unsubscribed
+        self._speaking: dict[str, bool] = {}  # participant -> active, as LiveKit last said
+        self._active: list[str] = []
 
     # -- joining -------------------------------------------------------------------------------------------
     async def join(self) -> None:
@@ -382,6 +385,16 @@ class LiveKitSession(Session):
             self._unsubscribed(self._names.get(self._track_owner.get(msg.track_unpublished.track_sid, ""), ""))
         elif kind == "leave":
             self.ctx.listener.on_event("hangup", models.DisconnectReason.Name(msg.leave.reason))
+        elif kind == "speakers_changed" and self.ctx.speakers:
+            # LiveKit's own active-speaker detection (from the audio level header extension). It sends levels
+            # several times a second; only a change of who is active is recorded (an event per participant).
+            names = {**self._names, self._my_sid: self.ctx.participant}
+            for sp in msg.speakers_changed.speakers:
+                self._speaking[names.get(sp.sid, sp.sid)] = sp.active
+            active = sorted(name for name, on in self._speaking.items() if on)
+            if active != self._active:
+                self._active = active
+                self.ctx.listener.on_event("system_speakers", json.dumps(active))
 
     def _learn(self, participants: Any, announce: bool) -> None:
         """Record who is in the room and which tracks are theirs; report arrivals and departures."""
@@ -391,6 +404,13 @@ class LiveKitSession(Session):
             self._names[info.sid] = info.identity
             for track in info.tracks:
                 self._track_owner[track.sid] = info.sid
+            if info.identity in self.ctx.own and info.tracks:
+                # Our own screen share: the server subscribes everyone to everything; say no to it.
+                sids = [t.sid for t in info.tracks if t.sid not in self._declined]
+                if sids:
+                    self._declined.update(sids)
+                    self._tasks.append(asyncio.ensure_future(self._signal.send(rtc.SignalRequest(
+                        subscription=rtc.UpdateSubscription(track_sids=sids, subscribe=False)))))
             if info.state == models.ParticipantInfo.DISCONNECTED:
                 if info.identity in self._present:
                     self._present.discard(info.identity)

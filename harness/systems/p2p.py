@@ -335,6 +335,8 @@ class P2PSession(Session):
                 roles = roles if isinstance(roles, Mapping) else {}
                 offers = []
                 for member in (str(m) for m in members):
+                    if member in self.ctx.own:
+                        continue  # our own screen share (harness.host.screen): no call with ourselves
                     role = roles.get(member)
                     kinds = self._flows(role if isinstance(role, Mapping) else None)
                     if any(send or recv for send, recv in kinds.values()):

@@ -271,7 +271,7 @@ class WhipSession(Session):
             raise SystemError_(f"the room listing {url} answered no JSON object with a list of publishers") from None
 
     async def _refresh(self) -> None:
-        present = set(await self._publishers()) - {self.ctx.participant}
+        present = set(await self._publishers()) - {self.ctx.participant, *self.ctx.own}
         subscribed = set(self._resources) - {""}
         for gone in subscribed - present:
             await self._drop(gone)
