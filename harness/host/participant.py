@@ -27,6 +27,7 @@ from av import VideoFrame
 from harness.analysis.emodel import audio_mos
 from harness.errors import SystemError_
 from harness.media.audio import PulseDetector
+from harness.media.departures import departures_of
 from harness.media.pool import EncoderPool, Lease
 from harness.media.psnr import frame_psnr
 from harness.media.tap import count_nacked, count_received, inbound_counts, tap
@@ -78,6 +79,8 @@ class ParticipantSpec:
     publishers_per_encoder: int = 1
     """How many publishers of the group (on one media host) send the same encoded stream
     (``harness.media.pool``)."""
+    pacing: bool = True
+    """Whether the video is paced as a browser's (``harness.media.pacer``)."""
 
     def __post_init__(self) -> None:
         if not (0 <= self.index < 32768):
@@ -260,7 +263,7 @@ class Participant:
         spec = self.spec
         if spec.publish:
             self._lease = self._pool.acquire(spec.group, spec.publishers_per_encoder, spec.video_stream_id,
-                                             spec.publish, spec.video, spec.audio)
+                                             spec.publish, spec.video, spec.audio, pacing=spec.pacing)
         ctx = SessionContext(room=spec.room, participant=spec.name, media=self, listener=self,
                              subscribe=spec.subscribe, timeout_s=spec.join_timeout_s,
                              video_codec=spec.video.codec, publish=spec.publish)
@@ -479,6 +482,9 @@ class Participant:
         # report holds at most one, and it is about this sender.
         ri = next((s for s in report.values() if isinstance(s, RTCRemoteInboundRtpStreamStats)), None)
         nacked = count_nacked(transceiver.sender).by_ssrc  # from now on: the first poll comes within a second
+        departures = departures_of(transceiver.sender)
+        # One sender, one SSRC: its departures are those of the one media stream its report describes.
+        bursts = departures.take() if departures is not None else {}
         for s in report.values():
             if not isinstance(s, RTCOutboundRtpStreamStats):
                 continue
@@ -502,4 +508,5 @@ class Participant:
                 "rtt_ms": rtt * 1000 if rtt is not None else None,
                 "bitrate_kbps": sent * 8 / max(elapsed, 1e-3) / 1000,
                 "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0, "packets_nacked": packets_nacked,
+                **bursts,
             })

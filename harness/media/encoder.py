@@ -33,6 +33,7 @@ from av.video.frame import PictureType
 
 from .audio import AudioSource
 from .fanout import FanOut, FanOutTrack, Producer
+from .pacer import PACING_FACTOR
 from .packetize import PacketizedFrame, Packetizer
 from .packetize import install as install_packetized_senders
 from .video import VideoSource
@@ -154,7 +155,8 @@ class SharedVideoEncoder(_SharedEncoder):
 
     kind = "video"
 
-    def __init__(self, source: VideoSource, codec: str = "VP8", bitrate_bps: int = 500_000) -> None:
+    def __init__(self, source: VideoSource, codec: str = "VP8", bitrate_bps: int = 500_000,
+                 pacing: bool = True) -> None:
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
         if not 30_000 <= bitrate_bps <= 20_000_000:
@@ -163,6 +165,14 @@ class SharedVideoEncoder(_SharedEncoder):
         self.video_source = source
         self.codec = codec
         self.bitrate_bps = bitrate_bps
+        self.pacing = pacing
+        """Whether senders pace the packets (``harness.media.pacer``) as browsers do, or send each frame at once."""
+
+    def track(self) -> FanOutTrack[Any]:
+        """A new track of packetized frames for one sender (it starts with a key frame); paced unless told not."""
+        track = super().track()
+        track.pacing_bps = PACING_FACTOR * self.bitrate_bps if self.pacing else None  # type: ignore[attr-defined]
+        return track
 
     def _encode(self, frame: av.VideoFrame, keyframe: bool) -> av.Packet | None:
         if self._ctx is None:

@@ -75,14 +75,15 @@ class EncoderPool:
         self._gone = (0, 0)
 
     def acquire(self, group: str, share: int, stream_id: int, publish: tuple[str, ...],
-                video: VideoSettings, audio: AudioSettings) -> Lease:
+                video: VideoSettings, audio: AudioSettings, pacing: bool = True) -> Lease:
         """A lease on a slot of ``group`` with room (fewer than ``share`` users), or on a new one.
 
-        A new slot's video stream id is ``stream_id`` (its audio ``stream_id + 1``).
+        A new slot's video stream id is ``stream_id`` (its audio ``stream_id + 1``); ``pacing``: whether its
+        video is paced as a browser's (``harness.media.pacer``).
         """
         if not 1 <= share <= MAX_PUBLISHERS_PER_ENCODER:
             raise ValueError(f"publishers_per_encoder must be 1..{MAX_PUBLISHERS_PER_ENCODER}, got {share}")
-        key = f"{group}:{','.join(sorted(publish))}"
+        key = f"{group}:{','.join(sorted(publish))}:{'paced' if pacing else 'unpaced'}"
         slots = self._slots.setdefault(key, [])
         slot = next((s for s in slots if s.users < share), None)
         if slot is None:
@@ -90,7 +91,7 @@ class EncoderPool:
             if "video" in publish:
                 slot.video = VideoSource(stream_id, width=video.width, height=video.height, fps=video.fps)
                 slot.encoder = SharedVideoEncoder(slot.video, codec=video.codec,
-                                                  bitrate_bps=video.bitrate_kbps * 1000)
+                                                  bitrate_bps=video.bitrate_kbps * 1000, pacing=pacing)
             if "audio" in publish:
                 slot.audio = AudioSource(stream_id + 1, sample_rate=AUDIO_SAMPLE_RATE,
                                          pulse_period_s=audio.pulse_period_s)

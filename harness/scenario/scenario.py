@@ -89,6 +89,9 @@ class Group:
     grow: bool = True
     """In a capacity search, whether the group grows with the others (in proportion to ``count``); False
     keeps it at ``count`` participants at every step, e.g. the presenters of a webinar whose audience grows."""
+    pacing: bool = True
+    """Whether native publishers pace their video packets as a browser's pacer does (``harness.media.pacer``);
+    False sends every packet of a frame at once."""
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -320,6 +323,8 @@ def _group_dict(group: Group) -> dict[str, Any]:
         data.pop("publishers_per_encoder")
     if group.grow:
         data.pop("grow")
+    if group.pacing:
+        data.pop("pacing")
     return data
 
 
@@ -349,7 +354,8 @@ _CAPACITY_KEYS = {"start": int, "step": int, "step_s": float, "settle_s": float,
                   "max_duration_s": float, "step_backs": int, "slo": dict}
 _GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float,
                "join_delay_s": float, "stay_s": float, "engine": str, "publishers_per_encoder": int,
-               "grow": bool, "network": dict}  # network (a preset name or a table): parsed by harness.scenario.network
+               "grow": bool, "pacing": bool,
+               "network": dict}  # network (a preset name or a table): parsed by harness.scenario.network
 
 
 def _check(where: str, table: Mapping[str, Any], schema: Mapping[str, type]) -> dict[str, Any]:
