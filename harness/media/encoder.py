@@ -217,9 +217,15 @@ class SharedAudioEncoder(_SharedEncoder):
             ctx.time_base = Fraction(1, OPUS_RATE)
             ctx.options = {"application": "voip"}
             self._ctx = ctx
-        if self._next_pts is None:
-            # RTP time follows the source's sample clock, so the receiver's timeline matches the sender's.
-            self._next_pts = int(frame.pts or 0)
+        # RTP time follows the source's sample clock, so the receiver's timeline matches the sender's. Frames
+        # the source skipped (a late generator) or a full queue dropped are a jump in it, as in a real
+        # microphone's: counting on from the last frame instead made the RTP clock fall behind the wall clock
+        # by 20 ms per missing frame, and a receiver that adapts its playout (Chromium's NetEq) took that
+        # drift for growing network delay: its buffer grew to most of a second, and with it, to keep lip
+        # sync, the sender's video (mixed rooms on a loaded machine, tests/test_encoder_audio_clock.py).
+        source_pts = int(frame.pts or 0) * OPUS_RATE // (frame.sample_rate or OPUS_RATE)
+        if self._next_pts is None or source_pts - self._next_pts >= int(OPUS_RATE * AUDIO_PTIME):
+            self._next_pts = source_pts
         data = b""
         for chunk in self._resampler.resample(frame):
             data += b"".join(bytes(p) for p in self._ctx.encode(chunk))
