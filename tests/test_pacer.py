@@ -168,3 +168,22 @@ def test_each_event_loop_has_one_pacer() -> None:
     a, b = asyncio.run(two())
     c, _ = asyncio.run(two())
     assert a is b and c is not a
+
+
+def test_the_group_key_turns_pacing_off_and_its_default_keeps_old_digests() -> None:
+    from harness.media.pool import EncoderPool
+    from harness.scenario.scenario import AudioSettings, VideoSettings, parse_scenario
+
+    base = {"name": "s", "groups": [{"name": "g", "count": 2}]}
+    off = {"name": "s", "groups": [{"name": "g", "count": 2, "pacing": False}]}
+    on = {"name": "s", "groups": [{"name": "g", "count": 2, "pacing": True}]}
+    assert parse_scenario(base).groups[0].pacing is True
+    assert parse_scenario(on).sha256() == parse_scenario(base).sha256()  # the default is left out of it
+    assert parse_scenario(off).groups[0].pacing is False
+    assert parse_scenario(off).sha256() != parse_scenario(base).sha256()
+    pool = EncoderPool()
+    paced = pool.acquire("g", 2, 0, ("video",), VideoSettings(), AudioSettings())
+    unpaced = pool.acquire("g", 2, 2, ("video",), VideoSettings(), AudioSettings(), pacing=False)
+    assert paced.slot is not unpaced.slot  # never one encoder for both
+    assert [t.pacing_bps for t in paced.tracks()] == [2.5 * 500_000]  # type: ignore[attr-defined]
+    assert [t.pacing_bps for t in unpaced.tracks()] == [None]  # type: ignore[attr-defined]
