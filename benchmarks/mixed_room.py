@@ -163,6 +163,16 @@ def report(run_dir: Path, floors: dict[str, float], by_path: dict[tuple[str, str
               f"{_p(audio[audio['receiver'].isin(mine)]['latency_ms'], .5):10.1f} "
               f"{figures.get('cpu_pct_per_participant') or float('nan'):10.1f} "
               f"{figures.get('rss_mb_per_participant') or float('nan'):11.0f}")
+    # How the native senders' packets left (harness/media/departures.py): a paced video stream bursts only
+    # within 40 ms of its pacing rate; audio should leave every 20 ms, so long or bunched audio gaps mean the
+    # generator's event loop held packets back, which Chromium's NetEq (and, for lip sync, its video) absorbs.
+    sent = streams[(streams["direction"] == "out") & streams["participant"].map(lambda p: engine.get(p) == "native")]
+    for kind in ("video", "audio"):
+        rows = sent[sent["kind"] == kind]
+        if "send_gap_p95_ms" in rows and rows["send_gap_p95_ms"].notna().any():
+            print(f"native {kind} sent: gap p50 {_p(rows['send_gap_p50_ms'], .5):.1f} ms, p95 "
+                  f"{_p(rows['send_gap_p95_ms'], .5):.1f} ms, max {_p(rows['send_gap_max_ms'], .5):.1f} ms, "
+                  f"within 1 ms of the previous {_p(rows['send_burst_pct'], .5):.1f} % (medians over rows)")
     print(f"server CPU mean {((summary.get('sut_cpu_pct') or {}).get('mean'))} %, load generator CPU mean "
           f"{((summary.get('loadgen_cpu_pct') or {}).get('mean'))} %")
 

@@ -7,7 +7,11 @@ media host's non-probe streams). Each side's CPU time over the window is divided
 - send, aiortc: every sender packetizes the encoded frame and builds each packet itself (``Encoder.pack``,
   ``RtpPacket.serialize``, four coroutine layers down to the socket);
 - send, harness: frames packetized once and pushed to a lean loop (``harness/media/packetize.py``), NTP time
-  from ``time.time()`` (``harness/rtc/ntpclock.py``);
+  from ``time.time()`` (``harness/rtc/ntpclock.py``), paced as browsers pace (``harness/media/pacer.py``; at
+  this rate a delta frame fits in the pacer's 40 ms burst, so most packets leave at once);
+- send, unpaced: the same without the pacer (a group's ``pacing = false``), and send, strict: the pacer with
+  no burst at all (every packet after a frame's first goes through its timer): what pacing costs per packet,
+  in the common case and at worst;
 - receive, aiortc: with its per-packet bandwidth estimator and datetime clock;
 - receive, harness: no REMB estimator (``harness/rtc/remb.py``), NTP time from ``time.time()``.
 
@@ -39,7 +43,7 @@ async def _connected(pcs: list[Any]) -> None:
         await asyncio.sleep(0.2)
 
 
-def sender(conn: Connection, n: int, core: int, harness: bool) -> None:
+def sender(conn: Connection, n: int, core: int, harness: bool, pacing: str = "paced") -> None:
     os.sched_setaffinity(0, {core})
 
     async def main() -> None:
@@ -54,8 +58,12 @@ def sender(conn: Connection, n: int, core: int, harness: bool) -> None:
         netio.install()
         if harness:
             ntpclock.install()
+        from harness.media import pacer
+
+        if pacing == "strict":
+            pacer.BURST_S = 0.0
         source = VideoSource(1, width=480, height=270, fps=30)
-        encoder = SharedVideoEncoder(source, bitrate_bps=400_000)
+        encoder = SharedVideoEncoder(source, bitrate_bps=400_000, pacing=pacing != "unpaced")
         if not harness:
             # aiortc's own path: the fan-out carries encoded packets and every sender packetizes them.
             encoder.packetizer.pack = lambda packet, keyframe=False: packet  # type: ignore[method-assign]
@@ -146,13 +154,13 @@ def _get(conn: Connection, timeout: float = 120.0) -> Any:
     return conn.recv()
 
 
-def measure(n: int, seconds: float, harness: bool) -> tuple[float, float, int, int]:
+def measure(n: int, seconds: float, harness: bool, pacing: str = "paced") -> tuple[float, float, int, int]:
     """(send µs/packet, receive µs/packet, packets, lost) for one configuration."""
     ctx = mp.get_context("spawn")
     s_parent, s_child = ctx.Pipe()
     r_parent, r_child = ctx.Pipe()
     cores = sorted(os.sched_getaffinity(0))
-    ps = ctx.Process(target=sender, args=(s_child, n, cores[0], harness))
+    ps = ctx.Process(target=sender, args=(s_child, n, cores[0], harness, pacing))
     pr = ctx.Process(target=receiver, args=(r_child, cores[-1], harness))
     ps.start()
     pr.start()
@@ -183,15 +191,19 @@ def main() -> None:
           f"to cores {sorted(os.sched_getaffinity(0))[0]} and {sorted(os.sched_getaffinity(0))[-1]}; "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'':>10} {'send us/pkt':>12} {'receive us/pkt':>15} {'packets':>8} {'lost':>5}")
-    results = {}
-    for label, harness in (("aiortc", False), ("harness", True), ("aiortc", False), ("harness", True)):
-        send, recv, packets, lost = measure(n, seconds, harness)
+    results: dict[str, list[tuple[float, float]]] = {}
+    configurations = (("aiortc", False, "unpaced"), ("harness", True, "paced"), ("unpaced", True, "unpaced"),
+                      ("strict", True, "strict"))
+    for label, harness, pacing in configurations * 2:
+        send, recv, packets, lost = measure(n, seconds, harness, pacing)
         results.setdefault(label, []).append((send, recv))
         print(f"{label:>10} {send:12.1f} {recv:15.1f} {packets:8d} {lost:5d}", flush=True)
     best = {k: (min(s for s, _ in v), min(r for _, r in v)) for k, v in results.items()}
     print(f"\nbest of two: send {best['aiortc'][0]:.0f} -> {best['harness'][0]:.0f} us/packet "
           f"({1 - best['harness'][0] / best['aiortc'][0]:.0%} less), receive {best['aiortc'][1]:.0f} -> "
           f"{best['harness'][1]:.0f} us/packet ({1 - best['harness'][1] / best['aiortc'][1]:.0%} less)")
+    print(f"pacing's cost per packet sent: paced / unpaced {best['harness'][0] / best['unpaced'][0]:.2f}, "
+          f"strict (every packet through the timer) / unpaced {best['strict'][0] / best['unpaced'][0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 The page (``media.js``) hands over raw material once a second: WebRTC ``getStats()`` entries per connection
 (cumulative counters), every received video frame with its stamp, and audio pulse onsets. :class:`PageRows`
 keeps the previous counters, so that each ``streams`` row covers one interval as native rows do, and uses the
-same freeze definition as native participants (``harness.host.participant._VideoCounters``).
+same freeze definition as native participants (``harness.host.counters.VideoCounters``).
 
 Units: Chromium reports ``jitter`` and ``roundTripTime`` in seconds and ``fractionLost`` as 0..1 (aiortc's
 is RFC 3550's 0..255); both become the table's ms and percent here.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.host.participant import _VideoCounters
+from harness.host.counters import VideoCounters
 
 Row = dict[str, Any]
 Emit = Callable[[str, Row], None]
@@ -53,7 +53,7 @@ class PageRows:
         self._emit = emit
         self._directory = directory
         self._counters: dict[tuple[str, str, int], _Counter] = {}
-        self._video: dict[str, _VideoCounters] = {}
+        self._video: dict[str, VideoCounters] = {}
         self._track_sid: dict[str, int] = {}
         self._track_pc: dict[str, str] = {}
         self._labels: dict[str, str] = {}
@@ -107,7 +107,7 @@ class PageRows:
     def _frame(self, frame: dict[str, Any]) -> None:
         track = str(frame.get("track"))
         ts = float(frame["ts"])
-        counters = self._video.setdefault(track, _VideoCounters())
+        counters = self._video.setdefault(track, VideoCounters())
         if counters.taken_at is None:
             counters.taken_at = ts
         if self.first_frame_ts is None or ts < self.first_frame_ts:

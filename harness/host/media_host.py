@@ -171,7 +171,7 @@ class MediaHost:
             publish=group.publish, subscribe=group.subscribe, probe_fraction=group.probe_fraction,
             join_timeout_s=self.scenario.join_timeout_s,
             video=self.scenario.video, audio=self.scenario.audio, host=self.host,
-            publishers_per_encoder=group.publishers_per_encoder,
+            publishers_per_encoder=group.publishers_per_encoder, pacing=group.pacing,
             screen=self.scenario.screen, screen_share=group.screen_share,
             speaker_seats=self.scenario.participants,
             reconnect_after_s=self.scenario.reconnect_after_s, reconnect_within_s=self.scenario.reconnect_within_s,

@@ -11,7 +11,6 @@ import logging
 import random
 import time
 import zlib
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,9 +25,11 @@ from av import VideoFrame
 
 from harness.analysis.emodel import audio_mos
 from harness.errors import SystemError_
+from harness.host.counters import SsrcState, VideoCounters
 from harness.host.reconnect import LOST_EVENTS, Reconnecting
 from harness.host.screen import SCREEN_SUFFIX, ScreenListener, ScreenMedia, source_of
 from harness.media.audio import PulseDetector
+from harness.media.departures import departures_of
 from harness.media.pool import EncoderPool, Lease
 from harness.media.psnr import frame_psnr
 from harness.media.speakers import SpeakerSchedule, announce_turns
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 
 CLOCK_RATES = {"audio": 48000, "video": 90000}
 ICE_UP = ("connected", "completed")
-# The WebRTC stats definition of a freeze averages the last 30 inter-frame gaps.
-FREEZE_WINDOW = 30
 AUDIO_SAMPLE_RATE = 48000
 PSNR_INTERVAL_S = 1.0
 """One received frame a second per decoded video stream is compared with what was sent."""
@@ -95,6 +94,8 @@ class ParticipantSpec:
     """Silence (no media, no receiver report) after which a publishing participant starts a new session."""
     reconnect_within_s: float = 30.0
     """How long a reconnection keeps trying before the participant gives up (``reconnect_failed``)."""
+    pacing: bool = True
+    """Whether the video is paced as a browser's (``harness.media.pacer``)."""
 
     def __post_init__(self) -> None:
         if not (0 <= self.index < 32768):
@@ -127,68 +128,6 @@ class ParticipantSpec:
         return SpeakerSchedule.for_index(self.audio.speaker_switch_s, self.speaker_seats, self.index)
 
 
-class _VideoCounters:
-    """Per received video track: what the stats poll adds to its ``streams`` row."""
-
-    def __init__(self) -> None:
-        self.frames = 0
-        self.unreadable = 0
-        self.freezes = 0
-        self.freeze_ms = 0.0
-        self.gaps: deque[float] = deque(maxlen=FREEZE_WINDOW)
-        self.last_arrival: float | None = None
-        self.taken_at: float | None = None
-        self.psnr_db: float | None = None  # of the frame sampled in this interval
-        self.psnr_at = 0.0
-        self.size: tuple[int, int] | None = None  # of the latest decoded frame
-
-    def arrived(self, now: float) -> float | None:
-        """Count a frame that arrived at ``now``; returns the gap since the previous one (ms), if any.
-
-        A freeze is the WebRTC stats definition: a gap > max(3 x mean, mean + 150 ms) over the last gaps.
-        """
-        gap_ms = None
-        if self.last_arrival is not None:
-            gap_ms = (now - self.last_arrival) * 1000
-            if len(self.gaps) >= 2:
-                mean = sum(self.gaps) / len(self.gaps)
-                if gap_ms > max(3 * mean, mean + 150):
-                    self.freezes += 1
-                    self.freeze_ms += gap_ms
-            self.gaps.append(gap_ms)
-        self.last_arrival = now
-        self.frames += 1
-        return gap_ms
-
-    def take(self, now: float) -> dict[str, Any]:
-        """The ``streams`` columns since the last take (fps, freezes, unreadable frames, sampled PSNR,
-        resolution), and start counting anew.
-
-        The rate uses this counter's own interval: on a busy loop one connection's poll can come late,
-        and the poll cycle's interval would then inflate its frame rate.
-        """
-        elapsed = now - self.taken_at if self.taken_at is not None else None
-        fps = self.frames / elapsed if elapsed and elapsed > 0.05 else None
-        out = {"fps": fps, "frames_unreadable": self.unreadable, "freezes": self.freezes,
-               "freeze_ms": self.freeze_ms, "psnr_db": self.psnr_db,
-               "width": self.size[0] if self.size else None, "height": self.size[1] if self.size else None}
-        self.frames = self.unreadable = self.freezes = 0
-        self.freeze_ms = 0.0
-        self.psnr_db = None
-        self.taken_at = now
-        return out
-
-
-@dataclass
-class _SsrcState:
-    packets: int = 0
-    lost: int = 0
-    bytes_sent: int = 0
-    polled_at: float | None = None
-    received: int = 0  # payload bytes counted at the receiver (harness.media.tap.count_received)
-    nacked: int = 0  # distinct packets the far end asked for again (harness.media.tap.count_nacked)
-
-
 class Participant(Reconnecting):
     """A synthetic participant in one room of one system."""
 
@@ -216,10 +155,10 @@ class Participant(Reconnecting):
         self._designated: set[str] = set()  # designated senders, by alnum_name (see designate)
         self._session: Session | None = None
         self._pcs: list[tuple[str, RTCPeerConnection]] = []
-        self._counters: dict[int, _VideoCounters] = {}
+        self._counters: dict[int, VideoCounters] = {}
         self._audio_latency: dict[int, float] = {}  # id(track) → latest pulse latency (ms), for the MOS
         self._track_remote: dict[int, str] = {}  # id(track) -> publishing participant, from on_track
-        self._ssrc: dict[tuple[int, str, int], _SsrcState] = {}
+        self._ssrc: dict[tuple[int, str, int], SsrcState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._first_frame = asyncio.Event()
         self._first_frame_at: float | None = None
@@ -283,7 +222,7 @@ class Participant(Reconnecting):
         if track.kind != "video":
             tap(receiver, lambda codec, frame: None)  # RTP stats still come from getStats
             return
-        counters = self._counters.setdefault(id(track), _VideoCounters())
+        counters = self._counters.setdefault(id(track), VideoCounters())
         counters.taken_at = self._clock()
 
         def on_frame(codec: Any, frame: Any) -> None:
@@ -318,7 +257,8 @@ class Participant(Reconnecting):
         if spec.publish:
             self._lease = self._pool.acquire(spec.group, spec.publishers_per_encoder, spec.video_stream_id,
                                              spec.publish, spec.video, spec.audio,
-                                             speaking=turns.speaking if turns is not None else None)
+                                             speaking=turns.speaking if turns is not None else None,
+                                             pacing=spec.pacing)
         own = (spec.screen_name,) if spec.screen_share else ()
         ctx = self._ctx = SessionContext(room=spec.room, participant=spec.name, media=self, listener=self,
                                          subscribe=spec.subscribe, timeout_s=spec.join_timeout_s,
@@ -449,7 +389,7 @@ class Participant(Reconnecting):
             yield frame, self._clock()
 
     async def _read_video(self, track: MediaStreamTrack, remote: str) -> None:
-        counters = self._counters.setdefault(id(track), _VideoCounters())
+        counters = self._counters.setdefault(id(track), VideoCounters())
         counters.taken_at = self._clock()
         me = self.spec.name
         source = source_of(remote)
@@ -521,7 +461,7 @@ class Participant(Reconnecting):
         received = count_received(receiver).by_ssrc  # from now on, if the adapter did not pass the receiver
         # Not getStats: it reports one SSRC per receiver, which hides the media stream behind its RTX stream.
         for s in inbound_counts(receiver):
-            st = self._ssrc.setdefault((id(pc), "in", s.ssrc), _SsrcState())
+            st = self._ssrc.setdefault((id(pc), "in", s.ssrc), SsrcState())
             packets = max(s.packets_received - st.packets, 0)
             lost = max(s.packets_lost - st.lost, 0)
             st.packets, st.lost = s.packets_received, max(s.packets_lost, st.lost)
@@ -565,10 +505,13 @@ class Participant(Reconnecting):
             self._reports[id(transceiver.sender)] = ri.timestamp
             self._heard_at = now
         nacked = count_nacked(transceiver.sender).by_ssrc  # from now on: the first poll comes within a second
+        departures = departures_of(transceiver.sender)
+        # One sender, one SSRC: its departures are those of the one media stream its report describes.
+        bursts = departures.take() if departures is not None else {}
         for s in report.values():
             if not isinstance(s, RTCOutboundRtpStreamStats):
                 continue
-            st = self._ssrc.setdefault((id(pc), "out", s.ssrc), _SsrcState())
+            st = self._ssrc.setdefault((id(pc), "out", s.ssrc), SsrcState())
             packets = max(s.packetsSent - st.packets, 0)
             sent = max(s.bytesSent - st.bytes_sent, 0)
             st.packets, st.bytes_sent = s.packetsSent, s.bytesSent
@@ -589,5 +532,6 @@ class Participant(Reconnecting):
                 "rtt_ms": rtt * 1000 if rtt is not None else None,
                 "bitrate_kbps": sent * 8 / max(elapsed, 1e-3) / 1000,
                 "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0, "packets_nacked": packets_nacked,
+                **bursts,
             })
 

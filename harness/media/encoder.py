@@ -33,6 +33,7 @@ from av.video.frame import PictureType
 
 from .audio import AudioSource
 from .fanout import FanOut, FanOutTrack, Producer
+from .pacer import PACING_FACTOR
 from .packetize import PacketizedFrame, Packetizer
 from .packetize import install as install_packetized_senders
 from .speakers import audio_level_dbov
@@ -159,7 +160,8 @@ class SharedVideoEncoder(_SharedEncoder):
 
     kind = "video"
 
-    def __init__(self, source: VideoSource, codec: str = "VP8", bitrate_bps: int = 500_000) -> None:
+    def __init__(self, source: VideoSource, codec: str = "VP8", bitrate_bps: int = 500_000,
+                 pacing: bool = True) -> None:
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
         if not 30_000 <= bitrate_bps <= 20_000_000:
@@ -168,6 +170,14 @@ class SharedVideoEncoder(_SharedEncoder):
         self.video_source = source
         self.codec = codec
         self.bitrate_bps = bitrate_bps
+        self.pacing = pacing
+        """Whether senders pace the packets (``harness.media.pacer``) as browsers do, or send each frame at once."""
+
+    def track(self) -> FanOutTrack[Any]:
+        """A new track of packetized frames for one sender (it starts with a key frame); paced unless told not."""
+        track = super().track()
+        track.pacing_bps = PACING_FACTOR * self.bitrate_bps if self.pacing else None  # type: ignore[attr-defined]
+        return track
 
     def _encode(self, frame: av.VideoFrame, keyframe: bool) -> av.Packet | None:
         if self._ctx is None:
@@ -217,9 +227,15 @@ class SharedAudioEncoder(_SharedEncoder):
             ctx.time_base = Fraction(1, OPUS_RATE)
             ctx.options = {"application": "voip"}
             self._ctx = ctx
-        if self._next_pts is None:
-            # RTP time follows the source's sample clock, so the receiver's timeline matches the sender's.
-            self._next_pts = int(frame.pts or 0)
+        # RTP time follows the source's sample clock, so the receiver's timeline matches the sender's. Frames
+        # the source skipped (a late generator) or a full queue dropped are a jump in it, as in a real
+        # microphone's: counting on from the last frame instead made the RTP clock fall behind the wall clock
+        # by 20 ms per missing frame, and a receiver that adapts its playout (Chromium's NetEq) took that
+        # drift for growing network delay: its buffer grew to most of a second, and with it, to keep lip
+        # sync, the sender's video (mixed rooms on a loaded machine, tests/test_encoder_audio_clock.py).
+        source_pts = int(frame.pts or 0) * OPUS_RATE // (frame.sample_rate or OPUS_RATE)
+        if self._next_pts is None or source_pts - self._next_pts >= int(OPUS_RATE * AUDIO_PTIME):
+            self._next_pts = source_pts
         data = b""
         for chunk in self._resampler.resample(frame):
             data += b"".join(bytes(p) for p in self._ctx.encode(chunk))

@@ -16,7 +16,9 @@ picture-id sequence, as a single sender would make), the fan-out carries :class:
 and only abs-send-time is patched per packet.
 Everything else stays aiortc's: SRTP and ICE through the DTLS transport, the retransmission history (an
 ``RtpPacket`` per packet, which NACKs and RTX read), the counters its RTCP sender reports use, its start and
-stop events. Other tracks run aiortc's loop unchanged. Remove this module when aiortc can send ready
+stop events. A track with a ``pacing_bps`` attribute has its packets spread out by ``harness.media.pacer`` as
+a browser's pacer would; every packet's departure is noted for the ``out`` rows' burstiness figures
+(``harness.media.departures``). Other tracks run aiortc's loop unchanged. Remove this module when aiortc can send ready
 payloads (or becomes cheaper per packet).
 """
 
@@ -36,6 +38,9 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, RtpPacket
 from av.packet import Packet
+
+from .departures import Departures
+from .pacer import PACKET_OVERHEAD_BYTES, PacedQueue, pacer
 
 __all__ = ["PacketizedFrame", "Packetizer", "install"]
 
@@ -149,50 +154,83 @@ class _PacketizedSender:
         self.sequence_number = random.randint(0, 0xFFFF)
         self.timestamp_origin = random.randint(0, 0xFFFFFFFF)
         self.ended = asyncio.Event()
+        self.departures = Departures()
+        sender._confbench_departures = self.departures
+        self.queue: PacedQueue[tuple[bytes, int, int, int | None]] | None = None
+
+    def pace(self, pacing_bps: float | None) -> None:
+        """Send through the event loop's pacer at ``pacing_bps`` (None: every packet at once, unpaced)."""
+        if self.queue is not None:
+            self.queue.close()
+            self.queue = None
+        if pacing_bps:
+            self.queue = pacer().queue(pacing_bps, self._send_queued)
 
     def deliver(self, frame: Any) -> None:
-        """Send one frame's packets now (called by the fan-out as the frame is pushed); never raises."""
-        sender = self.sender
-        if self.ended.is_set() or not sender._enabled or not isinstance(frame, PacketizedFrame):
+        """Send one frame's packets, or queue them for the pacer (called by the fan-out); never raises."""
+        if self.ended.is_set() or not self.sender._enabled or not isinstance(frame, PacketizedFrame):
             return
         timestamp = (self.timestamp_origin + frame.timestamp) & 0xFFFFFFFF
         last = len(frame.payloads) - 1
-        ssrc = sender._ssrc
-        template, level = self.template, frame.audio_level
+        queue, level = self.queue, frame.audio_level
+        for i, payload in enumerate(frame.payloads):
+            if queue is not None:
+                queue.push((payload, 1 if i == last else 0, timestamp, level), len(payload) + PACKET_OVERHEAD_BYTES)
+            elif not self._send(payload, 1 if i == last else 0, timestamp, level):
+                return
+
+    def _send_queued(self, item: tuple[bytes, int, int, int | None]) -> None:
+        self._send(*item)
+
+    def _send(self, payload: bytes, marker: int, timestamp: int, level: int | None = None) -> bool:
+        """Put one packet on the wire now; False once the sender has ended (then nothing more is sent)."""
+        if self.ended.is_set():
+            return False
+        sender = self.sender
+        template = self.template
         if level is not None:
             template = self.leveled.get(level) or self.leveled.setdefault(
                 level, _HeaderTemplate(sender, self.payload_type, level))
+        ssrc = sender._ssrc
         try:
-            for i, payload in enumerate(frame.payloads):
-                now = clock.current_ntp_time()
-                abs_send_time = (now >> 14) & 0x00FFFFFF
-                marker = 1 if i == last else 0
-                seq = self.sequence_number
-                # The history keeps aiortc's own packet object: NACK answers and RTX re-serialize it.
-                packet = RtpPacket(payload_type=self.payload_type, marker=marker, sequence_number=seq,
-                                   timestamp=timestamp, ssrc=ssrc, payload=payload)
-                packet.extensions.mid = template.mid
-                packet.extensions.abs_send_time = abs_send_time
-                if level is not None:
-                    packet.extensions.audio_level = (False, level)
-                self.history[seq % RTP_HISTORY_SIZE] = packet
-                self.wire.send(template.header(marker, seq, timestamp, ssrc, abs_send_time) + payload)
-                sender._RTCRtpSender__ntp_timestamp = now
-                sender._RTCRtpSender__rtp_timestamp = timestamp
-                sender._RTCRtpSender__octet_count += len(payload)
-                sender._RTCRtpSender__packet_count += 1
-                self.sequence_number = (seq + 1) & 0xFFFF
+            now = clock.current_ntp_time()
+            abs_send_time = (now >> 14) & 0x00FFFFFF
+            seq = self.sequence_number
+            # The history keeps aiortc's own packet object: NACK answers and RTX re-serialize it.
+            packet = RtpPacket(payload_type=self.payload_type, marker=marker, sequence_number=seq,
+                               timestamp=timestamp, ssrc=ssrc, payload=payload)
+            packet.extensions.mid = template.mid
+            packet.extensions.abs_send_time = abs_send_time
+            if level is not None:
+                packet.extensions.audio_level = (False, level)
+            self.history[seq % RTP_HISTORY_SIZE] = packet
+            self.wire.send(template.header(marker, seq, timestamp, ssrc, abs_send_time) + payload)
+            self.departures.note()
+            sender._RTCRtpSender__ntp_timestamp = now
+            sender._RTCRtpSender__rtp_timestamp = timestamp
+            sender._RTCRtpSender__octet_count += len(payload)
+            sender._RTCRtpSender__packet_count += 1
+            self.sequence_number = (seq + 1) & 0xFFFF
+            return True
         except ConnectionError:
-            self.ended.set()
+            self.end()
         except Exception:
             log.exception("sending a packetized frame failed")
-            self.ended.set()
+            self.end()
+        return False
+
+    def end(self) -> None:
+        """Send nothing more (what the pacer holds is dropped)."""
+        self.ended.set()
+        if self.queue is not None:
+            self.queue.close()
 
 
 async def _send_packetized(sender: Any, codec: RTCRtpCodecParameters) -> None:
     """``RTCRtpSender._run_rtp`` for a track of :class:`PacketizedFrame` s (see the module's docstring).
 
-    The fan-out pushes each frame to :meth:`_PacketizedSender.deliver`, which sends it at once; this task only
+    The fan-out pushes each frame to :meth:`_PacketizedSender.deliver`, which sends it at once or, when the
+    track says ``pacing_bps``, hands its packets to the event loop's pacer (``harness.media.pacer``); this task only
     follows the track (replaced, ended) and performs aiortc's start and exit protocol.
     """
     sender._RTCRtpSender__rtp_started.set()
@@ -205,6 +243,7 @@ async def _send_packetized(sender: Any, codec: RTCRtpCodecParameters) -> None:
                 if bound is not None:
                     bound.deliver = None
                 if track is not None:
+                    state.pace(getattr(track, "pacing_bps", None))
                     track.deliver = state.deliver
                 bound = track
             if track is not None and track.readyState != "live":
@@ -213,6 +252,7 @@ async def _send_packetized(sender: Any, codec: RTCRtpCodecParameters) -> None:
     except asyncio.CancelledError:
         pass
     finally:
+        state.end()
         if bound is not None:
             bound.deliver = None
         track = sender._RTCRtpSender__track

@@ -78,20 +78,21 @@ class EncoderPool:
 
     def acquire(self, group: str, share: int, stream_id: int, publish: tuple[str, ...],
                 video: VideoSettings, audio: AudioSettings,
-                speaking: Callable[[float], bool] | None = None) -> Lease:
+                speaking: Callable[[float], bool] | None = None, pacing: bool = True) -> Lease:
         """A lease on a slot of ``group`` with room (fewer than ``share`` users), or on a new one.
 
         A new slot's video stream id is ``stream_id`` (its audio ``stream_id + 1``); its microphone talks when
-        ``speaking`` says so (``harness.media.speakers``: the slot's first publisher's turns).
+        ``speaking`` says so (``harness.media.speakers``: the slot's first publisher's turns); ``pacing``:
+        whether its video is paced as a browser's (``harness.media.pacer``).
         """
-        key = f"{group}:{','.join(sorted(publish))}"
+        key = f"{group}:{','.join(sorted(publish))}:{'paced' if pacing else 'unpaced'}"
         slot = self._free_slot(key, share)
         if slot is None:
             slot = _Slot(key)
             if "video" in publish:
                 slot.video = VideoSource(stream_id, width=video.width, height=video.height, fps=video.fps)
                 slot.encoder = SharedVideoEncoder(slot.video, codec=video.codec,
-                                                  bitrate_bps=video.bitrate_kbps * 1000)
+                                                  bitrate_bps=video.bitrate_kbps * 1000, pacing=pacing)
             if "audio" in publish:
                 slot.audio = AudioSource(stream_id + 1, sample_rate=AUDIO_SAMPLE_RATE,
                                          pulse_period_s=audio.pulse_period_s, speaking=speaking)

@@ -129,6 +129,9 @@ class Group:
     screen_share: bool = False
     """Whether each participant of the group also shares a screen (``[media.screen]``): a second video
     stream, published as a participant of its own named ``<participant>-screen`` (``harness.host.participant``)."""
+    pacing: bool = True
+    """Whether native publishers pace their video packets as a browser's pacer does (``harness.media.pacer``);
+    False sends every packet of a frame at once."""
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -391,6 +394,8 @@ def _group_dict(group: Group) -> dict[str, Any]:
         data.pop("grow")
     if not group.screen_share:
         data.pop("screen_share")
+    if group.pacing:
+        data.pop("pacing")
     return data
 
 
@@ -422,7 +427,7 @@ _CAPACITY_KEYS = {"start": int, "step": int, "step_s": float, "settle_s": float,
                   "max_duration_s": float, "step_backs": int, "slo": dict}
 _GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float,
                "join_delay_s": float, "stay_s": float, "engine": str, "publishers_per_encoder": int,
-               "grow": bool, "screen_share": bool,
+               "grow": bool, "screen_share": bool, "pacing": bool,
                "network": dict}  # network (a preset name or a table): parsed by harness.scenario.network
 
 

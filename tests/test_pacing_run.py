@@ -1,0 +1,70 @@
+"""A short real run (p2p, real WebRTC on loopback): ``out`` rows carry the burstiness columns, and a paced
+publisher's packets leave spread out where an unpaced one's leave in bursts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import confbench, only_run
+
+from harness.store.reader import RunReader
+
+pytestmark = pytest.mark.integration
+
+# Frames of several packets against a burst of less than one: 50 kbit/s at 1 fps is 3-5 packets a frame (the
+# synthetic picture at this size takes every bit it is given), the burst 2.5 x 50 kbit/s x 40 ms = 625 bytes,
+# so a paced frame leaves one packet about every 80 ms, an unpaced one all at once.
+ROOM = """
+name = "pacing"
+duration_s = 8
+spawn_rate = 5
+systems = ["p2p"]
+[media.video]
+width = 640
+height = 360
+fps = 1
+bitrate_kbps = 50
+[[groups]]
+name = "paced"
+count = 1
+subscribe = false
+[[groups]]
+name = "bursty"
+count = 1
+pacing = false
+subscribe = false
+[[groups]]
+name = "viewer"
+count = 1
+publish = []
+probe_fraction = 0.0
+"""
+
+FLOOR_MS = 1.0
+"""Between a burst's gaps (tens of microseconds: one synchronous loop of sends) and a paced packet's (about
+80 ms here); margins of ten and more either way, so that a late timer on a busy machine does not cross it."""
+
+
+def test_out_rows_show_paced_and_bursty_senders(tmp_path: Path) -> None:
+    room = tmp_path / "pacing.toml"
+    room.write_text(ROOM)
+    proc = confbench("run", str(room), "--results", str(tmp_path / "results"), "--no-report",
+                     "--processes", "1", cwd=tmp_path)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode in (0, 1), out + err
+    streams = RunReader(only_run(tmp_path / "results")).table("streams")
+    sent = streams[(streams["direction"] == "out") & (streams["packets"] > 1)]
+    columns = ["send_gap_p50_ms", "send_gap_p95_ms", "send_gap_max_ms", "send_burst_pct"]
+    for kind in ("video", "audio"):
+        rows = sent[sent["kind"] == kind]
+        assert len(rows) >= 4, streams
+        assert rows[columns].notna().all().all(), rows[columns]
+    video = sent[sent["kind"] == "video"]
+    paced = video[video["participant"].str.startswith("paced")]
+    bursty = video[video["participant"].str.startswith("bursty")]
+    assert len(paced) >= 3 and len(bursty) >= 3
+    assert paced["send_gap_p50_ms"].median() > FLOOR_MS, paced[columns]
+    assert bursty["send_gap_p50_ms"].median() < FLOOR_MS, bursty[columns]
+    # Most of an unpaced frame's packets follow the previous one within a millisecond; few of a paced one's.
+    assert bursty["send_burst_pct"].median() > paced["send_burst_pct"].median() + 30
