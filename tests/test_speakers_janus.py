@@ -24,6 +24,10 @@ pytestmark = pytest.mark.integration
 SWITCH_S = 3
 
 
+LAG_S = 1.5
+"""How late a talking event may name the previous turn's speaker: Janus's 1 s window, and a loaded machine."""
+
+
 def test_janus_says_who_talks_in_turn(local_janus: LocalJanus) -> None:
     audio = AudioSettings(speakers="round-robin", speaker_switch_s=SWITCH_S)
 
@@ -49,9 +53,11 @@ def test_janus_says_who_talks_in_turn(local_janus: LocalJanus) -> None:
     assert {who for _, who in turns} == {"s0", "s1"}  # both had a turn in four slots
     talking = [(e["ts"], json.loads(e["detail"])["participant"]) for e in events if e["kind"] == "system_talking"]
     assert talking, "Janus sent no talking event"
-    # Each talking event names the participant whose turn it is (Janus averages over 1 s, so it lags the turn).
+    # Each talking event names the participant whose turn it is, or was just before: Janus averages the levels
+    # over its window of 50 packets (1 s), so its event may come a little after the turn changed.
     for ts, who in talking:
-        current = max((t for t in turns if t[0] <= ts), default=None)
-        assert current is not None and current[1] == who, (ts, who, turns)
+        now = max((t for t in turns if t[0] <= ts), default=None)
+        before = max((t for t in turns if t[0] <= ts - LAG_S), default=None)
+        assert who in {t[1] for t in (now, before) if t is not None}, (ts, who, turns)
     # The others hear of it too: every participant receives the room's talking events.
     assert {e["participant"] for e in events if e["kind"] == "system_talking"} == {"s0", "s1"}

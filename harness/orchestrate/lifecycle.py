@@ -70,6 +70,13 @@ def finish_run(run_dir: Path, scenario: Scenario, status: str, errors: list[str]
         status = "failed"
         errors = [*errors, "no participant joined"]
         summary["status"] = status
+    attempted = reader.table("joins")["participant"].nunique()
+    if status == "completed" and attempted < scenario.participants:
+        # Locust's run time ran out before every participant was started (its media hosts started late on a
+        # loaded machine): the figures describe a smaller meeting than planned.
+        invalid = [*invalid, f"only {attempted} of the {scenario.participants} planned participants tried to join "
+                   "before the run ended (the load generator started late)"]
+        status = summary["status"] = "invalid"
     write_summary(run_dir, summary)
     update_manifest(run_dir, status=status, errors=errors, invalid_reasons=invalid)
     return summary
