@@ -78,6 +78,10 @@ class ParticipantSpec:
     publishers_per_encoder: int = 1
     """How many publishers of the group (on one media host) send the same encoded stream
     (``harness.media.pool``)."""
+    simulcast: tuple[str, ...] = ()
+    """Simulcast layers the video carries (``harness.media.simulcast``); empty: one encoding."""
+    prefer_layer: str | None = None
+    """The layer this participant asks the system for when it receives simulcast (None: the system's choice)."""
 
     def __post_init__(self) -> None:
         if not (0 <= self.index < 32768):
@@ -260,10 +264,11 @@ class Participant:
         spec = self.spec
         if spec.publish:
             self._lease = self._pool.acquire(spec.group, spec.publishers_per_encoder, spec.video_stream_id,
-                                             spec.publish, spec.video, spec.audio)
+                                             spec.publish, spec.video, spec.audio, simulcast=spec.simulcast)
         ctx = SessionContext(room=spec.room, participant=spec.name, media=self, listener=self,
                              subscribe=spec.subscribe, timeout_s=spec.join_timeout_s,
-                             video_codec=spec.video.codec, publish=spec.publish)
+                             video_codec=spec.video.codec, publish=spec.publish,
+                             simulcast=spec.simulcast, prefer_layer=spec.prefer_layer)
         start = self._clock()
         row: dict[str, Any] = {"ts": start, "participant": spec.name, "group": spec.group, "host": spec.host,
                                "attempt": 1, "ok": False}

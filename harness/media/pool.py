@@ -22,6 +22,7 @@ from typing import Any
 from harness.media.audio import AudioSource
 from harness.media.encoder import SharedAudioEncoder, SharedVideoEncoder
 from harness.media.fanout import FanOutTrack
+from harness.media.simulcast import SimulcastEncoder
 from harness.media.video import VideoSource
 from harness.scenario.scenario import MAX_PUBLISHERS_PER_ENCODER, AudioSettings, VideoSettings
 
@@ -35,7 +36,7 @@ class _Slot:
 
     key: str
     video: VideoSource | None = None
-    encoder: SharedVideoEncoder | None = None
+    encoder: SharedVideoEncoder | SimulcastEncoder | None = None
     audio: AudioSource | None = None
     audio_encoder: SharedAudioEncoder | None = None
     users: int = 0
@@ -45,7 +46,9 @@ class _Slot:
         if self.video is None:
             return 0, 0
         skipped = self.video.skipped + self.video.fanout.dropped
-        if self.encoder is not None:
+        if isinstance(self.encoder, SimulcastEncoder):
+            skipped += self.encoder.dropped
+        elif self.encoder is not None:
             skipped += self.encoder.fanout.dropped
         return self.video.produced, skipped
 
@@ -75,10 +78,11 @@ class EncoderPool:
         self._gone = (0, 0)
 
     def acquire(self, group: str, share: int, stream_id: int, publish: tuple[str, ...],
-                video: VideoSettings, audio: AudioSettings) -> Lease:
+                video: VideoSettings, audio: AudioSettings, simulcast: tuple[str, ...] = ()) -> Lease:
         """A lease on a slot of ``group`` with room (fewer than ``share`` users), or on a new one.
 
-        A new slot's video stream id is ``stream_id`` (its audio ``stream_id + 1``).
+        A new slot's video stream id is ``stream_id`` (its audio ``stream_id + 1``); with ``simulcast``
+        layers, its video is a :class:`SimulcastEncoder` (every layer encoded once for the slot).
         """
         if not 1 <= share <= MAX_PUBLISHERS_PER_ENCODER:
             raise ValueError(f"publishers_per_encoder must be 1..{MAX_PUBLISHERS_PER_ENCODER}, got {share}")
@@ -89,8 +93,12 @@ class EncoderPool:
             slot = _Slot(key)
             if "video" in publish:
                 slot.video = VideoSource(stream_id, width=video.width, height=video.height, fps=video.fps)
-                slot.encoder = SharedVideoEncoder(slot.video, codec=video.codec,
-                                                  bitrate_bps=video.bitrate_kbps * 1000)
+                if simulcast:
+                    slot.encoder = SimulcastEncoder(slot.video, simulcast, codec=video.codec,
+                                                    bitrate_bps=video.bitrate_kbps * 1000)
+                else:
+                    slot.encoder = SharedVideoEncoder(slot.video, codec=video.codec,
+                                                      bitrate_bps=video.bitrate_kbps * 1000)
             if "audio" in publish:
                 slot.audio = AudioSource(stream_id + 1, sample_rate=AUDIO_SAMPLE_RATE,
                                          pulse_period_s=audio.pulse_period_s)

@@ -59,6 +59,12 @@ class SessionContext:
     video_codec: str = "VP8"
     publish: tuple[str, ...] = ("audio", "video")
     """Kinds this participant publishes (``ctx.media.tracks()`` gives one track of each)."""
+    simulcast: tuple[str, ...] = ()
+    """The simulcast layers this participant's video track carries (``harness.media.simulcast``); empty:
+    one encoding. An adapter that cannot send them says so in one line (:class:`harness.errors.SystemError_`)."""
+    prefer_layer: str | None = None
+    """The simulcast layer this participant asks the system for, through the system's own mechanism; None:
+    the system's choice."""
 
     def __post_init__(self) -> None:
         if not self.room or not self.participant:

@@ -36,6 +36,7 @@ from aiortc import (
 )
 
 from harness.errors import SystemError_
+from harness.media.simulcast import munge_offer, substream
 from harness.media.tap import receiver_of
 from harness.systems import IMPAIRED_NETWORK
 from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
@@ -144,6 +145,7 @@ class JanusSession(Session):
         self._my_id: int | None = None
         self._feeds: dict[int, str] = {}  # subscribed feed id -> display name
         self._mids: dict[str, str] = {}  # subscription mid -> display name of its feed
+        self._video_mids: set[str] = set()  # subscription mids carrying video
         self._lock = asyncio.Lock()  # one subscription change (and its renegotiation) at a time
         self._tasks: list[asyncio.Task[None]] = []
         self._left = False
@@ -187,8 +189,10 @@ class JanusSession(Session):
             prefer_video_codec(pc.addTransceiver(track, direction="sendonly"), self.ctx.video_codec)
         self.ctx.listener.on_connection(pc, "server")
         await pc.setLocalDescription(await pc.createOffer())
+        # Simulcast: Janus reads the layers from a=rid/a=simulcast, as from a browser (harness.media.simulcast).
+        offer = munge_offer(pc.localDescription.sdp, [t.sender.track for t in pc.getTransceivers()])
         reply = await handle.message({"request": "publish", "display": self.ctx.participant},
-                                     jsep={"type": "offer", "sdp": pc.localDescription.sdp}, what="publishing")
+                                     jsep={"type": "offer", "sdp": offer}, what="publishing")
         if not reply.jsep:
             raise SystemError_("Janus accepted the publication without an SDP answer")
         await apply_answer(pc, str(reply.jsep.get("sdp", "")), "Janus", need_candidates=False)
@@ -267,11 +271,28 @@ class JanusSession(Session):
         await pc.setLocalDescription(await pc.createAnswer())
         await self._sub.message({"request": "start"}, jsep={"type": "answer", "sdp": pc.localDescription.sdp},
                                 what="starting the subscription")
+        if self.ctx.prefer_layer is not None:
+            await self.choose_layer(self.ctx.prefer_layer)
+
+    async def choose_layer(self, rid: str, mids: list[str] | None = None) -> None:
+        """Ask Janus for simulcast layer ``rid`` on every video stream of the subscription (or on ``mids``),
+        through VideoRoom's own mechanism: ``configure`` with ``substream``. Streams of publishers that send
+        one encoding are unaffected."""
+        if self._sub is None:
+            return
+        mids = mids if mids is not None else list(self._video_mids)
+        if not mids:
+            return
+        await self._sub.message({"request": "configure",
+                                 "streams": [{"mid": mid, "substream": substream(rid)} for mid in mids]},
+                                what=f"choosing layer {rid}")
 
     def _learn_streams(self, data: Mapping[str, Any]) -> None:
         for stream in data.get("streams", []) or []:
             if "mid" in stream and stream.get("feed_display"):
                 self._mids[str(stream["mid"])] = self._name(str(stream["feed_display"]))
+                if stream.get("type") == "video":
+                    self._video_mids.add(str(stream["mid"]))
 
     # -- what Janus tells us unasked ----------------------------------------------------------------------
     async def _follow(self, handle: JanusHandle, react: Any) -> None:
