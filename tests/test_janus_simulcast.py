@@ -61,3 +61,14 @@ def test_janus_forwards_the_layer_each_subscriber_asks_for(local_janus: LocalJan
     assert len(small_before) > 20 and set(small_before[-10:]) == {160}
     assert len(small_after) > 20 and set(small_after) == {320}
     assert len(big) > 40 and set(big[-20:]) == {640}
+    # The streams table says which layer arrived, and what each layer cost to send.
+    layers_in = [r["layer"] for r in sink.rows["streams"] if r["participant"] == "small" and r["kind"] == "video"
+                 and r["direction"] == "in" and r.get("layer")]
+    assert layers_in[:2] == ["q", "q"] and layers_in[-1] == "h"
+    sent: dict[str, list[float]] = {}
+    for r in sink.rows["streams"]:
+        if r["participant"] == "pub" and r["direction"] == "out" and r["kind"] == "video":
+            sent.setdefault(r["layer"], []).append(r["bitrate_kbps"])
+    assert set(sent) == {"q", "h", "f"}
+    rate = {rid: max(v) for rid, v in sent.items()}
+    assert 0 < rate["q"] < rate["h"] < rate["f"]

@@ -29,6 +29,7 @@ from harness.errors import SystemError_
 from harness.media.audio import PulseDetector
 from harness.media.pool import EncoderPool, Lease
 from harness.media.psnr import frame_psnr
+from harness.media.simulcast import layer_of
 from harness.media.tap import count_nacked, count_received, inbound_counts, tap
 from harness.media.video import read_frame
 from harness.rtc import jitter, netio, ntpclock, remb, rtcparrival, sdes
@@ -273,6 +274,8 @@ class Participant:
         row: dict[str, Any] = {"ts": start, "participant": spec.name, "group": spec.group, "host": spec.host,
                                "attempt": 1, "ok": False}
         try:
+            if spec.simulcast and not self._system.simulcast:
+                raise SystemError_(f"simulcast is not supported yet on {self._system.name}")
             self._session = self._system.session(ctx)
             await asyncio.wait_for(self._session.join(), timeout=spec.join_timeout_s)
             row["signalling_ms"] = (self._clock() - start) * 1000
@@ -469,6 +472,8 @@ class Participant:
             counters = self._counters.get(id(receiver.track)) if receiver.track else None
             if kind == "video" and counters is not None and s.ssrc in received:
                 row.update(counters.take(self._clock()))
+                if row.get("width"):
+                    row["layer"] = layer_of(row["width"], self.spec.video.width)
             latency = self._audio_latency.get(id(receiver.track)) if receiver.track else None
             if kind == "audio" and latency is not None and row["loss_pct"] is not None:
                 row["mos"] = audio_mos(latency, row["jitter_ms"], row["loss_pct"])
@@ -484,6 +489,7 @@ class Participant:
         # report holds at most one, and it is about this sender.
         ri = next((s for s in report.values() if isinstance(s, RTCRemoteInboundRtpStreamStats)), None)
         nacked = count_nacked(transceiver.sender).by_ssrc  # from now on: the first poll comes within a second
+        layers = {layer.ssrc: layer for layer in getattr(transceiver.sender.track, "layer_senders", ())}
         for s in report.values():
             if not isinstance(s, RTCOutboundRtpStreamStats):
                 continue
@@ -507,4 +513,24 @@ class Participant:
                 "rtt_ms": rtt * 1000 if rtt is not None else None,
                 "bitrate_kbps": sent * 8 / max(elapsed, 1e-3) / 1000,
                 "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0, "packets_nacked": packets_nacked,
+                **({"layer": layers[s.ssrc].rid} if s.ssrc in layers else {}),
             })
+        for layer in layers.values():
+            if layer.ssrc != transceiver.sender._ssrc:
+                self._layer_row(layer, remote, pc, now, interval)
+
+    def _layer_row(self, layer: Any, remote: str, pc: RTCPeerConnection, now: float, interval: float) -> None:
+        """The ``out`` row of a lower simulcast layer (``harness.media.packetize.LayerSender``): aiortc's stats
+        know only the sender's own SSRC, the top layer's."""
+        st = self._ssrc.setdefault((id(pc), "out", layer.ssrc), _SsrcState())
+        packets, sent = layer.packets - st.packets, layer.octets - st.bytes_sent
+        st.packets, st.bytes_sent = layer.packets, layer.octets
+        polled = self._clock()
+        elapsed = polled - st.polled_at if st.polled_at is not None else interval
+        st.polled_at = polled
+        self._sink.emit("streams", {
+            "ts": now, "participant": self.spec.name, "peer": remote, "direction": "out", "kind": "video",
+            "ssrc": layer.ssrc, "packets": packets, "packets_lost": 0,
+            "bitrate_kbps": sent * 8 / max(elapsed, 1e-3) / 1000, "layer": layer.rid,
+            "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0,
+        })

@@ -298,11 +298,13 @@ def _bind(track: Any, state: _PacketizedSender) -> list[LayerSender]:
                             ssrc=state.sender._ssrc if top else None)
         layer_track.deliver = lambda frame, layer=layer: _deliver_layer(state, layer, frame)
         out.append(layer)
+    track.layer_senders = out  # what the participant's stats poll reads (per-layer `out` rows)
     return out
 
 
 def _unbind(track: Any, layers: list[LayerSender]) -> None:
     track.deliver = None
+    track.layer_senders = []
     for rid_track in (t for _, t in getattr(track, "layers", ())):
         rid_track.deliver = None
     for layer in layers:

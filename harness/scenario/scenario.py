@@ -64,6 +64,10 @@ class AudioSettings:
             raise ValueError("pulse_period_s must be between 0.25 and 10")
 
 
+SIMULCAST_LAYERS = ("q", "h", "f")
+"""Simulcast layer names, lowest first (``harness.media.simulcast.LAYERS`` defines their sizes and rates)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Group:
     """Participants that behave alike."""
@@ -86,6 +90,14 @@ class Group:
     publishers_per_encoder: int = 1
     """How many of the group's publishers on one media host send the same encoded stream (1: each its
     own); see ``harness.media.pool`` for the cap and what it changes."""
+    simulcast: tuple[str, ...] = ()
+    """Simulcast layers each publisher of the group sends, among ``q``, ``h``, ``f`` (a quarter, half and the
+    full size of ``[media.video]``; ``harness.media.simulcast``); empty: one encoding."""
+    prefer_layer: str | None = None
+    """The simulcast layer the group's subscribers ask for through the system's own mechanism (Janus's
+    ``substream``); ``auto``: the client steps down on loss and probes back up
+    (``harness.systems.layer_choice``), for systems that leave the choice to clients; None: the system's
+    default (Janus: the top layer)."""
     grow: bool = True
     """In a capacity search, whether the group grows with the others (in proportion to ``count``); False
     keeps it at ``count`` participants at every step, e.g. the presenters of a webinar whose audience grows."""
@@ -109,6 +121,15 @@ class Group:
                 raise ValueError(f"publish may list only {' and '.join(MEDIA_KINDS)}, got {kind!r}")
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if (any(rid not in SIMULCAST_LAYERS for rid in self.simulcast)
+                or len(set(self.simulcast)) != len(self.simulcast) or len(self.simulcast) == 1):
+            raise ValueError(f"simulcast lists two or three distinct layers among {', '.join(SIMULCAST_LAYERS)}, "
+                             f"got {list(self.simulcast)}")
+        if self.prefer_layer is not None and self.prefer_layer not in (*SIMULCAST_LAYERS, "auto"):
+            raise ValueError(f"prefer_layer must be one of {', '.join(SIMULCAST_LAYERS)} or auto, "
+                             f"got {self.prefer_layer!r}")
+        if self.simulcast and self.engine != "native":
+            raise ValueError("simulcast is sent by native participants only (a browser's layers are its own)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +341,12 @@ def _group_dict(group: Group) -> dict[str, Any]:
         data.pop("publishers_per_encoder")
     if group.grow:
         data.pop("grow")
+    if not group.simulcast:
+        data.pop("simulcast")
+    else:
+        data["simulcast"] = list(group.simulcast)
+    if group.prefer_layer is None:
+        data.pop("prefer_layer")
     return data
 
 
@@ -349,7 +376,8 @@ _CAPACITY_KEYS = {"start": int, "step": int, "step_s": float, "settle_s": float,
                   "max_duration_s": float, "step_backs": int, "slo": dict}
 _GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float,
                "join_delay_s": float, "stay_s": float, "engine": str, "publishers_per_encoder": int,
-               "grow": bool, "network": dict}  # network (a preset name or a table): parsed by harness.scenario.network
+               "grow": bool, "network": dict,  # network (a preset name or a table): parsed by harness.scenario.network
+               "simulcast": list, "prefer_layer": str}
 
 
 def _check(where: str, table: Mapping[str, Any], schema: Mapping[str, type]) -> dict[str, Any]:
@@ -432,6 +460,10 @@ def _parse(data: Mapping[str, Any], source: str) -> Scenario:
             if not all(isinstance(k, str) for k in g["publish"]):
                 raise _FieldError(f"{where}.publish", "must be a list of strings")
             g["publish"] = tuple(g["publish"])
+        if "simulcast" in g:
+            if not all(isinstance(k, str) for k in g["simulcast"]):
+                raise _FieldError(f"{where}.simulcast", "must be a list of layer names such as [\"q\", \"h\", \"f\"]")
+            g["simulcast"] = tuple(g["simulcast"])
         groups.append(_build(where, Group, g))
     thresholds = []
     for key, condition in top.pop("thresholds", {}).items():

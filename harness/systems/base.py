@@ -123,6 +123,9 @@ class System(abc.ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    simulcast: ClassVar[bool] = False
+    """Whether the adapter sends a publisher's simulcast layers (``SessionContext.simulcast``) as the system
+    expects them; runs with simulcast groups refuse systems without it, in one line."""
 
     def __init__(self, url: str | None = None, options: Mapping[str, Any] | None = None) -> None:
         self.url = url

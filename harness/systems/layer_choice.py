@@ -1,0 +1,79 @@
+"""A subscriber's automatic choice of simulcast layer, for SFUs that leave it to the client (Janus VideoRoom).
+
+Janus forwards the layer a subscriber asked for (``substream``) and never steps down on its own when the
+subscriber's link degrades: its web clients do that from what they receive. :class:`LayerChoice` is such a
+client's rule, fed with the subscription's received and lost packets a few times a second:
+
+- loss of at least ``loss_pct`` in a tick steps one layer down (at most once per ``settle_s``, the time a
+  switch takes to show: the SFU waits for a key frame of the new layer);
+- ``hold_s`` without loss steps one layer up (a probe); a probe that meets loss within ``settle_s`` steps
+  back down and doubles the hold (up to ``max_hold_s``), so a link that stays narrow is probed ever more
+  rarely, and a hold kept at the top layer resets it.
+
+It is pure (time is passed in), so its tests need no network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["AUTO", "LayerChoice"]
+
+AUTO = "auto"
+"""The ``prefer_layer`` that lets the client choose (:class:`LayerChoice`)."""
+MIN_PACKETS = 10
+"""A tick with fewer packets says nothing about loss."""
+
+
+@dataclass
+class LayerChoice:
+    """Which layer to ask for, given what arrives; starts at the top layer (what Janus sends by default)."""
+
+    layers: tuple[str, ...] = ("q", "h", "f")
+    loss_pct: float = 2.0
+    settle_s: float = 1.5
+    hold_s: float = 6.0
+    max_hold_s: float = 24.0
+    current: int = field(init=False)
+    _hold: float = field(init=False)
+    _changed_at: float = field(init=False, default=float("-inf"))
+    _loss_at: float = field(init=False, default=float("-inf"))
+    _probing: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        if not self.layers:
+            raise ValueError("layers must not be empty")
+        self.current = len(self.layers) - 1
+        self._hold = self.hold_s
+
+    @property
+    def layer(self) -> str:
+        """The layer asked for now."""
+        return self.layers[self.current]
+
+    def observe(self, now: float, packets: int, lost: int) -> str | None:
+        """Take one tick's counts; the layer to ask for when it changes, else None."""
+        if packets + lost < MIN_PACKETS:
+            return None
+        lossy = 100 * lost / (packets + lost) >= self.loss_pct
+        since_change = now - self._changed_at
+        if lossy:
+            self._loss_at = now
+            if self.current > 0 and since_change >= self.settle_s:
+                if self._probing:  # the probe found the link still narrow: wait longer before the next one
+                    self._hold = min(self._hold * 2, self.max_hold_s)
+                self._probing = False
+                return self._move(now, -1)
+            return None
+        if self._probing and since_change >= self._hold:
+            self._probing = False  # the probe held: the next fall starts from the short hold again
+            self._hold = self.hold_s
+        if self.current < len(self.layers) - 1 and now - self._loss_at >= self._hold and since_change >= self._hold:
+            self._probing = True
+            return self._move(now, +1)
+        return None
+
+    def _move(self, now: float, step: int) -> str:
+        self.current += step
+        self._changed_at = now
+        return self.layer
