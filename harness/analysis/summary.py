@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.analysis.layer_switch import layer_switches, switch_summary
 from harness.scenario.thresholds import DISTRIBUTION_METRICS, Threshold, evaluate
 from harness.store.manifest import SCHEMA_VERSION
 from harness.store.reader import RunReader
@@ -320,6 +321,9 @@ def summarize(
             "engines": engines,
             "video_latency_by_path_ms": paths,
             "loadgen_health": _loadgen_health(probes),
+            # Over the whole run, not the window: a network timeline's changes may fall anywhere in it.
+            "layer_switch_ms": switch_summary(layer_switches(reader.table("frames"), events, joins,
+                                                             reader.table("streams"))),
         }
     )
     summary["thresholds"] = evaluate(thresholds, summary)

@@ -53,7 +53,7 @@ ROOM_PIN_ENV = "CONFBENCH_JANUS_ROOM_PIN"
 MAX_PUBLISHERS = 1000
 ROOM_EXISTS = 427
 NO_SUCH_FEED = 428
-LAYER_TICK_S = 0.5
+LAYER_TICK_S = 0.25
 """How often an automatic subscriber (``prefer_layer = "auto"``) looks at what it received."""
 
 

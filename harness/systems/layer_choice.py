@@ -4,8 +4,10 @@ Janus forwards the layer a subscriber asked for (``substream``) and never steps 
 subscriber's link degrades: its web clients do that from what they receive. :class:`LayerChoice` is such a
 client's rule, fed with the subscription's received and lost packets a few times a second:
 
-- loss of at least ``loss_pct`` in a tick steps one layer down (at most once per ``settle_s``, the time a
-  switch takes to show: the SFU waits for a key frame of the new layer);
+- loss of at least ``loss_pct`` over the last ``window_s`` steps one layer down (at most once per
+  ``settle_s``, the time a switch takes to show: the SFU waits for a key frame of the new layer). The
+  threshold is a congestion level (browsers' loss-based estimators also treat loss under about 10 % as
+  noise): a link with random loss, e.g. Wi-Fi, does not make a subscriber step down;
 - ``hold_s`` without loss steps one layer up (a probe); a probe that meets loss within ``settle_s`` steps
   back down and doubles the hold (up to ``max_hold_s``), so a link that stays narrow is probed ever more
   rarely, and a hold kept at the top layer resets it.
@@ -15,6 +17,7 @@ It is pure (time is passed in), so its tests need no network.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 __all__ = ["AUTO", "LayerChoice"]
@@ -30,15 +33,17 @@ class LayerChoice:
     """Which layer to ask for, given what arrives; starts at the top layer (what Janus sends by default)."""
 
     layers: tuple[str, ...] = ("q", "h", "f")
-    loss_pct: float = 2.0
-    settle_s: float = 1.5
-    hold_s: float = 6.0
-    max_hold_s: float = 24.0
+    loss_pct: float = 10.0
+    window_s: float = 1.0
+    settle_s: float = 1.0
+    hold_s: float = 4.0
+    max_hold_s: float = 8.0
     current: int = field(init=False)
     _hold: float = field(init=False)
     _changed_at: float = field(init=False, default=float("-inf"))
     _loss_at: float = field(init=False, default=float("-inf"))
     _probing: bool = field(init=False, default=False)
+    _ticks: deque[tuple[float, int, int]] = field(init=False, default_factory=deque)
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -52,7 +57,13 @@ class LayerChoice:
         return self.layers[self.current]
 
     def observe(self, now: float, packets: int, lost: int) -> str | None:
-        """Take one tick's counts; the layer to ask for when it changes, else None."""
+        """Take one tick's counts (packets received and lost since the previous tick); the layer to ask for
+        when it changes, else None."""
+        self._ticks.append((now, packets, lost))
+        while self._ticks and self._ticks[0][0] <= now - self.window_s:
+            self._ticks.popleft()
+        packets = sum(t[1] for t in self._ticks if t[0] > self._changed_at)
+        lost = sum(t[2] for t in self._ticks if t[0] > self._changed_at)
         if packets + lost < MIN_PACKETS:
             return None
         lossy = 100 * lost / (packets + lost) >= self.loss_pct
