@@ -31,7 +31,8 @@ def _frames(widths: list[tuple[float, float, int]]) -> pd.DataFrame:
 
 def _tables(frames: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     events = pd.DataFrame([_change(0, None), _change(10, 300), _change(20, None)])
-    joins = pd.DataFrame([{"participant": "mobile-0", "group": "mobile"}, {"participant": "office-1", "group": "office"}])
+    joins = pd.DataFrame([{"participant": "mobile-0", "group": "mobile"},
+                          {"participant": "office-1", "group": "office"}])
     streams = pd.DataFrame([{"ts": T0 + s, "participant": "mobile-0", "peer": "office-1", "direction": "in",
                              "kind": "video", "fps": 30.0 if s != 14 else 12.0, "freezes": int(s == 14)}
                             for s in range(1, 30)])
