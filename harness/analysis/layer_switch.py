@@ -31,7 +31,7 @@ __all__ = ["layer_switches", "switch_summary"]
 
 def _changes(events: pd.DataFrame) -> list[tuple[float, str, bool, float]]:
     """(ts, group, restricted, at_s) of each timeline change (the shapes a run starts with are not one)."""
-    out = []
+    out: list[tuple[float, str, bool, float]] = []
     if events.empty or "kind" not in events.columns:
         return out
     for ts, detail in zip(events.loc[events["kind"] == "network_change", "ts"],
