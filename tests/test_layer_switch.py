@@ -48,14 +48,16 @@ def test_switch_times_down_and_back_up() -> None:
     assert abs(down["switch_ms"] - 1500) < 40 and down["width_before"] == 480 and down["width_after"] == 240
     assert abs(up["switch_ms"] - 3000) < 40 and up["width_after"] == 480
     assert down["fps_min"] == 12.0 and down["freezes"] == 1 and abs(down["fps"] - 30) < 1
+    assert 30 < down["longest_gap_ms"] < 40
     summary = switch_summary(rows)
     assert summary is not None and summary["down"] == [down["switch_ms"]] and summary["up"] == [up["switch_ms"]]
 
 
-def test_one_encoding_never_switches() -> None:
-    frames = _frames([(1, 30, 480)])
+def test_one_encoding_never_switches_and_its_freeze_shows() -> None:
+    frames = _frames([(1, 11, 480), (19, 30, 480)])  # nothing arrives from 11 s to 19 s
     rows = layer_switches(frames, *_tables(frames))
     assert [r["switch_ms"] for r in rows] == [None, 0.0]
+    assert abs(rows[0]["longest_gap_ms"] - 8000) < 40 and abs(rows[0]["fps"] - 6) < 0.5
 
 
 def test_no_timeline_no_figure() -> None:

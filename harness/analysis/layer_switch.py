@@ -11,8 +11,8 @@ decoded, stamped frame, with its size):
 - at a change that lifts it ("restored"): the time to the first frame as large as the largest this receiver
   got from this sender in the run (0 when it never left it);
 - over a restricted period (until the next change or the end of the frames): frames per second decoded, the
-  lowest per-second ``fps`` of its ``streams`` rows, the freezes counted there, and the longest gap between
-  two frames.
+  lowest per-second ``fps`` of its ``streams`` rows, the freezes counted there, and the longest time without
+  a frame (from the change to the first frame, between frames, from the last frame to the period's end).
 
 A receiver of one encoding never switches: its restricted rows have no ``switch_ms``, and its freezes show.
 Pure functions of the tables, like the rest of the summary.
@@ -87,16 +87,19 @@ def layer_switches(frames: pd.DataFrame, events: pd.DataFrame, joins: pd.DataFra
                               else (0.0 if not restricted and width_before >= int(got["width"].max()) else None)),
                 "width_after": int(switched["width"].iloc[0]) if not switched.empty else None,
             }
-            if restricted and not after.empty:
-                end = min(until, float(after["ts"].max()))
+            if restricted:
+                end = until if math.isfinite(until) else float(got["ts"].max())
                 seconds = max(end - ts, 1e-3)
+                # The longest time without a frame: from the change to the first frame, between frames, and
+                # from the last one to the end of the period.
+                edges = [ts, *after["ts"].tolist(), end]
                 mine = video_in[(video_in["participant"] == receiver) & (video_in["peer"] == sender)
                                 & (video_in["ts"] > ts) & (video_in["ts"] <= end)] if not video_in.empty else video_in
                 row.update({
                     "fps": _num(len(after) / seconds),
                     "fps_min": _num(mine["fps"].min()) if not mine.empty and mine["fps"].notna().any() else None,
                     "freezes": int(mine["freezes"].sum()) if not mine.empty else 0,
-                    "longest_gap_ms": _num(after["gap_ms"].max()) if after["gap_ms"].notna().any() else None,
+                    "longest_gap_ms": _num(max(b - a for a, b in zip(edges, edges[1:], strict=False)) * 1000),
                 })
             rows.append(row)
     return rows
