@@ -74,21 +74,22 @@ def test_munged_offer_announces_rids_highest_first_and_drops_ssrcs() -> None:
 
 
 def test_automatic_choice_steps_down_on_loss_and_backs_off_failed_probes() -> None:
-    choice = LayerChoice(loss_pct=10.0, window_s=1.0, settle_s=1.0, hold_s=4.0, max_hold_s=16.0)
+    choice = LayerChoice(loss_pct=10.0, window_s=1.0, settle_s=2.0, hold_s=4.0, max_hold_s=8.0)
     assert choice.layer == "f"
     assert choice.observe(0.0, 100, 0) is None
     assert choice.observe(0.5, 97, 3) is None  # random loss under the threshold
     assert choice.observe(1.0, 80, 20) == "h"  # 23 of 200 in the last second
-    assert choice.observe(1.5, 80, 20) is None  # still settling
-    assert choice.observe(2.0, 85, 15) == "q"
-    assert choice.observe(2.5, 5, 0) is None  # too few packets since the change to judge
-    assert choice.observe(5.9, 100, 0) is None
-    assert choice.observe(6.1, 100, 0) == "h"  # 4 s without loss: probe up
-    assert choice.observe(6.6, 80, 20) is None  # probe meets loss, but the switch has not shown yet
-    assert choice.observe(7.2, 80, 20) == "q"  # the probe failed: back down, hold doubled
+    assert choice.observe(2.0, 80, 20) is None  # still settling: the switch and the queue take time
+    assert choice.observe(3.0, 85, 15) == "q"
+    assert choice.observe(3.5, 5, 0) is None  # too few packets since the change to judge
+    assert choice.observe(6.9, 100, 0) is None
+    assert choice.observe(7.1, 100, 0) == "h"  # 4 s without loss: probe up
+    assert choice.observe(7.4, 80, 20) == "q"  # the probe meets loss: undone at once, hold doubled
     assert choice.observe(12.0, 100, 0) is None
-    assert choice.observe(15.3, 100, 0) == "h"  # 8 s this time
-    assert choice.observe(24.0, 100, 0) == "f"  # the probe held: the short hold again
+    assert choice.observe(15.5, 100, 0) == "h"  # 8 s this time
+    assert choice.observe(17.0, 100, 0) is None
+    assert choice.observe(17.6, 100, 0) is None  # the probe held for 2 s: the hold is short again ...
+    assert choice.observe(19.6, 100, 0) == "f"  # ... so the next layer comes 4 s after the last
     assert choice.observe(40.0, 100, 0) is None  # at the top
 
 

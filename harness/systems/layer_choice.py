@@ -5,12 +5,14 @@ subscriber's link degrades: its web clients do that from what they receive. :cla
 client's rule, fed with the subscription's received and lost packets a few times a second:
 
 - loss of at least ``loss_pct`` over the last ``window_s`` steps one layer down (at most once per
-  ``settle_s``, the time a switch takes to show: the SFU waits for a key frame of the new layer). The
+  ``settle_s``, the time a switch takes to show: the SFU waits for a key frame of the new layer, and the
+  link's queue must drain). The
   threshold is a congestion level (browsers' loss-based estimators also treat loss under about 10 % as
   noise): a link with random loss, e.g. Wi-Fi, does not make a subscriber step down;
 - ``hold_s`` without loss steps one layer up (a probe); a probe that meets loss within ``settle_s`` steps
-  back down and doubles the hold (up to ``max_hold_s``), so a link that stays narrow is probed ever more
-  rarely, and a hold kept at the top layer resets it.
+  back down at once and doubles the hold (up to ``max_hold_s``), so a link that stays narrow is probed more
+  rarely; a probe that lasts ``settle_s`` without loss resets the hold, so a widened link is climbed layer by
+  layer every ``hold_s``.
 
 It is pure (time is passed in), so its tests need no network.
 """
@@ -35,7 +37,7 @@ class LayerChoice:
     layers: tuple[str, ...] = ("q", "h", "f")
     loss_pct: float = 10.0
     window_s: float = 1.0
-    settle_s: float = 1.0
+    settle_s: float = 2.0
     hold_s: float = 4.0
     max_hold_s: float = 8.0
     current: int = field(init=False)
@@ -70,14 +72,16 @@ class LayerChoice:
         since_change = now - self._changed_at
         if lossy:
             self._loss_at = now
-            if self.current > 0 and since_change >= self.settle_s:
-                if self._probing:  # the probe found the link still narrow: wait longer before the next one
+            # After a step down, loss goes on until the SFU has switched and the link's queue drained: wait
+            # for that before stepping again. A probe that meets loss is undone at once: it is what froze.
+            if self.current > 0 and (self._probing or since_change >= self.settle_s):
+                if self._probing:  # the link is still narrow: wait longer before the next probe
                     self._hold = min(self._hold * 2, self.max_hold_s)
                 self._probing = False
                 return self._move(now, -1)
             return None
-        if self._probing and since_change >= self._hold:
-            self._probing = False  # the probe held: the next fall starts from the short hold again
+        if self._probing and since_change >= self.settle_s:
+            self._probing = False  # the probe held: the next one (and the next fall) start from the short hold
             self._hold = self.hold_s
         if self.current < len(self.layers) - 1 and now - self._loss_at >= self._hold and since_change >= self._hold:
             self._probing = True
