@@ -8,6 +8,7 @@ import pytest
 from aiortc import RTCPeerConnection
 
 from harness.errors import ScenarioError
+from harness.media.adapt import UplinkAdaptation
 from harness.media.simulcast import LAYERS, SimulcastEncoder, layer_of, layers_for, munge_offer, substream
 from harness.media.video import VideoSource, read_frame
 from harness.scenario.scenario import SIMULCAST_LAYERS, parse_scenario
@@ -105,3 +106,24 @@ def test_scenario_simulcast_keys() -> None:
                 {"simulcast": ["h", "f"], "engine": "browser"}):
         with pytest.raises(ScenarioError):
             parse_scenario({"name": "s", "groups": [{"name": "a", "count": 1, **bad}]})
+
+
+def test_uplink_adaptation_drops_top_layers_and_brings_them_back() -> None:
+    rule = UplinkAdaptation([60_000, 140_000, 400_000], loss_pct=10.0, settle_s=2.0, hold_s=5.0, max_hold_s=20.0)
+    assert rule.active == 3
+    assert rule.report(0.0, 2, 10) is None  # 4 % lost: noise
+    assert rule.report(1.0, 2, 64) == 2  # 25 % lost on the top layer: drop it
+    assert rule.report(1.5, 2, 64) is None  # about a layer no longer sent
+    assert rule.report(2.0, 1, 64) is None  # settling
+    assert rule.report(3.1, 1, 64) == 1  # still lossy: drop the next one; the lowest always stays
+    assert rule.report(5.5, 0, 128) is None
+    assert rule.report(10.4, 0, 0) is None
+    assert rule.report(10.6, 0, 0) == 2  # 5 s calm: probe
+    assert rule.report(11.0, 1, 64) == 1  # the probe meets loss: dropped at once, hold doubled
+    assert rule.report(20.9, 0, 0) is None
+    assert rule.report(21.1, 0, 0) == 2
+    assert rule.report(23.2, 1, 0) is None  # held 2 s: short hold again
+    assert rule.report(26.2, 1, 0) == 3
+    # A REMB below what the active layers need counts as trouble; one above them as calm.
+    assert rule.remb(40.0, 300_000) == 2
+    assert rule.remb(41.0, 1_000_000) is None

@@ -172,7 +172,7 @@ class MediaHost:
             join_timeout_s=self.scenario.join_timeout_s,
             video=self.scenario.video, audio=self.scenario.audio, host=self.host,
             publishers_per_encoder=group.publishers_per_encoder,
-            simulcast=group.simulcast, prefer_layer=group.prefer_layer,
+            simulcast=group.simulcast, prefer_layer=group.prefer_layer, adapt=group.adapt,
         )
         try:
             participant = await self.engines.create(spec, group.engine)

@@ -83,6 +83,8 @@ class ParticipantSpec:
     """Simulcast layers the video carries (``harness.media.simulcast``); empty: one encoding."""
     prefer_layer: str | None = None
     """The layer this participant asks the system for when it receives simulcast (None: the system's choice)."""
+    adapt: bool = True
+    """Whether its simulcast layers follow the SFU's loss reports (``harness.media.adapt``)."""
 
     def __post_init__(self) -> None:
         if not (0 <= self.index < 32768):
@@ -265,7 +267,8 @@ class Participant:
         spec = self.spec
         if spec.publish:
             self._lease = self._pool.acquire(spec.group, spec.publishers_per_encoder, spec.video_stream_id,
-                                             spec.publish, spec.video, spec.audio, simulcast=spec.simulcast)
+                                             spec.publish, spec.video, spec.audio, simulcast=spec.simulcast,
+                                             adapt=spec.adapt)
         ctx = SessionContext(room=spec.room, participant=spec.name, media=self, listener=self,
                              subscribe=spec.subscribe, timeout_s=spec.join_timeout_s,
                              video_codec=spec.video.codec, publish=spec.publish,

@@ -34,6 +34,7 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import (
+    RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
@@ -41,10 +42,15 @@ from aiortc.rtp import (
     HeaderExtensions,
     HeaderExtensionsMap,
     RtcpPsfbPacket,
+    RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSrPacket,
     RtpPacket,
+    unpack_remb_fci,
 )
 from av.packet import Packet
+
+from .adapt import UplinkAdaptation
 
 __all__ = ["RID_URI", "LayerSender", "PacketizedFrame", "Packetizer", "install"]
 
@@ -198,6 +204,9 @@ class LayerSender:
     def __init__(self, sender: Any, payload_type: int, rid: str, rid_extension_id: int, track: Any,
                  ssrc: int | None = None) -> None:
         self.sender = sender
+        self.active = True
+        """Whether the layer is sent (an adapting publisher drops its top layers, ``harness.media.adapt``)."""
+        self.adapter: _Adapter | None = None
         self.rid = rid
         self.track = track
         self.payload_type = payload_type
@@ -240,7 +249,13 @@ class LayerSender:
         return packet.serialize(self.extensions)
 
     async def _handle_rtcp_packet(self, packet: Any) -> None:
-        """RTCP the SFU sent about this layer's SSRC: key-frame requests and NACKs (called by aiortc's router)."""
+        """RTCP the SFU sent about this layer's SSRC: key-frame requests and NACKs (called by aiortc's router);
+        reports and REMB go to the publisher's adaptation, if it adapts."""
+        if self.adapter is not None:
+            self.adapter.feedback(self, packet)
+        if self.ssrc == self.sender._ssrc:  # the top layer, registered here only to adapt: aiortc's own handling
+            await self.sender._handle_rtcp_packet(packet)
+            return
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
             request = getattr(self.track, "request_keyframe", None)
             if request is not None:
@@ -261,10 +276,46 @@ class LayerSender:
             del router.senders[self.ssrc]
 
 
+class _Adapter:
+    """One publisher's :class:`~harness.media.adapt.UplinkAdaptation` applied to its layers."""
+
+    def __init__(self, layers: list[LayerSender], bitrates_bps: list[int]) -> None:
+        self.layers = layers
+        self.rule = UplinkAdaptation(bitrates_bps)
+        loop = asyncio.get_running_loop()
+        self._now = loop.time
+        for layer in layers:
+            layer.adapter = self
+            # The top layer's RTCP goes through its LayerSender first (which hands it on to aiortc's sender).
+            layer.sender.transport._rtp_router.register_sender(layer, layer.ssrc)
+
+    def feedback(self, layer: LayerSender, packet: Any) -> None:
+        active = None
+        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for report in packet.reports:
+                if report.ssrc == layer.ssrc:
+                    active = self.rule.report(self._now(), self.layers.index(layer), report.fraction_lost)
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, _ = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if layer is self.layers[-1]:  # one REMB covers every SSRC: count it once
+                active = self.rule.remb(self._now(), bitrate)
+        if active is not None:
+            for i, each in enumerate(self.layers):
+                resumed = i < active and not each.active
+                each.active = i < active
+                if resumed:
+                    request = getattr(each.track, "request_keyframe", None)
+                    if request is not None:
+                        request()  # a layer that comes back starts with a key frame
+
+
 def _deliver_layer(state: _PacketizedSender, layer: LayerSender, frame: Any) -> None:
     """Send one frame of one simulcast layer (the fan-out's ``deliver`` of that layer's track)."""
     sender = state.sender
-    if state.ended.is_set() or not sender._enabled or not isinstance(frame, PacketizedFrame):
+    if state.ended.is_set() or not sender._enabled or not isinstance(frame, PacketizedFrame) or not layer.active:
         return
     last = len(frame.payloads) - 1
     try:
@@ -299,6 +350,9 @@ def _bind(track: Any, state: _PacketizedSender) -> list[LayerSender]:
         layer_track.deliver = lambda frame, layer=layer: _deliver_layer(state, layer, frame)
         out.append(layer)
     track.layer_senders = out  # what the participant's stats poll reads (per-layer `out` rows)
+    bitrates = getattr(track, "adapt_bitrates", None)
+    if bitrates:
+        _Adapter(out, list(bitrates))
     return out
 
 

@@ -78,11 +78,13 @@ class EncoderPool:
         self._gone = (0, 0)
 
     def acquire(self, group: str, share: int, stream_id: int, publish: tuple[str, ...],
-                video: VideoSettings, audio: AudioSettings, simulcast: tuple[str, ...] = ()) -> Lease:
+                video: VideoSettings, audio: AudioSettings, simulcast: tuple[str, ...] = (),
+                adapt: bool = False) -> Lease:
         """A lease on a slot of ``group`` with room (fewer than ``share`` users), or on a new one.
 
         A new slot's video stream id is ``stream_id`` (its audio ``stream_id + 1``); with ``simulcast``
-        layers, its video is a :class:`SimulcastEncoder` (every layer encoded once for the slot).
+        layers, its video is a :class:`SimulcastEncoder` (every layer encoded once for the slot), whose
+        publishers drop top layers on loss when ``adapt``.
         """
         if not 1 <= share <= MAX_PUBLISHERS_PER_ENCODER:
             raise ValueError(f"publishers_per_encoder must be 1..{MAX_PUBLISHERS_PER_ENCODER}, got {share}")
@@ -95,7 +97,7 @@ class EncoderPool:
                 slot.video = VideoSource(stream_id, width=video.width, height=video.height, fps=video.fps)
                 if simulcast:
                     slot.encoder = SimulcastEncoder(slot.video, simulcast, codec=video.codec,
-                                                    bitrate_bps=video.bitrate_kbps * 1000)
+                                                    bitrate_bps=video.bitrate_kbps * 1000, adapt=adapt)
                 else:
                     slot.encoder = SharedVideoEncoder(slot.video, codec=video.codec,
                                                       bitrate_bps=video.bitrate_kbps * 1000)

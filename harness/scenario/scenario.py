@@ -98,6 +98,10 @@ class Group:
     ``substream``); ``auto``: the client steps down on loss and probes back up
     (``harness.systems.layer_choice``), for systems that leave the choice to clients; None: the system's
     default (Janus: the top layer)."""
+    adapt: bool = True
+    """Whether the group's simulcast publishers drop their top layers when the SFU reports loss on them, and
+    bring them back when it clears (``harness.media.adapt``); false keeps every layer at its fixed bitrate.
+    Publishers of one encoding always send at the fixed ``bitrate_kbps``."""
     grow: bool = True
     """In a capacity search, whether the group grows with the others (in proportion to ``count``); False
     keeps it at ``count`` participants at every step, e.g. the presenters of a webinar whose audience grows."""
@@ -347,6 +351,8 @@ def _group_dict(group: Group) -> dict[str, Any]:
         data["simulcast"] = list(group.simulcast)
     if group.prefer_layer is None:
         data.pop("prefer_layer")
+    if group.adapt:
+        data.pop("adapt")
     return data
 
 
@@ -377,7 +383,7 @@ _CAPACITY_KEYS = {"start": int, "step": int, "step_s": float, "settle_s": float,
 _GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float,
                "join_delay_s": float, "stay_s": float, "engine": str, "publishers_per_encoder": int,
                "grow": bool, "network": dict,  # network (a preset name or a table): parsed by harness.scenario.network
-               "simulcast": list, "prefer_layer": str}
+               "simulcast": list, "prefer_layer": str, "adapt": bool}
 
 
 def _check(where: str, table: Mapping[str, Any], schema: Mapping[str, type]) -> dict[str, Any]:
