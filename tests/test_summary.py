@@ -200,6 +200,8 @@ def test_summary_figures(run: Path) -> None:
         # Probes of an older schema: no health columns, so nothing to say about them.
         "loadgen_health": {"frames_skipped_pct": None, "loop_lag_over_100ms_pct": None, "loop_lag_max_ms": None,
                            "udp_drops": None, "udp_rcvbuf_errors": None, "samples_dropped": None},
+        "outages": {"faults": [], "recovery_ms_max": None, "reconnect_ms_max": None, "unrecovered": None,
+                    "dropped": None},  # no fault in this run
         "layer_switch_ms": None,  # no network timeline
         "thresholds": [
             {"expr": "video_latency_ms.p95 < 150", "value": 95.5, "ok": True},

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis.layer_switch import layer_switches, switch_summary
+from harness.analysis.outages import recovery
 from harness.scenario.thresholds import DISTRIBUTION_METRICS, Threshold, evaluate
 from harness.store.manifest import SCHEMA_VERSION
 from harness.store.reader import RunReader
@@ -220,6 +221,13 @@ def _loadgen_health(probes: pd.DataFrame) -> dict[str, Any] | None:
     }
 
 
+def _started(manifest: Mapping[str, Any]) -> float | None:
+    try:
+        return datetime.fromisoformat(str(manifest["started_utc"])).timestamp()
+    except (KeyError, ValueError):
+        return None
+
+
 def _system_name(manifest: Mapping[str, Any]) -> str | None:
     system = manifest.get("system")
     if isinstance(system, Mapping):
@@ -290,7 +298,8 @@ def summarize(
     loadgen_rss = per_second_total(probes, LOADGEN_ROLES, "rss_mb")
     engines, paths = _by_engine(joins, frames, streams, audio, probes)
     events = reader.table("events")
-    dropped = events.loc[events["kind"] == "participant_failed", "participant"].dropna()
+    # Gone from the call: a browser that closed or crashed, a participant that could not come back after a fault.
+    dropped = events.loc[events["kind"].isin(("participant_failed", "reconnect_failed")), "participant"].dropna()
     summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run_id": manifest.get("run_id"),
@@ -321,6 +330,8 @@ def summarize(
             "engines": engines,
             "video_latency_by_path_ms": paths,
             "loadgen_health": _loadgen_health(probes),
+            # Over the whole run: faults fall anywhere, also outside the steady window.
+            "outages": recovery(events, reader.table("streams"), joins, _started(manifest)),
             # Over the whole run, not the window: a network timeline's changes may fall anywhere in it.
             "layer_switch_ms": switch_summary(layer_switches(reader.table("frames"), events, joins,
                                                              reader.table("streams"))),
@@ -386,6 +397,15 @@ def format_table(summary: Mapping[str, Any]) -> str:
         else:
             text = "-"
         lines.append(f"{key:<{width}}  {text}")
+    outages = summary.get("outages")
+    if isinstance(outages, Mapping) and outages.get("faults"):
+        lines.append("outages (recovery from the fault's end: p50 / max ms; reconnected; dropped)")
+        for fault in outages.get("faults") or []:
+            rec, rc = fault.get("recovery_ms") or {}, fault.get("reconnect_ms") or {}
+            lines.append(f"  at {_fmt(fault.get('at_s'))} s {fault.get('label')}: streams {fault.get('recovered')}/"
+                         f"{fault.get('streams')} back in {_fmt(rec.get('p50'))} / {_fmt(rec.get('max'))}; "
+                         f"reconnected {fault.get('reconnected')} (p50 {_fmt(rc.get('p50'))} ms); "
+                         f"dropped {len(fault.get('dropped') or [])}")
     results = summary.get("thresholds") or []
     if results:
         lines.append("thresholds")

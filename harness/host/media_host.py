@@ -173,6 +173,7 @@ class MediaHost:
             video=self.scenario.video, audio=self.scenario.audio, host=self.host,
             publishers_per_encoder=group.publishers_per_encoder,
             simulcast=group.simulcast, prefer_layer=group.prefer_layer, adapt=group.adapt,
+            reconnect_after_s=self.scenario.reconnect_after_s, reconnect_within_s=self.scenario.reconnect_within_s,
         )
         try:
             participant = await self.engines.create(spec, group.engine)

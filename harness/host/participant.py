@@ -26,6 +26,7 @@ from av import VideoFrame
 
 from harness.analysis.emodel import audio_mos
 from harness.errors import SystemError_
+from harness.host.reconnect import LOST_EVENTS, Reconnecting
 from harness.media.audio import PulseDetector
 from harness.media.pool import EncoderPool, Lease
 from harness.media.psnr import frame_psnr
@@ -45,6 +46,9 @@ FREEZE_WINDOW = 30
 AUDIO_SAMPLE_RATE = 48000
 PSNR_INTERVAL_S = 1.0
 """One received frame a second per decoded video stream is compared with what was sent."""
+RESUMED_GAP_MS = 1000.0
+"""A video stream whose frames stop for longer than this records a ``media_resumed`` event when they come
+back: what outage recovery is measured from (``harness.analysis.outages``)."""
 
 
 class SampleSink(Protocol):
@@ -85,6 +89,10 @@ class ParticipantSpec:
     """The layer this participant asks the system for when it receives simulcast (None: the system's choice)."""
     adapt: bool = True
     """Whether its simulcast layers follow the SFU's loss reports (``harness.media.adapt``)."""
+    reconnect_after_s: float = 8.0
+    """Silence (no media, no receiver report) after which a publishing participant starts a new session."""
+    reconnect_within_s: float = 30.0
+    """How long a reconnection keeps trying before the participant gives up (``reconnect_failed``)."""
 
     def __post_init__(self) -> None:
         if not (0 <= self.index < 32768):
@@ -163,7 +171,7 @@ class _SsrcState:
     nacked: int = 0  # distinct packets the far end asked for again (harness.media.tap.count_nacked)
 
 
-class Participant:
+class Participant(Reconnecting):
     """A synthetic participant in one room of one system."""
 
     def __init__(self, spec: ParticipantSpec, system: System, sink: SampleSink,
@@ -195,6 +203,11 @@ class Participant:
         self._first_frame_at: float | None = None
         self._last_poll = 0.0
         self._join_row: dict[str, Any] | None = None
+        self._ctx: SessionContext | None = None
+        self._heard_at: float | None = None  # the last time the far end was heard from (media or a report)
+        self._reports: dict[int, Any] = {}  # id(sender) -> timestamp of the last receiver report seen
+        self._reconnecting = False
+        self._reconnects = 0
 
     # -- what the adapter sees ---------------------------------------------------------------------------
     def tracks(self) -> list[MediaStreamTrack]:
@@ -209,6 +222,8 @@ class Participant:
         def on_state() -> None:
             if pc.connectionState == "failed":
                 self.on_event("connection_failed", remote)
+                if any(known is pc for _, known in self._pcs):  # not one of a session already replaced
+                    self._lost(f"connection towards {remote} failed")
 
     def on_track(self, track: MediaStreamTrack, remote: str, receiver: RTCRtpReceiver | None = None) -> None:
         """Start measuring a remote track (SessionListener): decoded if it is a probe, else from its frames."""
@@ -249,17 +264,27 @@ class Participant:
 
         def on_frame(codec: Any, frame: Any) -> None:
             now = self._clock()
-            counters.arrived(now)
+            self._resumed(track, counters.arrived(now))
             if self._first_frame_at is None:
                 self._first_frame_at = now
                 self._first_frame.set()
 
         tap(receiver, on_frame)
 
-    def on_event(self, kind: str, detail: str) -> None:
+    def on_event(self, kind: str, detail: Any) -> None:
         """Record an adapter event (SessionListener)."""
         self._sink.emit("events", {"ts": self._clock(), "kind": kind, "participant": self.spec.name,
                                    "detail": detail})
+        if kind in LOST_EVENTS:  # the adapter says the session is gone: no need to wait for the silence
+            self._lost(f"{kind} {detail}")
+
+    def _resumed(self, track: MediaStreamTrack, gap_ms: float | None) -> None:
+        """Events that outage recovery is measured from: a stream's frames back after a gap, or a stream's
+        first frame on a session that replaced a lost one."""
+        if gap_ms is not None and gap_ms > RESUMED_GAP_MS:
+            self.on_event("media_resumed", {"sender": self._track_remote.get(id(track)), "gap_ms": round(gap_ms, 1)})
+        elif gap_ms is None and self._reconnects:  # no gap: the track's first frame
+            self.on_event("media_started", {"sender": self._track_remote.get(id(track))})
 
     # -- life cycle --------------------------------------------------------------------------------------
     async def join(self) -> dict[str, Any]:
@@ -269,10 +294,10 @@ class Participant:
             self._lease = self._pool.acquire(spec.group, spec.publishers_per_encoder, spec.video_stream_id,
                                              spec.publish, spec.video, spec.audio, simulcast=spec.simulcast,
                                              adapt=spec.adapt)
-        ctx = SessionContext(room=spec.room, participant=spec.name, media=self, listener=self,
-                             subscribe=spec.subscribe, timeout_s=spec.join_timeout_s,
-                             video_codec=spec.video.codec, publish=spec.publish,
-                             simulcast=spec.simulcast, prefer_layer=spec.prefer_layer)
+        ctx = self._ctx = SessionContext(room=spec.room, participant=spec.name, media=self, listener=self,
+                                         subscribe=spec.subscribe, timeout_s=spec.join_timeout_s,
+                                         video_codec=spec.video.codec, publish=spec.publish,
+                                         simulcast=spec.simulcast, prefer_layer=spec.prefer_layer)
         start = self._clock()
         row: dict[str, Any] = {"ts": start, "participant": spec.name, "group": spec.group, "host": spec.host,
                                "attempt": 1, "ok": False}
@@ -349,12 +374,9 @@ class Participant:
     async def leave(self) -> None:
         """Leave the room, stop the sources and every measuring task; bounded in time, never raises."""
         self._flush_join_row()
-        if self._session is not None:
-            try:
-                await asyncio.wait_for(self._session.leave(), timeout=10)
-            except Exception:
-                log.warning("leave of %s did not finish cleanly", self.spec.name, exc_info=True)
-            self._session = None
+        session, self._session = self._session, None
+        self._ctx = None  # no reconnection from now on
+        await self._leave_session(session)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -395,6 +417,7 @@ class Participant:
                 counters.unreadable += 1
                 continue
             gap_ms = counters.arrived(now)
+            self._resumed(track, gap_ms)
             capture = stamp.capture_time(now)
             counters.size = (frame.width, frame.height)
             if now - counters.psnr_at >= PSNR_INTERVAL_S:
@@ -436,6 +459,8 @@ class Participant:
                     await asyncio.wait_for(self._poll_pc(remote, pc, now, interval), timeout=5)
                 except Exception:  # one bad poll must not end the measurement of the others
                     log.warning("stats poll of %s towards %s failed", self.spec.name, remote, exc_info=True)
+            if self._silent(now):
+                self._lost(f"nothing heard for {now - (self._heard_at or now):.1f} s")
 
     async def _poll_pc(self, remote: str, pc: RTCPeerConnection, now: float, interval: float) -> None:
         for transceiver in pc.getTransceivers():
@@ -456,6 +481,8 @@ class Participant:
             packets = max(s.packets_received - st.packets, 0)
             lost = max(s.packets_lost - st.lost, 0)
             st.packets, st.lost = s.packets_received, max(s.packets_lost, st.lost)
+            if packets:
+                self._heard_at = now
             # What arrived, per this SSRC's own interval (a sender's own report would say what it sent, which
             # a rate-limited link does not deliver). Retransmission SSRCs count under the stream they repair.
             bitrate = None
@@ -491,6 +518,9 @@ class Participant:
         # aiortc files the receiver's report under the reporter's SSRC, not ours; a sender's own
         # report holds at most one, and it is about this sender.
         ri = next((s for s in report.values() if isinstance(s, RTCRemoteInboundRtpStreamStats)), None)
+        if ri is not None and self._reports.get(id(transceiver.sender)) != ri.timestamp:
+            self._reports[id(transceiver.sender)] = ri.timestamp
+            self._heard_at = now
         nacked = count_nacked(transceiver.sender).by_ssrc  # from now on: the first poll comes within a second
         layers = {layer.ssrc: layer for layer in getattr(transceiver.sender.track, "layer_senders", ())}
         for s in report.values():

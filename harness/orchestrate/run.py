@@ -31,6 +31,7 @@ import psutil
 import harness.loadgen
 from harness.browser.confinement import confined_groups
 from harness.errors import HarnessError, SystemError_
+from harness.orchestrate.faults import ServerFaults, check_support
 from harness.orchestrate.lifecycle import finish_run, open_run
 from harness.probes.probes import ProcessProbe
 from harness.probes.procs import die_with_parent
@@ -174,6 +175,8 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
     # Impaired groups get their namespaces and links first: a server started for the run listens on the
     # network's root address, where they can reach it.
     confined, confinement = confined_groups(scenario, spec)
+    if scenario.timeline:
+        check_support(create_system(spec), scenario.timeline, spec.url)
     network = open_network({g.name: g.network for g in scenario.groups if g.network is not None}, confined)
     try:
         options = {SERVE_ADDRESS: network.root_address, IMPAIRED_NETWORK: network} if network else None
@@ -196,10 +199,10 @@ def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,
                 # The workers download this file from the master (Locust's -f -): scenario and system inside.
                 return _drive(scenario, target, run_dir, deployment, progress, 1, metrics_url, network,
                               extra_args=master.locust_args(), locustfile=write_runfile(run_dir, scenario, target),
-                              startup_s=master.wait_s)
+                              startup_s=master.wait_s, system=system)
             update_manifest(run_dir, loadgen={"processes": processes or default_processes()}, network=layout)
             return _drive(scenario, target, run_dir, deployment, progress, processes or default_processes(),
-                          metrics_url, network)
+                          metrics_url, network, system=system)
     finally:
         if network is not None:
             network.close()
@@ -253,21 +256,21 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
            network: ImpairedNetwork | None = None, *,
            run_time: int | None = None, extra_args: Sequence[str] = (), finish: FinishFn | None = None,
            most_participants: int | None = None, locustfile: Path = LOCUSTFILE,
-           startup_s: float = 0.0) -> RunOutcome:
+           startup_s: float = 0.0, system: System | None = None) -> RunOutcome:
     """Run Locust on ``run_dir`` until it ends (bounded), then ``finish`` the run (default: :func:`finish_run`).
 
     ``network``: the run's impaired network, shaped while Locust runs. ``run_time``: the Locust run time in
     seconds (default: the scenario's ramp and duration); ``extra_args`` go to Locust's command line (e.g. a
     capacity search's flag); ``most_participants`` bounds the number of Locust processes (default: the
     scenario's participants); ``startup_s`` is added to the time Locust is given (a master waiting for its
-    workers).
+    workers). ``system``: the deployed system, which carries out the scenario's server faults (if any).
     """
     errors: list[str] = []
     status = "completed"
     shaping = None
+    # The timelines count from the run's start, the origin of every chart's time axis.
+    t0 = datetime.fromisoformat(RunReader(run_dir).manifest["started_utc"]).timestamp()
     if network is not None:
-        # The timeline counts from the run's start, the origin of every chart's time axis.
-        t0 = datetime.fromisoformat(RunReader(run_dir).manifest["started_utc"]).timestamp()
         shaping = RunNetwork(network, {g.name: g.network for g in scenario.groups if g.network}, run_dir, t0)
         shaping.start()
     probe_writer = RunWriter(run_dir, writer_id="controller", flush_interval_s=1.0)
@@ -275,6 +278,9 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
     if deployment.server_pids:
         probe = ProcessProbe(deployment.server_pids, "sut", lambda rows: probe_writer.append("probes", rows))
         probe.start()
+    faults = ServerFaults(system, scenario.timeline, deployment.server_pids, t0,
+                          lambda rows: probe_writer.append("events", rows),
+                          probe.follow if probe is not None else None) if system is not None else None
     metrics = None
     if metrics_url is not None:
         metrics = MetricsProbe(metrics_url, lambda rows: probe_writer.append("probes", rows))
@@ -300,7 +306,9 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
                 _stop(proc, graceful=False)
                 break
             time.sleep(0.5)
-            gone = first_dead(deployment.server_pids)
+            if faults is not None and not faults.started:
+                faults.start()  # once Locust runs: the faults' times count from the run's start like all else
+            gone = first_dead(faults.watched() if faults is not None else deployment.server_pids)
             if gone is not None:
                 # The server under test died: what was measured so far stays, the run is a failure.
                 errors.append(f"the {spec.name} server (pid {gone}) exited during the run")
@@ -321,6 +329,11 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
         _restore_signal_handlers(previous)
         if proc.poll() is None:
             _stop(proc, graceful=False)
+        if faults is not None:
+            fault_errors = faults.stop()
+            if fault_errors and status == "completed":
+                status = "failed"
+            errors.extend(fault_errors)
         for running in (probe, metrics):
             if running is not None:
                 running.stop()

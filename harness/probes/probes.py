@@ -60,6 +60,10 @@ class ProcessProbe:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def follow(self, pids: Sequence[int]) -> None:
+        """Sample ``pids`` (and their children) from now on: a restarted server runs under new pids."""
+        self._roots = list(pids)
+
     def _discover(self) -> None:
         # Servers fork workers (Janus threads are fine, but others use processes): follow children.
         for pid in self._roots:

@@ -250,18 +250,32 @@ def latency_over_time(runs: Sequence[RunData]) -> Figure:
 
 
 def network_changes(run: RunData) -> list[tuple[float, str]]:
-    """(seconds since the run's start, what changed) for each timeline change of its network profiles."""
-    events = select_rows(run.table("events"), kind="network_change")
+    """(seconds since the run's start, what changed) for each timeline change of its network profiles, and
+    each server fault (killed; back after a restart)."""
+    table = run.table("events")
+    events = table[table["kind"].isin(("network_change", "server_restart", "server_kill"))] \
+        if "kind" in table else table
     origin = run.time_origin()
     out = []
-    for ts, detail in zip(as_floats(events, "ts"), events.get("detail", pd.Series(dtype=str)), strict=False):
+    for ts, kind, detail in zip(as_floats(events, "ts"), events.get("kind", pd.Series(dtype=str)),
+                                events.get("detail", pd.Series(dtype=str)), strict=False):
         try:
             change = json.loads(detail)
         except (TypeError, ValueError):
             continue
         if not isinstance(change, dict) or not change.get("at_s") or origin is None or not math.isfinite(ts):
             continue  # the shapes a run starts with are not a change
-        out.append((float(ts) - origin, f"{change.get('group')}: {change.get('summary', '')}"))
+        if kind == "server_kill":
+            out.append((float(ts) - origin, "server killed"))
+        elif kind == "server_restart":
+            killed = change.get("killed_ts")
+            if isinstance(killed, int | float) and math.isfinite(killed):
+                out.append((float(killed) - origin, "server killed (restart)"))
+            out.append((float(ts) - origin, "server back" if change.get("ok") else "server did not come back"))
+        elif change.get("outage"):
+            out.append((float(ts) - origin, f"{change.get('group')}: outage (link down)"))
+        else:
+            out.append((float(ts) - origin, f"{change.get('group')}: {change.get('summary', '')}"))
     return out
 
 

@@ -26,6 +26,7 @@ import harness
 from harness.errors import ReportError
 from harness.report.charts import charts_for, format_number
 from harness.report.data import RunData, load_runs, with_unique_labels
+from harness.report.outages import outage_rows
 from harness.report.templating import render
 from harness.store.manifest import parse_utc
 
@@ -133,6 +134,7 @@ def render_page(runs: Sequence[RunData], charts: Sequence[RenderedChart], title:
         systems=", ".join(run.label for run in runs), notes=_consistency_notes(runs, scenario_names),
         invalid=_invalid_banners(runs), status=_status_list(runs), labels=[run.label for run in runs],
         summary=_summary_rows(runs), engines=_engines_section(runs), thresholds=_threshold_rows(runs),
+        outages=outage_rows(runs),
         charts=[{"name": c.name, "caption": c.caption, "png": Markup(base64.b64encode(c.png).decode("ascii"))}
                 for c in charts],
         facts=[{"label": run.label, "rows": _facts(run)} for run in runs], version=harness.__version__,

@@ -22,6 +22,12 @@ In a scenario a group's ``network`` is a preset name (``"3g"``: ``scenarios/netw
     at_s = 30                    # seconds from the start of the run
     duration_s = 20              # optional: without it the change lasts to the end
     down = { rate_kbps = 500 }
+    [[groups.network.timeline]]
+    at_s = 60
+    outage_s = 5                 # an outage: every packet dropped, both directions, for 5 s
+
+An outage is a step of its own (``outage_s`` instead of ``duration_s`` and changes): the report measures how
+the participants recover from it (``harness.analysis.outages``).
 
 This module is standard library only: the wire process (:mod:`harness.testbed.wire`) imports it.
 Errors are :class:`ProfileError` s carrying the field path inside the network table, so that the scenario
@@ -46,6 +52,7 @@ __all__ = [
     "Shape",
     "Step",
     "load_preset",
+    "outages",
     "parse_profile",
     "preset_names",
 ]
@@ -156,6 +163,8 @@ class Step:
     duration_s: float | None = None
     up: tuple[tuple[str, Any], ...] = ()
     down: tuple[tuple[str, Any], ...] = ()
+    outage: bool = False
+    """An outage (``outage_s``): every packet dropped both ways for ``duration_s``; recovery is measured."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.at_s <= 7 * 24 * 3600:
@@ -173,6 +182,9 @@ class Step:
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as a timeline entry of a network table."""
         data: dict[str, Any] = {"at_s": self.at_s}
+        if self.outage:
+            data["outage_s"] = self.duration_s
+            return data
         if self.duration_s is not None:
             data["duration_s"] = self.duration_s
         for direction in DIRECTIONS:
@@ -359,6 +371,9 @@ def parse_profile(data: str | Mapping[str, Any], search: Sequence[Path] = (PRESE
         if "at_s" not in raw:
             raise ProfileError(where, "needs at_s (seconds from the start of the run)")
         at_s = _value(f"{where}.at_s", raw["at_s"], float)
+        if "outage_s" in raw:
+            steps.append(_outage(where, raw, at_s))
+            continue
         duration = raw.get("duration_s")
         if duration is not None:
             duration = _value(f"{where}.duration_s", duration, float)
@@ -381,6 +396,30 @@ def parse_profile(data: str | Mapping[str, Any], search: Sequence[Path] = (PRESE
         except ProfileError as exc:
             raise ProfileError(f"timeline[{i}].{exc.field}", f"{exc} (with the steps it overlaps)") from None
     return profile
+
+
+OUTAGE = (("loss_pct", 100.0),)
+"""What an outage does to each direction of the link."""
+
+
+def _outage(where: str, raw: Mapping[str, Any], at_s: float) -> Step:
+    """An outage step: ``at_s`` and ``outage_s`` only (what it does is fixed: everything dropped both ways)."""
+    others = sorted(set(raw) - {"at_s", "outage_s"})
+    if others:
+        raise ProfileError(f"{where}.{others[0]}", "an outage step has at_s and outage_s only "
+                           "(every packet is dropped both ways); put other changes in a step of their own")
+    length = _value(f"{where}.outage_s", raw["outage_s"], float)
+    if not 0 < length <= 3600:
+        raise ProfileError(f"{where}.outage_s", f"must be > 0 and <= 3600 s, got {length:g}")
+    try:
+        return Step(at_s, length, OUTAGE, OUTAGE, outage=True)
+    except ProfileError as exc:
+        raise ProfileError(f"{where}.{exc.field}".rstrip("."), str(exc)) from None
+
+
+def outages(profile: NetworkProfile) -> list[tuple[float, float]]:
+    """The (start, end) seconds of every outage of ``profile``'s timeline, in order."""
+    return sorted((step.at_s, step.end_s) for step in profile.timeline if step.outage)
 
 
 def shape_from_dict(data: Mapping[str, Any]) -> Shape:

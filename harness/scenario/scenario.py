@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ScenarioError
+from harness.scenario.faults import FaultError, ServerFault, parse_timeline
 from harness.scenario.network import PRESET_DIR, NetworkProfile, ProfileError, parse_profile
 from harness.scenario.thresholds import KNOWN_KEYS, Threshold, parse_threshold
 
@@ -26,6 +27,10 @@ ENGINES = ("native", "browser")
 MAX_NAME = 100
 """The longest scenario name a file may give, in bytes of UTF-8: report folders, ``<prefix>-<name>-<suffix>-<UTC
 time>``, stay well within 255."""
+DEFAULT_RECONNECT_AFTER_S = 8.0
+"""Silence before a participant starts again: longer than a short outage (which recovers by itself), about a
+browser's ICE "disconnected" plus a client's grace before it rejoins."""
+DEFAULT_RECONNECT_WITHIN_S = 30.0
 MAX_PUBLISHERS_PER_ENCODER = 32
 """The cap on ``publishers_per_encoder``; why it exists: ``harness.media.pool``."""
 
@@ -163,7 +168,8 @@ CAPACITY_SLO_DEFAULTS: tuple[tuple[str, str], ...] = (
 """The service-level objective a capacity step must meet unless ``[capacity.slo]`` says otherwise."""
 
 CAPACITY_SLO_KEYS: frozenset[str] = frozenset(
-    k for k in KNOWN_KEYS if not k.startswith(("sut_cpu_pct", "loadgen_", "participants.planned", "duration_s"))
+    k for k in KNOWN_KEYS
+    if not k.startswith(("sut_cpu_pct", "loadgen_", "participants.planned", "duration_s", "outages."))
 )
 """Summary keys a capacity SLO may use: everything measured per step from the participants' samples."""
 
@@ -236,6 +242,13 @@ class Scenario:
     browser: BrowserSettings = field(default_factory=BrowserSettings)
     capacity: CapacitySettings | None = None
     """``[capacity]``: settings of ``confbench capacity`` (None: the defaults)."""
+    timeline: tuple[ServerFault, ...] = ()
+    """``[[timeline]]``: the server killed or restarted during the run (``harness.scenario.faults``)."""
+    reconnect_after_s: float = DEFAULT_RECONNECT_AFTER_S
+    """A participant that hears nothing from the system for this long (no media, no report) starts again
+    with a new session, as a real client would after its connection died."""
+    reconnect_within_s: float = DEFAULT_RECONNECT_WITHIN_S
+    """How long a participant keeps trying to come back before it gives up (``reconnect_failed``)."""
     source: str = "<memory>"
 
     def __post_init__(self) -> None:
@@ -251,6 +264,10 @@ class Scenario:
             raise ValueError("spawn_rate must be > 0 and <= 1000 participants per second")
         if not (1 <= self.join_timeout_s <= 600):
             raise ValueError("join_timeout_s must be between 1 and 600")
+        if not (1 <= self.reconnect_after_s <= 600):
+            raise ValueError("reconnect_after_s must be between 1 and 600")
+        if not (1 <= self.reconnect_within_s <= 3600):
+            raise ValueError("reconnect_within_s must be between 1 and 3600")
         if not self.groups:
             raise ValueError("at least one [[groups]] entry is needed")
         names = [g.name for g in self.groups]
@@ -315,6 +332,14 @@ class Scenario:
         data.pop("capacity", None)
         if self.capacity is not None:
             data["capacity"] = self.capacity.to_dict()
+        # And for faults and reconnection: left out when absent or at their defaults.
+        data.pop("timeline", None)
+        if self.timeline:
+            data["timeline"] = [fault.to_dict() for fault in self.timeline]
+        for key, default in (("reconnect_after_s", DEFAULT_RECONNECT_AFTER_S),
+                             ("reconnect_within_s", DEFAULT_RECONNECT_WITHIN_S)):
+            if data[key] == default:
+                del data[key]
         return data
 
     def sha256(self) -> str:
@@ -372,7 +397,8 @@ def _scale_groups(groups: tuple[Group, ...], total: int) -> tuple[Group, ...]:
 _TOP_KEYS = {
     "name": str, "description": str, "duration_s": float, "spawn_rate": float, "room": str,
     "join_timeout_s": float, "media": dict, "groups": list, "thresholds": dict, "min_effect": dict,
-    "systems": list, "browser": dict, "capacity": dict,
+    "systems": list, "browser": dict, "capacity": dict, "timeline": list, "reconnect_after_s": float,
+    "reconnect_within_s": float,
 }
 _BROWSER_KEYS = {"platform": str, "ice_servers": list, "chromium": str}
 _MEDIA_KEYS = {"video": dict, "audio": dict}
@@ -511,6 +537,11 @@ def _parse(data: Mapping[str, Any], source: str) -> Scenario:
             raise _FieldError("browser.ice_servers", "must be a list of strings")
         browser_raw["ice_servers"] = tuple(browser_raw["ice_servers"])
     browser = _build("browser", BrowserSettings, browser_raw)
+    if "timeline" in top:
+        try:
+            top["timeline"] = parse_timeline(top["timeline"])
+        except FaultError as exc:
+            raise _FieldError(exc.field, str(exc)) from None
     if "name" not in top:
         raise _FieldError("name", "is required")
     if isinstance(top["name"], str) and len(top["name"].encode("utf-8", "surrogatepass")) > MAX_NAME:

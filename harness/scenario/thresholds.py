@@ -60,6 +60,10 @@ _GROUPED_KEYS: tuple[str, ...] = (
     "sut_cpu_pct.max",
     "loadgen_cpu_pct.mean",
     "loadgen_cpu_pct.max",
+    "outages.recovery_ms_max",
+    "outages.reconnect_ms_max",
+    "outages.unrecovered",
+    "outages.dropped",
 )
 
 KNOWN_KEYS: frozenset[str] = frozenset(

@@ -143,6 +143,17 @@ class System(abc.ABC):
         """Controller side, after the run (also after a failure): stop what :meth:`deploy` started."""
         return None
 
+    def fault_support(self) -> str | None:
+        """Controller side: None when :meth:`server_fault` works on what :meth:`deploy` started, else why not
+        (one line, for a scenario that plans a server restart or kill)."""
+        return f"confbench cannot restart or kill the {self.name} server: it did not start one"
+
+    def server_fault(self, action: str, down_s: float = 0.0) -> tuple[int, ...]:
+        """Controller side, during the run: ``kill`` the server :meth:`deploy` started, or ``restart`` it (kill,
+        wait ``down_s``, start it again on the same address and wait until it answers). Returns the pids of
+        the server processes now running (none after a kill). Raises ``SystemError_`` on failure."""
+        raise NotImplementedError(self.fault_support() or "server_fault is not implemented")
+
     async def close(self) -> None:
         """Media-host side, at the end: release shared client resources."""
         return None

@@ -43,6 +43,7 @@ from harness.systems.base import Deployment, Session, SessionContext, System, pr
 from harness.systems.guard import apply_answer, apply_offer
 from harness.systems.janus_api import JanusClient, JanusHandle, JanusRefused, Message, PluginReply
 from harness.systems.layer_choice import AUTO, LayerChoice
+from harness.systems.local import LocalServerFaults
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ async def server_info(url: str, timeout_s: float = 10.0) -> dict[str, Any]:
             "transports": sorted(info.get("transports", {})), "name": info.get("name")}
 
 
-class JanusSystem(System):
+class JanusSystem(LocalServerFaults, System):
     """Janus's VideoRoom, locally started or at a given URL."""
 
     name: ClassVar[str] = "janus"

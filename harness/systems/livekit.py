@@ -48,6 +48,7 @@ from harness.media.tap import receiver_of
 from harness.systems import IMPAIRED_NETWORK
 from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
 from harness.systems.guard import MAX_MESSAGE, FloodGuard, apply_answer, apply_offer, fail_waiting
+from harness.systems.local import LocalServerFaults
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ async def server_info(url: str, timeout_s: float = 10.0, env: Mapping[str, str] 
             "node_id": info.node_id or None}
 
 
-class LiveKitSystem(System):
+class LiveKitSystem(LocalServerFaults, System):
     """A LiveKit server, locally built and started, or at a given URL."""
 
     name: ClassVar[str] = "livekit"

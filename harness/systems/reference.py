@@ -12,8 +12,10 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from typing import IO, Any, ClassVar
+from urllib.parse import urlsplit
 
 from harness.errors import SystemError_
 from harness.probes.procs import die_with_parent
@@ -47,8 +49,17 @@ class ReferenceSystem(WhipSystem):
         """Start a local reference SFU unless a URL was given; check it answers."""
         if self.url is not None:
             return self._check(self.url)
+        url = self._start(0)
+        self.url = url
+        self.endpoints = self._endpoints(url)
+        deployment = self._check(url)
+        assert self._proc is not None
+        return Deployment(url=url, server_pids=(self._proc.pid,), info=deployment.info)
+
+    def _start(self, port: int) -> str:
+        """Start the SFU on ``port`` (0: any free one) of the serve address; returns its URL once it is ready."""
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.reference.server", "--port", "0",
+            [sys.executable, "-m", "harness.reference.server", "--port", str(port),
              "--host", str(self.options.get(SERVE_ADDRESS, "127.0.0.1"))],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=die_with_parent,
         )
@@ -61,15 +72,32 @@ class ReferenceSystem(WhipSystem):
                 if line is None:
                     raise SystemError_(f"the reference SFU exited with code {self._proc.wait(5)} while starting")
                 if line.startswith(READY_PREFIX):
-                    url = line[len(READY_PREFIX):].strip()
-                    break
+                    return line[len(READY_PREFIX):].strip()
         except queue.Empty:
             self.undeploy()
             raise SystemError_(f"the reference SFU did not start within {START_TIMEOUT_S:g} s") from None
-        self.url = url
-        self.endpoints = self._endpoints(url)
-        deployment = self._check(url)
-        return Deployment(url=url, server_pids=(self._proc.pid,), info=deployment.info)
+
+    def fault_support(self) -> str | None:
+        """None once this system started its own SFU (see ``System.fault_support``)."""
+        if self._proc is None:
+            return f"confbench cannot restart or kill the reference SFU at {self.url}: it did not start it"
+        return None
+
+    def server_fault(self, action: str, down_s: float = 0.0) -> tuple[int, ...]:
+        """Kill the SFU (SIGKILL, as a crash), or kill it and start it again on the same port."""
+        reason = self.fault_support()
+        if reason is not None or self._proc is None or self.url is None:
+            raise SystemError_(reason or "the reference SFU is not running")
+        self._proc.kill()
+        self._proc.wait(10)
+        if action == "kill":
+            return ()
+        time.sleep(down_s)
+        port = urlsplit(self.url).port or 0
+        url = self._start(port)
+        if url != self.url:  # e.g. the port was taken meanwhile: the participants would not find it
+            raise SystemError_(f"the reference SFU came back at {url}, not at {self.url}")
+        return (self._proc.pid,)
 
     def web_client(self) -> str | None:
         """The SFU's own web client (served at ``/app/``), for browser participants."""

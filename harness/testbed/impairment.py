@@ -191,6 +191,7 @@ class NetworkRecorder:
             rows.append({"ts": self.t0 + at_s if at_s > 0 else self._clock(), "kind": "network_change",
                          "participant": None,
                          "detail": {"group": group, "at_s": at_s, "profile": profile.name,
+                                    "outage": any(s.outage and s.at_s <= at_s < s.end_s for s in profile.timeline),
                                     "up": up.to_dict(), "down": down.to_dict(),
                                     "summary": f"up {up.describe()}; down {down.describe()}"}})
         if rows:

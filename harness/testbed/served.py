@@ -9,10 +9,13 @@ the server in a new namespace; :class:`NamespacedServer` then waits for its port
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
+import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Self
 
@@ -21,6 +24,18 @@ from harness.probes.procs import die_with_parent
 from harness.testbed.netns import Namespace
 
 STOP_TIMEOUT_S = 10.0
+RESTART_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Launch:
+    argv: tuple[str, ...]
+    env: dict[str, str] | None
+    cwd: Path | None
+
+
+# How each server process was started, so that a fault (harness.orchestrate.faults) can start it again as it was.
+_launches: weakref.WeakKeyDictionary[subprocess.Popen[bytes], _Launch] = weakref.WeakKeyDictionary()
 
 
 class NamespacedServer:
@@ -63,10 +78,36 @@ class NamespacedServer:
     def launch(cls, namespace: Namespace, folder: Path, argv: Sequence[str],
                env: Mapping[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[bytes]:
         """Start ``argv`` inside ``namespace``, its output into :attr:`LOG` in ``folder``; it dies with us."""
-        with open(folder / cls.LOG, "wb") as log:
-            return subprocess.Popen(namespace.exec_argv(list(argv)), stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=dict(env) if env is not None else None,
-                                    cwd=cwd, preexec_fn=die_with_parent)
+        launch = _Launch(tuple(namespace.exec_argv(list(argv))), dict(env) if env is not None else None, cwd)
+        proc = cls._start(folder, launch)
+        _launches[proc] = launch
+        return proc
+
+    @classmethod
+    def _start(cls, folder: Path, launch: _Launch) -> subprocess.Popen[bytes]:
+        # Appends: a restarted server's log follows the first one's.
+        with open(folder / cls.LOG, "ab") as log:
+            return subprocess.Popen(list(launch.argv), stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=launch.env, cwd=launch.cwd,
+                                    preexec_fn=die_with_parent)
+
+    def kill(self) -> None:
+        """Kill the server as a crash would (SIGKILL); the namespace and configuration stay."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(STOP_TIMEOUT_S)
+
+    def restart(self, down_s: float = 0.0, timeout_s: float = RESTART_TIMEOUT_S) -> None:
+        """Kill the server (if it runs), wait ``down_s``, start it again as it was first started, in the same
+        namespace with the same configuration, and wait until it is ready (:class:`TestbedError` if not)."""
+        launch = _launches.get(self.proc)
+        if launch is None:
+            raise TestbedError(f"{self.NAME} was not started by launch(): it cannot be restarted")
+        self.kill()
+        time.sleep(down_s)
+        self.proc = self._start(self.folder, launch)
+        _launches[self.proc] = launch
+        self.wait_ready(timeout_s)
 
     def wait_ready(self, timeout_s: float) -> None:
         """Return once :attr:`READY_PORT` accepts a connection; one line if the server exits or never does."""
