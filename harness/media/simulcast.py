@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import av
+from av.video.reformatter import VideoReformatter
 
 from .encoder import SharedVideoEncoder
 from .fanout import FanOutTrack
@@ -105,10 +106,14 @@ class ScaledVideoEncoder(SharedVideoEncoder):
         super().__init__(source, codec=codec, bitrate_bps=bitrate_bps)
         self.scale = scale
         self.task_name = f"{self.task_name}-{scale}"
+        # One scaler kept for the stream: ``VideoFrame.reformat`` sets up a new one per frame, which cost 0.64 ms
+        # a frame (480x270 to 120x66) against 0.09 ms reused, more than encoding the small layer.
+        self._scaler = VideoReformatter()
 
     def _encode(self, frame: av.VideoFrame, keyframe: bool) -> av.Packet | None:
         if self.scale != 1:
-            scaled = frame.reformat(width=_scaled(frame.width, self.scale), height=_scaled(frame.height, self.scale))
+            scaled = self._scaler.reformat(frame, width=_scaled(frame.width, self.scale),
+                                           height=_scaled(frame.height, self.scale))
             scaled.pts, scaled.time_base = frame.pts, frame.time_base
             frame = scaled
         return super()._encode(frame, keyframe)
