@@ -185,6 +185,12 @@ def make_summary(
         "participants": {"planned": 4, "joined": 3, "failed": 1},
         "sut_cpu_pct": {"mean": 40.0, "max": 59.9} if sut else None,
         "loadgen_cpu_pct": {"mean": 120.0, "max": 170.0},
+        # p0's downlink narrowed 10 s in and widened 20 s in (make_tables' frames keep one size).
+        "layer_switch_ms": {"down": [None], "up": [0.0], "changes": [
+            {"group": "all", "receiver": "p0", "sender": "p1", "at_s": 10.0, "change": "restricted",
+             "width_before": 640, "switch_ms": None, "width_after": None},
+            {"group": "all", "receiver": "p0", "sender": "p1", "at_s": 20.0, "change": "restored",
+             "width_before": 640, "switch_ms": 0.0, "width_after": None}]},
         "thresholds": list(thresholds),
     }
 
@@ -415,7 +421,8 @@ def test_empty_runs_render_a_whole_report(tmp_path: Path) -> None:
     page = index.read_text(encoding="utf-8")
     assert "confbench report" in page and "unknown" in page
     assert "audio_latency_cdf" not in page  # no audio rows anywhere: the chart is left out
-    expected = {f"{name}.png" for name in CHARTS if name != "audio_latency_cdf"}
+    assert "layer_switches" not in page  # no network change: neither is this one
+    expected = {f"{name}.png" for name in CHARTS if name not in ("audio_latency_cdf", "layer_switches")}
     assert {path.name for path in tmp_path.glob("*.png")} == expected
 
 

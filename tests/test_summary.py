@@ -202,6 +202,7 @@ def test_summary_figures(run: Path) -> None:
                            "udp_drops": None, "udp_rcvbuf_errors": None, "samples_dropped": None},
         "outages": {"faults": [], "recovery_ms_max": None, "reconnect_ms_max": None, "unrecovered": None,
                     "dropped": None},  # no fault in this run
+        "layer_switch_ms": None,  # no network timeline
         "thresholds": [
             {"expr": "video_latency_ms.p95 < 150", "value": 95.5, "ok": True},
             {"expr": "packet_loss_pct < 0.5", "value": 0.99, "ok": False},

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.analysis.layer_switch import layer_switches, switch_summary
 from harness.analysis.outages import recovery
 from harness.scenario.thresholds import DISTRIBUTION_METRICS, Threshold, evaluate
 from harness.store.manifest import SCHEMA_VERSION
@@ -339,6 +340,9 @@ def summarize(
             "loadgen_health": _loadgen_health(probes),
             # Over the whole run: faults fall anywhere, also outside the steady window.
             "outages": recovery(events, reader.table("streams"), joins, _started(manifest)),
+            # Over the whole run, not the window: a network timeline's changes may fall anywhere in it.
+            "layer_switch_ms": switch_summary(layer_switches(reader.table("frames"), events, joins,
+                                                             reader.table("streams"))),
         }
     )
     summary["thresholds"] = evaluate(thresholds, summary)

@@ -174,6 +174,7 @@ class MediaHost:
             publishers_per_encoder=group.publishers_per_encoder, pacing=group.pacing,
             screen=self.scenario.screen, screen_share=group.screen_share,
             speaker_seats=self.scenario.participants,
+            simulcast=group.simulcast, prefer_layer=group.prefer_layer, adapt=group.adapt,
             reconnect_after_s=self.scenario.reconnect_after_s, reconnect_within_s=self.scenario.reconnect_within_s,
         )
         try:

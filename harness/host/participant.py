@@ -32,6 +32,7 @@ from harness.media.audio import PulseDetector
 from harness.media.departures import departures_of
 from harness.media.pool import EncoderPool, Lease
 from harness.media.psnr import frame_psnr
+from harness.media.simulcast import layer_of
 from harness.media.speakers import SpeakerSchedule, announce_turns
 from harness.media.tap import count_nacked, count_received, inbound_counts, tap
 from harness.media.video import read_frame
@@ -90,6 +91,12 @@ class ParticipantSpec:
     speaker_seats: int = 1
     """Planned participants of the scenario: the seats of the round-robin speaker schedule
     (``harness.media.speakers``), used when ``audio.speakers`` asks for one."""
+    simulcast: tuple[str, ...] = ()
+    """Simulcast layers the video carries (``harness.media.simulcast``); empty: one encoding."""
+    prefer_layer: str | None = None
+    """The layer this participant asks the system for when it receives simulcast (None: the system's choice)."""
+    adapt: bool = True
+    """Whether its simulcast layers follow the SFU's loss reports (``harness.media.adapt``)."""
     reconnect_after_s: float = 8.0
     """Silence (no media, no receiver report) after which a publishing participant starts a new session."""
     reconnect_within_s: float = 30.0
@@ -258,16 +265,19 @@ class Participant(Reconnecting):
             self._lease = self._pool.acquire(spec.group, spec.publishers_per_encoder, spec.video_stream_id,
                                              spec.publish, spec.video, spec.audio,
                                              speaking=turns.speaking if turns is not None else None,
-                                             pacing=spec.pacing)
+                                             pacing=spec.pacing, simulcast=spec.simulcast, adapt=spec.adapt)
         own = (spec.screen_name,) if spec.screen_share else ()
         ctx = self._ctx = SessionContext(room=spec.room, participant=spec.name, media=self, listener=self,
                                          subscribe=spec.subscribe, timeout_s=spec.join_timeout_s,
                                          video_codec=spec.video.codec, publish=spec.publish, own=own,
-                                         speakers=spec.audio.speakers != "none")
+                                         speakers=spec.audio.speakers != "none",
+                                         simulcast=spec.simulcast, prefer_layer=spec.prefer_layer)
         start = self._clock()
         row: dict[str, Any] = {"ts": start, "participant": spec.name, "group": spec.group, "host": spec.host,
                                "attempt": 1, "ok": False}
         try:
+            if spec.simulcast and not self._system.simulcast:
+                raise SystemError_(f"simulcast is not supported yet on {self._system.name}")
             self._session = self._system.session(ctx)
             await asyncio.wait_for(self._session.join(), timeout=spec.join_timeout_s)
             if spec.screen_share:
@@ -487,6 +497,8 @@ class Participant(Reconnecting):
             counters = self._counters.get(id(receiver.track)) if receiver.track else None
             if kind == "video" and counters is not None and s.ssrc in received:
                 row.update(counters.take(self._clock()))
+                if row.get("width"):
+                    row["layer"] = layer_of(row["width"], self.spec.video.width)
             latency = self._audio_latency.get(id(receiver.track)) if receiver.track else None
             if kind == "audio" and latency is not None and row["loss_pct"] is not None:
                 row["mos"] = audio_mos(latency, row["jitter_ms"], row["loss_pct"])
@@ -508,6 +520,7 @@ class Participant(Reconnecting):
         departures = departures_of(transceiver.sender)
         # One sender, one SSRC: its departures are those of the one media stream its report describes.
         bursts = departures.take() if departures is not None else {}
+        layers = {layer.ssrc: layer for layer in getattr(transceiver.sender.track, "layer_senders", ())}
         for s in report.values():
             if not isinstance(s, RTCOutboundRtpStreamStats):
                 continue
@@ -533,5 +546,24 @@ class Participant(Reconnecting):
                 "bitrate_kbps": sent * 8 / max(elapsed, 1e-3) / 1000,
                 "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0, "packets_nacked": packets_nacked,
                 **bursts,
+                **({"layer": layers[s.ssrc].rid} if s.ssrc in layers else {}),
             })
+        for layer in layers.values():
+            if layer.ssrc != transceiver.sender._ssrc:
+                self._layer_row(layer, remote, pc, now, interval)
 
+    def _layer_row(self, layer: Any, remote: str, pc: RTCPeerConnection, now: float, interval: float) -> None:
+        """The ``out`` row of a lower simulcast layer (``harness.media.packetize.LayerSender``): aiortc's stats
+        know only the sender's own SSRC, the top layer's."""
+        st = self._ssrc.setdefault((id(pc), "out", layer.ssrc), SsrcState())
+        packets, sent = layer.packets - st.packets, layer.octets - st.bytes_sent
+        st.packets, st.bytes_sent = layer.packets, layer.octets
+        polled = self._clock()
+        elapsed = polled - st.polled_at if st.polled_at is not None else interval
+        st.polled_at = polled
+        self._sink.emit("streams", {
+            "ts": now, "participant": self.spec.name, "peer": remote, "direction": "out", "kind": "video",
+            "ssrc": layer.ssrc, "packets": packets, "packets_lost": 0,
+            "bitrate_kbps": sent * 8 / max(elapsed, 1e-3) / 1000, "layer": layer.rid,
+            "freezes": 0, "freeze_ms": 0.0, "frames_unreadable": 0,
+        })

@@ -159,6 +159,8 @@ class SharedVideoEncoder(_SharedEncoder):
     """Encodes a :class:`VideoSource` once (VP8 or H.264); every :meth:`track` gets the same packets."""
 
     kind = "video"
+    vp8_qmax = 56
+    """VP8's highest quantizer (aiortc's setting; simulcast layers use 63 to keep to their rates)."""
 
     def __init__(self, source: VideoSource, codec: str = "VP8", bitrate_bps: int = 500_000,
                  pacing: bool = True) -> None:
@@ -184,6 +186,8 @@ class SharedVideoEncoder(_SharedEncoder):
             w, h = frame.width, frame.height
             self._ctx = (_vp8_context(w, h, self.bitrate_bps) if self.codec == "VP8"
                          else _h264_context(w, h, self.bitrate_bps, self.video_source.fps))
+            if self.codec == "VP8":
+                self._ctx.qmax = self.vp8_qmax
         pts = frame.pts
         frame.pict_type = PictureType.I if keyframe else PictureType.NONE
         if self.codec == "H264":

@@ -34,21 +34,39 @@ from typing import Any
 from aiortc import clock
 from aiortc.codecs import get_encoder
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, RtpPacket
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RTP_HISTORY_SIZE,
+    HeaderExtensions,
+    HeaderExtensionsMap,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    unpack_remb_fci,
+)
 from av.packet import Packet
 
+from .adapt import UplinkAdaptation
 from .departures import Departures
 from .pacer import PACKET_OVERHEAD_BYTES, PacedQueue, pacer
 
-__all__ = ["PacketizedFrame", "Packetizer", "install"]
+__all__ = ["RID_URI", "LayerSender", "PacketizedFrame", "Packetizer", "install"]
 
 log = logging.getLogger(__name__)
 
 _CLOCK_RATES = {"video/vp8": 90000, "video/h264": 90000, "audio/opus": 48000}
 _HEADER = struct.Struct("!BBHLL")
 _ABS_SEND_TIME_MARK = 0xA5C3E1  # a value whose three bytes are easy to find in the extension block
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 TRACK_CHECK_S = 0.5
 """How often a packetized sender looks whether its track was replaced or ended."""
 
@@ -226,6 +244,180 @@ class _PacketizedSender:
             self.queue.close()
 
 
+# -- the RTP of one layer -------------------------------------------------------------------------------
+class LayerSender:
+    """One simulcast layer's RTP on ``sender``'s transport (``harness.media.simulcast``): its own SSRC and
+    sequence numbers, MID and RID on every packet, and answers to the PLIs and NACKs sent for its SSRC.
+
+    The top layer passes the sender's own SSRC and shares its history, so aiortc's sender reports, RTT and
+    retransmissions keep describing it; the lower layers register in aiortc's RTCP router under their SSRC.
+    """
+
+    def __init__(self, sender: Any, payload_type: int, rid: str, rid_extension_id: int, track: Any,
+                 ssrc: int | None = None) -> None:
+        self.sender = sender
+        self.active = True
+        """Whether the layer is sent (an adapting publisher drops its top layers, ``harness.media.adapt``)."""
+        self.adapter: _Adapter | None = None
+        self.rid = rid
+        self.track = track
+        self.payload_type = payload_type
+        self.ssrc = ssrc if ssrc is not None else random.randint(1, 0xFFFFFFFF)
+        self.sequence_number = random.randint(0, 0xFFFF)
+        self.timestamp_origin = random.randint(0, 0xFFFFFFFF)
+        self.history: dict[int, RtpPacket] = (sender._RTCRtpSender__rtp_history if ssrc is not None else {})
+        ids = sender._RTCRtpSender__rtp_header_extensions_map._HeaderExtensionsMap__ids
+        self.extensions = HeaderExtensionsMap()
+        self.extensions.configure(RTCRtpParameters(headerExtensions=[
+            ext for ext in (RTCRtpHeaderExtensionParameters(id=ids.mid, uri=MID_URI) if ids.mid else None,
+                            RTCRtpHeaderExtensionParameters(id=ids.abs_send_time, uri=ABS_SEND_TIME_URI)
+                            if ids.abs_send_time else None,
+                            RTCRtpHeaderExtensionParameters(id=rid_extension_id, uri=RID_URI))
+            if ext is not None]))
+        self.mid = sender._RTCRtpSender__mid
+        self.packets = 0
+        self.octets = 0
+        if ssrc is None:
+            # RTCP about this SSRC (PLI, NACK) reaches this object; aiortc's router calls _handle_rtcp_packet.
+            sender.transport._rtp_router.register_sender(self, self.ssrc)
+
+    def packet(self, payload: bytes, marker: int, timestamp: int, abs_send_time: int) -> RtpPacket:
+        """The next packet of this layer (kept in the layer's history for NACKs)."""
+        seq = self.sequence_number
+        packet = RtpPacket(payload_type=self.payload_type, marker=marker, sequence_number=seq,
+                           timestamp=(self.timestamp_origin + timestamp) & 0xFFFFFFFF, ssrc=self.ssrc,
+                           payload=payload)
+        packet.extensions.mid = self.mid
+        packet.extensions.rtp_stream_id = self.rid
+        packet.extensions.abs_send_time = abs_send_time
+        self.history[seq % RTP_HISTORY_SIZE] = packet
+        self.sequence_number = (seq + 1) & 0xFFFF
+        self.packets += 1
+        self.octets += len(payload)
+        return packet
+
+    def serialize(self, packet: RtpPacket) -> bytes:
+        """The packet's bytes, with this layer's header extensions."""
+        return packet.serialize(self.extensions)
+
+    async def _handle_rtcp_packet(self, packet: Any) -> None:
+        """RTCP the SFU sent about this layer's SSRC: key-frame requests and NACKs (called by aiortc's router);
+        reports and REMB go to the publisher's adaptation, if it adapts."""
+        if self.adapter is not None:
+            self.adapter.feedback(self, packet)
+        if self.ssrc == self.sender._ssrc:  # the top layer, registered here only to adapt: aiortc's own handling
+            await self.sender._handle_rtcp_packet(packet)
+            return
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            request = getattr(self.track, "request_keyframe", None)
+            if request is not None:
+                request()
+        elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            for seq in packet.lost:
+                old = self.history.get(seq % RTP_HISTORY_SIZE)
+                if old is not None and old.sequence_number == seq:
+                    try:
+                        await self.sender.transport._send_rtp(self.serialize(old))
+                    except ConnectionError:
+                        return
+
+    def unregister(self) -> None:
+        """Stop receiving RTCP for this SSRC."""
+        router = self.sender.transport._rtp_router
+        if router.senders.get(self.ssrc) is self:
+            del router.senders[self.ssrc]
+
+
+class _Adapter:
+    """One publisher's :class:`~harness.media.adapt.UplinkAdaptation` applied to its layers."""
+
+    def __init__(self, layers: list[LayerSender], bitrates_bps: list[int]) -> None:
+        self.layers = layers
+        self.rule = UplinkAdaptation(bitrates_bps)
+        loop = asyncio.get_running_loop()
+        self._now = loop.time
+        for layer in layers:
+            layer.adapter = self
+            # The top layer's RTCP goes through its LayerSender first (which hands it on to aiortc's sender).
+            layer.sender.transport._rtp_router.register_sender(layer, layer.ssrc)
+
+    def feedback(self, layer: LayerSender, packet: Any) -> None:
+        active = None
+        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for report in packet.reports:
+                if report.ssrc == layer.ssrc:
+                    active = self.rule.report(self._now(), self.layers.index(layer), report.fraction_lost)
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, _ = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if layer is self.layers[-1]:  # one REMB covers every SSRC: count it once
+                active = self.rule.remb(self._now(), bitrate)
+        if active is not None:
+            for i, each in enumerate(self.layers):
+                resumed = i < active and not each.active
+                each.active = i < active
+                if resumed:
+                    request = getattr(each.track, "request_keyframe", None)
+                    if request is not None:
+                        request()  # a layer that comes back starts with a key frame
+
+
+def _deliver_layer(state: _PacketizedSender, layer: LayerSender, frame: Any) -> None:
+    """Send one frame of one simulcast layer (the fan-out's ``deliver`` of that layer's track)."""
+    sender = state.sender
+    if state.ended.is_set() or not sender._enabled or not isinstance(frame, PacketizedFrame) or not layer.active:
+        return
+    last = len(frame.payloads) - 1
+    try:
+        for i, payload in enumerate(frame.payloads):
+            now = clock.current_ntp_time()
+            packet = layer.packet(payload, 1 if i == last else 0, frame.timestamp, (now >> 14) & 0x00FFFFFF)
+            state.wire.send(layer.serialize(packet))
+            if layer.ssrc == sender._ssrc:  # the top layer: what aiortc's sender reports describe
+                sender._RTCRtpSender__ntp_timestamp = now
+                sender._RTCRtpSender__rtp_timestamp = packet.timestamp
+                sender._RTCRtpSender__octet_count += len(payload)
+                sender._RTCRtpSender__packet_count += 1
+    except ConnectionError:
+        state.ended.set()
+    except Exception:
+        log.exception("sending a simulcast frame failed")
+        state.ended.set()
+
+
+def _bind(track: Any, state: _PacketizedSender) -> list[LayerSender]:
+    """Point ``track`` (and, for a simulcast track, each of its layers) at ``state``'s sending."""
+    layers = getattr(track, "layers", None)
+    rid_id = getattr(track, "rid_extension_id", None)
+    if not layers or rid_id is None:
+        state.pace(getattr(track, "pacing_bps", None))
+        track.deliver = state.deliver
+        return []
+    out = []
+    for rid, layer_track in layers:
+        top = layer_track is track
+        layer = LayerSender(state.sender, state.payload_type, rid, rid_id, layer_track,
+                            ssrc=state.sender._ssrc if top else None)
+        layer_track.deliver = lambda frame, layer=layer: _deliver_layer(state, layer, frame)
+        out.append(layer)
+    track.layer_senders = out  # what the participant's stats poll reads (per-layer `out` rows)
+    bitrates = getattr(track, "adapt_bitrates", None)
+    if bitrates:
+        _Adapter(out, list(bitrates))
+    return out
+
+
+def _unbind(track: Any, layers: list[LayerSender]) -> None:
+    track.deliver = None
+    track.layer_senders = []
+    for rid_track in (t for _, t in getattr(track, "layers", ())):
+        rid_track.deliver = None
+    for layer in layers:
+        layer.unregister()
+
+
 async def _send_packetized(sender: Any, codec: RTCRtpCodecParameters) -> None:
     """``RTCRtpSender._run_rtp`` for a track of :class:`PacketizedFrame` s (see the module's docstring).
 
@@ -236,15 +428,14 @@ async def _send_packetized(sender: Any, codec: RTCRtpCodecParameters) -> None:
     sender._RTCRtpSender__rtp_started.set()
     state = _PacketizedSender(sender, codec)
     bound = None
+    layers: list[LayerSender] = []
     try:
         while not state.ended.is_set():
             track = sender._RTCRtpSender__track
             if track is not bound:
                 if bound is not None:
-                    bound.deliver = None
-                if track is not None:
-                    state.pace(getattr(track, "pacing_bps", None))
-                    track.deliver = state.deliver
+                    _unbind(bound, layers)
+                layers = _bind(track, state) if track is not None else []
                 bound = track
             if track is not None and track.readyState != "live":
                 break
@@ -254,7 +445,7 @@ async def _send_packetized(sender: Any, codec: RTCRtpCodecParameters) -> None:
     finally:
         state.end()
         if bound is not None:
-            bound.deliver = None
+            _unbind(bound, layers)
         track = sender._RTCRtpSender__track
         if track is not None:
             track.stop()

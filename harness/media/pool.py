@@ -24,6 +24,7 @@ from harness.media.audio import AudioSource
 from harness.media.encoder import SharedAudioEncoder, SharedVideoEncoder
 from harness.media.fanout import FanOutTrack
 from harness.media.screen import ScreenSource
+from harness.media.simulcast import SimulcastEncoder
 from harness.media.video import VideoSource
 from harness.scenario.scenario import MAX_PUBLISHERS_PER_ENCODER, AudioSettings, ScreenSettings, VideoSettings
 
@@ -37,7 +38,7 @@ class _Slot:
 
     key: str
     video: VideoSource | None = None
-    encoder: SharedVideoEncoder | None = None
+    encoder: SharedVideoEncoder | SimulcastEncoder | None = None
     audio: AudioSource | None = None
     audio_encoder: SharedAudioEncoder | None = None
     users: int = 0
@@ -47,7 +48,9 @@ class _Slot:
         if self.video is None:
             return 0, 0
         skipped = self.video.skipped + self.video.fanout.dropped
-        if self.encoder is not None:
+        if isinstance(self.encoder, SimulcastEncoder):
+            skipped += self.encoder.dropped
+        elif self.encoder is not None:
             skipped += self.encoder.fanout.dropped
         return self.video.produced, skipped
 
@@ -78,12 +81,15 @@ class EncoderPool:
 
     def acquire(self, group: str, share: int, stream_id: int, publish: tuple[str, ...],
                 video: VideoSettings, audio: AudioSettings,
-                speaking: Callable[[float], bool] | None = None, pacing: bool = True) -> Lease:
+                speaking: Callable[[float], bool] | None = None, pacing: bool = True,
+                simulcast: tuple[str, ...] = (), adapt: bool = False) -> Lease:
         """A lease on a slot of ``group`` with room (fewer than ``share`` users), or on a new one.
 
         A new slot's video stream id is ``stream_id`` (its audio ``stream_id + 1``); its microphone talks when
         ``speaking`` says so (``harness.media.speakers``: the slot's first publisher's turns); ``pacing``:
-        whether its video is paced as a browser's (``harness.media.pacer``).
+        whether its video is paced as a browser's (``harness.media.pacer``; single encodings only); with
+        ``simulcast`` layers, its video is a :class:`SimulcastEncoder` (every layer encoded once for the slot),
+        whose publishers drop top layers on loss when ``adapt``.
         """
         key = f"{group}:{','.join(sorted(publish))}:{'paced' if pacing else 'unpaced'}"
         slot = self._free_slot(key, share)
@@ -91,8 +97,12 @@ class EncoderPool:
             slot = _Slot(key)
             if "video" in publish:
                 slot.video = VideoSource(stream_id, width=video.width, height=video.height, fps=video.fps)
-                slot.encoder = SharedVideoEncoder(slot.video, codec=video.codec,
-                                                  bitrate_bps=video.bitrate_kbps * 1000, pacing=pacing)
+                if simulcast:
+                    slot.encoder = SimulcastEncoder(slot.video, simulcast, codec=video.codec,
+                                                    bitrate_bps=video.bitrate_kbps * 1000, adapt=adapt)
+                else:
+                    slot.encoder = SharedVideoEncoder(slot.video, codec=video.codec,
+                                                      bitrate_bps=video.bitrate_kbps * 1000, pacing=pacing)
             if "audio" in publish:
                 slot.audio = AudioSource(stream_id + 1, sample_rate=AUDIO_SAMPLE_RATE,
                                          pulse_period_s=audio.pulse_period_s, speaking=speaking)

@@ -215,6 +215,9 @@ def deployed_run(system: System, scenario: Scenario, spec: SystemSpec, results_r
     anything is measured), check the server metrics endpoint, open the run folder and announce it; yields the
     deployment, the run folder and the metrics URL. The budget is lifted and the system undeployed at the end,
     also when the run fails."""
+    simulcast = [g.name for g in scenario.groups if g.simulcast]
+    if simulcast and not system.simulcast:
+        raise SystemError_(f"simulcast (groups {', '.join(simulcast)}) is not supported yet on {system.name}")
     deployment = system.deploy()
     budget = None
     try:

@@ -47,6 +47,7 @@ CHARTS: dict[str, ChartFunc] = {}
 # Charts that only make sense when some run has rows in a given table (name → table); the page leaves them
 # out otherwise instead of showing an empty panel for a metric the scenario never measured.
 _ONLY_WITH: dict[str, str] = {}
+_ONLY_IF: dict[str, Callable[[RunData], bool]] = {}
 
 NO_DATA = "no data"
 
@@ -60,10 +61,12 @@ _LOADGEN_ROLES = ("locust", "media_host")
 _SUT_ROLES = ("sut",)
 
 
-def chart(name: str, *, only_with: str | None = None) -> Callable[[ChartFunc], ChartFunc]:
+def chart(name: str, *, only_with: str | None = None,
+          only_if: Callable[[RunData], bool] | None = None) -> Callable[[ChartFunc], ChartFunc]:
     """Register a chart function under ``name`` (its PNG file name) in :data:`CHARTS`.
 
-    ``only_with`` names a table: the chart is left out of a report in which no run has rows in it.
+    ``only_with`` names a table: the chart is left out of a report in which no run has rows in it;
+    ``only_if``: left out unless some run passes the test.
     """
 
     def register(func: ChartFunc) -> ChartFunc:
@@ -72,6 +75,8 @@ def chart(name: str, *, only_with: str | None = None) -> Callable[[ChartFunc], C
         CHARTS[name] = func
         if only_with is not None:
             _ONLY_WITH[name] = only_with
+        if only_if is not None:
+            _ONLY_IF[name] = only_if
         return func
 
     return register
@@ -81,8 +86,9 @@ def charts_for(runs: Sequence[RunData]) -> list[tuple[str, ChartFunc]]:
     """The charts a report of ``runs`` shows, in page order."""
     selected: list[tuple[str, ChartFunc]] = []
     for name, func in CHARTS.items():
-        table = _ONLY_WITH.get(name)
-        if table is None or any(len(run.table(table)) for run in runs):
+        table, test = _ONLY_WITH.get(name), _ONLY_IF.get(name)
+        if ((table is None or any(len(run.table(table)) for run in runs))
+                and (test is None or any(test(run) for run in runs))):
             selected.append((name, func))
     return selected
 
@@ -299,6 +305,53 @@ def bitrate_over_time(runs: Sequence[RunData]) -> Figure:
     ax.set_title(f"Video bitrate received over time (per stream; median per {width:g} s, shaded p5–p95)")
     ax.set_xlabel("time since run start (s)")
     ax.set_ylabel("bitrate received (kbit/s)")
+    ax.grid(True, alpha=0.3)
+    _from_zero(ax)
+    if not ax.lines:
+        _no_data(ax)
+    _mark_network_changes(ax, runs)
+    _legend(fig, entries)
+    return fig
+
+
+def _switches(run: RunData) -> Sequence[dict[str, object]]:
+    """The summary's layer_switch_ms rows (a run whose network changed), or none."""
+    switch = (run.summary or {}).get("layer_switch_ms")
+    changes = switch.get("changes") if isinstance(switch, dict) else None
+    return [c for c in changes if isinstance(c, dict)] if isinstance(changes, list) else []
+
+
+def _ms(value: object) -> str:
+    return f"{float(value) / 1000:.1f} s" if isinstance(value, int | float) else "never"
+
+
+@chart("layer_switches", only_if=lambda run: bool(_switches(run)))
+def layer_switches(runs: Sequence[RunData]) -> Figure:
+    """Decoded video width over time at the receivers whose network changed (simulcast layers show as steps),
+    with the switch times of ``layer_switch_ms`` in the legend; network changes marked."""
+    fig, (ax,) = _figure()
+    entries: list[tuple[Artist, str]] = []
+    for index, run in enumerate(runs):
+        rows = _switches(run)
+        frames = run.table("frames")
+        pairs = {(str(r["receiver"]), str(r["sender"])) for r in rows}
+        drawn = False
+        for receiver, sender in sorted(pairs):
+            got = select_rows(select_rows(frames, receiver=receiver), sender=sender)
+            if not got.empty:
+                x = seconds_since_start(run, got).to_numpy()
+                y = as_floats(got, "width").to_numpy()
+                # A second without a frame breaks the line: a freeze shows as a hole, not as a flat step.
+                holes = np.flatnonzero(np.diff(x) > 1.0) + 1
+                ax.plot(np.insert(x, holes, np.nan), np.insert(y, holes, np.nan), drawstyle="steps-post",
+                        color=color(index), linewidth=1.2)
+                drawn = True
+        times = "; ".join(f"{r['change']} at {r['at_s']:g} s: {_ms(r['switch_ms'])}"
+                          for r in rows if isinstance(r.get("at_s"), int | float))
+        entries.append((_proxy(index), f"{run.label} ({times})" if drawn else _label_no_data(run)))
+    ax.set_title("Decoded video width at the receivers whose network changed (simulcast layers as steps)")
+    ax.set_xlabel("time since run start (s)")
+    ax.set_ylabel("decoded width (px)")
     ax.grid(True, alpha=0.3)
     _from_zero(ax)
     if not ax.lines:

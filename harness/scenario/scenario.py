@@ -18,11 +18,11 @@ from typing import Any
 
 from harness.errors import ScenarioError
 from harness.scenario.faults import FaultError, ServerFault, parse_timeline
+from harness.scenario.media import AudioSettings, ScreenSettings, VideoSettings
 from harness.scenario.network import PRESET_DIR, NetworkProfile, ProfileError, parse_profile
 from harness.scenario.thresholds import KNOWN_KEYS, Threshold, parse_threshold
 
 MEDIA_KINDS = ("audio", "video")
-VIDEO_CODECS = ("VP8", "H264")
 ENGINES = ("native", "browser")
 MAX_NAME = 100
 """The longest scenario name a file may give, in bytes of UTF-8: report folders, ``<prefix>-<name>-<suffix>-<UTC
@@ -35,70 +35,8 @@ MAX_PUBLISHERS_PER_ENCODER = 32
 """The cap on ``publishers_per_encoder``; why it exists: ``harness.media.pool``."""
 
 
-@dataclass(frozen=True, slots=True)
-class VideoSettings:
-    """The synthetic camera every publisher runs."""
-
-    width: int = 640
-    height: int = 360
-    fps: int = 30
-    codec: str = "VP8"
-    bitrate_kbps: int = 500
-
-    def __post_init__(self) -> None:
-        if not (16 <= self.width <= 3840 and self.width % 2 == 0):
-            raise ValueError("width must be an even number of pixels between 16 and 3840")
-        if not (16 <= self.height <= 2160 and self.height % 2 == 0):
-            raise ValueError("height must be an even number of pixels between 16 and 2160")
-        if not (1 <= self.fps <= 120):
-            raise ValueError("fps must be between 1 and 120")
-        if self.codec not in VIDEO_CODECS:
-            raise ValueError(f"codec must be one of {', '.join(VIDEO_CODECS)}")
-        if not (30 <= self.bitrate_kbps <= 20000):
-            raise ValueError("bitrate_kbps must be between 30 and 20000")
-
-
-@dataclass(frozen=True, slots=True)
-class ScreenSettings:
-    """``[media.screen]``: the synthetic screen share of groups with ``screen_share = true``
-    (``harness.media.screen``); its codec is the camera's."""
-
-    width: int = 1920
-    height: int = 1080
-    fps: int = 5
-    bitrate_kbps: int = 1500
-
-    def __post_init__(self) -> None:
-        if not (64 <= self.width <= 3840 and self.width % 2 == 0):
-            raise ValueError("width must be an even number of pixels between 64 and 3840")
-        if not (64 <= self.height <= 2160 and self.height % 2 == 0):
-            raise ValueError("height must be an even number of pixels between 64 and 2160")
-        if not (1 <= self.fps <= 60):
-            raise ValueError("fps must be between 1 and 60")
-        if not (30 <= self.bitrate_kbps <= 20000):
-            raise ValueError("bitrate_kbps must be between 30 and 20000")
-
-
-SPEAKER_PATTERNS = ("none", "round-robin")
-
-
-@dataclass(frozen=True, slots=True)
-class AudioSettings:
-    """The synthetic microphone: silence with timed pulses for audio latency, and who is speaking."""
-
-    pulse_period_s: float = 1.0
-    speakers: str = "none"
-    """``none``: every microphone is silent between pulses; ``round-robin``: one participant at a time talks
-    (speech-like sound under the pulses, ``harness.media.speakers``), the next one every ``speaker_switch_s``."""
-    speaker_switch_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        if not (0.25 <= self.pulse_period_s <= 10):
-            raise ValueError("pulse_period_s must be between 0.25 and 10")
-        if self.speakers not in SPEAKER_PATTERNS:
-            raise ValueError(f"speakers must be one of {', '.join(SPEAKER_PATTERNS)}, got {self.speakers!r}")
-        if not (1 <= self.speaker_switch_s <= 3600):
-            raise ValueError("speaker_switch_s must be between 1 and 3600")
+SIMULCAST_LAYERS = ("q", "h", "f")
+"""Simulcast layer names, lowest first (``harness.media.simulcast.LAYERS`` defines their sizes and rates)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +61,18 @@ class Group:
     publishers_per_encoder: int = 1
     """How many of the group's publishers on one media host send the same encoded stream (1: each its
     own); see ``harness.media.pool`` for the cap and what it changes."""
+    simulcast: tuple[str, ...] = ()
+    """Simulcast layers each publisher of the group sends, among ``q``, ``h``, ``f`` (a quarter, half and the
+    full size of ``[media.video]``; ``harness.media.simulcast``); empty: one encoding."""
+    prefer_layer: str | None = None
+    """The simulcast layer the group's subscribers ask for through the system's own mechanism (Janus's
+    ``substream``); ``auto``: the client steps down on loss and probes back up
+    (``harness.systems.layer_choice``), for systems that leave the choice to clients; None: the system's
+    default (Janus: the top layer)."""
+    adapt: bool = True
+    """Whether the group's simulcast publishers drop their top layers when the SFU reports loss on them, and
+    bring them back when it clears (``harness.media.adapt``); false keeps every layer at its fixed bitrate.
+    Publishers of one encoding always send at the fixed ``bitrate_kbps``."""
     grow: bool = True
     """In a capacity search, whether the group grows with the others (in proportion to ``count``); False
     keeps it at ``count`` participants at every step, e.g. the presenters of a webinar whose audience grows."""
@@ -154,6 +104,15 @@ class Group:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.screen_share and self.engine != "native":
             raise ValueError("screen_share needs native participants (browsers share no synthetic screen yet)")
+        if (any(rid not in SIMULCAST_LAYERS for rid in self.simulcast)
+                or len(set(self.simulcast)) != len(self.simulcast) or len(self.simulcast) == 1):
+            raise ValueError(f"simulcast lists two or three distinct layers among {', '.join(SIMULCAST_LAYERS)}, "
+                             f"got {list(self.simulcast)}")
+        if self.prefer_layer is not None and self.prefer_layer not in (*SIMULCAST_LAYERS, "auto"):
+            raise ValueError(f"prefer_layer must be one of {', '.join(SIMULCAST_LAYERS)} or auto, "
+                             f"got {self.prefer_layer!r}")
+        if self.simulcast and self.engine != "native":
+            raise ValueError("simulcast is sent by native participants only (a browser's layers are its own)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,6 +355,14 @@ def _group_dict(group: Group) -> dict[str, Any]:
         data.pop("screen_share")
     if group.pacing:
         data.pop("pacing")
+    if not group.simulcast:
+        data.pop("simulcast")
+    else:
+        data["simulcast"] = list(group.simulcast)
+    if group.prefer_layer is None:
+        data.pop("prefer_layer")
+    if group.adapt:
+        data.pop("adapt")
     return data
 
 
@@ -428,7 +395,8 @@ _CAPACITY_KEYS = {"start": int, "step": int, "step_s": float, "settle_s": float,
 _GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float,
                "join_delay_s": float, "stay_s": float, "engine": str, "publishers_per_encoder": int,
                "grow": bool, "screen_share": bool, "pacing": bool,
-               "network": dict}  # network (a preset name or a table): parsed by harness.scenario.network
+               "network": dict,  # network (a preset name or a table): parsed by harness.scenario.network
+               "simulcast": list, "prefer_layer": str, "adapt": bool}
 
 
 def _check(where: str, table: Mapping[str, Any], schema: Mapping[str, type]) -> dict[str, Any]:
@@ -513,6 +481,10 @@ def _parse(data: Mapping[str, Any], source: str) -> Scenario:
             if not all(isinstance(k, str) for k in g["publish"]):
                 raise _FieldError(f"{where}.publish", "must be a list of strings")
             g["publish"] = tuple(g["publish"])
+        if "simulcast" in g:
+            if not all(isinstance(k, str) for k in g["simulcast"]):
+                raise _FieldError(f"{where}.simulcast", "must be a list of layer names such as [\"q\", \"h\", \"f\"]")
+            g["simulcast"] = tuple(g["simulcast"])
         groups.append(_build(where, Group, g))
     thresholds = []
     for key, condition in top.pop("thresholds", {}).items():

@@ -65,6 +65,12 @@ class SessionContext:
     speakers: bool = False
     """Whether the scenario has an active-speaker pattern: an adapter turns on the system's active-speaker
     signals where it must ask for them, and reports them as events."""
+    simulcast: tuple[str, ...] = ()
+    """The simulcast layers this participant's video track carries (``harness.media.simulcast``); empty:
+    one encoding. An adapter that cannot send them says so in one line (:class:`harness.errors.SystemError_`)."""
+    prefer_layer: str | None = None
+    """The simulcast layer this participant asks the system for, through the system's own mechanism; None:
+    the system's choice."""
 
     def __post_init__(self) -> None:
         if not self.room or not self.participant:
@@ -123,6 +129,9 @@ class System(abc.ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    simulcast: ClassVar[bool] = False
+    """Whether the adapter sends a publisher's simulcast layers (``SessionContext.simulcast``) as the system
+    expects them; runs with simulcast groups refuse systems without it, in one line."""
 
     def __init__(self, url: str | None = None, options: Mapping[str, Any] | None = None) -> None:
         self.url = url

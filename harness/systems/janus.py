@@ -37,11 +37,13 @@ from aiortc import (
 )
 
 from harness.errors import SystemError_
-from harness.media.tap import receiver_of
+from harness.media.simulcast import munge_offer, substream
+from harness.media.tap import inbound_counts, receiver_of
 from harness.systems import IMPAIRED_NETWORK
 from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
 from harness.systems.guard import apply_answer, apply_offer
 from harness.systems.janus_api import JanusClient, JanusHandle, JanusRefused, Message, PluginReply
+from harness.systems.layer_choice import AUTO, LayerChoice
 from harness.systems.local import LocalServerFaults
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ SPEECH_LEVEL_DBOV = 45
 """``audio_level_average`` of rooms created for a speaker pattern: talking when the average level is louder."""
 ACTIVE_PACKETS = 50
 """``audio_active_packets``: Janus averages the level over this many packets (1 s of 20 ms Opus frames)."""
+LAYER_TICK_S = 0.25
+"""How often an automatic subscriber (``prefer_layer = "auto"``) looks at what it received."""
 
 
 def room_id(room: str) -> int:
@@ -91,6 +95,7 @@ class JanusSystem(LocalServerFaults, System):
 
     name: ClassVar[str] = "janus"
     description: ClassVar[str] = "Janus VideoRoom (multistream); started locally in a namespace, or janus=ws://HOST:8188"
+    simulcast: ClassVar[bool] = True
 
     def __init__(self, url: str | None = None, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options)
@@ -151,6 +156,8 @@ class JanusSession(Session):
         self._feeds: dict[int, str] = {}  # subscribed feed id -> display name
         self._displays: dict[int, str] = {}  # feed id -> display name, of every publisher seen
         self._mids: dict[str, str] = {}  # subscription mid -> display name of its feed
+        self._video_mids: set[str] = set()  # subscription mids carrying video
+        self._choice: LayerChoice | None = None  # prefer_layer = "auto": the client's own layer choice
         self._lock = asyncio.Lock()  # one subscription change (and its renegotiation) at a time
         self._tasks: list[asyncio.Task[None]] = []
         self._left = False
@@ -201,8 +208,10 @@ class JanusSession(Session):
             prefer_video_codec(pc.addTransceiver(track, direction="sendonly"), self.ctx.video_codec)
         self.ctx.listener.on_connection(pc, "server")
         await pc.setLocalDescription(await pc.createOffer())
+        # Simulcast: Janus reads the layers from a=rid/a=simulcast, as from a browser (harness.media.simulcast).
+        offer = munge_offer(pc.localDescription.sdp, [t.sender.track for t in pc.getTransceivers()])
         reply = await handle.message({"request": "publish", "display": self.ctx.participant},
-                                     jsep={"type": "offer", "sdp": pc.localDescription.sdp}, what="publishing")
+                                     jsep={"type": "offer", "sdp": offer}, what="publishing")
         if not reply.jsep:
             raise SystemError_("Janus accepted the publication without an SDP answer")
         await apply_answer(pc, str(reply.jsep.get("sdp", "")), "Janus", need_candidates=False)
@@ -283,11 +292,58 @@ class JanusSession(Session):
         await pc.setLocalDescription(await pc.createAnswer())
         await self._sub.message({"request": "start"}, jsep={"type": "answer", "sdp": pc.localDescription.sdp},
                                 what="starting the subscription")
+        if self.ctx.prefer_layer == AUTO:
+            if self._choice is None:
+                self._choice = LayerChoice()
+                self._tasks.append(asyncio.ensure_future(self._choose_automatically(pc, self._choice)))
+            await self.choose_layer(self._choice.layer)
+        elif self.ctx.prefer_layer is not None:
+            await self.choose_layer(self.ctx.prefer_layer)
+
+    async def _choose_automatically(self, pc: RTCPeerConnection, choice: LayerChoice) -> None:
+        """Step layers down on loss and probe back up (:class:`LayerChoice`), as Janus's web clients do:
+        VideoRoom forwards the layer asked for and does not adapt a subscriber's layer by itself."""
+        seen: dict[int, tuple[int, int]] = {}
+        loop = asyncio.get_running_loop()
+        while not self._left:
+            await asyncio.sleep(LAYER_TICK_S)
+            packets = lost = 0
+            for transceiver in pc.getTransceivers():
+                if transceiver.kind != "video":
+                    continue
+                for s in inbound_counts(transceiver.receiver):
+                    before = seen.get(s.ssrc, (s.packets_received, s.packets_lost))
+                    packets += max(s.packets_received - before[0], 0)
+                    lost += max(s.packets_lost - before[1], 0)
+                    seen[s.ssrc] = (s.packets_received, s.packets_lost)
+            layer = choice.observe(loop.time(), packets, lost)
+            if layer is not None:
+                self.ctx.listener.on_event("layer_choice", layer)
+                try:
+                    async with self._lock:
+                        await self.choose_layer(layer)
+                except (SystemError_, TimeoutError) as exc:
+                    self.ctx.listener.on_event("renegotiation_failed", str(exc))
+
+    async def choose_layer(self, rid: str, mids: list[str] | None = None) -> None:
+        """Ask Janus for simulcast layer ``rid`` on every video stream of the subscription (or on ``mids``),
+        through VideoRoom's own mechanism: ``configure`` with ``substream``. Streams of publishers that send
+        one encoding are unaffected."""
+        if self._sub is None:
+            return
+        mids = mids if mids is not None else list(self._video_mids)
+        if not mids:
+            return
+        await self._sub.message({"request": "configure",
+                                 "streams": [{"mid": mid, "substream": substream(rid)} for mid in mids]},
+                                what=f"choosing layer {rid}")
 
     def _learn_streams(self, data: Mapping[str, Any]) -> None:
         for stream in data.get("streams", []) or []:
             if "mid" in stream and stream.get("feed_display"):
                 self._mids[str(stream["mid"])] = self._name(str(stream["feed_display"]))
+                if stream.get("type") == "video":
+                    self._video_mids.add(str(stream["mid"]))
 
     # -- what Janus tells us unasked ----------------------------------------------------------------------
     async def _follow(self, handle: JanusHandle, react: Any) -> None:

@@ -1,0 +1,94 @@
+"""A subscriber's automatic choice of simulcast layer, for SFUs that leave it to the client (Janus VideoRoom).
+
+Janus forwards the layer a subscriber asked for (``substream``) and never steps down on its own when the
+subscriber's link degrades: its web clients do that from what they receive. :class:`LayerChoice` is such a
+client's rule, fed with the subscription's received and lost packets a few times a second:
+
+- loss of at least ``loss_pct`` over the last ``window_s`` steps one layer down (at most once per
+  ``settle_s``, the time a switch takes to show: the SFU waits for a key frame of the new layer, and the
+  link's queue must drain). The
+  threshold is a congestion level (browsers' loss-based estimators also treat loss under about 10 % as
+  noise): a link with random loss, e.g. Wi-Fi, does not make a subscriber step down;
+- ``hold_s`` without loss steps one layer up (a probe); a probe that meets loss within ``settle_s`` steps
+  back down at once and doubles the hold (up to ``max_hold_s``), so a link that stays narrow is probed more
+  rarely; a probe that lasts ``settle_s`` without loss resets the hold, so a widened link is climbed layer by
+  layer every ``hold_s``.
+
+It is pure (time is passed in), so its tests need no network.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+__all__ = ["AUTO", "LayerChoice"]
+
+AUTO = "auto"
+"""The ``prefer_layer`` that lets the client choose (:class:`LayerChoice`)."""
+MIN_PACKETS = 10
+"""A tick with fewer packets says nothing about loss."""
+
+
+@dataclass
+class LayerChoice:
+    """Which layer to ask for, given what arrives; starts at the top layer (what Janus sends by default)."""
+
+    layers: tuple[str, ...] = ("q", "h", "f")
+    loss_pct: float = 10.0
+    window_s: float = 1.0
+    settle_s: float = 2.0
+    hold_s: float = 4.0
+    max_hold_s: float = 8.0
+    current: int = field(init=False)
+    _hold: float = field(init=False)
+    _changed_at: float = field(init=False, default=float("-inf"))
+    _loss_at: float = field(init=False, default=float("-inf"))
+    _probing: bool = field(init=False, default=False)
+    _ticks: deque[tuple[float, int, int]] = field(init=False, default_factory=deque)
+
+    def __post_init__(self) -> None:
+        if not self.layers:
+            raise ValueError("layers must not be empty")
+        self.current = len(self.layers) - 1
+        self._hold = self.hold_s
+
+    @property
+    def layer(self) -> str:
+        """The layer asked for now."""
+        return self.layers[self.current]
+
+    def observe(self, now: float, packets: int, lost: int) -> str | None:
+        """Take one tick's counts (packets received and lost since the previous tick); the layer to ask for
+        when it changes, else None."""
+        self._ticks.append((now, packets, lost))
+        while self._ticks and self._ticks[0][0] <= now - self.window_s:
+            self._ticks.popleft()
+        packets = sum(t[1] for t in self._ticks if t[0] > self._changed_at)
+        lost = sum(t[2] for t in self._ticks if t[0] > self._changed_at)
+        if packets + lost < MIN_PACKETS:
+            return None
+        lossy = 100 * lost / (packets + lost) >= self.loss_pct
+        since_change = now - self._changed_at
+        if lossy:
+            self._loss_at = now
+            # After a step down, loss goes on until the SFU has switched and the link's queue drained: wait
+            # for that before stepping again. A probe that meets loss is undone at once: it is what froze.
+            if self.current > 0 and (self._probing or since_change >= self.settle_s):
+                if self._probing:  # the link is still narrow: wait longer before the next probe
+                    self._hold = min(self._hold * 2, self.max_hold_s)
+                self._probing = False
+                return self._move(now, -1)
+            return None
+        if self._probing and since_change >= self.settle_s:
+            self._probing = False  # the probe held: the next one (and the next fall) start from the short hold
+            self._hold = self.hold_s
+        if self.current < len(self.layers) - 1 and now - self._loss_at >= self._hold and since_change >= self._hold:
+            self._probing = True
+            return self._move(now, +1)
+        return None
+
+    def _move(self, now: float, step: int) -> str:
+        self.current += step
+        self._changed_at = now
+        return self.layer

@@ -1,0 +1,129 @@
+"""Simulcast pieces that need no network: layers, the munged offer, the automatic layer choice, the scenario keys."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiortc import RTCPeerConnection
+
+from harness.errors import ScenarioError
+from harness.media.adapt import UplinkAdaptation
+from harness.media.simulcast import LAYERS, SimulcastEncoder, layer_of, layers_for, munge_offer, substream
+from harness.media.video import VideoSource, read_frame
+from harness.scenario.scenario import SIMULCAST_LAYERS, parse_scenario
+from harness.systems.layer_choice import LayerChoice
+
+
+def test_layer_names_agree_between_scenario_and_media() -> None:
+    assert tuple(LAYERS) == SIMULCAST_LAYERS
+    assert [layer.rid for layer in layers_for(["f", "q", "h"])] == ["q", "h", "f"]
+    assert [substream(r) for r in ("q", "h", "f")] == [0, 1, 2]
+    with pytest.raises(ValueError):
+        layers_for(["f", "f"])
+    with pytest.raises(ValueError):
+        layers_for(["x"])
+
+
+def test_layer_of_reads_the_size() -> None:
+    assert layer_of(640, 640) == "f" and layer_of(320, 640) == "h" and layer_of(160, 640) == "q"
+    assert layer_of(480, 640) is None
+
+
+def test_each_layer_is_encoded_scaled_and_keeps_its_stamp() -> None:
+    async def encode() -> dict[str, tuple[int, int]]:
+        source = VideoSource(7, width=640, height=360, fps=30)
+        encoder = SimulcastEncoder(source, ["q", "h", "f"], bitrate_bps=600_000)
+        frame = source.make_frame(3)
+        out = {}
+        for rid, layer in encoder.encoders.items():
+            packet = layer._encode(source.make_frame(3), True)
+            assert packet is not None
+            import av
+            decoder = av.CodecContext.create("libvpx", "r")
+            decoded = decoder.decode(packet)[0]
+            stamp = read_frame(decoded)
+            assert stamp is not None and stamp.stream_id == 7 and stamp.frame_no == 3
+            out[rid] = (decoded.width, decoded.height)
+        assert frame.width == 640
+        return out
+
+    sizes = asyncio.run(encode())
+    assert sizes == {"q": (160, 90), "h": (320, 180), "f": (640, 360)}
+
+
+def test_munged_offer_announces_rids_highest_first_and_drops_ssrcs() -> None:
+    async def offer() -> tuple[str, int | None]:
+        pc = RTCPeerConnection()
+        source = VideoSource(0, width=320, height=180)
+        track = SimulcastEncoder(source, ["q", "h", "f"]).track()
+        pc.addTransceiver("audio", direction="sendonly")
+        pc.addTransceiver(track, direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = munge_offer(pc.localDescription.sdp, [t.sender.track for t in pc.getTransceivers()])
+        await pc.close()
+        return sdp, track.rid_extension_id  # type: ignore[attr-defined]
+
+    sdp, rid_id = asyncio.run(offer())
+    audio, video = sdp.split("m=video")
+    assert "a=simulcast" not in audio and "a=ssrc:" in audio
+    assert "a=ssrc" not in video
+    assert video.index("a=rid:f send") < video.index("a=rid:h send") < video.index("a=rid:q send")
+    assert "a=simulcast:send f;h;q" in video
+    assert f"a=extmap:{rid_id} urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id" in video
+    assert rid_id is not None and f"a=extmap:{rid_id} " not in audio
+
+
+def test_automatic_choice_steps_down_on_loss_and_backs_off_failed_probes() -> None:
+    choice = LayerChoice(loss_pct=10.0, window_s=1.0, settle_s=2.0, hold_s=4.0, max_hold_s=8.0)
+    assert choice.layer == "f"
+    assert choice.observe(0.0, 100, 0) is None
+    assert choice.observe(0.5, 97, 3) is None  # random loss under the threshold
+    assert choice.observe(1.0, 80, 20) == "h"  # 23 of 200 in the last second
+    assert choice.observe(2.0, 80, 20) is None  # still settling: the switch and the queue take time
+    assert choice.observe(3.0, 85, 15) == "q"
+    assert choice.observe(3.5, 5, 0) is None  # too few packets since the change to judge
+    assert choice.observe(6.9, 100, 0) is None
+    assert choice.observe(7.1, 100, 0) == "h"  # 4 s without loss: probe up
+    assert choice.observe(7.4, 80, 20) == "q"  # the probe meets loss: undone at once, hold doubled
+    assert choice.observe(12.0, 100, 0) is None
+    assert choice.observe(15.5, 100, 0) == "h"  # 8 s this time
+    assert choice.observe(17.0, 100, 0) is None
+    assert choice.observe(17.6, 100, 0) is None  # the probe held for 2 s: the hold is short again ...
+    assert choice.observe(19.6, 100, 0) == "f"  # ... so the next layer comes 4 s after the last
+    assert choice.observe(40.0, 100, 0) is None  # at the top
+
+
+def test_scenario_simulcast_keys() -> None:
+    base = {"name": "s", "groups": [{"name": "a", "count": 1, "simulcast": ["q", "h", "f"]},
+                                    {"name": "b", "count": 1, "prefer_layer": "auto"}]}
+    scenario = parse_scenario(base)
+    assert scenario.groups[0].simulcast == ("q", "h", "f") and scenario.groups[1].prefer_layer == "auto"
+    plain = parse_scenario({"name": "s", "groups": [{"name": "a", "count": 1}]})
+    # Scenarios without the keys keep their digest.
+    assert "simulcast" not in plain.to_dict()["groups"][0] and "prefer_layer" not in plain.to_dict()["groups"][0]
+    for bad in ({"simulcast": ["f"]}, {"simulcast": ["f", "x"]}, {"prefer_layer": "top"},
+                {"simulcast": ["h", "f"], "engine": "browser"}):
+        with pytest.raises(ScenarioError):
+            parse_scenario({"name": "s", "groups": [{"name": "a", "count": 1, **bad}]})
+
+
+def test_uplink_adaptation_drops_top_layers_and_brings_them_back() -> None:
+    rule = UplinkAdaptation([60_000, 140_000, 400_000], loss_pct=10.0, settle_s=2.0, hold_s=5.0, max_hold_s=20.0)
+    assert rule.active == 3
+    assert rule.report(0.0, 2, 10) is None  # 4 % lost: noise
+    assert rule.report(1.0, 2, 64) == 2  # 25 % lost on the top layer: drop it
+    assert rule.report(1.5, 2, 64) is None  # about a layer no longer sent
+    assert rule.report(2.0, 1, 64) is None  # settling
+    assert rule.report(3.1, 1, 64) == 1  # still lossy: drop the next one; the lowest always stays
+    assert rule.report(5.5, 0, 128) is None
+    assert rule.report(10.4, 0, 0) is None
+    assert rule.report(10.6, 0, 0) == 2  # 5 s calm: probe
+    assert rule.report(11.0, 1, 64) == 1  # the probe meets loss: dropped at once, hold doubled
+    assert rule.report(20.9, 0, 0) is None
+    assert rule.report(21.1, 0, 0) == 2
+    assert rule.report(23.2, 1, 0) is None  # held 2 s: short hold again
+    assert rule.report(26.2, 1, 0) == 3
+    # A REMB below what the active layers need counts as trouble; one above them as calm.
+    assert rule.remb(40.0, 300_000) == 2
+    assert rule.remb(41.0, 1_000_000) is None
