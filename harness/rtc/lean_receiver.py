@@ -1,48 +1,35 @@
 """A lean receive path for streams that are measured but not decoded: SRTP straight from the ICE connection.
 
-Why. aiortc's receive path costs 60-115 µs a packet (a queue and four coroutine layers from the ICE connection
-to the DTLS transport, an ``RtpPacket`` object with its header extensions, routing, statistics, NACK
-generation, depayloading into a new ``bytes``, a jitter buffer of packet objects). A media host that receives
-hundreds of undecoded streams spends most of its core there, and the load generator then measures itself.
+Why. aiortc's receive path costs 40-115 µs a packet (a queue and coroutine layers from the ICE connection to
+the receiver, an ``RtpPacket`` object per packet, routing, NACK generation, depayloading, a jitter buffer of
+packet objects): hundreds of undecoded streams fill a media host's core, and the generator measures itself.
 
-What. :func:`attach` takes a started (or starting) ``RTCRtpReceiver`` whose stream will not be decoded and
-gives its packets a shorter way: the ICE connection's ``data_received`` (aioice calls it once per datagram, on
-the event loop) looks at the RTP header's SSRC; a packet of a lean stream is unprotected at once with the DTLS
-transport's own libsrtp session (pylibsrtp, the same session aiortc would use) and read in place: sequence
-number, timestamp, marker, payload offset, and the VP8/H.264 payload descriptor's frame-start and key-frame
-bits, without building an object per packet. Everything else (DTLS, RTCP, other streams: decoded probes) goes
-on to aiortc unchanged.
+What. :func:`attach` gives the packets of a receiver whose stream is not decoded a shorter way: the ICE
+connection's sockets hand RTP (first byte 128-191, RFC 7983) straight to a hook that looks at the SSRC; a lean
+stream's packet is unprotected at once with the DTLS transport's own libsrtp session (pylibsrtp) and read in
+place (sequence number, timestamp, marker, payload offset, the VP8/H.264 descriptor's frame-start and key-frame
+bits). DTLS, STUN, RTCP and other streams (decoded probes) go on to aiortc unchanged. It keeps what the
+``streams`` table had through aiortc (``harness.media.tap``):
 
-What it keeps, so that the ``streams`` table has the same figures as through aiortc (``harness.media.tap``):
+* RFC 3550 counters per SSRC (:class:`LeanStatistics`, computed as aiortc's ``StreamStatistics``), filed in the
+  receiver's own table of remote streams, where ``inbound_counts``, ``getStats`` and aiortc's receiver reports
+  (with LSR/DLSR from the sender reports aiortc still handles) read them;
+* payload bytes per media SSRC, retransmissions under the stream they repair (``count_received``'s counter);
+* complete video frames (:class:`LeanFrames`, the rules of ``harness.rtc.jitter.VideoPlayoutBuffer``: in order,
+  a frame with a gap waits ``wait_s`` then is dropped, undecodable frames are discarded until a key frame), a
+  callback each, for fps and freezes; and packets given up on: loss after retransmission.
 
-* RFC 3550 counters per SSRC (:class:`LeanStatistics`, computed exactly as aiortc's ``StreamStatistics``:
-  packets, loss, jitter in RTP clock units), filed in the receiver's own table of remote streams, so that
-  ``inbound_counts``, ``getStats`` and aiortc's receiver reports (RR, with LSR/DLSR from the sender reports
-  aiortc still handles) read them as before;
-* payload bytes per media SSRC (retransmissions under the stream they repair), in the receiver's
-  ``harness.media.tap.count_received`` counter: the received bitrate;
-* complete video frames (:class:`LeanFrames`: the rules of ``harness.rtc.jitter.VideoPlayoutBuffer`` on
-  sequence numbers, marker bits and timestamps: in order, a frame with a gap waits ``wait_s`` then is dropped,
-  frames that cannot be decoded are discarded until a key frame): a callback per frame, for fps and freezes;
-* loss after retransmission: packets given up on (:attr:`LeanFrames.unrepaired`), next to RFC 3550's loss
-  before it.
+It answers as a receiver: NACKs for recent gaps (as ``harness.rtc.jitter.NackRetrier``, at most
+:data:`MAX_NACK_LIST` a request), PLI on a dropped frame or a stall (:data:`STALL_S`), receiver reports from
+aiortc's RTCP loop. No REMB/TWCC (none of the systems needs it to keep sending).
 
-It answers as a receiver must: NACKs for recent gaps (repeated like ``harness.rtc.jitter.NackRetrier``, at
-most :data:`NACK_RETRIES` times and for at most :data:`MAX_NACK_LIST` packets at once), PLI when a frame is
-dropped or the stream stalls (:data:`STALL_S` without a frame), at most every :data:`PLI_INTERVAL_S`; receiver
-reports come from aiortc's RTCP loop, which reads the counters above. No REMB/TWCC: no system measured so far
-needs it to keep sending (aiortc's estimator is off in media hosts anyway, ``harness/rtc/remb.py``).
+Bends against aiortc 1.x and aioice (private names read here and nowhere else): ``RTCDtlsTransport._rx_srtp``;
+aioice's ``Connection.data_received`` and its protocols' ``datagram_received`` (replaced on those instances);
+``RTCRtpReceiver.__codecs``, ``__rtx_ssrc`` (read), ``__remote_streams`` (lean counters put in),
+``_send_rtcp_nack`` / ``_send_rtcp_pli`` (called). Lean packets skip the DTLS transport's own packet counters
+and the receiver's decoder thread, which idles until the receiver stops.
 
-Bends against aiortc 1.x (private names read here and nowhere else):
-
-* ``RTCDtlsTransport._rx_srtp`` (the receive libsrtp session), ``.transport._connection`` (aioice's
-  ``Connection``) whose ``data_received`` is replaced on that instance only;
-* ``RTCRtpReceiver.__codecs``, ``__rtx_ssrc`` (read), ``__remote_streams`` (lean counters put in),
-  ``_send_rtcp_nack`` / ``_send_rtcp_pli`` (called);
-* lean packets skip the DTLS transport's byte and packet counters (its ``transport`` stats) and the
-  receiver's decoder thread, which stays idle until the receiver stops.
-
-Remove when aiortc grows a receive path one can hand undecoded streams to.
+Remove when aiortc grows a receive path for undecoded streams.
 """
 
 from __future__ import annotations
@@ -283,15 +270,11 @@ class LeanFrames:
             self.want_pli = True
 
     def _restart(self, origin: int) -> None:
-        self._forget_all()
-        self._origin = self._highest = origin
-        self._want_key()
-
-    def _forget_all(self) -> None:
         self.unrepaired += len(self._missing)
         self._missing.clear()
-        for i in range(CAPACITY):
-            self._flags[i] = 0
+        self._flags[:] = bytes(CAPACITY)
+        self._origin = self._highest = origin
+        self._want_key()
 
     def _drain(self) -> int:
         done = 0
@@ -394,11 +377,34 @@ class _ConnectionHook:
         self.streams: dict[int, _Stream] = {}
         self.others: set[int] = set()  # SSRCs known not to be lean (looked up once)
         self.receivers: list[LeanReceiver] = []
-        connection = dtls.transport._connection
+        connection = self._connection = dtls.transport._connection
         self._original = connection.data_received
         connection.data_received = self.data_received
+        self._wrapped: set[int] = set()  # id() of the protocols whose datagrams come here first
+
+    def _wrap_protocols(self) -> None:
+        # aioice tries to parse every datagram as STUN first, and a failed parse is an exception: RTP goes past
+        # that here (STUN's first byte is 0-3, RTP's 128-191, RFC 7983). Protocols appear while ICE gathers,
+        # so they are wrapped as they come.
+        for protocol in self._connection._protocols:
+            if id(protocol) in self._wrapped:
+                continue
+            self._wrapped.add(id(protocol))
+            stun_first = protocol.datagram_received
+            component = protocol.local_candidate.component if protocol.local_candidate else 1
+
+            def datagram_received(data: bytes, addr: Any, stun_first: Any = stun_first,
+                                  component: int = component) -> None:
+                if data and 127 < data[0] < 192:
+                    self.data_received(data, component)
+                else:
+                    stun_first(data, addr)
+
+            protocol.datagram_received = datagram_received
 
     def data_received(self, data: bytes, component: int) -> None:
+        if len(self._wrapped) != len(self._connection._protocols):
+            self._wrap_protocols()
         if len(data) >= 12 and 127 < data[0] < 192 and not 191 < data[1] < 209:
             ssrc = int.from_bytes(data[8:12], "big")
             stream = self.streams.get(ssrc)
@@ -564,10 +570,6 @@ class LeanReceiver:
     def unrepaired(self) -> dict[int, int]:
         """Packets lost after retransmission, per media SSRC (cumulative)."""
         return {ssrc: f.unrepaired for ssrc, f in self._frames.items()}
-
-    def frame_counts(self) -> dict[int, tuple[int, int]]:
-        """(frames handed on, frames dropped) per media SSRC (cumulative)."""
-        return {ssrc: (f.frames, f.dropped) for ssrc, f in self._frames.items()}
 
 
 def attach(receiver: RTCRtpReceiver, on_frame: Callable[[], None] | None = None, tee: bool = False,
