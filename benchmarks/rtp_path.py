@@ -25,6 +25,7 @@ Run: .venv/bin/python benchmarks/rtp_path.py [STREAMS] [SECONDS] [ROUNDS]
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing as mp
 import os
 import sys
@@ -102,6 +103,7 @@ def sender(conn: Connection, n: int, core: int, harness: bool, use_uvloop: bool 
 
 def receiver(conn: Connection, core: int, harness: bool, lean: bool = False, use_uvloop: bool = False) -> None:
     os.sched_setaffinity(0, {core})
+    logging.basicConfig(level=logging.WARNING, format="receiver %(name)s: %(message)s")  # why a connection failed
 
     async def main() -> None:
         from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -144,9 +146,18 @@ def receiver(conn: Connection, core: int, harness: bool, lean: bool = False, use
         conn.send("up")
         await _arecv(conn)
         got0, lost0 = await received()
+        profile = None
+        if os.environ.get("PROFILE_DIR"):  # where the receive side's time goes (cProfile: slows it down)
+            import cProfile
+
+            profile = cProfile.Profile()
+            profile.enable()
         start = time.process_time()
         await _arecv(conn)
         cpu = time.process_time() - start
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(os.path.join(os.environ["PROFILE_DIR"], f"receive-{'lean' if lean else 'aiortc'}.prof"))
         got1, lost1 = await received()
         conn.send((cpu, got1 - got0, lost1 - lost0))
         for pc in pcs:

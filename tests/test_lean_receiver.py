@@ -17,7 +17,8 @@ from harness.media.tap import count_received, inbound_counts, receiver_of, tap
 from harness.media.video import VideoSource
 from harness.rtc import jitter, lean_receiver, netio, ntpclock, remb
 from harness.rtc.ice import pin_host_addresses
-from harness.rtc.lean_receiver import LeanFrames, LeanStatistics, frame_flags
+from harness.rtc.jitter import frame_flags
+from harness.rtc.lean_receiver import LeanFrames, LeanStatistics
 
 VP8_KEY = bytes([0x10, 0x00])  # S bit, partition 0; VP8 payload header P bit 0: a key frame's start
 VP8_DELTA = bytes([0x10, 0x01])
@@ -225,3 +226,12 @@ def test_lean_alone_answers_as_a_receiver_repairs_loss_and_reports() -> None:
     assert out["frames"] > 0.9 * 30 * seconds - 30, out  # its PLIs and NACKs kept the stream decodable
     assert out["remote"] and out["remote"][0].packetsLost > 0, out  # its receiver reports reached the sender
     assert out["received_bytes"] > 0.5 * 300_000 / 8 * seconds, out
+
+
+def test_statistics_also_count_a_packet_that_aiortc_queued_before_the_lean_path_took_over() -> None:
+    from aiortc.rtp import RtpPacket
+
+    stats = LeanStatistics(90000)
+    stats.add(RtpPacket(sequence_number=5, timestamp=900))
+    stats.add(7, 1800, time.time())
+    assert stats.packets_received == 2 and stats.packets_lost == 1

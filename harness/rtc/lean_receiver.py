@@ -23,7 +23,9 @@ It answers as a receiver: NACKs for recent gaps (as ``harness.rtc.jitter.NackRet
 :data:`MAX_NACK_LIST` a request), PLI on a dropped frame or a stall (:data:`STALL_S`), receiver reports from
 aiortc's RTCP loop. No REMB/TWCC (none of the systems needs it to keep sending).
 
-Bends against aiortc 1.x and aioice (private names read here and nowhere else): ``RTCDtlsTransport._rx_srtp``;
+Bends against aiortc 1.x, aioice and pylibsrtp (private names read here and nowhere else):
+``RTCDtlsTransport._rx_srtp``, whose ``_srtp``, ``_cdata`` and ``_buffer`` are handed to libsrtp's
+``srtp_unprotect`` directly (pylibsrtp's ``unprotect`` copies the packet twice and allocates per call);
 aioice's ``Connection.data_received`` and its protocols' ``datagram_received`` (replaced on those instances);
 ``RTCRtpReceiver.__codecs``, ``__rtx_ssrc`` (read), ``__remote_streams`` (lean counters put in),
 ``_send_rtcp_nack`` / ``_send_rtcp_pli`` (called). Lean packets skip the DTLS transport's own packet counters
@@ -46,8 +48,10 @@ from aiortc import RTCRtpReceiver
 from aiortc.codecs import is_rtx
 
 from harness.media.tap import count_received
+from harness.rtc.jitter import FRAME_KEY, FRAME_STARTS, frame_flags
 
 log = logging.getLogger(__name__)
+_unprotect = pylibsrtp.lib.srtp_unprotect
 
 MIN_WAIT_S = 0.2
 REPAIR_WAITS = 3.0
@@ -66,7 +70,7 @@ TICK_S = 0.1
 """How often stalls are checked, for all lean streams of the process at once."""
 
 # Flags per sequence-number slot (a bytearray: no object per packet).
-_PRESENT, _MARKER, _STARTS, _KEY = 1, 2, 4, 8
+_PRESENT, _MARKER, _STARTS, _KEY = 1, 2, FRAME_STARTS, FRAME_KEY
 
 
 def _gt(a: int, b: int) -> bool:
@@ -93,8 +97,12 @@ class LeanStatistics:
         self._expected_prior = 0
         self._received_prior = 0
 
-    def add(self, seq: int, timestamp: int, now: float) -> None:
-        """Count one packet arrived at ``now`` (seconds, wall clock as aiortc uses)."""
+    def add(self, seq: Any, timestamp: int | None = None, now: float | None = None) -> None:
+        """Count one packet arrived at ``now`` (wall clock, as aiortc); or an ``RtpPacket`` alone, as aiortc
+        counts: packets aiortc queued before the lean path took their stream over reach it later."""
+        if timestamp is None:
+            seq, timestamp, now = seq.sequence_number, seq.timestamp, time.time()
+        assert now is not None
         max_seq = self.max_seq
         self.packets_received += 1
         if self.base_seq is None:
@@ -138,47 +146,6 @@ class LeanStatistics:
         return max(-0x800000, min(self.packets_expected - self.packets_received, 0x7FFFFF))
 
 
-def frame_flags(mime: str, data: bytes, index: int) -> int:
-    """``_STARTS`` / ``_KEY`` of the RTP payload at ``data[index:]`` (VP8 RFC 7741, H.264 RFC 6184), read in
-    place; the same answers as ``harness.rtc.jitter.frame_start``."""
-    size = len(data)
-    if index >= size:
-        return 0
-    first = data[index]
-    if mime == "video/vp8":
-        if not first & 0x10 or first & 0x07:
-            return 0
-        at = index + 1
-        if first & 0x80:
-            if at >= size:
-                return _STARTS
-            flags = data[at]
-            at += 1
-            if flags & 0x80:
-                at += 2 if at < size and data[at] & 0x80 else 1
-            if flags & 0x40:
-                at += 1
-            if flags & 0x30:
-                at += 1
-        return _STARTS | _KEY if at < size and not data[at] & 0x01 else _STARTS
-    if mime == "video/h264":
-        kind = first & 0x1F
-        if kind == 28:
-            if index + 1 >= size or not data[index + 1] & 0x80:
-                return 0
-            return _STARTS | _KEY if data[index + 1] & 0x1F in (5, 7) else _STARTS
-        if kind == 24:
-            key, at = False, index + 1
-            while at + 2 < size:
-                length = (data[at] << 8) | data[at + 1]
-                if data[at + 2] & 0x1F in (5, 7):
-                    key = True
-                at += 2 + length
-            return _STARTS | _KEY if key else _STARTS
-        return _STARTS | _KEY if kind in (5, 7) else _STARTS
-    return _STARTS
-
-
 class LeanFrames:
     """Frame completion, drops and NACKs of one video stream, on sequence numbers, marker bits and timestamps:
     the rules of ``harness.rtc.jitter.VideoPlayoutBuffer`` and ``NackRetrier`` without packet objects."""
@@ -203,6 +170,7 @@ class LeanFrames:
         self._highest = 0
         self._missing: dict[int, list[float]] = {}  # seq -> [gap seen, last asked, times asked]
         self._need_key = True
+        self._last_ts = -1
         self._last_pli: float | None = None
         self.want_pli = False
         """Set when a key frame should be asked for (the caller sends the PLI and clears it)."""
@@ -224,6 +192,7 @@ class LeanFrames:
         if self._flags[slot] & _PRESENT:
             return 0  # a duplicate (two answers to one NACK)
         highest = self._highest
+        next_in_order = seq == (highest + 1) & 0xFFFF
         if seq != highest and ((seq - highest) & 0xFFFF) < 0x8000:
             if (seq - highest) & 0xFFFF > 1:
                 now = self._clock()
@@ -242,6 +211,9 @@ class LeanFrames:
                 self.wait_s = max(MIN_WAIT_S, REPAIR_WAITS * self.repair_s)
         self._flags[slot] = flags | _PRESENT
         self._ts[slot] = timestamp
+        if next_in_order and not flags & _MARKER and timestamp == self._last_ts and not self._missing:
+            return 0  # the middle of a frame, nothing missing: nothing can complete or drop
+        self._last_ts = timestamp
         done = self._drain()
         if self._need_key and self._last_pli is not None and self._clock() - self._last_pli >= PLI_INTERVAL_S:
             self._want_key()
@@ -381,11 +353,13 @@ class _ConnectionHook:
         self._original = connection.data_received
         connection.data_received = self.data_received
         self._wrapped: set[int] = set()  # id() of the protocols whose datagrams come here first
+        self._srtp: Any = None
+        self._view = memoryview(b"")
+        self._size = pylibsrtp.ffi.new("int *")
 
     def _wrap_protocols(self) -> None:
         # aioice tries to parse every datagram as STUN first, and a failed parse is an exception: RTP goes past
-        # that here (STUN's first byte is 0-3, RTP's 128-191, RFC 7983). Protocols appear while ICE gathers,
-        # so they are wrapped as they come.
+        # that here (STUN's first byte is 0-3, RTP's 128-191, RFC 7983).
         for protocol in self._connection._protocols:
             if id(protocol) in self._wrapped:
                 continue
@@ -403,22 +377,29 @@ class _ConnectionHook:
             protocol.datagram_received = datagram_received
 
     def data_received(self, data: bytes, component: int) -> None:
-        if len(self._wrapped) != len(self._connection._protocols):
+        if len(self._wrapped) != len(self._connection._protocols):  # protocols come while ICE gathers
             self._wrap_protocols()
-        if len(data) >= 12 and 127 < data[0] < 192 and not 191 < data[1] < 209:
+        srtp = self.dtls._rx_srtp  # None until DTLS is done: aiortc then drops SRTP, as it would
+        if srtp is not None and len(data) >= 12 and 127 < data[0] < 192 and not 191 < data[1] < 209:
             ssrc = int.from_bytes(data[8:12], "big")
             stream = self.streams.get(ssrc)
             if stream is None and ssrc not in self.others:
                 stream = self._lookup(ssrc, data[1] & 0x7F)
-            srtp = self.dtls._rx_srtp
-            if stream is not None and srtp is not None:
-                try:
-                    plain = srtp.unprotect(data)
-                except pylibsrtp.Error:
+            if stream is not None:
+                # pylibsrtp's unprotect without its copies: the packet is read where libsrtp left it.
+                if srtp is not self._srtp:
+                    self._srtp, self._view = srtp, memoryview(srtp._buffer)
+                if len(data) > len(self._view):
+                    return
+                size = self._size
+                size[0] = len(data)
+                self._view[:len(data)] = data
+                if _unprotect(srtp._srtp[0], srtp._cdata, size):
                     return  # as aiortc: a packet that fails authentication (or a replay) is dropped
+                plain = self._view[:size[0]]
                 stream.lean.handle(stream, plain)
                 if stream.lean.tee:  # aiortc's path gets the same packet (unprotecting twice is a replay)
-                    asyncio.ensure_future(self.dtls._handle_rtp_data(plain, int(time.time() * 1000)))
+                    asyncio.ensure_future(self.dtls._handle_rtp_data(bytes(plain), int(time.time() * 1000)))
                 return
         self._original(data, component)
 
@@ -514,7 +495,7 @@ class LeanReceiver:
         return self.receiver.transport._rtp_router
 
     # -- per packet ---------------------------------------------------------------------------------------
-    def handle(self, stream: _Stream, data: bytes) -> None:
+    def handle(self, stream: _Stream, data: bytes | memoryview) -> None:
         """One unprotected RTP packet of one of this receiver's SSRCs."""
         b0 = data[0]
         seq = (data[2] << 8) | data[3]
