@@ -12,7 +12,9 @@ media host's non-probe streams). Each side's CPU time over the window is divided
 - receive, harness: no REMB estimator (``harness/rtc/remb.py``), NTP time from ``time.time()``;
 - receive, lean: the harness's lean path for undecoded streams (``harness/rtc/lean_receiver.py``): SRTP taken
   from the ICE connection, counters and frames kept without packet objects;
-- each of the harness's two receive paths once more with uvloop as both processes' event loop (``+uvloop``).
+- each of the harness's two receive paths once more with uvloop as both processes' event loop (``+uvloop``);
+- floor: the lean path's sockets, event loop and hook, every packet dropped before libsrtp: what receiving a
+  datagram costs whatever is done with it (the part no receive path can save).
 
 The verdict line compares, in this one run, the lean path's receive cost per packet with aiortc's tapped path
 (as media hosts used it before the lean path), best of two measurements each.
@@ -101,7 +103,8 @@ def sender(conn: Connection, n: int, core: int, harness: bool, use_uvloop: bool 
     _run(main, use_uvloop)
 
 
-def receiver(conn: Connection, core: int, harness: bool, lean: bool = False, use_uvloop: bool = False) -> None:
+def receiver(conn: Connection, core: int, harness: bool, lean: bool = False, use_uvloop: bool = False,
+             floor: bool = False) -> None:
     os.sched_setaffinity(0, {core})
     logging.basicConfig(level=logging.WARNING, format="receiver %(name)s: %(message)s")  # why a connection failed
 
@@ -138,7 +141,17 @@ def receiver(conn: Connection, core: int, harness: bool, lean: bool = False, use
         conn.send(answers)
         await _connected(pcs)
 
+        arrived = [0]
+        if floor:  # every lean packet stops before libsrtp, counted: what reading the sockets costs
+            def unprotect(*args: Any) -> int:
+                arrived[0] += 1
+                return 1
+
+            lean_receiver._unprotect = unprotect
+
         async def received() -> tuple[int, int]:
+            if floor:
+                return arrived[0], 0
             # Per media SSRC (getStats hides a media stream behind its retransmission stream: harness.media.tap).
             counts = [c for r in receivers for c in inbound_counts(r)]
             return sum(c.packets_received for c in counts), sum(c.packets_lost for c in counts)
@@ -174,14 +187,14 @@ def _get(conn: Connection, timeout: float = 120.0) -> Any:
 
 
 def measure(n: int, seconds: float, harness: bool, lean: bool = False,
-            use_uvloop: bool = False) -> tuple[float, float, int, int]:
+            use_uvloop: bool = False, floor: bool = False) -> tuple[float, float, int, int]:
     """(send µs/packet, receive µs/packet, packets, lost) for one configuration."""
     ctx = mp.get_context("spawn")
     s_parent, s_child = ctx.Pipe()
     r_parent, r_child = ctx.Pipe()
     cores = sorted(os.sched_getaffinity(0))
     ps = ctx.Process(target=sender, args=(s_child, n, cores[0], harness, use_uvloop))
-    pr = ctx.Process(target=receiver, args=(r_child, cores[-1], harness, lean, use_uvloop))
+    pr = ctx.Process(target=receiver, args=(r_child, cores[-1], harness, lean, use_uvloop, floor))
     ps.start()
     pr.start()
     try:
@@ -205,12 +218,13 @@ def measure(n: int, seconds: float, harness: bool, lean: bool = False,
 
 
 CONFIGURATIONS = (
-    # label, harness bends, lean receive path, uvloop
-    ("aiortc", False, False, False),
-    ("harness", True, False, False),
-    ("lean", True, True, False),
-    ("harness+uvloop", True, False, True),
-    ("lean+uvloop", True, True, True),
+    # label, harness bends, lean receive path, uvloop, floor
+    ("aiortc", False, False, False, False),
+    ("harness", True, False, False, False),
+    ("lean", True, True, False, False),
+    ("harness+uvloop", True, False, True, False),
+    ("lean+uvloop", True, True, True, False),
+    ("floor", True, True, False, True),
 )
 
 
@@ -223,25 +237,34 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'':>15} {'send us/pkt':>12} {'receive us/pkt':>15} {'packets':>8} {'lost':>5}")
     results: dict[str, list[tuple[float, float]]] = {}
+    configurations = CONFIGURATIONS
+    try:
+        import uvloop  # noqa: F401  (not a dependency of confbench: measured here, not adopted)
+    except ImportError:
+        print("uvloop is not installed: its two configurations are left out (pip install uvloop)")
+        configurations = tuple(c for c in CONFIGURATIONS if not c[3])
     for _ in range(rounds):  # interleaved, so that a noisy minute does not land on one configuration only
-        for label, harness, lean, use_uvloop in CONFIGURATIONS:
+        for label, harness, lean, use_uvloop, floor in configurations:
             try:
-                send, recv, packets, lost = measure(n, seconds, harness, lean, use_uvloop)
+                send, recv, packets, lost = measure(n, seconds, harness, lean, use_uvloop, floor)
             except TimeoutError as exc:  # on a crowded machine a DTLS handshake of the 2 x N may fail: once more
                 print(f"{label:>15} {exc}; measuring again", flush=True)
-                send, recv, packets, lost = measure(n, seconds, harness, lean, use_uvloop)
+                send, recv, packets, lost = measure(n, seconds, harness, lean, use_uvloop, floor)
             results.setdefault(label, []).append((send, recv))
             print(f"{label:>15} {send:12.1f} {recv:15.1f} {packets:8d} {lost:5d}", flush=True)
     best = {k: (min(s for s, _ in v), min(r for _, r in v)) for k, v in results.items()}
     print(f"\nbest of {rounds}: send {best['aiortc'][0]:.0f} -> {best['harness'][0]:.0f} us/packet "
           f"({1 - best['harness'][0] / best['aiortc'][0]:.0%} less), receive {best['aiortc'][1]:.0f} -> "
           f"{best['harness'][1]:.0f} us/packet ({1 - best['harness'][1] / best['aiortc'][1]:.0%} less)")
-    for label in ("lean", "harness+uvloop", "lean+uvloop"):
+    for label in (k for k in ("lean", "harness+uvloop", "lean+uvloop") if k in best):
         print(f"receive {label}: {best[label][1]:.1f} us/packet = {best[label][1] / best['harness'][1]:.2f} x the "
               f"tapped aiortc path (harness), {best[label][1] / best['aiortc'][1]:.2f} x aiortc as it comes")
-    ratio = best["lean"][1] / best["harness"][1]
-    print(f"lean receive path at most a third of aiortc's tapped path: {'yes' if ratio <= 1 / 3 else 'NO'} "
-          f"({ratio:.2f})")
+    print(f"floor (sockets, event loop, the hook; no SRTP, no counting): {best['floor'][1]:.1f} us/packet; above it: "
+          f"lean {best['lean'][1] - best['floor'][1]:.1f}, harness {best['harness'][1] - best['floor'][1]:.1f}, "
+          f"aiortc {best['aiortc'][1] - best['floor'][1]:.1f} us/packet")
+    for name, label in (("aiortc as it comes", "aiortc"), ("aiortc's tapped path (media hosts before)", "harness")):
+        ratio = best["lean"][1] / best[label][1]
+        print(f"lean receive cost at most a third of {name}: {'yes' if ratio <= 1 / 3 else 'NO'} ({ratio:.2f})")
 
 
 if __name__ == "__main__":
