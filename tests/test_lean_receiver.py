@@ -235,3 +235,17 @@ def test_statistics_also_count_a_packet_that_aiortc_queued_before_the_lean_path_
     stats.add(RtpPacket(sequence_number=5, timestamp=900))
     stats.add(7, 1800, time.time())
     assert stats.packets_received == 2 and stats.packets_lost == 1
+
+
+def test_a_stall_asks_for_a_key_frame_while_packets_come_and_not_after_they_stop() -> None:
+    clock = _Clock()
+    frames = LeanFrames(keyed=True, clock=clock)
+    frames.add(1, 1000, _flags(VP8_DELTA, True))  # no key frame yet: nothing completes
+    frames.want_pli = False
+    clock.now += 2.0
+    frames.stalled(clock.now)
+    assert frames.want_pli  # packets came, no frame for longer than STALL_S
+    frames.want_pli = False
+    clock.now += 2.0
+    frames.stalled(clock.now)
+    assert not frames.want_pli  # nothing arrived since: a sender that stopped is not asked again

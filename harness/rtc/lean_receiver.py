@@ -171,6 +171,7 @@ class LeanFrames:
         self._missing: dict[int, list[float]] = {}  # seq -> [gap seen, last asked, times asked]
         self._need_key = True
         self._last_ts = -1
+        self._ticked_highest = -1
         self._last_pli: float | None = None
         self.want_pli = False
         """Set when a key frame should be asked for (the caller sends the PLI and clears it)."""
@@ -325,8 +326,10 @@ class LeanFrames:
         self._origin = origin
 
     def stalled(self, now: float) -> None:
-        """Called on the tick: a stream without a frame for STALL_S asks for a key frame."""
-        if now - self.last_frame_at >= STALL_S and self._origin is not None:
+        """Called on the tick: a stream whose packets still come but that completed no frame for STALL_S asks
+        for a key frame (one whose packets stopped, a sender gone or muted, is not asked again and again)."""
+        arriving, self._ticked_highest = self._highest != self._ticked_highest, self._highest
+        if arriving and now - self.last_frame_at >= STALL_S and self._origin is not None:
             self._want_key()
 
 
