@@ -417,7 +417,6 @@ class _ConnectionHook:
         return None
 
 
-_hooks: weakref.WeakKeyDictionary[Any, _ConnectionHook] = weakref.WeakKeyDictionary()
 _leans: weakref.WeakSet[LeanReceiver] = weakref.WeakSet()
 _tickers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = weakref.WeakKeyDictionary()
 
@@ -567,9 +566,10 @@ def attach(receiver: RTCRtpReceiver, on_frame: Callable[[], None] | None = None,
     """
     lean = LeanReceiver(receiver, on_frame, tee, clock)
     dtls = receiver.transport
-    hook = _hooks.get(dtls)
+    # Kept on the transport itself: a table keyed by transport would keep every transport alive through its hook.
+    hook: _ConnectionHook | None = getattr(dtls, "_confbench_lean_hook", None)
     if hook is None:
-        hook = _hooks[dtls] = _ConnectionHook(dtls)
+        hook = dtls._confbench_lean_hook = _ConnectionHook(dtls)  # type: ignore[attr-defined]
     hook.receivers.append(lean)
     hook.others.clear()  # SSRCs refused before may be this receiver's
     _leans.add(lean)
