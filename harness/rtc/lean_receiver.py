@@ -345,7 +345,11 @@ class _Stream:
 
 
 class _ConnectionHook:
-    """The replaced ``data_received`` of one aioice connection: lean SSRCs here, the rest to aiortc."""
+    """The replaced ``data_received`` of one aioice connection: lean SSRCs here, the rest to aiortc.
+
+    Packets that took aiortc's way all the same (queued before DTLS was done, or teed) reach the lean path from
+    the DTLS transport's ``_handle_rtp_data``, replaced too: a stream's packets all land in one place.
+    """
 
     def __init__(self, dtls: Any) -> None:
         self.dtls = dtls
@@ -359,6 +363,8 @@ class _ConnectionHook:
         self._srtp: Any = None
         self._view = memoryview(b"")
         self._size = pylibsrtp.ffi.new("int *")
+        self._original_rtp = dtls._handle_rtp_data
+        dtls._handle_rtp_data = self.handle_rtp_data
 
     def _wrap_protocols(self) -> None:
         # aioice tries to parse every datagram as STUN first, and a failed parse is an exception: RTP goes past
@@ -388,7 +394,7 @@ class _ConnectionHook:
             stream = self.streams.get(ssrc)
             if stream is None and ssrc not in self.others:
                 stream = self._lookup(ssrc, data[1] & 0x7F)
-            if stream is not None:
+            if stream is not None and not stream.lean.tee:  # teed, it takes aiortc's way to handle_rtp_data
                 # pylibsrtp's unprotect without its copies: the packet is read where libsrtp left it.
                 if srtp is not self._srtp:
                     self._srtp, self._view = srtp, memoryview(srtp._buffer)
@@ -399,12 +405,22 @@ class _ConnectionHook:
                 self._view[:len(data)] = data
                 if _unprotect(srtp._srtp[0], srtp._cdata, size):
                     return  # as aiortc: a packet that fails authentication (or a replay) is dropped
-                plain = self._view[:size[0]]
-                stream.lean.handle(stream, plain)
-                if stream.lean.tee:  # aiortc's path gets the same packet (unprotecting twice is a replay)
-                    asyncio.ensure_future(self.dtls._handle_rtp_data(bytes(plain), int(time.time() * 1000)))
+                stream.lean.handle(stream, self._view[:size[0]])
                 return
         self._original(data, component)
+
+    async def handle_rtp_data(self, data: bytes, arrival_time_ms: int) -> None:
+        """An RTP packet aiortc unprotected: a lean stream's goes to the lean path (and on, teed)."""
+        if len(data) >= 12:
+            ssrc = int.from_bytes(data[8:12], "big")
+            stream = self.streams.get(ssrc)
+            if stream is None and ssrc not in self.others:
+                stream = self._lookup(ssrc, data[1] & 0x7F)
+            if stream is not None:
+                stream.lean.handle(stream, data)
+                if not stream.lean.tee:
+                    return
+        await self._original_rtp(data, arrival_time_ms)
 
     def _lookup(self, ssrc: int, payload_type: int) -> _Stream | None:
         for lean in self.receivers:
@@ -560,9 +576,9 @@ def attach(receiver: RTCRtpReceiver, on_frame: Callable[[], None] | None = None,
     """Receive ``receiver``'s packets through the lean path from now on (see the module docstring).
 
     ``on_frame`` is called once per complete decodable video frame. ``tee=True`` measures beside aiortc
-    instead of in its place: every packet then also goes on to aiortc's receiver, which keeps its own counters
-    and answers the sender; the lean path sends nothing (the agreement test compares the two on the same
-    packets). Call it in the ``track`` event or later: the receiver's DTLS transport must be set.
+    instead of in its place: packets take aiortc's way, and each is read by the lean path right before
+    aiortc's receiver gets it, which keeps its own counters and answers the sender; the lean path sends
+    nothing (the agreement test compares the two on the same packets, at the same moments). Call it in the ``track`` event or later: the receiver's DTLS transport must be set.
     """
     lean = LeanReceiver(receiver, on_frame, tee, clock)
     dtls = receiver.transport
