@@ -578,7 +578,8 @@ def attach(receiver: RTCRtpReceiver, on_frame: Callable[[], None] | None = None,
     ``on_frame`` is called once per complete decodable video frame. ``tee=True`` measures beside aiortc
     instead of in its place: packets take aiortc's way, and each is read by the lean path right before
     aiortc's receiver gets it, which keeps its own counters and answers the sender; the lean path sends
-    nothing (the agreement test compares the two on the same packets, at the same moments). Call it in the ``track`` event or later: the receiver's DTLS transport must be set.
+    nothing (the agreement test compares the two on the same packets, at the same moments).
+    Call it in the ``track`` event or later: the receiver's DTLS transport must be set.
     """
     lean = LeanReceiver(receiver, on_frame, tee, clock)
     dtls = receiver.transport
