@@ -22,7 +22,7 @@ that held. When the counterpart's cores are busier than 90 % in a failing step, 
 counterpart's (this machine has too few cores to load the measured one further), and the figure is marked
 as a lower bound. CPU is the media host's process (all threads; 100 % = one core).
 
-Run: .venv/bin/python benchmarks/participants_per_core.py [--seconds S] [--mode MODE]... [--quick]
+Run: .venv/bin/python benchmarks/participants_per_core.py [--seconds S] [--mode MODE]... [--quick] [--steps N,N]
 """
 
 from __future__ import annotations
@@ -55,10 +55,11 @@ SOURCES = 5  # counterpart publishers feeding the receivers
 VERBOSE = False
 
 STEPS = {
-    "publishers": (25, 50, 75, 100, 125, 150, 175, 200),
-    "receivers": (50, 100, 125, 150, 175, 200, 250),
+    "publishers": (50, 100, 200, 300, 400, 450, 500),
+    # Undecoded streams take the lean receive path (harness/rtc/lean_receiver.py) since it exists.
+    "receivers": (100, 200, 300, 400, 500, 600, 700),
     "decoding": (5, 10, 15, 20, 25, 30, 40),
-    "meeting": (4, 6, 8, 10, 12, 14),
+    "meeting": (6, 10, 12, 14, 16, 18, 20),
 }
 QUICK_STEPS = {"publishers": (10, 20), "receivers": (10, 20), "decoding": (5, 10), "meeting": (3, 4)}
 
@@ -348,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring window per step (default 10)")
     parser.add_argument("--mode", action="append", choices=list(STEPS), help="modes to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="two small steps per mode (a smoke test)")
+    parser.add_argument("--steps", metavar="N,N,...", help="the steps to try instead of the mode's own (e.g. 400,500)")
     parser.add_argument("--core", type=int, default=0, help="the measured core (default 0)")
     parser.add_argument("--verbose", action="store_true", help="print the measured host's probes per second")
     parser.add_argument("--video", default="480x270@400", metavar="WxH@KBPS",
@@ -380,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         for mode in args.mode or list(STEPS):
             steps = QUICK_STEPS[mode] if args.quick else STEPS[mode]
+            if args.steps:
+                steps = tuple(int(x) for x in args.steps.split(","))
             results[mode] = asyncio.run(run_mode(mode, steps, args.seconds, args.core, others, broker.url))
     finally:
         broker.stop()

@@ -72,3 +72,4 @@ class SsrcState:
     polled_at: float | None = None
     received: int = 0  # payload bytes counted at the receiver (harness.media.tap.count_received)
     nacked: int = 0  # distinct packets the far end asked for again (harness.media.tap.count_nacked)
+    unrepaired: int = 0  # packets lost after retransmission (lean receive path)

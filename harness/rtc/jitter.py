@@ -75,43 +75,53 @@ MAX_MISORDER = 100
 """A packet this far behind the frame being completed is a restart of the stream, not a late packet."""
 
 
+FRAME_STARTS, FRAME_KEY = 4, 8
+"""The bits :func:`frame_flags` answers with (the lean receive path keeps them per packet in a bytearray)."""
+
+
 def frame_start(mime: str | None, payload: bytes) -> tuple[bool, bool]:
     """Whether an RTP payload begins a frame, and whether that frame is a key frame (VP8 RFC 7741, H.264
     RFC 6184). Unknown codecs: every packet may begin a frame, and none is known to be a key frame."""
-    if not payload:
-        return False, False
+    flags = frame_flags(mime, payload, 0)
+    return bool(flags & FRAME_STARTS), bool(flags & FRAME_KEY)
+
+
+def frame_flags(mime: str | None, data: bytes | memoryview, index: int) -> int:
+    """:func:`frame_start` of the payload at ``data[index:]``, read in place, as ``FRAME_*`` bits."""
+    size = len(data)
+    if index >= size:
+        return 0
+    first = data[index]
     if mime == "video/vp8":
-        first = payload[0]
         if not first & 0x10 or first & 0x07:  # S bit with partition 0: the frame's first packet
-            return False, False
-        index = 1
+            return 0
+        at = index + 1
         if first & 0x80:  # X: extension flags follow
-            if len(payload) < 2:
-                return True, False
-            flags = payload[1]
-            index = 2
+            if at >= size:
+                return FRAME_STARTS
+            flags = data[at]
+            at += 1
             if flags & 0x80:  # I: picture id, 7 or 15 bits
-                index += 2 if len(payload) > 2 and payload[2] & 0x80 else 1
+                at += 2 if at < size and data[at] & 0x80 else 1
             if flags & 0x40:  # L: TL0PICIDX
-                index += 1
+                at += 1
             if flags & 0x30:  # T or K: TID/KEYIDX byte
-                index += 1
-        return True, len(payload) > index and not payload[index] & 0x01  # P bit 0: key frame
+                at += 1
+        return FRAME_STARTS | FRAME_KEY if at < size and not data[at] & 0x01 else FRAME_STARTS  # P bit 0: key
     if mime == "video/h264":
-        kind = payload[0] & 0x1F
+        kind = first & 0x1F
         if kind == 28:  # FU-A: starts with its S bit
-            if len(payload) < 2 or not payload[1] & 0x80:
-                return False, False
-            return True, payload[1] & 0x1F in (5, 7)
+            if index + 1 >= size or not data[index + 1] & 0x80:
+                return 0
+            return FRAME_STARTS | FRAME_KEY if data[index + 1] & 0x1F in (5, 7) else FRAME_STARTS
         if kind == 24:  # STAP-A: a run of (size, NAL) pairs
-            key, index = False, 1
-            while index + 2 < len(payload):
-                size = int.from_bytes(payload[index:index + 2], "big")
-                key = key or payload[index + 2] & 0x1F in (5, 7)
-                index += 2 + size
-            return True, key
-        return 1 <= kind <= 23, kind in (5, 7)
-    return True, False
+            key, at = False, index + 1
+            while at + 2 < size:
+                key = key or data[at + 2] & 0x1F in (5, 7)
+                at += 2 + ((data[at] << 8) | data[at + 1])
+            return FRAME_STARTS | FRAME_KEY if key else FRAME_STARTS
+        return (FRAME_STARTS if 1 <= kind <= 23 else 0) | (FRAME_KEY if kind in (5, 7) else 0)
+    return FRAME_STARTS
 
 
 class PlayoutFrame(JitterFrame):
