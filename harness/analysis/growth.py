@@ -6,9 +6,9 @@ buffers, allocator arenas) and then stays level. So a long series is judged by i
 for scale. A short series (a few minutes in CI) has no meaningful halves: its growth from the first minute to
 the last must stay under a bound instead.
 
-Series are *floors*: the lowest value of each minute (``benchmarks/churn.py`` samples several times a minute).
-Under churn a process holds more sockets and tasks while a newcomer joins than between joins; the floor does
-not see those bursts, while a leak raises it.
+Series are per-minute *medians* (``benchmarks/churn.py`` samples several times a minute). Under churn a process
+holds more sockets and tasks while a newcomer joins and fewer while a leaver is not yet replaced; the median
+shrugs off both, while a leak raises it.
 """
 
 from __future__ import annotations
