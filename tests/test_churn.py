@@ -7,14 +7,20 @@ holds grew from minute 1 to minute 3 by more than the benchmark's bounds (``BOUN
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
+import harness.reference.sfu as sfu_module
 from harness.analysis.growth import MIN_MINUTES_FOR_SLOPE, judge, slope
-from harness.scenario.scenario import load_scenario
+from harness.media.encoder import SharedVideoEncoder
+from harness.media.video import VideoSource
+from harness.reference.sfu import Sfu
+from harness.rtc.ice import pin_host_addresses
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,6 +55,49 @@ def test_the_churn_scenario_replaces_leavers() -> None:
     scenario = load_scenario(ROOT / "scenarios" / "churn.toml")
     churners = [g for g in scenario.groups if g.rejoin]
     assert churners and all(g.stay_s for g in churners) and scenario.systems == ("reference",)
+
+
+async def _publisher() -> tuple[RTCPeerConnection, VideoSource, SharedVideoEncoder]:
+    source = VideoSource(1, width=160, height=90, fps=10)
+    encoder = SharedVideoEncoder(source, bitrate_bps=100_000)
+    pc = RTCPeerConnection()
+    pc.addTransceiver(encoder.track(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc, source, encoder
+
+
+@pytest.mark.integration
+def test_the_sfu_drops_a_session_that_never_connects_and_keeps_one_that_did(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A client that left while its offer was in flight never learns the resource URL, so it cannot DELETE it;
+    # before CONNECT_TIMEOUT_S such sessions stayed on the SFU for ever (found by benchmarks/churn.py).
+    monkeypatch.setattr(sfu_module, "CONNECT_TIMEOUT_S", 1.5)
+
+    async def run() -> None:
+        pin_host_addresses(["127.0.0.1"])
+        sfu = Sfu()
+        gone, gone_source, gone_encoder = await _publisher()
+        stays, source, encoder = await _publisher()
+        try:
+            await sfu.publish("r", "gone", gone.localDescription.sdp)
+            await gone.close()  # never connects: the answer is never applied
+            _, answer = await sfu.publish("r", "stays", stays.localDescription.sdp)
+            await stays.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            for _ in range(100):
+                if stays.connectionState == "connected":
+                    break
+                await asyncio.sleep(0.05)
+            assert stays.connectionState == "connected"
+            await asyncio.sleep(2.5)
+            assert sfu.publishers("r") == ["stays"]
+            assert [r.participant for r in sfu.resources.values()] == ["stays"]
+        finally:
+            await sfu.close()
+            await stays.close()
+            for part in (gone_encoder, encoder, gone_source, source):
+                await part.stop()
+            pin_host_addresses(None)
+
+    asyncio.run(run())
 
 
 @pytest.mark.integration
