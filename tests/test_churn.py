@@ -21,6 +21,7 @@ from harness.media.encoder import SharedVideoEncoder
 from harness.media.video import VideoSource
 from harness.reference.sfu import Sfu
 from harness.rtc.ice import pin_host_addresses
+from harness.scenario.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 
