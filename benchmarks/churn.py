@@ -48,7 +48,7 @@ CLI = [sys.executable, "-m", "harness.cli"]
 SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "churn.toml"
 FIGURES = ("rss_mb", "fds", "sockets", "threads", "tasks")
 SIDES = ("generator", "sfu")
-WARMUP_S = 20.0
+WARMUP_S = 15.0
 """Minute 1 starts this long after the scenario's participants first were all in the call: past the first churn
 cycle (stay_s 15 s), with every subscription made."""
 TOLERANCE_PER_MIN = {"rss_mb": 1.0, "fds": 1.0, "sockets": 1.0, "threads": 1.0, "tasks": 2.0}
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(scenario: Path, minutes: int, sample_s: float, results: Path) -> int:
     # The run lasts past the last minute measured: the ramp and warm-up before minute 1, and a small margin after
     # it (the CI form must end within 4 minutes).
-    duration = int(minutes * 60 + WARMUP_S + 15)
+    duration = int(minutes * 60 + WARMUP_S + 10)
     cmd = [*CLI, "run", str(scenario), "--system", "reference", "--duration", str(duration), "--processes", "1",
            "--results", str(results), "--no-report"]
     print(f"churn: {' '.join(cmd[2:])} ({minutes} min measured, a sample every {sample_s:g} s)", flush=True)
