@@ -245,6 +245,9 @@ class MediaHost:
                     "udp_rcvbuf_errors": rcvbuf - last_rcvbuf if rcvbuf is not None and last_rcvbuf is not None
                     else None,
                     "samples_dropped": dropped - last_dropped,
+                    # asyncio tasks alive: a leak of them (a participant's loop never cancelled) shows here
+                    # long before it shows in memory (benchmarks/churn.py watches it).
+                    "tasks": len(asyncio.all_tasks()),
                 })
             last, last_rcvbuf, last_dropped = total, rcvbuf, dropped
             if self.engines is not None:

@@ -6,6 +6,7 @@ when participants come (spawn rate, ramp, shapes) and go, and shows join time an
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any, ClassVar
 
@@ -28,22 +29,39 @@ class ConferenceUser(User):
         super().__init__(*args, **kwargs)
         self.participant: str | None = None
         self.leave_at: float | None = None
+        self.joined_once = False
 
     def on_start(self) -> None:
         """Join the room through this process's media host (the join is fired as a Locust request)."""
         if self.group.join_delay_s:
             gevent.sleep(self.group.join_delay_s)  # a late joiner (scenario key join_delay_s)
+        self._join()
+
+    def _join(self) -> None:
         # The media host bounds the join itself; the extra margin covers its start-up on first use.
+        first = not self.joined_once
         self.participant, _ = join_participant(self.group.name, timeout=self.scenario.join_timeout_s + 60)
+        self.joined_once = True
         if self.group.stay_s is not None:
-            self.leave_at = time.monotonic() + self.group.stay_s
+            stay = self.group.stay_s
+            if self.group.rejoin and first:
+                # The group's first participants joined within seconds of each other: with equal stays they
+                # would all leave and be replaced at once, again and again. A random first stay spreads them.
+                stay *= random.uniform(0.1, 1.0)
+            self.leave_at = time.monotonic() + stay
 
     @task
     def stay(self) -> None:
-        """Stay in the call (the media host measures), and leave once ``stay_s`` is over."""
+        """Stay in the call (the media host measures), and leave once ``stay_s`` is over.
+
+        An early leaver then stays idle until the run ends; with ``rejoin`` a newcomer (a new participant
+        name, from the roster) joins in its place at once: churn.
+        """
         if self.leave_at is not None and time.monotonic() >= self.leave_at:
-            self.on_stop()  # an early leaver: it leaves and stays idle until the run ends
+            self.on_stop()
             self.leave_at = None
+            if self.group.rejoin:
+                self._join()
         gevent.sleep(0)
 
     def on_stop(self) -> None:

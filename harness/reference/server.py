@@ -8,7 +8,7 @@ Endpoints (``{room}`` and ``{participant}`` are free names)::
     DELETE  /resource/{id}               → 200, the session ends
     OPTIONS /whip/… and /whep/…           → 204, Accept-Post, Link for ICE servers when configured
     GET     /rooms/{room}                → 200 {"room", "publishers"}: who publishes (WHEP has no discovery)
-    GET     /health                      → 200 {"pid", "version", "rooms", "resources"}
+    GET     /health                      → 200 {"pid", "version", "rooms", "resources", "tasks"}
     GET     /app/?room={room}            → the minimal web client (``harness/reference/web/``): a person or a
                                            browser participant types a name and joins over WHIP/WHEP
 
@@ -119,7 +119,9 @@ def make_app(sfu: Sfu, token: str | None = None, ice_servers: Sequence[str] = ()
 
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"pid": os.getpid(), "version": f"confbench-reference {harness.__version__}",
-                                  "rooms": len(sfu.rooms), "resources": len(sfu.resources)})
+                                  "rooms": len(sfu.rooms), "resources": len(sfu.resources),
+                                  # for leak checks (benchmarks/churn.py): tasks alive in the SFU's loop
+                                  "tasks": len(asyncio.all_tasks())})
 
     async def app_redirect(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(f"/app/?{request.query_string}" if request.query_string else "/app/")

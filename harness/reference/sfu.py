@@ -21,6 +21,11 @@ from harness.rtc import jitter, ntpclock, sdes
 
 log = logging.getLogger(__name__)
 
+CONNECT_TIMEOUT_S = 60.0
+"""A session whose connection is not up this long after its answer is dropped: its client left (or crashed)
+before DELETE, or while its offer was in flight and never learnt the resource URL. ICE on any link a scenario
+can shape connects within seconds; without this, such sessions stayed for ever (found by benchmarks/churn.py)."""
+
 
 class SfuError(Exception):
     """A request the SFU refuses; ``status`` is the HTTP status that says why."""
@@ -204,10 +209,23 @@ class Sfu:
 
     def _watch(self, resource: Resource) -> None:
         # A peer that vanishes without DELETE (crashed client) must not leave a publisher in the room for ever.
+        connected = False
+
         @resource.pc.on("connectionstatechange")
         def on_state() -> None:
+            nonlocal connected
+            connected = connected or resource.pc.connectionState == "connected"
             if resource.pc.connectionState in ("failed", "closed") and resource.id in self.resources:
                 asyncio.ensure_future(self._drop(resource.id))
+
+        def never_connected() -> None:
+            # Only sessions that never connected: one that is merely disconnected for a while may come back.
+            if resource.id in self.resources and not connected:
+                log.info("dropping %s session %s of %s: not connected after %g s", resource.kind, resource.id,
+                         resource.participant, CONNECT_TIMEOUT_S)
+                asyncio.ensure_future(self._drop(resource.id))
+
+        asyncio.get_running_loop().call_later(CONNECT_TIMEOUT_S, never_connected)
 
     async def _drop(self, resource_id: str) -> None:
         try:

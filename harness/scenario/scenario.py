@@ -54,6 +54,10 @@ class Group:
     """Seconds each participant of the group waits, once Locust started it, before joining: late joiners."""
     stay_s: float | None = None
     """Seconds each participant stays in the call before it leaves (None: until the end): early leavers."""
+    rejoin: bool = False
+    """With ``stay_s``: a participant that leaves is replaced at once by a newcomer of the group (a new name),
+    again and again until the run ends: churn. The first participants stay a random 10-100 % of ``stay_s`` so
+    that they do not all leave at once. False: an early leaver stays away."""
     engine: str = "native"
     """``native`` (aiortc in the media host) or ``browser`` (a real Chromium on the system's web client)."""
     network: NetworkProfile | None = None
@@ -94,6 +98,8 @@ class Group:
             raise ValueError(f"join_delay_s must not be negative, got {self.join_delay_s}")
         if self.stay_s is not None and self.stay_s <= 0:
             raise ValueError(f"stay_s must be positive, got {self.stay_s}")
+        if self.rejoin and self.stay_s is None:
+            raise ValueError("rejoin needs stay_s (how long each participant stays before a newcomer replaces it)")
         if not 1 <= self.publishers_per_encoder <= MAX_PUBLISHERS_PER_ENCODER:
             raise ValueError(f"publishers_per_encoder must be between 1 and {MAX_PUBLISHERS_PER_ENCODER}, "
                              f"got {self.publishers_per_encoder}")
@@ -363,6 +369,8 @@ def _group_dict(group: Group) -> dict[str, Any]:
         data.pop("prefer_layer")
     if group.adapt:
         data.pop("adapt")
+    if not group.rejoin:
+        data.pop("rejoin")
     return data
 
 
@@ -392,8 +400,9 @@ _SCREEN_KEYS = {"width": int, "height": int, "fps": int, "bitrate_kbps": int}
 _AUDIO_KEYS = {"pulse_period_s": float, "speakers": str, "speaker_switch_s": float}
 _CAPACITY_KEYS = {"start": int, "step": int, "step_s": float, "settle_s": float, "max_participants": int,
                   "max_duration_s": float, "step_backs": int, "slo": dict}
+# network (a preset name or a table): parsed by harness.scenario.network
 _GROUP_KEYS = {"name": str, "count": int, "publish": list, "subscribe": bool, "probe_fraction": float,
-               "join_delay_s": float, "stay_s": float, "engine": str, "publishers_per_encoder": int,
+               "join_delay_s": float, "stay_s": float, "rejoin": bool, "engine": str, "publishers_per_encoder": int,
                "grow": bool, "screen_share": bool, "pacing": bool,
                "network": dict,  # network (a preset name or a table): parsed by harness.scenario.network
                "simulcast": list, "prefer_layer": str, "adapt": bool}

@@ -252,6 +252,13 @@ class WhipSession(Session):
         except SystemError_:
             await pc.close()
             raise
+        except asyncio.CancelledError:
+            # The participant left while this was in flight (churn): its connection must not outlive it. A
+            # session the server created meanwhile is unknown here; the reference SFU drops it once it has not
+            # connected in time (harness.reference.sfu.CONNECT_TIMEOUT_S).
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pc.close(), timeout=5)
+            raise
         return urljoin(url, location)
 
     async def _publishers(self) -> list[str]:
@@ -303,10 +310,12 @@ class WhipSession(Session):
             # A publisher that left between the listing and our request is not a failure.
             listener.on_event("subscribe_failed", f"{publisher}: {exc}")
             return
-        if self._left:
-            await pc.close()
-            return
         self._resources[publisher] = (resource, pc)
+        if self._left:
+            # The participant left while subscribing: the server's session must go too (DELETE), or it stays
+            # on the server until the server notices the connection never came.
+            await self._drop(publisher)
+            return
         listener.on_connection(pc, publisher)
         listener.on_event("subscribed", publisher)
 
