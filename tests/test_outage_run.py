@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.integration,
 # (longer than the outage plus a report interval: the outage recovers by itself).
 SCENARIO = """
 name = "outage-short"
-duration_s = 34
+duration_s = 40
 spawn_rate = 3
 join_timeout_s = 15
 reconnect_after_s = 5
