@@ -221,3 +221,35 @@ def test_publishers_share_one_encoder() -> None:
     assert {f["stream_id"] for f in frames} == {0}  # the slot's first publisher's stream id
     per_sender = {s: sum(f["sender"] == s for f in frames) for s in ("t0", "t1", "t2")}
     assert min(per_sender.values()) > 15 * 1.5
+
+
+def test_a_participant_that_stays_keeps_no_closed_connection() -> None:
+    """Others come and go (p2p: a connection per peer); a participant that stays drops what it kept of each
+    connection once it closes (its decoders and buffers with it: benchmarks/churn.py saw the media host's memory
+    grow with every participant that left)."""
+
+    async def run() -> tuple[int, int, int]:
+        pin_host_addresses(["127.0.0.1"])
+        system = P2PSystem()
+        sink = ListSink()
+        video = VideoSettings(width=160, height=90, fps=10)
+        stayer = Participant(ParticipantSpec(name="stay", group="g", index=0, room="churn", video=video),
+                             system, sink)
+        try:
+            assert (await stayer.join())["ok"]
+            for i in range(1, 4):
+                guest = Participant(ParticipantSpec(name=f"guest{i}", group="g", index=i, room="churn", video=video),
+                                    system, sink)
+                assert (await guest.join())["ok"]
+                await asyncio.sleep(2)
+                await guest.leave()
+                await asyncio.sleep(2)  # the broker tells the stayer; its connection to the guest closes
+            kept = [pc for _, pc in stayer._pcs]
+            return len(kept), sum(pc.connectionState == "closed" for pc in kept), len(stayer._ssrc)
+        finally:
+            await stayer.leave()
+            pin_host_addresses(None)
+
+    kept, closed, ssrc_states = asyncio.run(run())
+    assert closed == 0 and kept == 0, (kept, closed)
+    assert ssrc_states == 0

@@ -193,6 +193,23 @@ class Participant(Reconnecting):
                 self.on_event("connection_failed", remote)
                 if any(known is pc for _, known in self._pcs):  # not one of a session already replaced
                     self._lost(f"connection towards {remote} failed")
+            elif pc.connectionState == "closed":
+                self._forget(pc)
+
+    def _forget(self, pc: RTCPeerConnection) -> None:
+        """Drop a closed connection and what was kept per track and SSRC of it: a participant that stays while
+        others come and go (a subscription per publisher) would otherwise keep every closed connection, its
+        decoders and buffers with it (benchmarks/churn.py: the media host's memory grew without end)."""
+        self._pcs = [(r, known) for r, known in self._pcs if known is not pc]
+        for transceiver in pc.getTransceivers():
+            receiver, track = transceiver.receiver, transceiver.receiver.track
+            self._leans.pop(id(receiver), None)
+            self._reports.pop(id(transceiver.sender), None)
+            if track is not None:
+                for kept in (self._counters, self._track_remote, self._audio_latency):
+                    kept.pop(id(track), None)
+        for key in [k for k in self._ssrc if k[0] == id(pc)]:
+            del self._ssrc[key]
 
     def on_track(self, track: MediaStreamTrack, remote: str, receiver: RTCRtpReceiver | None = None) -> None:
         """Start measuring a remote track (SessionListener): decoded if it is a probe, else from its frames."""
@@ -358,6 +375,11 @@ class Participant(Reconnecting):
             waiting = [r for r, pc in self._pcs if pc.iceConnectionState not in ICE_UP]
             raise SystemError_(f"ICE towards {', '.join(waiting)} did not connect within "
                                f"{self.spec.join_timeout_s:g} s") from None
+        finally:
+            # The check holds every connection of the join: left on a connection that stays, it would keep the
+            # others (closed when their publishers leave) alive for the whole call.
+            for pc in pcs:
+                pc.remove_listener("iceconnectionstatechange", check)
         failed = [r for r, pc in self._pcs if pc.iceConnectionState == "failed"]
         if failed:
             raise SystemError_(f"ICE failed towards {', '.join(failed)}")

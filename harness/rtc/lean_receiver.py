@@ -441,11 +441,17 @@ async def _tick() -> None:
     # One task for every lean stream of the process: stalls need a clock, packets bring none when they stop.
     while True:
         await asyncio.sleep(TICK_S)
-        for lean in list(_leans):
-            try:
-                lean.tick()
-            except Exception:  # one stream's bug must not end the others' feedback
-                log.exception("lean receiver tick failed")
+        _tick_all()
+
+
+def _tick_all() -> None:
+    # A function of its own: a loop variable in _tick's frame would keep the last stream alive across the sleep,
+    # and its connection with it after its call ended.
+    for lean in list(_leans):
+        try:
+            lean.tick()
+        except Exception:  # one stream's bug must not end the others' feedback
+            log.exception("lean receiver tick failed")
 
 
 class LeanReceiver:
