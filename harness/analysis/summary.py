@@ -18,7 +18,7 @@ import pandas as pd
 from harness.analysis.layer_switch import layer_switches, switch_summary
 from harness.analysis.outages import recovery
 from harness.scenario.thresholds import DISTRIBUTION_METRICS, Threshold, evaluate
-from harness.store.manifest import SCHEMA_VERSION
+from harness.store.manifest import SCHEMA_VERSION, parse_utc
 from harness.store.reader import RunReader
 
 __all__ = ["DECIMALS", "LOADGEN_ROLES", "P99_MIN_SAMPLES", "format_table", "received_streams", "summarize"]
@@ -228,12 +228,7 @@ def _loadgen_health(probes: pd.DataFrame) -> dict[str, Any] | None:
 
 def _started(manifest: Mapping[str, Any]) -> float | None:
     """Where the run's timelines count from: the load's start, else (older runs) the run's."""
-    for key in ("load_started_utc", "started_utc"):
-        try:
-            return datetime.fromisoformat(str(manifest[key])).timestamp()
-        except (KeyError, ValueError):
-            continue
-    return None
+    return parse_utc(manifest.get("load_started_utc")) or parse_utc(manifest.get("started_utc"))
 
 
 def _system_name(manifest: Mapping[str, Any]) -> str | None:
