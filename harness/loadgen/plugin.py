@@ -276,7 +276,10 @@ class HarnessState:
                 log.exception("flushing results failed")
 
     def write_progress(self) -> None:
-        if self.run_dir is None or self.environment is None or self.environment.runner is None:
+        """Write ``progress.json``: only the writer of the run does. A worker forked by ``--processes`` shares
+        the run folder; its own counts are partial, and two processes renaming one temporary file race (the
+        loser's exception once kept a worker from announcing itself)."""
+        if self.run_dir is None or self.writer is None or self.environment is None or self.environment.runner is None:
             return
         runner = self.environment.runner
         # Locust's stats are aggregated from every worker on the master, so they count the whole run.
@@ -292,7 +295,7 @@ class HarnessState:
             "load_started": self.load_started,
             **self.progress_extra,
         }
-        tmp = self.run_dir / (PROGRESS_FILE + ".tmp")
+        tmp = self.run_dir / f"{PROGRESS_FILE}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(progress))
         os.replace(tmp, self.run_dir / PROGRESS_FILE)
 
