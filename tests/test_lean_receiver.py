@@ -18,7 +18,7 @@ from harness.media.video import VideoSource
 from harness.rtc import jitter, lean_receiver, netio, ntpclock, remb
 from harness.rtc.ice import pin_host_addresses
 from harness.rtc.jitter import frame_flags
-from harness.rtc.lean_receiver import LeanFrames, LeanStatistics
+from harness.rtc.lean_frames import FLAG_MARKER, LeanFrames, LeanStatistics
 
 VP8_KEY = bytes([0x10, 0x00])  # S bit, partition 0; VP8 payload header P bit 0: a key frame's start
 VP8_DELTA = bytes([0x10, 0x01])
@@ -34,14 +34,14 @@ class _Clock:
 
 
 def _flags(payload: bytes, marker: bool) -> int:
-    return frame_flags("video/vp8", payload, 0) | (lean_receiver._MARKER if marker else 0)
+    return frame_flags("video/vp8", payload, 0) | (FLAG_MARKER if marker else 0)
 
 
 def test_payload_descriptors_give_frame_starts_and_key_frames() -> None:
-    assert frame_flags("video/vp8", b"\x00" + VP8_KEY, 1) == lean_receiver._STARTS | lean_receiver._KEY
-    assert frame_flags("video/vp8", VP8_DELTA, 0) == lean_receiver._STARTS
+    assert frame_flags("video/vp8", b"\x00" + VP8_KEY, 1) == jitter.FRAME_STARTS | jitter.FRAME_KEY
+    assert frame_flags("video/vp8", VP8_DELTA, 0) == jitter.FRAME_STARTS
     assert frame_flags("video/vp8", VP8_MORE, 0) == 0
-    assert frame_flags("video/h264", bytes([0x7C, 0x85]), 0) == lean_receiver._STARTS | lean_receiver._KEY  # FU-A IDR
+    assert frame_flags("video/h264", bytes([0x7C, 0x85]), 0) == jitter.FRAME_STARTS | jitter.FRAME_KEY  # FU-A IDR
     assert frame_flags("video/h264", bytes([0x7C, 0x41]), 0) == 0  # FU-A continuation
 
 
