@@ -57,6 +57,9 @@ class Resource:
     participant: str
     pc: RTCPeerConnection
     etag: str = field(default_factory=lambda: f'"{secrets.token_hex(8)}"')
+    deadline: asyncio.TimerHandle | None = None
+    """The check that drops the session if it never connects; cancelled when the session ends (it would keep the
+    closed connection, and what it holds, for :data:`CONNECT_TIMEOUT_S` more: under churn, a minute of them)."""
 
 
 def _check_offer(sdp: str) -> RTCSessionDescription:
@@ -154,6 +157,9 @@ class Sfu:
                     relay.close()
             if not room:
                 self.rooms.pop(resource.room, None)
+        if resource.deadline is not None:
+            resource.deadline.cancel()
+            resource.deadline = None
         await resource.pc.close()
 
     def resource(self, resource_id: str) -> Resource:
@@ -225,7 +231,7 @@ class Sfu:
                          resource.participant, CONNECT_TIMEOUT_S)
                 asyncio.ensure_future(self._drop(resource.id))
 
-        asyncio.get_running_loop().call_later(CONNECT_TIMEOUT_S, never_connected)
+        resource.deadline = asyncio.get_running_loop().call_later(CONNECT_TIMEOUT_S, never_connected)
 
     async def _drop(self, resource_id: str) -> None:
         try:
