@@ -15,7 +15,8 @@ place that works around it, in three parts:
   on the sender's transport, with its own SSRC and sequence numbers, MID and RID on every packet, and
   answers to the NACKs and PLIs the SFU sends for that SSRC (registered in aiortc's RTCP router). The top
   layer uses the sender's own SSRC, so aiortc's sender reports and RTT still describe it; the lower layers
-  send no sender reports (SFUs switch layers on RTP timestamps and key frames, not on reports).
+  send sender reports of their own once a second (LiveKit maps timestamps between layers through them when it
+  switches a subscriber; without them it refuses the switch).
 
 Layer names follow the browsers' and Janus demos' habit: ``q`` (quarter size), ``h`` (half), ``f`` (full).
 The receiver tells which layer it got from the decoded width (:func:`layer_of`). Remove this module when
