@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 from aiortc.codecs import CODECS
-from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
 __all__ = ["estimate", "install"]
@@ -45,6 +44,9 @@ def install() -> None:
 
 
 def estimate(receiver: RTCRtpReceiver) -> None:
-    """Let ``receiver`` estimate its bandwidth and send REMB again (aiortc's own estimator, fed with the packets'
-    abs-send-time when the sender's offer negotiated it), whatever :func:`install` did."""
-    receiver._RTCRtpReceiver__remote_bitrate_estimator = RemoteBitrateEstimator()  # type: ignore[attr-defined]
+    """Let ``receiver`` estimate its bandwidth and send REMB again (aiortc's estimator, fed with the packets'
+    abs-send-time when the sender's offer negotiated it, plus the rise on probes of
+    :class:`~harness.rtc.probe_estimate.ProbingEstimator`), whatever :func:`install` did."""
+    from harness.rtc.probe_estimate import ProbingEstimator
+
+    receiver._RTCRtpReceiver__remote_bitrate_estimator = ProbingEstimator()  # type: ignore[attr-defined]
