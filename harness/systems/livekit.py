@@ -504,8 +504,9 @@ class LiveKitSession(Session):
         A layer name caps what the SFU forwards (``UpdateTrackSettings.quality``; a publisher of one encoding
         is unaffected). ``"auto"`` leaves the choice to the SFU, which allocates layers per subscriber from the
         subscriber's bandwidth estimate, and confbench's receivers send none by default
-        (:mod:`harness.rtc.remb`): this receiver gets aiortc's estimator back, so that LiveKit receives REMB
-        (its default ``remote_bwe``; it needs TWCC only with ``use_send_side_bwe``, which aiortc cannot send).
+        (:mod:`harness.rtc.remb`): this receiver gets an estimator back, aiortc's plus a rise on the SFU's probes
+        (:mod:`harness.rtc.probe_estimate`, without which LiveKit never moves it back up), so that LiveKit
+        receives REMB (its default ``remote_bwe``; TWCC only with ``use_send_side_bwe``, which aiortc cannot send).
         """
         layer = self.ctx.prefer_layer
         if layer == AUTO:
