@@ -37,3 +37,6 @@ def test_no_remb_offered_nor_estimated() -> None:
     sdp, receiver = asyncio.run(_offer())
     assert "goog-remb" not in sdp and "nack pli" in sdp  # the rest of the feedback stays
     assert receiver._RTCRtpReceiver__remote_bitrate_estimator is None  # type: ignore[attr-defined]
+    # One receiver may have its estimator back (LiveKit chooses an "auto" subscriber's layer from its REMB).
+    remb.estimate(receiver)
+    assert receiver._RTCRtpReceiver__remote_bitrate_estimator is not None  # type: ignore[attr-defined]

@@ -47,6 +47,7 @@ from aiortc.rtp import (
     RtcpPsfbPacket,
     RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSenderInfo,
     RtcpSrPacket,
     RtpPacket,
     unpack_remb_fci,
@@ -69,6 +70,8 @@ MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 TRACK_CHECK_S = 0.5
 """How often a packetized sender looks whether its track was replaced or ended."""
+LAYER_REPORT_S = 1.0
+"""How often the lower simulcast layers send their sender reports (aiortc's own: every 0.5-1.5 s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +280,8 @@ class LayerSender:
         self.mid = sender._RTCRtpSender__mid
         self.packets = 0
         self.octets = 0
+        self.last_sent: tuple[int, int] | None = None
+        """(NTP time, RTP timestamp) of the last packet sent: what a sender report maps."""
         if ssrc is None:
             # RTCP about this SSRC (PLI, NACK) reaches this object; aiortc's router calls _handle_rtcp_packet.
             sender.transport._rtp_router.register_sender(self, self.ssrc)
@@ -299,6 +304,20 @@ class LayerSender:
     def serialize(self, packet: RtpPacket) -> bytes:
         """The packet's bytes, with this layer's header extensions."""
         return packet.serialize(self.extensions)
+
+    def sender_report(self) -> RtcpSrPacket | None:
+        """An RTCP sender report of this layer (None before its first packet).
+
+        A browser reports on every SSRC it sends. LiveKit needs them on each layer: it switches a subscriber
+        between layers by mapping RTP timestamps through the layers' reports, and refuses a switch to a layer
+        without one ("unavailable layer ref", ``pkg/sfu/forwarder.go``). The top layer's come from aiortc.
+        """
+        if self.last_sent is None:
+            return None
+        ntp, rtp = self.last_sent
+        return RtcpSrPacket(ssrc=self.ssrc, sender_info=RtcpSenderInfo(
+            ntp_timestamp=ntp, rtp_timestamp=rtp, packet_count=self.packets & 0xFFFFFFFF,
+            octet_count=self.octets & 0xFFFFFFFF))
 
     async def _handle_rtcp_packet(self, packet: Any) -> None:
         """RTCP the SFU sent about this layer's SSRC: key-frame requests and NACKs (called by aiortc's router);
@@ -375,6 +394,7 @@ def _deliver_layer(state: _PacketizedSender, layer: LayerSender, frame: Any) -> 
             now = clock.current_ntp_time()
             packet = layer.packet(payload, 1 if i == last else 0, frame.timestamp, (now >> 14) & 0x00FFFFFF)
             state.wire.send(layer.serialize(packet))
+            layer.last_sent = (now, packet.timestamp)
             if layer.ssrc == sender._ssrc:  # the top layer: what aiortc's sender reports describe
                 sender._RTCRtpSender__ntp_timestamp = now
                 sender._RTCRtpSender__rtp_timestamp = packet.timestamp
@@ -418,6 +438,17 @@ def _unbind(track: Any, layers: list[LayerSender]) -> None:
         layer.unregister()
 
 
+async def _report_layers(sender: Any, layers: list[LayerSender]) -> None:
+    """Send the sender reports of the active lower layers (the top layer's are aiortc's)."""
+    for layer in layers:
+        report = layer.sender_report() if layer.active and layer.ssrc != sender._ssrc else None
+        if report is not None:
+            try:
+                await sender.transport._send_rtp(bytes(report))
+            except ConnectionError:
+                return
+
+
 async def _send_packetized(sender: Any, codec: RTCRtpCodecParameters) -> None:
     """``RTCRtpSender._run_rtp`` for a track of :class:`PacketizedFrame` s (see the module's docstring).
 
@@ -429,6 +460,8 @@ async def _send_packetized(sender: Any, codec: RTCRtpCodecParameters) -> None:
     state = _PacketizedSender(sender, codec)
     bound = None
     layers: list[LayerSender] = []
+    loop = asyncio.get_running_loop()
+    reported = loop.time()
     try:
         while not state.ended.is_set():
             track = sender._RTCRtpSender__track
@@ -439,6 +472,9 @@ async def _send_packetized(sender: Any, codec: RTCRtpCodecParameters) -> None:
                 bound = track
             if track is not None and track.readyState != "live":
                 break
+            if layers and loop.time() - reported >= LAYER_REPORT_S:
+                reported = loop.time()
+                await _report_layers(sender, layers)
             await asyncio.sleep(TRACK_CHECK_S)
     except asyncio.CancelledError:
         pass

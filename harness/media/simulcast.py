@@ -15,7 +15,8 @@ place that works around it, in three parts:
   on the sender's transport, with its own SSRC and sequence numbers, MID and RID on every packet, and
   answers to the NACKs and PLIs the SFU sends for that SSRC (registered in aiortc's RTCP router). The top
   layer uses the sender's own SSRC, so aiortc's sender reports and RTT still describe it; the lower layers
-  send no sender reports (SFUs switch layers on RTP timestamps and key frames, not on reports).
+  send sender reports of their own once a second (LiveKit maps timestamps between layers through them when it
+  switches a subscriber; without them it refuses the switch).
 
 Layer names follow the browsers' and Janus demos' habit: ``q`` (quarter size), ``h`` (half), ``f`` (full).
 The receiver tells which layer it got from the decoded width (:func:`layer_of`). Remove this module when
@@ -38,7 +39,7 @@ from .fanout import FanOutTrack
 from .packetize import RID_URI
 from .video import VideoSource
 
-__all__ = ["LAYERS", "Layer", "SimulcastEncoder", "layer_of", "layers_for", "munge_offer", "substream"]
+__all__ = ["LAYERS", "Layer", "LayerSize", "SimulcastEncoder", "layer_of", "layers_for", "munge_offer", "substream"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,17 @@ LAYERS: dict[str, Layer] = {
 """The layers a group may list in ``simulcast``, lowest first."""
 
 MIN_LAYER_BPS = 30_000
+
+
+@dataclass(frozen=True, slots=True)
+class LayerSize:
+    """What one layer of a publisher's track carries: its size and target bitrate (announced by signalling
+    that wants them, e.g. LiveKit's ``AddTrackRequest.layers``)."""
+
+    rid: str
+    width: int
+    height: int
+    bitrate_bps: int
 
 
 def layers_for(rids: Sequence[str]) -> list[Layer]:
@@ -137,7 +149,8 @@ class SimulcastEncoder:
         return self.encoders[self.layers[-1].rid]
 
     def track(self) -> FanOutTrack[Any]:
-        """The top layer's track, carrying in ``layers`` a track of every layer (rid, track), lowest first.
+        """The top layer's track, carrying in ``layers`` a track of every layer (rid, track), lowest first,
+        and in ``layer_sizes`` each layer's :class:`LayerSize`.
 
         The top layer's track is what aiortc's sender holds; the packetized send loop
         (:mod:`harness.media.packetize`) sends every layer when it finds ``layers``.
@@ -146,6 +159,7 @@ class SimulcastEncoder:
         top = tracks[-1][1]
         top.layers = tracks  # type: ignore[attr-defined]
         top.rid_extension_id = None  # type: ignore[attr-defined]  # set by munge_offer
+        top.layer_sizes = [self.size(layer.rid) for layer in self.layers]  # type: ignore[attr-defined]
         top.adapt_bitrates = (  # type: ignore[attr-defined]
             [self.encoders[layer.rid].bitrate_bps for layer in self.layers] if self.adapt else None)
         original_stop = top.stop
@@ -157,6 +171,13 @@ class SimulcastEncoder:
 
         top.stop = stop  # type: ignore[method-assign]
         return top
+
+    def size(self, rid: str) -> LayerSize:
+        """Layer ``rid``'s size and target bitrate (what an SFU's signalling may want announced, e.g. LiveKit's)."""
+        encoder = self.encoders[rid]
+        source = encoder.video_source
+        return LayerSize(rid, _scaled(source.width, encoder.scale), _scaled(source.height, encoder.scale),
+                         encoder.bitrate_bps)
 
     @property
     def dropped(self) -> int:

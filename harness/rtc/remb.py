@@ -8,6 +8,10 @@ receive path (``benchmarks/participants_per_core.py``). :func:`install` removes 
 receiver created afterwards in this process, and removes ``goog-remb`` from the feedback aiortc offers and
 accepts, so that the session description says truthfully that no REMB will come. Loss, jitter, NACK, PLI
 and receiver reports are unchanged. Remove this module together with the fixed-bitrate policy.
+
+:func:`estimate` gives one receiver its estimator back, for an SFU that chooses a subscriber's simulcast layer
+from REMB (LiveKit, ``prefer_layer = "auto"``); a stream on the lean receive path (``harness.rtc.lean_receiver``)
+still sends none.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 from aiortc.codecs import CODECS
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
-__all__ = ["install"]
+__all__ = ["estimate", "install"]
 
 _installed = False
 
@@ -37,3 +41,12 @@ def install() -> None:
 
     RTCRtpReceiver.__init__ = init  # type: ignore[method-assign]
     _installed = True
+
+
+def estimate(receiver: RTCRtpReceiver) -> None:
+    """Let ``receiver`` estimate its bandwidth and send REMB again (aiortc's estimator, fed with the packets'
+    abs-send-time when the sender's offer negotiated it, plus the rise on probes of
+    :class:`~harness.rtc.probe_estimate.ProbingEstimator`), whatever :func:`install` did."""
+    from harness.rtc.probe_estimate import ProbingEstimator
+
+    receiver._RTCRtpReceiver__remote_bitrate_estimator = ProbingEstimator()  # type: ignore[attr-defined]

@@ -44,10 +44,14 @@ from livekit.api.access_token import AccessToken, VideoGrants
 from livekit.protocol import models, rtc
 
 from harness.errors import SystemError_
+from harness.media.simulcast import munge_offer
 from harness.media.tap import receiver_of
+from harness.rtc import remb
 from harness.systems import IMPAIRED_NETWORK
 from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
 from harness.systems.guard import MAX_MESSAGE, FloodGuard, apply_answer, apply_offer, fail_waiting
+from harness.systems.layer_choice import AUTO
+from harness.systems.livekit_tracks import QUALITY, add_track_request
 from harness.systems.local import LocalServerFaults
 
 log = logging.getLogger(__name__)
@@ -182,6 +186,7 @@ class LiveKitSystem(LocalServerFaults, System):
     """A LiveKit server, locally built and started, or at a given URL."""
 
     name: ClassVar[str] = "livekit"
+    simulcast: ClassVar[bool] = True
     description: ClassVar[str] = ("LiveKit SFU (two peer connections); built from its Go module and started "
                                   "locally in a namespace, or livekit=ws://HOST:7880")
 
@@ -286,6 +291,7 @@ class LiveKitSession(Session):
         self._declined: set[str] = set()  # track sids of our own other publications, unsubscribed
         self._speaking: dict[str, bool] = {}  # participant -> active, as LiveKit last said
         self._active: list[str] = []
+        self._video_sids: list[str] = []  # LiveKit's track sids of the remote video tracks received
 
     # -- joining -------------------------------------------------------------------------------------------
     async def join(self) -> None:
@@ -314,10 +320,7 @@ class LiveKitSession(Session):
             self._published[track.id] = loop.create_future()
             if self._broken:
                 fail_waiting([self._published[track.id]], self._broken)
-            video = track.kind == "video"
-            await self._signal.send(rtc.SignalRequest(add_track=rtc.AddTrackRequest(
-                cid=track.id, name=track.kind, type=models.VIDEO if video else models.AUDIO,
-                source=models.CAMERA if video else models.MICROPHONE, disable_dtx=True, disable_red=True)))
+            await self._signal.send(rtc.SignalRequest(add_track=add_track_request(track, self.ctx.video_codec)))
         self.ctx.listener.on_connection(pc, "server")
         for cid, future in self._published.items():
             try:
@@ -328,8 +331,10 @@ class LiveKitSession(Session):
         if self._broken:
             raise SystemError_(self._broken)
         self._pub_answer = loop.create_future()
-        await self._signal.send(rtc.SignalRequest(offer=rtc.SessionDescription(type="offer",
-                                                                               sdp=pc.localDescription.sdp)))
+        # Simulcast: LiveKit (pion) reads the layers from a=rid/a=simulcast and each packet's RID, as from a
+        # browser (harness.media.simulcast); aiortc keeps its own description.
+        offer = munge_offer(pc.localDescription.sdp, [t.sender.track for t in pc.getTransceivers()])
+        await self._signal.send(rtc.SignalRequest(offer=rtc.SessionDescription(type="offer", sdp=offer)))
         try:
             answer = await asyncio.wait_for(self._pub_answer, timeout=self.ctx.timeout_s)
         except TimeoutError:
@@ -487,7 +492,39 @@ class LiveKitSession(Session):
         if owner != "server" and owner not in self._subscribed:
             self._subscribed.add(owner)
             self.ctx.listener.on_event("subscribed", owner)
-        self.ctx.listener.on_track(track, owner, receiver_of(pc, track))
+        receiver = receiver_of(pc, track)
+        if track.kind == "video":
+            self._video_sids.append(track.id)
+            await self._choose_layer(track.id, receiver)
+        self.ctx.listener.on_track(track, owner, receiver)
+
+    async def _choose_layer(self, track_sid: str, receiver: Any) -> None:
+        """Apply the group's ``prefer_layer`` to one remote video track, LiveKit's way.
+
+        A layer name caps what the SFU forwards (``UpdateTrackSettings.quality``; a publisher of one encoding
+        is unaffected). ``"auto"`` leaves the choice to the SFU, which allocates layers per subscriber from the
+        subscriber's bandwidth estimate, and confbench's receivers send none by default
+        (:mod:`harness.rtc.remb`): this receiver gets an estimator back, aiortc's plus a rise on the SFU's probes
+        (:mod:`harness.rtc.probe_estimate`, without which LiveKit never moves it back up), so that LiveKit
+        receives REMB (its default ``remote_bwe``; TWCC only with ``use_send_side_bwe``, which aiortc cannot send).
+        """
+        layer = self.ctx.prefer_layer
+        if layer == AUTO:
+            if receiver is not None:
+                remb.estimate(receiver)
+        elif layer is not None:
+            await self.choose_layer(layer, [track_sid])
+
+    def remote_video(self) -> list[str]:
+        """LiveKit's track sids of the remote video tracks this participant received."""
+        return list(self._video_sids)
+
+    async def choose_layer(self, rid: str, track_sids: list[str]) -> None:
+        """Ask LiveKit for at most simulcast layer ``rid`` of the remote video tracks ``track_sids``."""
+        if rid not in QUALITY:
+            raise ValueError(f"no simulcast layer {rid!r} (layers: {', '.join(QUALITY)})")
+        await self._signal.send(rtc.SignalRequest(track_setting=rtc.UpdateTrackSettings(
+            track_sids=track_sids, quality=QUALITY[rid])))
 
     async def _trickle(self, trickle: rtc.TrickleRequest) -> None:
         if not trickle.candidateInit:
