@@ -44,6 +44,7 @@ from harness.errors import HarnessError
 from harness.host.participant import Participant, ParticipantSpec
 from harness.media.pool import EncoderPool
 from harness.rtc import netio, udpstats
+from harness.rtc.collect import CycleCollector
 from harness.rtc.ice import pin_host_addresses
 from harness.scenario.scenario import Scenario, scenario_from_dict
 from harness.systems import SystemSpec, create_system
@@ -124,6 +125,8 @@ class MediaHost:
         self._early_designations: dict[str, set[str]] = {}
         self._stopping = asyncio.Event()
         self._max_lag_s = 0.0
+        self.collector = CycleCollector()
+        """Collects ended participants' connections soon after they end (``harness.rtc.collect``)."""
 
     async def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
         """Execute one command and return its result (raises on failure)."""
@@ -248,6 +251,7 @@ class MediaHost:
                     # asyncio tasks alive: a leak of them (a participant's loop never cancelled) shows here
                     # long before it shows in memory (benchmarks/churn.py watches it).
                     "tasks": len(asyncio.all_tasks()),
+                    "gc_pause_ms": self.collector.take_pause_ms(),
                 })
             last, last_rcvbuf, last_dropped = total, rcvbuf, dropped
             if self.engines is not None:
@@ -273,6 +277,7 @@ class MediaHost:
     async def serve(self, reader: asyncio.StreamReader) -> None:
         """Read commands until ``stop`` or end of input."""
         background = [asyncio.ensure_future(c) for c in (self.probe_loop(), self.lag_loop(), self.flush_loop())]
+        self.collector.start()
         pending: set[asyncio.Task[None]] = set()
         try:
             while not self._stopping.is_set():
@@ -300,6 +305,7 @@ class MediaHost:
             await self.stop_all()
             for task in background:
                 task.cancel()
+            self.collector.stop()
             self.outbox.flush()
             for task in list(pending):
                 task.cancel()

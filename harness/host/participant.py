@@ -37,6 +37,7 @@ from harness.media.speakers import SpeakerSchedule, announce_turns
 from harness.media.tap import count_nacked, count_received, inbound_counts
 from harness.media.video import read_frame
 from harness.rtc import jitter, lean_receiver, netio, ntpclock, remb, rtcparrival, sdes
+from harness.rtc.collect import session_ended
 from harness.scenario.scenario import AudioSettings, ScreenSettings, VideoSettings
 from harness.systems.base import Session, SessionContext, System
 
@@ -201,6 +202,7 @@ class Participant(Reconnecting):
         others come and go (a subscription per publisher) would otherwise keep every closed connection, its
         decoders and buffers with it (benchmarks/churn.py: the media host's memory grew without end)."""
         self._pcs = [(r, known) for r, known in self._pcs if known is not pc]
+        session_ended()  # the closed connection is a reference cycle: collect it soon (harness.rtc.collect)
         for transceiver in pc.getTransceivers():
             receiver, track = transceiver.receiver, transceiver.receiver.track
             self._leans.pop(id(receiver), None)

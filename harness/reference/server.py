@@ -121,7 +121,10 @@ def make_app(sfu: Sfu, token: str | None = None, ice_servers: Sequence[str] = ()
         return web.json_response({"pid": os.getpid(), "version": f"confbench-reference {harness.__version__}",
                                   "rooms": len(sfu.rooms), "resources": len(sfu.resources),
                                   # for leak checks (benchmarks/churn.py): tasks alive in the SFU's loop
-                                  "tasks": len(asyncio.all_tasks())})
+                                  "tasks": len(asyncio.all_tasks()),
+                                  # what collecting ended sessions cost (harness.rtc.collect)
+                                  "gc": {"collections": sfu.collector.collections,
+                                         "longest_pause_ms": round(sfu.collector.longest_pause_ms, 1)}})
 
     async def app_redirect(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(f"/app/?{request.query_string}" if request.query_string else "/app/")
@@ -182,6 +185,7 @@ async def serve(host: str, port: int, token: str | None, ice_servers: Sequence[s
     except ValueError:
         pin_host_addresses(["127.0.0.1"])
     sfu = Sfu()
+    sfu.collector.start(freeze=True)
     runner = web.AppRunner(make_app(sfu, token, ice_servers), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -18,6 +18,7 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from harness.reference.relay import EncodedRelay
 from harness.rtc import jitter, ntpclock, sdes
+from harness.rtc.collect import CycleCollector, session_ended
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class Sfu:
         sdes.install()  # RFC 3550's SDES padding: a compound RTCP packet is not dropped whole (harness/rtc/sdes.py)
         self.rooms: dict[str, dict[str, Publisher]] = {}
         self.resources: dict[str, Resource] = {}
+        self.collector = CycleCollector()
+        """Collects ended sessions soon after they end, once started on the server's loop (``harness.rtc.collect``)."""
 
     def publishers(self, room: str) -> list[str]:
         """Names publishing in ``room`` (unknown room: :class:`SfuError` 404)."""
@@ -161,6 +164,7 @@ class Sfu:
             resource.deadline.cancel()
             resource.deadline = None
         await resource.pc.close()
+        session_ended()  # a closed connection is a reference cycle: collect it soon (harness.rtc.collect)
 
     def resource(self, resource_id: str) -> Resource:
         """A live resource (unknown: :class:`SfuError` 404)."""
