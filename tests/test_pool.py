@@ -45,3 +45,22 @@ def test_share_is_capped() -> None:
     pool = EncoderPool()
     with pytest.raises(ValueError, match="publishers_per_encoder"):
         pool.acquire("g", MAX_PUBLISHERS_PER_ENCODER + 1, 0, ("video",), VIDEO, AudioSettings())
+
+
+def test_a_leaving_publisher_takes_its_unsent_tracks_off_the_shared_encoder() -> None:
+    # A connection closed before it came up never ran its sender, and aiortc stops a sender's track only then.
+    async def run() -> tuple[int, int, int]:
+        pool = EncoderPool()
+        stayer, leaver = (pool.acquire("g", 2, 2 * i, ("video",), VIDEO, AudioSettings()) for i in range(2))
+        assert stayer.slot is leaver.slot and stayer.slot.encoder is not None
+        fanout = stayer.slot.encoder.fanout
+        stayer.tracks()
+        leaver.tracks()
+        leaver.tracks()  # a second connection (a rejoin), the first never connected
+        during = fanout.consumers
+        await pool.release(leaver)
+        after = fanout.consumers
+        await pool.release(stayer)
+        return during, after, fanout.consumers
+
+    assert asyncio.run(run()) == (3, 1, 0)

@@ -61,6 +61,10 @@ class Lease:
 
     slot: _Slot
     released: bool = field(default=False)
+    given: list[FanOutTrack[Any]] = field(default_factory=list)
+    """Every track handed out, stopped when the lease ends: aiortc stops a sender's track only if the sender ran,
+    so a connection closed before it came up (a participant leaving mid-join) would leave its track in the
+    shared encoder's fan-out, queueing frames for nobody as long as anyone else uses the slot."""
 
     def tracks(self) -> list[FanOutTrack[Any]]:
         """Fresh tracks (audio, then video) for one peer connection."""
@@ -69,6 +73,7 @@ class Lease:
             out.append(self.slot.audio_encoder.track())
         if self.slot.encoder is not None:
             out.append(self.slot.encoder.track())
+        self.given = [t for t in self.given if t.readyState == "live"] + out
         return out
 
 
@@ -134,6 +139,9 @@ class EncoderPool:
         if lease.released:
             return
         lease.released = True
+        for track in lease.given:
+            track.stop()
+        lease.given = []
         slot = lease.slot
         slot.users -= 1
         if slot.users > 0:

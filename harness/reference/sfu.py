@@ -163,6 +163,11 @@ class Sfu:
         if resource.deadline is not None:
             resource.deadline.cancel()
             resource.deadline = None
+        # aiortc stops a sender's track only if the sender ran: a subscription dropped before it connected would
+        # leave its track in the publisher's fan-out, queueing frames for nobody as long as the publisher stays.
+        for transceiver in resource.pc.getTransceivers():
+            if transceiver.sender.track is not None:
+                transceiver.sender.track.stop()
         await resource.pc.close()
         session_ended()  # a closed connection is a reference cycle: collect it soon (harness.rtc.collect)
 
