@@ -8,8 +8,11 @@ What. :func:`attach` gives the packets of a receiver whose stream is not decoded
 connection's sockets hand RTP (first byte 128-191, RFC 7983) straight to a hook that looks at the SSRC; a lean
 stream's packet is unprotected at once with the DTLS transport's own libsrtp session (pylibsrtp) and read in
 place (sequence number, timestamp, marker, payload offset, the VP8/H.264 descriptor's frame-start and key-frame
-bits). DTLS, STUN, RTCP and other streams (decoded probes) go on to aiortc unchanged. It keeps what the
-``streams`` table had through aiortc (``harness.media.tap``):
+bits). DTLS, STUN, RTCP and other streams (decoded probes) go on to aiortc unchanged. On asyncio's selector
+loop the hook reads the sockets itself (``harness.rtc.netio.take_reads``, batched as netio reads): a datagram
+lands in one buffer per thread, which libsrtp unprotects in place, so a lean packet costs no bytes object, no
+address-keyed call layers and no copy; other datagrams leave it as bytes, as the transport would hand them on.
+It keeps what the ``streams`` table had through aiortc (``harness.media.tap``):
 
 * RFC 3550 counters per SSRC (:class:`LeanStatistics`, computed as aiortc's ``StreamStatistics``), filed in the
   receiver's own table of remote streams, where ``inbound_counts``, ``getStats`` and aiortc's receiver reports
@@ -24,9 +27,10 @@ It answers as a receiver: NACKs for recent gaps (as ``harness.rtc.jitter.NackRet
 aiortc's RTCP loop. No REMB/TWCC (none of the systems needs it to keep sending).
 
 Bends against aiortc 1.x, aioice and pylibsrtp (private names read here and nowhere else):
-``RTCDtlsTransport._rx_srtp``, whose ``_srtp``, ``_cdata`` and ``_buffer`` are handed to libsrtp's
-``srtp_unprotect`` directly (pylibsrtp's ``unprotect`` copies the packet twice and allocates per call);
-aioice's ``Connection.data_received`` and its protocols' ``datagram_received`` (replaced on those instances);
+``RTCDtlsTransport._rx_srtp``, whose session ``_srtp`` is handed to libsrtp's ``srtp_unprotect`` directly
+with the hook's own buffer (pylibsrtp's ``unprotect`` copies the packet twice and allocates per call);
+aioice's ``Connection.data_received`` and its protocols' ``datagram_received`` (replaced on those instances
+where the loop's reader is not taken), their ``transport`` (whose socket the reader reads);
 ``RTCRtpReceiver.__codecs``, ``__rtx_ssrc`` (read), ``__remote_streams`` (lean counters put in),
 ``_send_rtcp_nack`` / ``_send_rtcp_pli`` (called). Lean packets skip the DTLS transport's own packet counters
 and the receiver's decoder thread, which idles until the receiver stops.
