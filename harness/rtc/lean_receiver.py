@@ -11,7 +11,7 @@ place (sequence number, timestamp, marker, payload offset, the VP8/H.264 descrip
 bits). DTLS, STUN, RTCP and other streams (decoded probes) go on to aiortc unchanged. On asyncio's selector
 loop the hook reads the sockets itself (``harness.rtc.netio.take_reads``, batched as netio reads): a datagram
 lands in one buffer per thread, which libsrtp unprotects in place, so a lean packet costs no bytes object, no
-address-keyed call layers and no copy; other datagrams leave it as bytes, as the transport would hand them on.
+wrapper calls and no copy; other datagrams leave it as bytes, as the transport would hand them on.
 It keeps what the ``streams`` table had through aiortc (``harness.media.tap``):
 
 * RFC 3550 counters per SSRC (:class:`LeanStatistics`, computed as aiortc's ``StreamStatistics``), filed in the
