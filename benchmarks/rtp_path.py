@@ -85,7 +85,7 @@ def sender(conn: Connection, n: int, core: int, harness: bool, use_uvloop: bool 
         encoder = SharedVideoEncoder(source, bitrate_bps=400_000, pacing=pacing != "unpaced")
         if not harness:
             # aiortc's own path: the fan-out carries encoded packets and every sender packetizes them.
-            encoder.packetizer.pack = lambda packet, keyframe=False: packet  # type: ignore[method-assign]
+            encoder.packetizer.pack = lambda packet, keyframe=False, audio_level=None: packet  # type: ignore[method-assign]
         pcs, offers = [], []
         for _ in range(n):
             track = encoder.track()

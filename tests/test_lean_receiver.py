@@ -15,7 +15,7 @@ from aiortc.stats import RTCRemoteInboundRtpStreamStats
 from harness.media.encoder import SharedVideoEncoder
 from harness.media.tap import count_received, inbound_counts, receiver_of, tap
 from harness.media.video import VideoSource
-from harness.rtc import jitter, lean_receiver, netio, ntpclock, remb
+from harness.rtc import jitter, lean_receiver, netio, ntpclock, remb, rtcparrival
 from harness.rtc.ice import pin_host_addresses
 from harness.rtc.jitter import frame_flags
 from harness.rtc.lean_frames import FLAG_MARKER, LeanFrames, LeanStatistics
@@ -249,3 +249,50 @@ def test_a_stall_asks_for_a_key_frame_while_packets_come_and_not_after_they_stop
     clock.now += 2.0
     frames.stalled(clock.now)
     assert not frames.want_pli  # nothing arrived since: a sender that stopped is not asked again
+
+
+async def _clean(seconds: float) -> dict[str, Any]:
+    _bends()
+    frames = [0]
+    leans: list[lean_receiver.LeanReceiver] = []
+
+    def on_track(pc: RTCPeerConnection, track: Any) -> None:
+        receiver = receiver_of(pc, track)
+        assert receiver is not None
+        leans.append(lean_receiver.attach(receiver, lambda: frames.__setitem__(0, frames[0] + 1)))
+
+    sender, receiver, encoder, source = await _call(on_track)
+    await asyncio.sleep(seconds)
+    hook = leans[0].receiver.transport._confbench_lean_hook
+    loop = asyncio.get_running_loop()
+    readers = [loop._selector.get_key(p.transport._sock_fd).data[0]._callback  # type: ignore[attr-defined]
+               for p in hook._connection._protocols]
+    (counts,) = inbound_counts(leans[0].receiver)
+    report = await leans[0].receiver.getStats()
+    stamped = [getattr(p.transport, "_confbench_stamped", False) for p in hook._connection._protocols]
+    out = {"readers": readers, "hook_read": hook._read, "counts": counts, "frames": frames[0], "stamped": stamped,
+           "sender_reports": [s for s in report.values() if type(s).__name__ == "RTCRemoteOutboundRtpStreamStats"],
+           "received_bytes": leans[0].bytes.get(counts.ssrc, 0)}
+    await encoder.stop()
+    await sender.close()
+    await receiver.close()
+    await source.stop()
+    return out
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("stamped", [False, True], ids=["recvfrom", "recvmsg-with-arrival-time"])
+def test_lean_path_reads_its_socket_itself_and_hands_the_rest_to_aiortc(stamped: bool,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # Stamped: sockets made as a media host makes them (rtcparrival's kernel arrival time on every datagram),
+    # without the process-wide part of rtcparrival.install (its readers of the times are not under test here).
+    monkeypatch.setattr(rtcparrival, "_installed", stamped)
+    seconds = 6.0
+    out = asyncio.run(_clean(seconds))
+    assert out["readers"] and all(r == out["hook_read"] for r in out["readers"]), out  # no bytes per packet
+    assert all(s == stamped for s in out["stamped"]), out
+    counts = out["counts"]
+    assert counts.packets_received > 20 * seconds and counts.packets_lost == 0, out
+    assert out["frames"] > 0.9 * 30 * seconds - 30, out  # every frame assembled from the shared buffer
+    assert out["received_bytes"] > 0.5 * 300_000 / 8 * seconds, out
+    assert out["sender_reports"], out  # SRTCP (not lean) still reached aiortc through the same reads

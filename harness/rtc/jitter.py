@@ -86,9 +86,9 @@ def frame_start(mime: str | None, payload: bytes) -> tuple[bool, bool]:
     return bool(flags & FRAME_STARTS), bool(flags & FRAME_KEY)
 
 
-def frame_flags(mime: str | None, data: bytes | memoryview, index: int) -> int:
-    """:func:`frame_start` of the payload at ``data[index:]``, read in place, as ``FRAME_*`` bits."""
-    size = len(data)
+def frame_flags(mime: str | None, data: bytes | bytearray | memoryview, index: int, end: int | None = None) -> int:
+    """:func:`frame_start` of the payload at ``data[index:end]``, read in place, as ``FRAME_*`` bits."""
+    size = len(data) if end is None else end
     if index >= size:
         return 0
     first = data[index]

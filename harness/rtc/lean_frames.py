@@ -174,8 +174,12 @@ class LeanFrames:
                 self.wait_s = max(MIN_WAIT_S, REPAIR_WAITS * self.repair_s)
         self._flags[slot] = flags | _PRESENT
         self._ts[slot] = timestamp
-        if next_in_order and not flags & _MARKER and timestamp == self._last_ts and not self._missing:
-            return 0  # the middle of a frame, nothing missing: nothing can complete or drop
+        if next_in_order and not flags & _MARKER and not self._missing:
+            if timestamp == self._last_ts:
+                return 0  # the middle of a frame, nothing missing: nothing can complete or drop
+            if self._origin == seq and not self._need_key:
+                self._last_ts = timestamp
+                return 0  # a frame's first packet with nothing before it: the same, without the scan
         self._last_ts = timestamp
         done = self._drain()
         if self._need_key and self._last_pli is not None and self._clock() - self._last_pli >= PLI_INTERVAL_S:
@@ -214,6 +218,10 @@ class LeanFrames:
     def _drain(self) -> int:
         done = 0
         while True:
+            origin, highest = self._origin, self._highest
+            assert origin is not None
+            if origin != highest and ((origin - highest) & 0xFFFF) < 0x8000:  # nothing held (_next_frame's test)
+                return done
             outcome = self._next_frame()
             if outcome is None:
                 return done

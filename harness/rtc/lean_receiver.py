@@ -8,8 +8,11 @@ What. :func:`attach` gives the packets of a receiver whose stream is not decoded
 connection's sockets hand RTP (first byte 128-191, RFC 7983) straight to a hook that looks at the SSRC; a lean
 stream's packet is unprotected at once with the DTLS transport's own libsrtp session (pylibsrtp) and read in
 place (sequence number, timestamp, marker, payload offset, the VP8/H.264 descriptor's frame-start and key-frame
-bits). DTLS, STUN, RTCP and other streams (decoded probes) go on to aiortc unchanged. It keeps what the
-``streams`` table had through aiortc (``harness.media.tap``):
+bits). DTLS, STUN, RTCP and other streams (decoded probes) go on to aiortc unchanged. On asyncio's selector
+loop the hook reads the sockets itself (``harness.rtc.netio.take_reads``, batched as netio reads): a datagram
+lands in one buffer per thread, which libsrtp unprotects in place, so a lean packet costs no bytes object, no
+wrapper calls and no copy; other datagrams leave it as bytes, as the transport would hand them on.
+It keeps what the ``streams`` table had through aiortc (``harness.media.tap``):
 
 * RFC 3550 counters per SSRC (:class:`LeanStatistics`, computed as aiortc's ``StreamStatistics``), filed in the
   receiver's own table of remote streams, where ``inbound_counts``, ``getStats`` and aiortc's receiver reports
@@ -24,9 +27,10 @@ It answers as a receiver: NACKs for recent gaps (as ``harness.rtc.jitter.NackRet
 aiortc's RTCP loop. No REMB/TWCC (none of the systems needs it to keep sending).
 
 Bends against aiortc 1.x, aioice and pylibsrtp (private names read here and nowhere else):
-``RTCDtlsTransport._rx_srtp``, whose ``_srtp``, ``_cdata`` and ``_buffer`` are handed to libsrtp's
-``srtp_unprotect`` directly (pylibsrtp's ``unprotect`` copies the packet twice and allocates per call);
-aioice's ``Connection.data_received`` and its protocols' ``datagram_received`` (replaced on those instances);
+``RTCDtlsTransport._rx_srtp``, whose session ``_srtp`` is handed to libsrtp's ``srtp_unprotect`` directly
+with the hook's own buffer (pylibsrtp's ``unprotect`` copies the packet twice and allocates per call);
+aioice's ``Connection.data_received`` and its protocols' ``datagram_received`` (replaced on those instances
+where the loop's reader is not taken), their ``transport`` (whose socket the reader reads);
 ``RTCRtpReceiver.__codecs``, ``__rtx_ssrc`` (read), ``__remote_streams`` (lean counters put in),
 ``_send_rtcp_nack`` / ``_send_rtcp_pli`` (called). Lean packets skip the DTLS transport's own packet counters
 and the receiver's decoder thread, which idles until the receiver stops.
@@ -38,6 +42,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -48,11 +54,26 @@ from aiortc import RTCRtpReceiver
 from aiortc.codecs import is_rtx
 
 from harness.media.tap import count_received
+from harness.rtc import netio, rtcparrival
 from harness.rtc.jitter import frame_flags
 from harness.rtc.lean_frames import FLAG_MARKER, LeanFrames, LeanStatistics
 
 log = logging.getLogger(__name__)
 _unprotect = pylibsrtp.lib.srtp_unprotect
+_SSRC = struct.Struct("!I")
+_HEADER = struct.Struct("!BBHI")  # first byte, marker and payload type, sequence number, timestamp
+_buffers = threading.local()
+
+
+def _rx_buffer() -> tuple[bytearray, Any]:
+    """This thread's receive buffer (any UDP datagram fits) and libsrtp's pointer to it: a datagram is read,
+    unprotected and handled before the next is read, on one event loop per thread."""
+    try:
+        return _buffers.pair  # type: ignore[no-any-return]
+    except AttributeError:
+        buffer = bytearray(65536)
+        _buffers.pair = (buffer, pylibsrtp.ffi.from_buffer("char[]", buffer))
+        return _buffers.pair  # type: ignore[no-any-return]
 
 TICK_S = 0.1
 """How often stalls are checked, for all lean streams of the process at once."""
@@ -85,8 +106,6 @@ class _ConnectionHook:
         self._original = connection.data_received
         connection.data_received = self.data_received
         self._wrapped: set[int] = set()  # id() of the protocols whose datagrams come here first
-        self._srtp: Any = None
-        self._view = memoryview(b"")
         self._size = pylibsrtp.ffi.new("int *")
         self._original_rtp = dtls._handle_rtp_data
         dtls._handle_rtp_data = self.handle_rtp_data
@@ -100,6 +119,12 @@ class _ConnectionHook:
             self._wrapped.add(id(protocol))
             stun_first = protocol.datagram_received
             component = protocol.local_candidate.component if protocol.local_candidate else 1
+            transport = getattr(protocol, "transport", None)
+            # Where the event loop lets it, the socket is read here, into one buffer that libsrtp works in:
+            # no bytes object, address or copy per lean packet, and no layer of calls between socket and hook.
+            if transport is not None and netio.take_reads(transport, self._read, transport, protocol, stun_first,
+                                                          component, getattr(transport, "_confbench_stamped", False)):
+                continue
 
             def datagram_received(data: bytes, addr: Any, stun_first: Any = stun_first,
                                   component: int = component) -> None:
@@ -109,6 +134,59 @@ class _ConnectionHook:
                     stun_first(data, addr)
 
             protocol.datagram_received = datagram_received
+
+    def _read(self, transport: Any, protocol: Any, stun_first: Any, component: int, stamped: bool) -> None:
+        """The socket of one of the connection's protocols is readable: read what it holds (a bounded batch, as
+        ``harness.rtc.netio`` reads: one flooded socket must not starve the others), lean packets handled in
+        place, the rest handed on as bytes, as the transport would have."""
+        # Something put in front of the protocol since (an impaired link in a test) stays in front: every
+        # datagram goes to it as bytes, and the lean ones come back through data_received.
+        in_front = protocol.__dict__.get("datagram_received")
+        buffer, cdata = _rx_buffer()
+        sock = transport._sock
+        streams, others, size = self.streams, self.others, self._size
+        unprotect = _unprotect  # read per batch: the floor of benchmarks/rtp_path.py replaces it
+        ancillary: Any = None
+        for _ in range(netio.MAX_DATAGRAMS_PER_WAKEUP):
+            if transport._conn_lost:
+                return
+            try:
+                if stamped:  # the kernel's arrival time comes along (harness.rtc.rtcparrival: RTCP only)
+                    n, ancillary, _flags, addr = sock.recvmsg_into((buffer,), rtcparrival.ANCILLARY_BYTES)
+                else:
+                    n, addr = sock.recvfrom_into(buffer)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                transport._protocol.error_received(exc)
+                return
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                transport._fatal_error(exc, "Fatal read error on datagram transport")
+                return
+            if n >= 12 and 127 < buffer[0] < 192 and not 191 < buffer[1] < 209 and in_front is None:
+                srtp = self.dtls._rx_srtp  # None until DTLS is done: aiortc then drops SRTP, as it would
+                if srtp is not None:
+                    ssrc = _SSRC.unpack_from(buffer, 8)[0]
+                    stream = streams.get(ssrc)
+                    if stream is None and ssrc not in others:
+                        stream = self._lookup(ssrc, buffer[1] & 0x7F)
+                    if stream is not None and not stream.lean.tee:  # teed: aiortc's way, to handle_rtp_data
+                        size[0] = n
+                        # A packet that fails authentication (or a replay) is dropped, as aiortc drops it.
+                        if not unprotect(srtp._srtp[0], cdata, size):
+                            stream.lean.handle(stream, buffer, size[0])
+                        continue
+            data = bytes(memoryview(buffer)[:n])
+            if stamped:
+                rtcparrival.note_arrival(data, ancillary)
+            if in_front is not None:
+                in_front(data, addr)
+            elif 127 < data[0] < 192:
+                self._original(data, component)
+            else:
+                stun_first(data, addr)
 
     def data_received(self, data: bytes, component: int) -> None:
         if len(self._wrapped) != len(self._connection._protocols):  # protocols come while ICE gathers
@@ -121,16 +199,15 @@ class _ConnectionHook:
                 stream = self._lookup(ssrc, data[1] & 0x7F)
             if stream is not None and not stream.lean.tee:  # teed, it takes aiortc's way to handle_rtp_data
                 # pylibsrtp's unprotect without its copies: the packet is read where libsrtp left it.
-                if srtp is not self._srtp:
-                    self._srtp, self._view = srtp, memoryview(srtp._buffer)
-                if len(data) > len(self._view):
+                buffer, cdata = _rx_buffer()
+                if len(data) > len(buffer):
                     return
                 size = self._size
                 size[0] = len(data)
-                self._view[:len(data)] = data
-                if _unprotect(srtp._srtp[0], srtp._cdata, size):
+                buffer[:len(data)] = data
+                if _unprotect(srtp._srtp[0], cdata, size):
                     return  # as aiortc: a packet that fails authentication (or a replay) is dropped
-                stream.lean.handle(stream, self._view[:size[0]])
+                stream.lean.handle(stream, buffer, size[0])
                 return
         self._original(data, component)
 
@@ -142,7 +219,7 @@ class _ConnectionHook:
             if stream is None and ssrc not in self.others:
                 stream = self._lookup(ssrc, data[1] & 0x7F)
             if stream is not None:
-                stream.lean.handle(stream, data)
+                stream.lean.handle(stream, data, len(data))
                 if not stream.lean.tee:
                     return
         await self._original_rtp(data, arrival_time_ms)
@@ -172,9 +249,10 @@ async def _tick() -> None:
 def _tick_all() -> None:
     # A function of its own: a loop variable in _tick's frame would keep the last stream alive across the sleep,
     # and its connection with it after its call ended.
+    now = time.monotonic()  # one clock read for every stream of the tick
     for lean in list(_leans):
         try:
-            lean.tick()
+            lean.tick(now)
         except Exception:  # one stream's bug must not end the others' feedback
             log.exception("lean receiver tick failed")
 
@@ -244,19 +322,16 @@ class LeanReceiver:
         return self.receiver.transport._rtp_router
 
     # -- per packet ---------------------------------------------------------------------------------------
-    def handle(self, stream: _Stream, data: bytes | memoryview) -> None:
-        """One unprotected RTP packet of one of this receiver's SSRCs."""
-        b0 = data[0]
-        seq = (data[2] << 8) | data[3]
-        timestamp = int.from_bytes(data[4:8], "big")
+    def handle(self, stream: _Stream, data: bytes | bytearray, end: int) -> None:
+        """One unprotected RTP packet of one of this receiver's SSRCs, ``data[:end]``."""
+        b0, b1, seq, timestamp = _HEADER.unpack_from(data)
         offset = 12 + 4 * (b0 & 0x0F)
-        end = len(data)
         if b0 & 0x10:
             if offset + 4 > end:
                 return
             offset += 4 + 4 * ((data[offset + 2] << 8) | data[offset + 3])
         if b0 & 0x20:
-            end -= data[-1]
+            end -= data[end - 1]
         if offset > end:
             return
         stream.stats.add(seq, timestamp, self._clock())
@@ -270,8 +345,8 @@ class LeanReceiver:
                 return
             seq = (data[offset] << 8) | data[offset + 1]
             offset += 2
-        flags = frame_flags(stream.mime, data, offset)
-        if data[1] & 0x80:
+        flags = frame_flags(stream.mime, data, offset, end)
+        if b1 & 0x80:
             flags |= FLAG_MARKER
         done = frames.add(seq, timestamp, flags)
         if done and self.on_frame is not None:
@@ -286,9 +361,10 @@ class LeanReceiver:
             if self.feedback:
                 asyncio.ensure_future(self.receiver._send_rtcp_pli(media))
 
-    def tick(self) -> None:
-        """Stall check (on the shared ticker)."""
-        now = time.monotonic()
+    def tick(self, now: float | None = None) -> None:
+        """Stall check (on the shared ticker), at ``now`` (``time.monotonic()``)."""
+        if now is None:
+            now = time.monotonic()
         for media, frames in self._frames.items():
             frames.stalled(now)
             if frames.want_pli:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio.selector_events as _selector_events
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from harness.rtc import rtcparrival
@@ -59,6 +60,18 @@ def _read_ready_batched(self: Any) -> None:
             self._fatal_error(exc, "Fatal read error on datagram transport")
             return
         self._protocol.datagram_received(data, addr)
+
+
+def take_reads(transport: Any, reader: Callable[..., None], *args: Any) -> bool:
+    """Have ``reader(*args)`` called in place of ``transport``'s own read whenever its socket is readable (the
+    lean receive path reads its datagrams into a buffer of its own: ``harness.rtc.lean_receiver``). The reader
+    then owns the socket's reads, error handling included. Only for asyncio's selector datagram transports
+    (uvloop's are left alone); returns whether it was done. Call it once the transport is connected: asyncio
+    registers its own reader with ``call_soon`` when the transport is made, which would replace this one."""
+    if not isinstance(transport, _Transport) or transport._conn_lost:
+        return False
+    transport._loop._add_reader(transport._sock_fd, reader, *args)
+    return True
 
 
 def raise_rcvbuf(sock: socket.socket, size: int = RCVBUF_BYTES) -> int:
