@@ -174,6 +174,7 @@ class SharedVideoEncoder(_SharedEncoder):
         self.bitrate_bps = bitrate_bps
         self.pacing = pacing
         """Whether senders pace the packets (``harness.media.pacer``) as browsers do, or send each frame at once."""
+        self._x264_pts = 0  # libx264's own frame count (see _encode)
 
     def track(self) -> FanOutTrack[Any]:
         """A new track of packetized frames for one sender (it starts with a key frame); paced unless told not."""
@@ -191,8 +192,10 @@ class SharedVideoEncoder(_SharedEncoder):
         pts = frame.pts
         frame.pict_type = PictureType.I if keyframe else PictureType.NONE
         if self.codec == "H264":
-            # libx264 wants timestamps in its own time base; the RTP timestamp comes from ``pts`` below.
-            frame.pts = round(pts * self.video_source.fps / 90000) if pts is not None else None
+            # libx264 wants timestamps in its own time base, strictly increasing: a frame count (the source's
+            # pts are capture instants, two of which may round to one frame); the RTP timestamp is ``pts``.
+            frame.pts = self._x264_pts
+            self._x264_pts += 1
             frame.time_base = self._ctx.time_base
         data = b"".join(bytes(p) for p in self._ctx.encode(frame))
         if not data:
