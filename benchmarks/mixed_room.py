@@ -172,7 +172,18 @@ def report(run_dir: Path, floors: dict[str, float], by_path: dict[tuple[str, str
         if "send_gap_p95_ms" in rows and rows["send_gap_p95_ms"].notna().any():
             print(f"native {kind} sent: gap p50 {_p(rows['send_gap_p50_ms'], .5):.1f} ms, p95 "
                   f"{_p(rows['send_gap_p95_ms'], .5):.1f} ms, max {_p(rows['send_gap_max_ms'], .5):.1f} ms, "
-                  f"within 1 ms of the previous {_p(rows['send_burst_pct'], .5):.1f} % (medians over rows)")
+                  f"within 1 ms of the previous {_p(rows['send_burst_pct'], .5):.1f} % (medians over rows)"
+                  + (f"; send jitter p50 {_p(rows['send_jitter_ms'], .5):.1f} ms, p95 "
+                     f"{_p(rows['send_jitter_ms'], .95):.1f} ms" if "send_jitter_ms" in rows else ""))
+    # What a browser receiver saw of each kind of sender (its getStats): interarrival jitter and the delay of
+    # its jitter buffers, per medium. Chromium delays a sender's video to play it in sync with its audio, so a
+    # native sender's audio timing shows in its video's buffer.
+    at_browser = streams["participant"].map(lambda p: engine.get(p) == "browser")
+    received = streams[(streams["direction"] == "in") & at_browser]
+    received = received.assign(sender=received["peer"].map(lambda s: engine.get(by_name.get(s, s))))
+    for (s_eng, kind), rows in received.groupby(["sender", "kind"]):
+        print(f"at browsers, from {s_eng} {kind}: jitter p50 {_p(rows['jitter_ms'], .5):.1f} ms, "
+              f"jitter buffer p50 {_p(rows['jitter_buffer_ms'], .5):.1f} ms")
     print(f"server CPU mean {((summary.get('sut_cpu_pct') or {}).get('mean'))} %, load generator CPU mean "
           f"{((summary.get('loadgen_cpu_pct') or {}).get('mean'))} %")
 
