@@ -166,7 +166,8 @@ def report(run_dir: Path, floors: dict[str, float], by_path: dict[tuple[str, str
     # How the native senders' packets left (harness/media/departures.py): a paced video stream bursts only
     # within 40 ms of its pacing rate; audio should leave every 20 ms, so long or bunched audio gaps mean the
     # generator's event loop held packets back, which Chromium's NetEq (and, for lip sync, its video) absorbs.
-    sent = streams[(streams["direction"] == "out") & streams["participant"].map(lambda p: engine.get(p) == "native")]
+    at_native = streams["participant"].map(lambda p: engine.get(p) == "native").astype(bool)
+    sent = streams[(streams["direction"] == "out") & at_native]
     for kind in ("video", "audio"):
         rows = sent[sent["kind"] == kind]
         if "send_gap_p95_ms" in rows and rows["send_gap_p95_ms"].notna().any():
@@ -178,7 +179,7 @@ def report(run_dir: Path, floors: dict[str, float], by_path: dict[tuple[str, str
     # What a browser receiver saw of each kind of sender (its getStats): interarrival jitter and the delay of
     # its jitter buffers, per medium. Chromium delays a sender's video to play it in sync with its audio, so a
     # native sender's audio timing shows in its video's buffer.
-    at_browser = streams["participant"].map(lambda p: engine.get(p) == "browser")
+    at_browser = streams["participant"].map(lambda p: engine.get(p) == "browser").astype(bool)
     received = streams[(streams["direction"] == "in") & at_browser]
     received = received.assign(sender=received["peer"].map(lambda s: engine.get(by_name.get(s, s))))
     for (s_eng, kind), rows in received.groupby(["sender", "kind"]):
