@@ -166,13 +166,27 @@ def report(run_dir: Path, floors: dict[str, float], by_path: dict[tuple[str, str
     # How the native senders' packets left (harness/media/departures.py): a paced video stream bursts only
     # within 40 ms of its pacing rate; audio should leave every 20 ms, so long or bunched audio gaps mean the
     # generator's event loop held packets back, which Chromium's NetEq (and, for lip sync, its video) absorbs.
-    sent = streams[(streams["direction"] == "out") & streams["participant"].map(lambda p: engine.get(p) == "native")]
+    at_native = streams["participant"].map(lambda p: engine.get(p) == "native").astype(bool)
+    sent = streams[(streams["direction"] == "out") & at_native]
     for kind in ("video", "audio"):
         rows = sent[sent["kind"] == kind]
         if "send_gap_p95_ms" in rows and rows["send_gap_p95_ms"].notna().any():
             print(f"native {kind} sent: gap p50 {_p(rows['send_gap_p50_ms'], .5):.1f} ms, p95 "
                   f"{_p(rows['send_gap_p95_ms'], .5):.1f} ms, max {_p(rows['send_gap_max_ms'], .5):.1f} ms, "
-                  f"within 1 ms of the previous {_p(rows['send_burst_pct'], .5):.1f} % (medians over rows)")
+                  f"within 1 ms of the previous {_p(rows['send_burst_pct'], .5):.1f} % (medians over rows)"
+                  + (f"; send jitter p50 {_p(rows['send_jitter_ms'], .5):.1f} ms, p95 "
+                     f"{_p(rows['send_jitter_ms'], .95):.1f} ms" if "send_jitter_ms" in rows else ""))
+    # What a browser receiver saw of each kind of sender (its getStats): interarrival jitter and the delay of
+    # its jitter buffers, per medium. Chromium delays a sender's video to play it in sync with its audio, so a
+    # native sender's audio timing shows in its video's buffer.
+    at_browser = streams["participant"].map(lambda p: engine.get(p) == "browser").astype(bool)
+    received = streams[(streams["direction"] == "in") & at_browser]
+    received = received.assign(sender=received["peer"].map(lambda s: engine.get(by_name.get(s, s))))
+    for (s_eng, kind), rows in received.groupby(["sender", "kind"]):
+        print(f"at browsers, from {s_eng} {kind}: jitter p50 {_p(rows['jitter_ms'], .5):.1f} ms, "
+              f"jitter buffer p50 {_p(rows['jitter_buffer_ms'], .5):.1f} ms"
+              + (f", of which lip sync's floor {_p(rows['jitter_buffer_min_ms'], .5):.1f} ms"
+                 if "jitter_buffer_min_ms" in rows else ""))
     print(f"server CPU mean {((summary.get('sut_cpu_pct') or {}).get('mean'))} %, load generator CPU mean "
           f"{((summary.get('loadgen_cpu_pct') or {}).get('mean'))} %")
 

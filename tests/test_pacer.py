@@ -158,7 +158,21 @@ def test_departure_figures_of_a_bursty_and_a_paced_sender() -> None:
     even.note(0.9 + 0.08 + 0.02)
     assert even.take()["send_gap_max_ms"] == pytest.approx(20)
     assert even.take() == {"send_gap_p50_ms": None, "send_gap_p95_ms": None, "send_gap_max_ms": None,
-                           "send_burst_pct": None}
+                           "send_burst_pct": None, "send_jitter_ms": None}
+
+
+def test_send_jitter_is_rfc3550_jitter_of_departures_against_rtp_time() -> None:
+    # Audio, 20 ms frames at 48 kHz. On time: packets leave exactly as far apart as their RTP time says.
+    on_time, held, untimed = Departures(48000), Departures(48000), Departures()
+    for i in range(200):
+        on_time.note(10.0 + i * 0.02, timestamp=(0xFFFFF000 + i * 960) & 0xFFFFFFFF)  # wraps around 2^32
+        # Every fifth packet held back 40 ms by a busy sender (the next ones leave on time again).
+        held.note(10.0 + i * 0.02 + (0.04 if i % 5 == 0 else 0.0), timestamp=i * 960)
+        untimed.note(10.0 + i * 0.02)
+    assert on_time.take()["send_jitter_ms"] == pytest.approx(0, abs=1e-6)
+    # Two of every five differences are 40 ms off: RFC 3550's running mean settles near 40 * 2 / 5 = 16 ms.
+    assert 12 < held.take()["send_jitter_ms"] < 20
+    assert untimed.take()["send_jitter_ms"] is None  # no clock rate, no timestamps: no figure
 
 
 def test_each_event_loop_has_one_pacer() -> None:

@@ -55,7 +55,7 @@ def test_out_rows_show_paced_and_bursty_senders(tmp_path: Path) -> None:
     assert proc.returncode in (0, 1), out + err
     streams = RunReader(only_run(tmp_path / "results")).table("streams")
     sent = streams[(streams["direction"] == "out") & (streams["packets"] > 1)]
-    columns = ["send_gap_p50_ms", "send_gap_p95_ms", "send_gap_max_ms", "send_burst_pct"]
+    columns = ["send_gap_p50_ms", "send_gap_p95_ms", "send_gap_max_ms", "send_burst_pct", "send_jitter_ms"]
     for kind in ("video", "audio"):
         rows = sent[sent["kind"] == kind]
         assert len(rows) >= 4, streams

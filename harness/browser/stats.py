@@ -33,6 +33,7 @@ class _Counter:
     freezes: int = 0
     jb_delay: float = 0.0
     jb_count: int = 0
+    jb_minimum: float = 0.0
 
 
 def _num(entry: dict[str, Any], key: str) -> float | None:
@@ -192,6 +193,13 @@ class PageRows:
         jb_delay, jb_count = _num(entry, "jitterBufferDelay"), _int(entry, "jitterBufferEmittedCount")
         if jb_delay is not None and jb_count > c.jb_count:
             row["jitter_buffer_ms"] = (jb_delay - c.jb_delay) / (jb_count - c.jb_count) * 1000
+        # The floor under that delay that lip sync (and playout-delay hints) imposed: Chromium delays a stream
+        # to play it in sync with its partner, and this tells that part from what the stream's own jitter asks.
+        jb_minimum = _num(entry, "jitterBufferMinimumDelay")
+        if jb_minimum is not None and jb_count > c.jb_count:
+            row["jitter_buffer_min_ms"] = (jb_minimum - c.jb_minimum) / (jb_count - c.jb_count) * 1000
+        if jb_minimum is not None:
+            c.jb_minimum = jb_minimum
         if jb_delay is not None:
             c.jb_delay, c.jb_count = jb_delay, jb_count
         self._emit("streams", row)

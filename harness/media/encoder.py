@@ -121,30 +121,48 @@ class _SharedEncoder(Producer[Any]):
         """The frame's RFC 6465 audio level (audio), sent in the ssrc-audio-level header extension."""
         return None
 
+    def _next_keyframe(self) -> bool:
+        if self.fanout.dropped != self._lost_at_last_check:
+            # A consumer lost packets: its decoder needs a fresh start.
+            self._lost_at_last_check = self.fanout.dropped
+            self._want_keyframe = True
+        keyframe, self._want_keyframe = self._want_keyframe, False
+        return keyframe
+
+    def _push(self, frame: Any, packet: av.Packet | None, keyframe: bool) -> None:
+        if packet is not None:
+            self.encoded += 1
+            self.keyframes += keyframe
+            self.fanout.push(self.packetizer.pack(packet, keyframe, self._level(frame)))
+
+    def _encode_now(self, frame: Any) -> None:
+        """Encode ``frame`` and send its packets on the caller's stack (the source's ``deliver``)."""
+        try:
+            keyframe = self._next_keyframe()
+            self._push(frame, self._encode(frame, keyframe), keyframe)
+        except Exception:
+            log.exception("shared %s encoder of stream %d failed on a frame", self.kind, self.source.stream_id)
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         source_track = self.source.track()
+        if self.kind == "audio":
+            # Audio is encoded and sent in the source's own step, the moment its frame is due: an Opus frame
+            # takes well under a millisecond, and a queue between the two would cost a pass of the event loop
+            # per frame, on a busy loop tens of ms that the packet then leaves late. Chromium's NetEq takes
+            # such lateness for network jitter and grows its buffer, and with it, for lip sync, the sender's
+            # video. Frames reach ``deliver``; recv() only returns when the source ends.
+            source_track.deliver = self._encode_now
         try:
             while True:
                 try:
                     frame = await source_track.recv()
                 except MediaStreamError:
                     return
-                if self.fanout.dropped != self._lost_at_last_check:
-                    # A consumer lost packets: its decoder needs a fresh start.
-                    self._lost_at_last_check = self.fanout.dropped
-                    self._want_keyframe = True
-                keyframe, self._want_keyframe = self._want_keyframe, False
-                if self.kind == "video":
-                    # In a thread: libvpx and libx264 release the GIL, and the loop must keep serving RTP.
-                    packet = await loop.run_in_executor(None, self._encode, frame, keyframe)
-                else:
-                    # An Opus frame takes well under a millisecond: a thread hop would cost more than it saves.
-                    packet = self._encode(frame, keyframe)
-                if packet is not None:
-                    self.encoded += 1
-                    self.keyframes += keyframe
-                    self.fanout.push(self.packetizer.pack(packet, keyframe, self._level(frame)))
+                keyframe = self._next_keyframe()
+                # In a thread: libvpx and libx264 release the GIL, and the loop must keep serving RTP.
+                packet = await loop.run_in_executor(None, self._encode, frame, keyframe)
+                self._push(frame, packet, keyframe)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -174,6 +192,7 @@ class SharedVideoEncoder(_SharedEncoder):
         self.bitrate_bps = bitrate_bps
         self.pacing = pacing
         """Whether senders pace the packets (``harness.media.pacer``) as browsers do, or send each frame at once."""
+        self._x264_pts = 0  # libx264's own frame count (see _encode)
 
     def track(self) -> FanOutTrack[Any]:
         """A new track of packetized frames for one sender (it starts with a key frame); paced unless told not."""
@@ -191,8 +210,10 @@ class SharedVideoEncoder(_SharedEncoder):
         pts = frame.pts
         frame.pict_type = PictureType.I if keyframe else PictureType.NONE
         if self.codec == "H264":
-            # libx264 wants timestamps in its own time base; the RTP timestamp comes from ``pts`` below.
-            frame.pts = round(pts * self.video_source.fps / 90000) if pts is not None else None
+            # libx264 wants timestamps in its own time base, strictly increasing: a frame count (the source's
+            # pts are capture instants, two of which may round to one frame); the RTP timestamp is ``pts``.
+            frame.pts = self._x264_pts
+            self._x264_pts += 1
             frame.time_base = self._ctx.time_base
         data = b"".join(bytes(p) for p in self._ctx.encode(frame))
         if not data:

@@ -175,7 +175,7 @@ class _PacketizedSender:
         self.sequence_number = random.randint(0, 0xFFFF)
         self.timestamp_origin = random.randint(0, 0xFFFFFFFF)
         self.ended = asyncio.Event()
-        self.departures = Departures()
+        self.departures = Departures(int(codec.clockRate or 0) or None)
         sender._confbench_departures = self.departures
         self.queue: PacedQueue[tuple[bytes, int, int, int | None]] | None = None
 
@@ -226,7 +226,7 @@ class _PacketizedSender:
                 packet.extensions.audio_level = (False, level)
             self.history[seq % RTP_HISTORY_SIZE] = packet
             self.wire.send(template.header(marker, seq, timestamp, ssrc, abs_send_time) + payload)
-            self.departures.note()
+            self.departures.note(timestamp=timestamp)
             sender._RTCRtpSender__ntp_timestamp = now
             sender._RTCRtpSender__rtp_timestamp = timestamp
             sender._RTCRtpSender__octet_count += len(payload)
