@@ -59,3 +59,17 @@ def test_unknown_senders_are_named_by_the_page_or_by_stream() -> None:
     assert page.name_of(8, "pc2") == "bob"
     assert page.name_of(8) == "stream-8"
     assert page.name_of(None) == "unknown"
+
+
+def test_a_pulse_heard_before_its_track_is_described_waits_for_its_name() -> None:
+    # The page reports a pulse at once and a new connection's stats a second later: the pulse must not be "unknown".
+    rows: list[tuple[str, dict[str, Any]]] = []
+    page = PageRows("me", lambda t, r: rows.append((t, r)), lambda sid: {6: "alice"}.get(sid))
+    page.take({"now": 1.0, "audio": [{"track": "a1", "ts": 1.0, "latency_ms": 40.0}], "stats": []})
+    assert not [r for t, r in rows if t == "audio"]
+    page.take(batch(2.0, 100, 0, 10_000, [], 1000.0, 1.0, 50))
+    senders = [r["sender"] for t, r in rows if t == "audio"]
+    assert senders == ["alice", "alice"]  # the early pulse, then the one of this batch
+    page.take({"now": 3.0, "audio": [{"track": "zz", "ts": 3.0, "latency_ms": 40.0}], "stats": []})
+    page.flush()  # leaving: what still waits is written, named as well as it can be
+    assert [r["sender"] for t, r in rows if t == "audio"][-1] == "unknown"

@@ -282,6 +282,7 @@ class BrowserParticipant:
                 await self._collect()  # the last second's rows
             except Exception:
                 log.debug("last collect of %s failed", self.spec.name, exc_info=True)
+            self._rows.flush()
             try:
                 await asyncio.wait_for(self._target.platform.leave(self._page, self._meeting, LEAVE_TIMEOUT_S),
                                        timeout=LEAVE_TIMEOUT_S + 1)

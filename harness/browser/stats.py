@@ -23,6 +23,10 @@ Directory = Callable[[int], str | None]
 """Name of the participant whose video carries a stream id, when known on this media host."""
 
 
+PULSE_WAIT_BATCHES = 3
+"""Batches (a second each) an audio pulse of a track the page has not described yet waits for its sender's name."""
+
+
 @dataclass
 class _Counter:
     packets: int = 0
@@ -59,6 +63,8 @@ class PageRows:
         self._track_pc: dict[str, str] = {}
         self._labels: dict[str, str] = {}
         self._routes: dict[str, dict[str, Any]] = {}  # pc -> its selected candidate pair, last reported
+        # Pulses of a track the page has not described yet (waits, batches waited so far): see _pulses.
+        self._unnamed_pulses: list[tuple[dict[str, Any], int]] = []
         self.first_frame_ts: float | None = None
         self.produced = 0
         self.skipped = 0
@@ -94,16 +100,30 @@ class PageRows:
                         self._track_sid[str(track)] = int(entry["sid"])
         for frame in batch.get("frames") or []:
             self._frame(frame)
-        for pulse in batch.get("audio") or []:
-            track = str(pulse.get("track"))
-            self._emit("audio", {"ts": float(pulse["ts"]), "receiver": self.participant,
-                                 "sender": self.name_of(self._track_sid.get(track), self._track_pc.get(track)),
-                                 "latency_ms": float(pulse["latency_ms"])})
+        self._pulses([(pulse, 0) for pulse in batch.get("audio") or []])
         for ev in batch.get("events") or []:
             self._emit("events", {"ts": float(ev["ts"]), "kind": str(ev["kind"]), "participant": self.participant,
                                   "detail": str(ev.get("detail", ""))})
         for pc in stats:
             self._connection(pc, now)
+
+    def flush(self) -> None:
+        """Emit the pulses still waiting for their track's description, named as well as they can be."""
+        self._pulses([], wait=False)
+
+    def _pulses(self, pulses: list[tuple[dict[str, Any], int]], wait: bool = True) -> None:
+        # The page reports a pulse as soon as it hears it, and a new connection's stats (which name the track's
+        # sender) once a second: a first pulse can come a batch before them. Held for up to PULSE_WAIT_BATCHES
+        # batches, it is named like the others instead of "unknown".
+        pending, self._unnamed_pulses = self._unnamed_pulses, []
+        for pulse, waited in [*[(p, w + 1) for p, w in pending], *pulses]:
+            track = str(pulse.get("track"))
+            if wait and waited < PULSE_WAIT_BATCHES and track not in self._track_sid and track not in self._track_pc:
+                self._unnamed_pulses.append((pulse, waited))
+                continue
+            self._emit("audio", {"ts": float(pulse["ts"]), "receiver": self.participant,
+                                 "sender": self.name_of(self._track_sid.get(track), self._track_pc.get(track)),
+                                 "latency_ms": float(pulse["latency_ms"])})
 
     def _frame(self, frame: dict[str, Any]) -> None:
         track = str(frame.get("track"))
