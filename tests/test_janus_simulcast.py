@@ -12,38 +12,24 @@ from typing import Any
 import pytest
 from conftest import janus_skip_reason
 from helpers import run_until_valid
+from simulcast_people import person, widths
 from test_participant import ListSink
 
-from harness.host.participant import Participant, ParticipantSpec
 from harness.rtc.ice import pin_host_addresses
-from harness.scenario.scenario import VideoSettings
 from harness.store.reader import RunReader
 from harness.systems.janus import JanusSession, JanusSystem
 from harness.testbed.janus import LocalJanus
 
 pytestmark = pytest.mark.integration
 
-VIDEO = VideoSettings(width=640, height=360, fps=15, bitrate_kbps=600)
-
-
-def _person(name: str, index: int, system: JanusSystem, sink: ListSink, **kw: object) -> Participant:
-    spec = ParticipantSpec(name=name, group=name, index=index, room="simulcast", video=VIDEO, **kw)  # type: ignore[arg-type]
-    return Participant(spec, system, sink)
-
-
-def _widths(sink: ListSink, receiver: str, after: float, before: float = float("inf")) -> list[int]:
-    return [f["width"] for f in sink.rows["frames"]
-            if f["receiver"] == receiver and f["sender"] == "pub" and after < f["ts"] < before]
-
-
 def test_janus_forwards_the_layer_each_subscriber_asks_for(local_janus: LocalJanus) -> None:
     async def meeting() -> tuple[ListSink, float]:
         pin_host_addresses([local_janus.host_address])
         system = JanusSystem(local_janus.ws_url)
         sink = ListSink()
-        pub = _person("pub", 0, system, sink, simulcast=("q", "h", "f"), subscribe=False)
-        small = _person("small", 1, system, sink, publish=(), prefer_layer="q")
-        big = _person("big", 2, system, sink, publish=())
+        pub = person("pub", 0, system, sink, simulcast=("q", "h", "f"), subscribe=False)
+        small = person("small", 1, system, sink, publish=(), prefer_layer="q")
+        big = person("big", 2, system, sink, publish=())
         try:
             assert (await pub.join())["ok"]
             assert (await small.join())["ok"] and (await big.join())["ok"]
@@ -60,9 +46,9 @@ def test_janus_forwards_the_layer_each_subscriber_asks_for(local_janus: LocalJan
         return sink, switched
 
     sink, switched = asyncio.run(meeting())
-    small_before = _widths(sink, "small", 0, switched)
-    small_after = _widths(sink, "small", switched + 1.5)
-    big = _widths(sink, "big", 0)
+    small_before = widths(sink, "small", 0, switched)
+    small_after = widths(sink, "small", switched + 1.5)
+    big = widths(sink, "big", 0)
     # Every layer carries readable stamps, and each subscriber decodes the size of the layer it asked for.
     assert len(small_before) > 20 and set(small_before[-10:]) == {160}
     assert len(small_after) > 20 and set(small_after) == {320}
