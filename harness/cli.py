@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from typing import Any
 
 from harness import __version__
 from harness.errors import HarnessError, UsageError
+from harness.testbed.cpulimit import server_cpus
 
 DEFAULT_SCENARIO = Path("scenarios/default.toml")
 
@@ -182,42 +182,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dispatch(args: argparse.Namespace) -> int:
+    """Runs the command ``args`` names."""
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "report":
+        return cmd_report(args)
+    if args.command == "capacity":
+        return cmd_capacity(args)
+    if args.command == "master":
+        return cmd_master(args)
+    if args.command == "worker":
+        return cmd_worker(args)
+    if args.command == "compare":
+        return cmd_compare(args)
+    if args.command == "history":
+        return cmd_history(args)
+    if args.command == "evaluate":
+        return cmd_evaluate(args)
+    if args.command == "systems":
+        return cmd_systems()
+    if args.command == "calibrate":
+        return cmd_calibrate(args)
+    if args.command == "crosscheck":
+        return cmd_crosscheck(args)
+    if args.command == "broker":
+        return cmd_broker(args)
+    if args.command == "serve-reference":
+        return cmd_serve_reference(args)
+    raise UsageError(f"unknown command {args.command!r}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``confbench`` command."""
     try:
         args = build_parser().parse_args(argv)
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                             format="confbench %(levelname)s %(name)s: %(message)s")
-        if getattr(args, "server_cpus", None) is not None:
-            # The environment carries it (harness.testbed.cpulimit), like the other testbed settings.
-            os.environ["CONFBENCH_SERVER_CPUS"] = f"{args.server_cpus:g}"
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "capacity":
-            return cmd_capacity(args)
-        if args.command == "master":
-            return cmd_master(args)
-        if args.command == "worker":
-            return cmd_worker(args)
-        if args.command == "compare":
-            return cmd_compare(args)
-        if args.command == "history":
-            return cmd_history(args)
-        if args.command == "evaluate":
-            return cmd_evaluate(args)
-        if args.command == "systems":
-            return cmd_systems()
-        if args.command == "calibrate":
-            return cmd_calibrate(args)
-        if args.command == "crosscheck":
-            return cmd_crosscheck(args)
-        if args.command == "broker":
-            return cmd_broker(args)
-        if args.command == "serve-reference":
-            return cmd_serve_reference(args)
-        raise UsageError(f"unknown command {args.command!r}")
+        # The environment carries the budget (harness.testbed.cpulimit), like the other testbed settings; it
+        # is restored after the command, so that an in-process caller (the tests) does not keep it.
+        with server_cpus(getattr(args, "server_cpus", None)):
+            return _dispatch(args)
     except HarnessError as exc:
         print(f"confbench: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code

@@ -5,10 +5,21 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 import warnings
 from collections.abc import Iterator
 
 import pytest
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Importing Locust monkey-patches the whole interpreter (gevent): threads become greenlets of the main
+    thread, sharing its running event loop, and later tests fail far from the cause (35 tests of
+    test_hostile_servers.py in CI on 2026-12-06, after a test module imported the Locust plugin). A test of
+    Locust-side code runs it in a subprocess (see tests/test_progress_file.py)."""
+    if "locust" in sys.modules:
+        raise pytest.UsageError("a test module imported Locust into the pytest process (gevent monkey-patches "
+                                "the interpreter); run the Locust side in a subprocess")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -33,6 +44,9 @@ def _no_loop_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
     in a full run of 2026-12-06, none alone). The marker is cleared after the test and the test that left it is
     named in a warning, so that one test's leak is reported once and not as failures of others."""
     yield
+    if "locust" in sys.modules:
+        pytest.fail(f"{request.node.nodeid} imported Locust into the pytest process (gevent monkey-patches the "
+                    "interpreter and later tests fail); run the Locust side in a subprocess")
     if asyncio._get_running_loop() is not None:
         asyncio.events._set_running_loop(None)
         warnings.warn(f"{request.node.nodeid} left an event loop marked as running in the main thread",

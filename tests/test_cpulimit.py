@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +41,17 @@ def test_a_server_is_put_under_its_budget_and_released(monkeypatch: pytest.Monke
     finally:
         server.kill()
         server.wait()
+
+
+def test_a_command_run_in_process_leaves_no_budget_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The CLI's --server-cpus once stayed in os.environ: every later run started from the tests' process (a
+    # subprocess inherits it) got that budget, and test_hostile_run.py failed after test_bad_input.py.
+    from harness.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(CPUS_ENV, raising=False)
+    assert main(["run", "missing.toml", "--server-cpus", "0.5"]) == 2
+    assert CPUS_ENV not in os.environ
+    monkeypatch.setenv(CPUS_ENV, "1")
+    main(["run", "missing.toml", "--server-cpus", "0.5"])
+    assert os.environ[CPUS_ENV] == "1"

@@ -20,9 +20,8 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from harness.orchestrate.run import RunAborted, execute
 from harness.scenario.scenario import Scenario, load_scenario
 from harness.store.manifest import SCHEMA_VERSION, atomic_write_bytes, stamped_folder, utc_iso
 from harness.systems import SystemSpec, available_systems, create_system
-from harness.testbed.cpulimit import CPUS_ENV
+from harness.testbed.cpulimit import server_cpus
 
 __all__ = [
     "LOCAL_SYSTEMS",
@@ -127,19 +126,6 @@ def _write(set_dir: Path, document: dict[str, Any]) -> None:
     atomic_write_bytes(set_dir / EVALUATE_FILE, (json.dumps(document, indent=2) + "\n").encode())
 
 
-@contextlib.contextmanager
-def _budget(cpus: float) -> Iterator[None]:
-    previous = os.environ.get(CPUS_ENV)
-    os.environ[CPUS_ENV] = f"{cpus:g}"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(CPUS_ENV, None)
-        else:
-            os.environ[CPUS_ENV] = previous
-
-
 def run_evaluation(scenario: Scenario, specs: Sequence[SystemSpec], repeat: int, results: Path, *,
                    processes: int | None = None, capacity_cpus: float | None = None,
                    say: Say = lambda text: None) -> Evaluation:
@@ -212,7 +198,7 @@ def _capacity(scenario: Scenario, spec: SystemSpec, set_dir: Path, cpus: float, 
                 "reason": "p2p has no server to hold to a CPU budget (its limit is the load generator's)"}
     say(f"capacity search of {spec} with its server held to {cpus:g} core(s)")
     try:
-        with _budget(cpus):
+        with server_cpus(cpus):
             outcome = run_capacity(scenario, spec, set_dir.with_name(set_dir.name + "-capacity"),
                                    processes=processes, progress=capacity_progress(str(spec)))
     except RunAborted:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from harness.errors import TestbedError
 
-__all__ = ["CPUS_ENV", "CpuLimit", "limit_servers", "requested_cpus"]
+__all__ = ["CPUS_ENV", "CpuLimit", "limit_servers", "requested_cpus", "server_cpus"]
 
 CPUS_ENV = "CONFBENCH_SERVER_CPUS"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -40,6 +40,24 @@ def requested_cpus() -> float | None:
     if not 0.01 <= cpus <= 1024:
         raise TestbedError(f"{CPUS_ENV} must be between 0.01 and 1024 cores, got {raw!r}")
     return cpus
+
+
+@contextlib.contextmanager
+def server_cpus(cpus: float | None) -> Iterator[None]:
+    """Sets :data:`CPUS_ENV` to ``cpus`` for the block (None: left as it is) and restores it after, so that a
+    command run in-process (tests, ``evaluate``'s capacity step) leaves no budget behind for the next one."""
+    if cpus is None:
+        yield
+        return
+    previous = os.environ.get(CPUS_ENV)
+    os.environ[CPUS_ENV] = f"{cpus:g}"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(CPUS_ENV, None)
+        else:
+            os.environ[CPUS_ENV] = previous
 
 
 class CpuLimit:
