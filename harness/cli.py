@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -184,33 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _dispatch(args: argparse.Namespace) -> int:
     """Runs the command ``args`` names."""
-    if args.command == "run":
-        return cmd_run(args)
-    if args.command == "report":
-        return cmd_report(args)
-    if args.command == "capacity":
-        return cmd_capacity(args)
-    if args.command == "master":
-        return cmd_master(args)
-    if args.command == "worker":
-        return cmd_worker(args)
-    if args.command == "compare":
-        return cmd_compare(args)
-    if args.command == "history":
-        return cmd_history(args)
-    if args.command == "evaluate":
-        return cmd_evaluate(args)
     if args.command == "systems":
         return cmd_systems()
-    if args.command == "calibrate":
-        return cmd_calibrate(args)
-    if args.command == "crosscheck":
-        return cmd_crosscheck(args)
-    if args.command == "broker":
-        return cmd_broker(args)
-    if args.command == "serve-reference":
-        return cmd_serve_reference(args)
-    raise UsageError(f"unknown command {args.command!r}")
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "run": cmd_run, "report": cmd_report, "capacity": cmd_capacity, "master": cmd_master,
+        "worker": cmd_worker, "compare": cmd_compare, "history": cmd_history, "evaluate": cmd_evaluate,
+        "calibrate": cmd_calibrate, "crosscheck": cmd_crosscheck, "broker": cmd_broker,
+        "serve-reference": cmd_serve_reference}
+    if args.command not in commands:
+        raise UsageError(f"unknown command {args.command!r}")
+    return commands[args.command](args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
