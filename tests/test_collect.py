@@ -49,3 +49,40 @@ def test_nothing_ended_nothing_collected() -> None:
         gc.enable()
         gc.collect()
     assert not freed and collector.collections == 0 and collector.take_pause_ms() is None
+
+
+RELEASE = """
+import sys, threading
+from harness.rtc.collect import release_free_heap
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+kept = []
+def churn() -> None:  # in a thread of its own, as the codec threads allocate: a heap of its own in glibc
+    chunks = [bytes(2000) for _ in range(60_000)]  # 120 MB of chunks from the C allocator (over 512 bytes)
+    kept.extend(chunks[::200])  # one kept in 200: the heap cannot shrink from its top
+thread = threading.Thread(target=churn)
+thread.start()
+thread.join()
+before = rss_mb()
+if not release_free_heap():
+    print("unsupported")
+    sys.exit(0)
+print(before, rss_mb())
+"""
+
+
+def test_freed_memory_goes_back_to_the_system() -> None:
+    import subprocess
+    import sys
+
+    import pytest
+
+    proc = subprocess.run([sys.executable, "-c", RELEASE], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    if proc.stdout.strip() == "unsupported":
+        pytest.skip("this C library has no malloc_trim")
+    before, after = map(float, proc.stdout.split())
+    assert before - after > 60, (before, after)  # of the ~120 MB freed and kept by the allocator

@@ -14,16 +14,26 @@ What. Code that ends a session (a participant leaves, a subscription or a server
 its next tick (every :data:`INTERVAL_S`), so it never races a callback of that loop, and keeps the longest
 pause since it was last read, for the process's probes: a collection stops the loop, and a run must show what
 that cost. A run where nobody leaves gets no extra collection at all.
+
+And the memory back. What a collection frees goes back to the C allocator, and glibc's keeps it: freed
+chunks between live ones, in one heap per thread that allocated (the media host's codec and executor threads
+make many), are not returned to the system. After the fixes above the load generator still grew 2.4 MB a
+minute under churn; the Python heap did not (tracemalloc between minutes 6 and 18 of a churn run: 7.4 MB
+traced and shrinking, while the media host's RSS rose to 302 MB) and one ``malloc_trim(0)`` then took the media
+host from 302 to 202 MB (2026-12-06, 10:06 UTC). So each collection after a session ended is followed by
+:func:`release_free_heap`, inside the measured pause.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
 import time
+from collections.abc import Callable
 
-__all__ = ["INTERVAL_S", "CycleCollector", "session_ended"]
+__all__ = ["INTERVAL_S", "CycleCollector", "release_free_heap", "session_ended"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +42,27 @@ INTERVAL_S = 10.0
 few seconds), long enough that the pauses (a few ms to tens of ms) stay rare."""
 
 _ended = False
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # glibc's; musl and other C libraries have none
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim  # type: ignore[no-any-return]
+
+
+_malloc_trim = _find_malloc_trim()
+
+
+def release_free_heap() -> bool:
+    """Give the C allocator's free memory back to the system (glibc's ``malloc_trim(0)``: free pages of every
+    heap, not only the top); False where the C library has no such call."""
+    if _malloc_trim is None:
+        return False
+    _malloc_trim(0)
+    return True
 
 
 def session_ended() -> None:
@@ -77,11 +108,13 @@ class CycleCollector:
         return None if pause is None else pause * 1000
 
     def collect(self) -> int:
-        """One full collection now; returns the unreachable objects it found."""
+        """One full collection now, then the freed memory back to the system (:func:`release_free_heap`);
+        returns the unreachable objects it found."""
         global _ended
         _ended = False
         started = time.perf_counter()
         found = gc.collect()
+        release_free_heap()
         pause = time.perf_counter() - started
         self._max_pause_s = pause if self._max_pause_s is None else max(self._max_pause_s, pause)
         self.collections += 1
