@@ -11,15 +11,18 @@ from collections.abc import Iterator
 
 import pytest
 
+LOCUST_IMPORTED = ("imported Locust into the pytest process (gevent monkey-patches the interpreter and later "
+                   "tests fail); run the Locust side in a subprocess")
+
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Importing Locust monkey-patches the whole interpreter (gevent): threads become greenlets of the main
     thread, sharing its running event loop, and later tests fail far from the cause (35 tests of
     test_hostile_servers.py in CI on 2026-12-06, after a test module imported the Locust plugin). A test of
-    Locust-side code runs it in a subprocess (see tests/test_progress_file.py)."""
+    Locust-side code runs it in a subprocess (see tests/test_progress_file.py); a test that imports it while it
+    runs is failed by :func:`_nothing_left_behind`."""
     if "locust" in sys.modules:
-        raise pytest.UsageError("a test module imported Locust into the pytest process (gevent monkey-patches "
-                                "the interpreter); run the Locust side in a subprocess")
+        raise pytest.UsageError(f"a test module {LOCUST_IMPORTED}")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -38,15 +41,13 @@ def _floor_checks_off(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
 
 
 @pytest.fixture(autouse=True)
-def _no_loop_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
-    """A test that leaves an event loop marked as running in the main thread makes every later ``asyncio.run``
-    of the session fail ("cannot be called from a running event loop": 35 tests of test_hostile_servers.py
-    in a full run of 2026-12-06, none alone). The marker is cleared after the test and the test that left it is
-    named in a warning, so that one test's leak is reported once and not as failures of others."""
+def _nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """What one test can leave in the pytest process that makes later tests fail far from it: Locust imported
+    (see :func:`pytest_collection_finish`) fails the test that did it; an event loop left marked as running in
+    the main thread (every later ``asyncio.run`` would fail) is cleared and the test named in a warning."""
     yield
     if "locust" in sys.modules:
-        pytest.fail(f"{request.node.nodeid} imported Locust into the pytest process (gevent monkey-patches the "
-                    "interpreter and later tests fail); run the Locust side in a subprocess")
+        pytest.fail(f"{request.node.nodeid} {LOCUST_IMPORTED}")
     if asyncio._get_running_loop() is not None:
         asyncio.events._set_running_loop(None)
         warnings.warn(f"{request.node.nodeid} left an event loop marked as running in the main thread",

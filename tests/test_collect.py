@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 import weakref
+
+import pytest
 
 from harness.rtc.collect import CycleCollector, session_ended
 
@@ -52,12 +56,12 @@ def test_nothing_ended_nothing_collected() -> None:
 
 
 RELEASE = """
-import sys, threading
+import os, sys, threading
 from harness.rtc.collect import release_free_heap
 
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 2**20
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 kept = []
 def churn() -> None:  # in a thread of its own, as the codec threads allocate: a heap of its own in glibc
@@ -75,11 +79,6 @@ print(before, rss_mb())
 
 
 def test_freed_memory_goes_back_to_the_system() -> None:
-    import subprocess
-    import sys
-
-    import pytest
-
     proc = subprocess.run([sys.executable, "-c", RELEASE], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     if proc.stdout.strip() == "unsupported":
