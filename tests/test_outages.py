@@ -66,7 +66,7 @@ def test_outage_recovery_per_stream_from_the_end_of_the_outage() -> None:
 def test_server_restart_with_reconnections_and_a_dropped_participant() -> None:
     events = _events([
         (20.0, "server_restart", None, {"at_s": 18, "killed_ts": T0 + 18, "ok": True, "down_ms": 2000}),
-        (27.0, "connection_lost", "a", {"reason": "nothing heard for 8.0 s"}),
+        (27.0, "connection_lost", "a", {"reason": "no receiver report for 8.0 s"}),
         (27.1, "reconnected", "a", {"took_ms": 100.0, "attempts": 1}),
         (27.3, "reconnected", "b", {"took_ms": 300.0, "attempts": 2}),
         (27.5, "media_started", "a", {"sender": "b"}),

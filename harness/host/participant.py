@@ -99,7 +99,7 @@ class ParticipantSpec:
     adapt: bool = True
     """Whether its simulcast layers follow the SFU's loss reports (``harness.media.adapt``)."""
     reconnect_after_s: float = 8.0
-    """Silence (no media, no receiver report) after which a publishing participant starts a new session."""
+    """Silence (no receiver report on what it sends) after which a publishing participant starts a new session."""
     reconnect_within_s: float = 30.0
     """How long a reconnection keeps trying before the participant gives up (``reconnect_failed``)."""
     pacing: bool = True
@@ -174,7 +174,7 @@ class Participant(Reconnecting):
         self._last_poll = 0.0
         self._join_row: dict[str, Any] | None = None
         self._ctx: SessionContext | None = None
-        self._heard_at: float | None = None  # the last time the far end was heard from (media or a report)
+        self._reported_at: float | None = None  # the last receiver report on what this participant sends
         self._reports: dict[int, Any] = {}  # id(sender) -> timestamp of the last receiver report seen
         self._reconnecting = False
         self._reconnects = 0
@@ -480,7 +480,7 @@ class Participant(Reconnecting):
                 except Exception:  # one bad poll must not end the measurement of the others
                     log.warning("stats poll of %s towards %s failed", self.spec.name, remote, exc_info=True)
             if self._silent(now):
-                self._lost(f"nothing heard for {now - (self._heard_at or now):.1f} s")
+                self._lost(f"no receiver report for {now - (self._reported_at or now):.1f} s")
 
     async def _poll_pc(self, remote: str, pc: RTCPeerConnection, now: float, interval: float) -> None:
         for transceiver in pc.getTransceivers():
@@ -501,8 +501,6 @@ class Participant(Reconnecting):
             packets = max(s.packets_received - st.packets, 0)
             lost = max(s.packets_lost - st.lost, 0)
             st.packets, st.lost = s.packets_received, max(s.packets_lost, st.lost)
-            if packets:
-                self._heard_at = now
             # What arrived, per this SSRC's own interval (a sender's own report would say what it sent, which
             # a rate-limited link does not deliver). Retransmission SSRCs count under the stream they repair.
             bitrate = None
@@ -546,7 +544,7 @@ class Participant(Reconnecting):
         ri = next((s for s in report.values() if isinstance(s, RTCRemoteInboundRtpStreamStats)), None)
         if ri is not None and self._reports.get(id(transceiver.sender)) != ri.timestamp:
             self._reports[id(transceiver.sender)] = ri.timestamp
-            self._heard_at = now
+            self._reported_at = now
         nacked = count_nacked(transceiver.sender).by_ssrc  # from now on: the first poll comes within a second
         departures = departures_of(transceiver.sender)
         # One sender, one SSRC: its departures are those of the one media stream its report describes.

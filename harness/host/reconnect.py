@@ -4,8 +4,8 @@ A real client whose connection died (its server restarted, its network dropped f
 tolerates) joins again with a new session. A participant does the same, bounded in time:
 
 - it is *lost* when its adapter says so (``server_lost``: the signalling connection closed), when a peer
-  connection fails, or when a publishing participant has heard nothing from the far end (no media, no
-  receiver report) for ``reconnect_after_s``;
+  connection fails, or when a publishing participant has had no receiver report on what it sends for
+  ``reconnect_after_s``;
 - it then leaves the lost session and joins again, attempt after attempt, for ``reconnect_within_s``;
 - and records ``connection_lost``, then ``reconnected`` (``took_ms``, ``attempts``) or ``reconnect_failed``.
 
@@ -39,7 +39,7 @@ class Reconnecting:
     _session: Session | None
     _ctx: SessionContext | None
     _pcs: list[tuple[str, RTCPeerConnection]]
-    _heard_at: float | None
+    _reported_at: float | None
     _reconnecting: bool
     _reconnects: int
 
@@ -69,13 +69,16 @@ class Reconnecting:
         self._spawn(self._reconnect(reason))
 
     def _silent(self, now: float) -> bool:
-        """Whether a publishing participant heard nothing (no media, no receiver report) for too long.
+        """Whether a publishing participant has had no receiver report on what it sends for too long.
 
         Only publishers: the far end reports on what they send at least every few seconds, whatever else
         happens in the room; a participant that only receives may hear nothing because nobody sends.
+        Media received does not count: after a server restart, a participant whose publication the new
+        server does not know may still subscribe to those who joined it again, and receive from them; it
+        is lost all the same, since nobody receives it.
         """
-        heard = self._heard_at
-        return bool(self.spec.publish) and heard is not None and now - heard > self.spec.reconnect_after_s
+        reported = self._reported_at
+        return bool(self.spec.publish) and reported is not None and now - reported > self.spec.reconnect_after_s
 
     async def _reconnect(self, reason: str) -> None:
         """Leave the lost session and join again with a new one until ``reconnect_within_s`` is over, as a
@@ -103,7 +106,7 @@ class Reconnecting:
                     await asyncio.sleep(1.0)
                     continue
                 self._reconnects += 1
-                self._heard_at = None
+                self._reported_at = None
                 self.on_event("reconnected", {"took_ms": round((self._clock() - lost_at) * 1000, 1),
                                               "attempts": attempts, "reason": reason})
                 return

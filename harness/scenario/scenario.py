@@ -226,8 +226,8 @@ class Scenario:
     timeline: tuple[ServerFault, ...] = ()
     """``[[timeline]]``: the server killed or restarted during the run (``harness.scenario.faults``)."""
     reconnect_after_s: float = DEFAULT_RECONNECT_AFTER_S
-    """A participant that hears nothing from the system for this long (no media, no report) starts again
-    with a new session, as a real client would after its connection died."""
+    """A publishing participant that has had no receiver report on what it sends for this long starts
+    again with a new session, as a real client would after its connection died."""
     reconnect_within_s: float = DEFAULT_RECONNECT_WITHIN_S
     """How long a participant keeps trying to come back before it gives up (``reconnect_failed``)."""
     source: str = "<memory>"
