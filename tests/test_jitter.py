@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from aiortc.rtp import RtpPacket
 
 from harness.rtc.jitter import AudioPlayoutBuffer, ForwardingAudioBuffer, NackRetrier, VideoPlayoutBuffer, frame_start
@@ -152,6 +153,23 @@ def test_nacks_are_repeated_until_repaired_and_repairs_are_timed() -> None:
     clock.now += 0.01
     assert retrier.due(set()) == [] and retrier.repaired == 1 and not retrier.pending
     assert retrier.wait_s >= 0.2
+
+
+def test_a_frame_waits_as_long_as_the_slow_repairs_take() -> None:
+    """Repairs through an SFU are bimodal: most in ms, a few (lost before the SFU) in hundreds of ms. The wait
+    covers the slow ones, where a mean of both would drop those frames; and never beyond Chromium's 3 s."""
+    clock = Clock()
+    retrier = NackRetrier(clock=clock)
+    for seq, took in enumerate([0.005] * 20 + [0.25] + [0.005] * 10):
+        retrier.due({seq})
+        clock.now += took
+        retrier.due(set())
+    assert retrier.repair_s < 0.05  # the mean alone would wait the 200 ms floor
+    assert retrier.wait_s == pytest.approx(1.5 * 0.25)
+    retrier.due({99})
+    clock.now += 0.9  # a repair that took almost a second
+    retrier.due(set())
+    assert retrier.wait_s <= 3.0
 
 
 def test_relay_audio_is_handed_on_at_once() -> None:
