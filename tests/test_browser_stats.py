@@ -8,12 +8,12 @@ from harness.browser.stats import PageRows
 
 
 def batch(now: float, packets: int, lost: int, bytes_: int, frames: list[dict[str, Any]], stamp_ms: float,
-          jb: float, jb_count: int, jb_min: float = 0.0) -> dict[str, Any]:
+          jb: float, jb_count: int, jb_min: float = 0.0, jb_target: float = 0.0) -> dict[str, Any]:
     inbound = {"type": "inbound-rtp", "kind": "video", "ssrc": 11, "packetsReceived": packets,
                "packetsLost": lost, "bytesReceived": bytes_, "jitter": 0.004, "timestamp": stamp_ms,
                "trackIdentifier": "t1", "sid": 6, "framesPerSecond": 30, "framesDropped": 1,
                "jitterBufferDelay": jb, "jitterBufferEmittedCount": jb_count,
-               "jitterBufferMinimumDelay": jb_min}
+               "jitterBufferMinimumDelay": jb_min, "jitterBufferTargetDelay": jb_target}
     outbound = {"type": "outbound-rtp", "id": "o1", "kind": "video", "ssrc": 22, "packetsSent": packets,
                 "bytesSent": bytes_, "timestamp": stamp_ms, "qualityLimitationReason": "cpu"}
     remote = {"type": "remote-inbound-rtp", "localId": "o1", "roundTripTime": 0.012, "fractionLost": 0.25,
@@ -27,12 +27,12 @@ def batch(now: float, packets: int, lost: int, bytes_: int, frames: list[dict[st
 def test_intervals_units_and_names() -> None:
     rows: list[tuple[str, dict[str, Any]]] = []
     page = PageRows("me", lambda t, r: rows.append((t, r)), lambda sid: {6: "alice"}.get(sid))
-    page.take(batch(100.0, 100, 0, 10_000, [], 1000.0, 1.0, 50, 0.5))
+    page.take(batch(100.0, 100, 0, 10_000, [], 1000.0, 1.0, 50, 0.5, 0.8))
     rows.clear()
     frames = [{"track": "t1", "ts": 100.0 + i / 30, "sid": 6, "no": i, "cap": 99.95 + i / 30, "w": 320, "h": 180}
               for i in range(30)]
     frames.append({"track": "t1", "ts": 101.0, "sid": None, "w": 320, "h": 180})
-    page.take(batch(101.0, 190, 10, 60_000, frames, 2000.0, 3.0, 80, 2.0))
+    page.take(batch(101.0, 190, 10, 60_000, frames, 2000.0, 3.0, 80, 2.0, 2.6))
     by_table: dict[str, list[dict[str, Any]]] = {}
     for table, row in rows:
         by_table.setdefault(table, []).append(row)
@@ -46,7 +46,9 @@ def test_intervals_units_and_names() -> None:
     assert abs(video_in["bitrate_kbps"] - 400.0) < 1e-9  # 50 kB in 1 s
     assert video_in["frames_unreadable"] == 1 and video_in["fps"] is not None
     assert abs(video_in["jitter_buffer_ms"] - 2.0 / 30 * 1000) < 1e-9
-    assert abs(video_in["jitter_buffer_min_ms"] - 1.5 / 30 * 1000) < 1e-9  # lip sync's share, same interval
+    # What the arrivals alone asked for, and with lip sync on top: per emitted frame of the same interval.
+    assert abs(video_in["jitter_buffer_min_ms"] - 1.5 / 30 * 1000) < 1e-9
+    assert abs(video_in["jitter_buffer_target_ms"] - 1.8 / 30 * 1000) < 1e-9
     assert audio_in["kind"] == "audio" and "fps" not in audio_in
     assert video_out["direction"] == "out" and video_out["peer"] == "alice"  # one remote stream: p2p-like
     assert video_out["rtt_ms"] == 12.0 and video_out["loss_pct"] == 25.0 and video_out["quality_limitation"] == "cpu"

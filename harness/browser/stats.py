@@ -38,6 +38,7 @@ class _Counter:
     jb_delay: float = 0.0
     jb_count: int = 0
     jb_minimum: float = 0.0
+    jb_target: float = 0.0
 
 
 def _num(entry: dict[str, Any], key: str) -> float | None:
@@ -213,13 +214,19 @@ class PageRows:
         jb_delay, jb_count = _num(entry, "jitterBufferDelay"), _int(entry, "jitterBufferEmittedCount")
         if jb_delay is not None and jb_count > c.jb_count:
             row["jitter_buffer_ms"] = (jb_delay - c.jb_delay) / (jb_count - c.jb_count) * 1000
-        # The floor under that delay that lip sync (and playout-delay hints) imposed: Chromium delays a stream
-        # to play it in sync with its partner, and this tells that part from what the stream's own jitter asks.
-        jb_minimum = _num(entry, "jitterBufferMinimumDelay")
+        # What the buffer aimed at, twice: for the arrivals alone (the minimum: NetEq's or the video jitter
+        # estimator's own target) and with lip sync and playout-delay hints on top (the target). Chromium delays
+        # a stream to play it in sync with its partner; the difference is that part, the minimum what the
+        # stream's own arrival pattern asks for.
+        jb_minimum, jb_target = _num(entry, "jitterBufferMinimumDelay"), _num(entry, "jitterBufferTargetDelay")
         if jb_minimum is not None and jb_count > c.jb_count:
             row["jitter_buffer_min_ms"] = (jb_minimum - c.jb_minimum) / (jb_count - c.jb_count) * 1000
+        if jb_target is not None and jb_count > c.jb_count:
+            row["jitter_buffer_target_ms"] = (jb_target - c.jb_target) / (jb_count - c.jb_count) * 1000
         if jb_minimum is not None:
             c.jb_minimum = jb_minimum
+        if jb_target is not None:
+            c.jb_target = jb_target
         if jb_delay is not None:
             c.jb_delay, c.jb_count = jb_delay, jb_count
         self._emit("streams", row)
