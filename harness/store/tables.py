@@ -31,7 +31,8 @@ _TABLE_SPECS: dict[str, str] = {
     "freeze_ms f64, frames_unreadable i64, jitter_buffer_ms f64?, decoded_fps f64?, frames_dropped i64?, "
     "reported_freezes i64?, quality_limitation str?, width i64?, height i64?, psnr_db f64?, mos f64?, "
     "packets_nacked i64?, source str?, send_gap_p50_ms f64?, send_gap_p95_ms f64?, send_gap_max_ms f64?, "
-    "send_burst_pct f64?, layer str?, packets_unrepaired i64?, send_jitter_ms f64?, jitter_buffer_min_ms f64?, jitter_buffer_target_ms f64?",
+    "send_burst_pct f64?, layer str?, packets_unrepaired i64?, send_jitter_ms f64?, jitter_buffer_min_ms f64?, "
+    "jitter_buffer_target_ms f64?",
     "audio": "ts f64, receiver str, sender str, latency_ms f64",
     "probes": "ts f64, host str, role str, pid i64, name str, cpu_pct f64, rss_mb f64, loop_lag_ms f64?, "
               "frames_produced i64?, frames_skipped i64?, udp_drops i64?, udp_rcvbuf_errors i64?, "
