@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,3 +46,17 @@ def run_until_valid(args: list[str], cwd: Path, results: Path, attempts: int = 2
         if not (manifest.get("status") == "invalid" and machine):
             break
     return proc, run
+
+
+class ListSink:
+    """A participant's sink for the tests: collects its rows per table (a media host batches them to Locust)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def emit(self, table: str, row: dict[str, Any]) -> None:
+        self.rows[table].append(row)
+
+    def events(self, participant: str, kind: str) -> list[dict[str, Any]]:
+        """The ``events`` rows of one kind that ``participant`` wrote."""
+        return [r for r in self.rows["events"] if r["participant"] == participant and r["kind"] == kind]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_participant import ListSink
+from helpers import ListSink
 
 from harness.host.participant import Participant, ParticipantSpec
 from harness.scenario.scenario import VideoSettings

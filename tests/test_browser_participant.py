@@ -8,13 +8,13 @@ stamps and pulses, both report streams. Then the browser is killed mid-call: a p
 from __future__ import annotations
 
 import asyncio
-import collections
 import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import psutil
 import pytest
+from helpers import ListSink
 
 from harness.browser import chromium
 from harness.browser.engines import Engines
@@ -29,14 +29,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which(chromium.DEFAULT_CHROMIUM) is None, reason="Chromium not installed"),
 ]
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.rows: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
-
-    def emit(self, table: str, row: dict[str, Any]) -> None:
-        self.rows[table].append(row)
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +55,13 @@ def scenario() -> Scenario:
                            "media": {"video": {"width": 320, "height": 180, "bitrate_kbps": 300}}})
 
 
-def browser_routes(sink: Sink) -> list[str]:
+def browser_routes(sink: ListSink) -> list[str]:
     """The local addresses of the browsers' selected candidate pairs (``ice_route`` events)."""
     return [e["detail"].split(" -> ")[0] for e in sink.rows["events"] if e["kind"] == "ice_route"]
 
 
 def test_browser_and_native_measure_each_other_and_a_dead_browser_is_a_participant_failure(sfu: str) -> None:
-    sink = Sink()
+    sink = ListSink()
 
     async def meeting() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
         pin_host_addresses([TESTBED.address])
@@ -150,7 +142,7 @@ def test_without_chromium_a_browser_participant_fails_in_one_line(sfu: str) -> N
         preflight(sc, ReferenceSystem(url=sfu))
 
     async def create() -> None:
-        await Engines(sc, ReferenceSystem(url=sfu), Sink(), lambda sid: None).create(
+        await Engines(sc, ReferenceSystem(url=sfu), ListSink(), lambda sid: None).create(
             ParticipantSpec(name="b-0", group="b", index=0, room="x"), "browser")
 
     with pytest.raises(BrowserError, match="was not found"):
@@ -162,7 +154,7 @@ def test_leaving_while_joining_writes_one_failed_join_row(sfu: str) -> None:
     from harness.browser.participant import BrowserRuntime, BrowserTarget
     from harness.browser.platform import parse_platform
 
-    sink = Sink()
+    sink = ListSink()
     platform = parse_platform({"name": "slow", "url": "{base}/app/?room=slow", "join": [{"wait": "#never"}]})
 
     async def run() -> None:
@@ -196,7 +188,7 @@ def test_a_platform_file_of_ones_own_on_the_web_system(sfu: str, tmp_path: Any) 
     sc = parse_scenario({"name": "t", "join_timeout_s": 30, "groups": [{"name": "b", "count": 1, "engine": "browser"}],
                          "browser": {"platform": str(platform_file), "chromium": TESTBED.chromium},
                          "media": {"video": {"width": 320, "height": 180, "bitrate_kbps": 300}}})
-    sink = Sink()
+    sink = ListSink()
 
     async def meeting() -> tuple[dict[str, Any], dict[str, Any]]:
         pin_host_addresses([TESTBED.address])

@@ -274,7 +274,7 @@ def _answer_with_dead_candidate(offer: str) -> str:
 
 
 def test_a_peer_whose_candidates_never_answer_fails_the_join_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
-    from test_participant import ListSink
+    from helpers import ListSink
 
     from harness.host.participant import Participant, ParticipantSpec
     from harness.rtc.ice import pin_host_addresses

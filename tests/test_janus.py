@@ -17,8 +17,7 @@ from typing import Any
 import psutil
 import pytest
 from conftest import janus_skip_reason
-from helpers import ROOT, confbench, only_run
-from test_participant import ListSink
+from helpers import ROOT, ListSink, confbench, only_run
 
 from harness.errors import SystemError_, TestbedError
 from harness.host.participant import Participant, ParticipantSpec

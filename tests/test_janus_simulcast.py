@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 from conftest import janus_skip_reason
-from helpers import run_until_valid
+from helpers import ListSink, run_until_valid
 from simulcast_people import person, widths
-from test_participant import ListSink
 
 from harness.rtc.ice import pin_host_addresses
 from harness.store.reader import RunReader

@@ -17,8 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import livekit_skip_reason
-from helpers import ROOT, confbench, only_run, run_until_valid
-from test_participant import ListSink
+from helpers import ROOT, ListSink, confbench, only_run, run_until_valid
 
 from harness.errors import SystemError_, TestbedError
 from harness.host.participant import Participant, ParticipantSpec

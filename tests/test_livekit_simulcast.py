@@ -8,9 +8,9 @@ import asyncio
 import time
 
 import pytest
+from helpers import ListSink
 from livekit.protocol import models
 from simulcast_people import person, widths
-from test_participant import ListSink
 
 from harness.rtc.ice import pin_host_addresses
 from harness.systems.livekit import API_KEY_ENV, API_SECRET_ENV, LiveKitSession, LiveKitSystem

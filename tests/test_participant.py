@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from typing import Any
 
 import pytest
+from helpers import ListSink
 
 from harness.host.participant import Participant, ParticipantSpec
 from harness.rtc.ice import pin_host_addresses
@@ -14,16 +14,6 @@ from harness.scenario.scenario import VideoSettings
 from harness.systems.p2p import P2PSystem
 
 pytestmark = pytest.mark.integration
-
-
-class ListSink:
-    """Collects rows per table (the media host batches them to Locust instead)."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-
-    def emit(self, table: str, row: dict[str, Any]) -> None:
-        self.rows[table].append(row)
 
 
 async def meeting(n: int, seconds: float, **spec_kw: Any) -> ListSink:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
 from typing import Any
 
 import pytest
+from helpers import ListSink
 
 from harness.host.participant import Participant, ParticipantSpec
 from harness.rtc.ice import pin_host_addresses
@@ -24,22 +24,13 @@ pytestmark = pytest.mark.integration
 RECONNECT_AFTER_S = 2.0
 
 
-class ListSink:
-    """Collects rows per table."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-
-    def emit(self, table: str, row: dict[str, Any]) -> None:
-        self.rows[table].append(row)
+class Sink(ListSink):
+    """Rows per table, and how many video packets a participant received."""
 
     def received(self, participant: str, since: float) -> int:
         """Video packets ``participant`` received after ``since``."""
         return sum(r["packets"] for r in self.rows["streams"] if r["participant"] == participant
                    and r["direction"] == "in" and r["kind"] == "video" and r["ts"] > since)
-
-    def events(self, participant: str, kind: str) -> list[dict[str, Any]]:
-        return [r for r in self.rows["events"] if r["participant"] == participant and r["kind"] == kind]
 
 
 async def _until(check: Any, timeout_s: float) -> bool:
@@ -51,10 +42,10 @@ async def _until(check: Any, timeout_s: float) -> bool:
     return bool(check())
 
 
-async def _orphaned_publisher(url: str) -> ListSink:
+async def _orphaned_publisher(url: str) -> Sink:
     pin_host_addresses(["127.0.0.1"])
     system = ReferenceSystem(url=url)
-    sink = ListSink()
+    sink = Sink()
     people = [Participant(ParticipantSpec(name=name, group="g", index=i, room="r", reconnect_after_s=RECONNECT_AFTER_S,
                                           video=VideoSettings(width=160, height=90, fps=10)), system, sink)
               for i, name in enumerate(("a", "b"))]

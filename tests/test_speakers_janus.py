@@ -11,7 +11,7 @@ import asyncio
 import json
 
 import pytest
-from test_participant import ListSink
+from helpers import ListSink
 
 from harness.host.participant import Participant, ParticipantSpec
 from harness.rtc.ice import pin_host_addresses

@@ -11,8 +11,8 @@ import asyncio
 import json
 
 import pytest
+from helpers import ListSink
 from test_livekit import keys  # noqa: F401 - the fixture
-from test_participant import ListSink
 
 from harness.host.participant import Participant, ParticipantSpec
 from harness.rtc.ice import pin_host_addresses

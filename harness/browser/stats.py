@@ -12,7 +12,7 @@ is RFC 3550's 0..255); both become the table's ms and percent here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.host.counters import VideoCounters
@@ -26,6 +26,18 @@ Directory = Callable[[int], str | None]
 PULSE_WAIT_BATCHES = 3
 """Batches (a second each) an audio pulse of a track the page has not described yet waits for its sender's name."""
 
+JITTER_BUFFER_FIGURES = (
+    ("jitterBufferDelay", "jitter_buffer_ms"),
+    ("jitterBufferMinimumDelay", "jitter_buffer_min_ms"),
+    ("jitterBufferTargetDelay", "jitter_buffer_target_ms"),
+)
+"""Chromium's jitter-buffer totals and the ``streams`` columns of their means per emitted sample, in ms.
+
+The buffer held samples for the delay; it aimed at the target, which is lip sync and playout-delay hints on top
+of the minimum, what the stream's arrivals alone ask for (NetEq's target, or the video jitter estimator's,
+without limits). So the target less the minimum is what lip sync adds.
+"""
+
 
 @dataclass
 class _Counter:
@@ -35,10 +47,8 @@ class _Counter:
     stamp_ms: float | None = None
     frames_dropped: int = 0
     freezes: int = 0
-    jb_delay: float = 0.0
     jb_count: int = 0
-    jb_minimum: float = 0.0
-    jb_target: float = 0.0
+    jb_totals: dict[str, float] = field(default_factory=dict)  # the last total of each of JITTER_BUFFER_FIGURES
 
 
 def _num(entry: dict[str, Any], key: str) -> float | None:
@@ -211,24 +221,19 @@ class PageRows:
                 row["reported_freezes"] = max(freezes - c.freezes, 0)
                 c.freezes = freezes
             row["decoded_fps"] = _num(entry, "framesPerSecond")
-        jb_delay, jb_count = _num(entry, "jitterBufferDelay"), _int(entry, "jitterBufferEmittedCount")
-        if jb_delay is not None and jb_count > c.jb_count:
-            row["jitter_buffer_ms"] = (jb_delay - c.jb_delay) / (jb_count - c.jb_count) * 1000
-        # What the buffer aimed at, twice: for the arrivals alone (the minimum: NetEq's or the video jitter
-        # estimator's own target) and with lip sync and playout-delay hints on top (the target). Chromium delays
-        # a stream to play it in sync with its partner; the difference is that part, the minimum what the
-        # stream's own arrival pattern asks for.
-        jb_minimum, jb_target = _num(entry, "jitterBufferMinimumDelay"), _num(entry, "jitterBufferTargetDelay")
-        if jb_minimum is not None and jb_count > c.jb_count:
-            row["jitter_buffer_min_ms"] = (jb_minimum - c.jb_minimum) / (jb_count - c.jb_count) * 1000
-        if jb_target is not None and jb_count > c.jb_count:
-            row["jitter_buffer_target_ms"] = (jb_target - c.jb_target) / (jb_count - c.jb_count) * 1000
-        if jb_minimum is not None:
-            c.jb_minimum = jb_minimum
-        if jb_target is not None:
-            c.jb_target = jb_target
-        if jb_delay is not None:
-            c.jb_delay, c.jb_count = jb_delay, jb_count
+        # Each figure is a total over the samples the buffer emitted: the interval's mean is the total's change
+        # over the emitted count's change.
+        count = _int(entry, "jitterBufferEmittedCount")
+        emitted = count - c.jb_count
+        for stat, column in JITTER_BUFFER_FIGURES:
+            total = _num(entry, stat)
+            if total is None:
+                continue
+            if emitted > 0:
+                row[column] = (total - c.jb_totals.get(stat, 0.0)) / emitted * 1000
+            c.jb_totals[stat] = total
+        if "jitterBufferEmittedCount" in entry:
+            c.jb_count = count
         self._emit("streams", row)
 
     def _outbound(self, pc_id: str, entry: dict[str, Any], remote: dict[str, Any] | None, peer: str,
