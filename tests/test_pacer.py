@@ -10,7 +10,7 @@ import pytest
 
 from harness.media import pacer as pacing
 from harness.media.departures import Departures
-from harness.media.pacer import BURST_S, MAX_QUEUE_S, MIN_SLEEP_S, Pacer
+from harness.media.pacer import BURST_S, MAX_QUEUE_S, MIN_SLEEP_S, START_PROBE_BPS, Pacer, pacing_rate_bps
 
 
 class FakeLoop:
@@ -199,5 +199,15 @@ def test_the_group_key_turns_pacing_off_and_its_default_keeps_old_digests() -> N
     paced = pool.acquire("g", 2, 0, ("video",), VideoSettings(), AudioSettings())
     unpaced = pool.acquire("g", 2, 2, ("video",), VideoSettings(), AudioSettings(), pacing=False)
     assert paced.slot is not unpaced.slot  # never one encoder for both
-    assert [t.pacing_bps for t in paced.tracks()] == [2.5 * 500_000]  # type: ignore[attr-defined]
+    assert [t.pacing_bps for t in paced.tracks()] == [pacing_rate_bps(500_000)]  # type: ignore[attr-defined]
     assert [t.pacing_bps for t in unpaced.tracks()] == [None]  # type: ignore[attr-defined]
+
+
+def test_the_pacing_rate_follows_a_browsers_estimate_not_the_encoders_bitrate() -> None:
+    # A small stream keeps the start-up probes' estimate: a 160x90 key frame of ~7 kB fits one 40 ms burst,
+    # as Chromium sends its own (at 2.5 x 150 kbit/s it took 75-240 ms).
+    assert pacing_rate_bps(150_000) == 2.5 * START_PROBE_BPS
+    assert pacing_rate_bps(150_000) / 8 * BURST_S > 7_000
+    # A large one: GCC's cap on an application-limited sender, 1.5 x what it sends + 10 kbit/s.
+    assert pacing_rate_bps(2_000_000) == 2.5 * 3_010_000
+    assert pacing_rate_bps(2_000_000) > pacing_rate_bps(1_000_000) > pacing_rate_bps(100_000)

@@ -33,7 +33,7 @@ from av.video.frame import PictureType
 
 from .audio import AudioSource
 from .fanout import FanOut, FanOutTrack, Producer
-from .pacer import PACING_FACTOR
+from .pacer import pacing_rate_bps
 from .packetize import PacketizedFrame, Packetizer
 from .packetize import install as install_packetized_senders
 from .speakers import audio_level_dbov
@@ -197,7 +197,7 @@ class SharedVideoEncoder(_SharedEncoder):
     def track(self) -> FanOutTrack[Any]:
         """A new track of packetized frames for one sender (it starts with a key frame); paced unless told not."""
         track = super().track()
-        track.pacing_bps = PACING_FACTOR * self.bitrate_bps if self.pacing else None  # type: ignore[attr-defined]
+        track.pacing_bps = pacing_rate_bps(self.bitrate_bps) if self.pacing else None  # type: ignore[attr-defined]
         return track
 
     def _encode(self, frame: av.VideoFrame, keyframe: bool) -> av.Packet | None:

@@ -1,12 +1,14 @@
 """Paced sending, as a real client's pacer does: a frame's packets leave spread over time, not in one burst.
 
 A browser does not write an encoded frame's packets to the socket as fast as it can: libwebrtc's pacer
-(``modules/pacing``) sends them at a *pacing rate*, 2.5 times the target bitrate, with bounded bursts (it may
-run ahead by 40 ms of that rate, never by more than 63 kB) and a queue that must drain within 2 s (beyond
-that it sends faster: a large key frame goes faster than the pacing rate but is still spread out). Audio is
-not held back by the budget. The harness's native senders (``harness.media.packetize``) used to send every
-packet of a frame at once; a receiver that adapts its playout to what it sees (Chromium's jitter buffer)
-then saw a sender no browser is. This module is that pacer, with the same constants:
+(``modules/pacing``) sends them at a *pacing rate*, 2.5 times its *bandwidth estimate* (not its encoder's
+bitrate), with bounded bursts (it may run ahead by 40 ms of that rate, never by more than 63 kB) and a queue
+that must drain within 2 s (beyond that it sends faster). Audio is not held back by the budget. The estimate
+of a browser whose link is not its bottleneck is far above what it sends (:func:`pacing_rate_bps`), so on
+such a link a key frame usually leaves in one burst and a delta frame always does. The harness's native
+senders (``harness.media.packetize``) used to send every packet of a frame at once; a receiver that adapts
+its playout to what it sees (Chromium's jitter buffer) then saw a sender no browser is. This module is that
+pacer, with the same constants:
 
 - :class:`PacedQueue`: one sender's packets waiting, with its own rate and *media debt* (bytes sent ahead
   of the rate). A packet leaves while the debt is within the burst allowance; the debt drains at the rate.
@@ -28,12 +30,18 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["BURST_S", "MAX_BURST_BYTES", "MAX_QUEUE_S", "PACING_FACTOR", "PacedQueue", "Pacer", "pacer"]
+__all__ = ["BURST_S", "MAX_BURST_BYTES", "MAX_QUEUE_S", "PACING_FACTOR", "START_PROBE_BPS", "PacedQueue", "Pacer",
+           "pacer", "pacing_rate_bps"]
 
 log = logging.getLogger(__name__)
 
 PACING_FACTOR = 2.5
-"""Pacing rate over the stream's target bitrate (libwebrtc's ``kDefaultPaceMultiplier``)."""
+"""Pacing rate over the sender's bandwidth estimate (libwebrtc's ``kDefaultPaceMultiplier``)."""
+START_PROBE_BPS = 900_000
+"""The bandwidth estimate a browser's sender reaches on a link that carries more than it sends: GCC starts at
+300 kbit/s and probes at once at 3 and 6 times that; on an open link the estimate becomes what the probes
+carried. Measured (``availableOutgoingBitrate``): Chromium publishing 160x90 video at 150 kbit/s through
+Janus on loopback held 0.87 and 1.63 Mbit/s for the whole call; this is the first probe's level, the lower."""
 BURST_S = 0.040
 """How far ahead of the pacing rate a queue may send at once (libwebrtc's default burst interval)."""
 MAX_BURST_BYTES = 63_000
@@ -45,6 +53,23 @@ MIN_SLEEP_S = 0.001
 """The timer is never armed closer than this: packets due within it leave together."""
 PACKET_OVERHEAD_BYTES = 40
 """What a packet weighs beyond its RTP payload (RTP header with extensions, SRTP tag), for the budget."""
+
+def pacing_rate_bps(target_bps: float) -> float:
+    """The pacing rate of a browser sending ``target_bps`` on a link that is not its bottleneck.
+
+    libwebrtc paces at :data:`PACING_FACTOR` times its bandwidth estimate. A sender limited by its encoder's
+    bitrate, not the network, keeps the estimate its start-up probes gave (:data:`START_PROBE_BPS`) and raises
+    it while the link takes more, up to 1.5 times what it sends plus 10 kbit/s (GCC's cap on a sender that is
+    application-limited). Pacing at 2.5 times the encoder's bitrate instead, as this module once did, spread a
+    160x90 key frame over 75-240 ms where Chromium sent its own in under a millisecond, and Chromium's video
+    jitter estimator, which models delay against frame size, then held native senders' video 40-50 ms where
+    it held browsers' 12 ms (docs/browser.md).
+
+    A link narrower than the estimate is not modelled: a browser's estimate would fall to it, so a native
+    sender behind one bursts more than a browser would, and the link's own queue spreads the packets.
+    """
+    return PACING_FACTOR * max(START_PROBE_BPS, 1.5 * target_bps + 10_000)
+
 
 T = TypeVar("T")
 
