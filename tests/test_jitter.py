@@ -110,6 +110,52 @@ def test_the_rest_of_a_frame_whose_start_was_lost_is_dropped_with_it() -> None:
     assert frame is not None and frame.timestamp == 3 * 3000 and jb.dropped_frames == 1
 
 
+def test_a_complete_key_frame_behind_a_gap_is_handed_on_at_once() -> None:
+    """As Chromium's frame buffer does: a decoder can start again at a key frame, so the older incomplete frames
+    are dropped then, not when their repairs are given up (a layer switch behind a lossy link)."""
+    clock = Clock()
+    jb = VideoPlayoutBuffer(capacity=128, clock=clock)
+    jb.mime = "video/vp8"
+    assert jb.add(vp8(1, 1, 0, 1, key=True))[1] is not None
+    jb.add(vp8(3, 2, 1, 2))  # frame 2's first packet (seq 2) is lost
+    assert jb.add(vp8(4, 3, 0, 1))[1] is None  # frame 3 waits behind it
+    assert jb.add(vp8(5, 4, 0, 3, key=True))[1] is None  # the key frame is not complete yet
+    clock.now += 0.01
+    assert jb.add(vp8(7, 4, 2, 3, key=True))[1] is None  # nor now (seq 6 missing)
+    pli, frame = jb.add(vp8(6, 4, 1, 3, key=True))  # long before the gap's wait is over
+    assert pli is False and frame is not None and frame.timestamp == 4 * 3000
+    assert jb.dropped_frames == 2  # frames 2 and 3
+    _, frame = jb.add(vp8(8, 5, 0, 1))
+    assert frame is not None  # the frames after it are decodable
+    jb.add(vp8(2, 2, 0, 2))  # the late repair of a dropped frame: ignored
+    assert not jb.ready
+
+
+def test_packets_of_frames_playout_has_passed_are_not_asked_for_again() -> None:
+    clock = Clock()
+    jb = VideoPlayoutBuffer(capacity=128, clock=clock)
+    jb.mime = "video/vp8"
+    jb.add(vp8(1, 1, 0, 1, key=True))
+    jb.add(vp8(3, 3, 0, 1))  # seq 2 lost
+    retrier = NackRetrier(clock=clock)
+    assert retrier.due({2}) == [] and retrier.pending  # aiortc has just asked for it
+    assert jb.passed({2}) == set()  # its frame still waits
+    jb.add(vp8(4, 4, 0, 1, key=True))  # a key frame: playout goes past seq 2
+    assert jb.passed({2, 6}) == {2}
+    retrier.forget({2})
+    assert not retrier.pending and retrier.repaired == 0  # given up, not counted as a repair
+
+
+def test_a_delta_frame_behind_a_gap_still_waits() -> None:
+    clock = Clock()
+    jb = VideoPlayoutBuffer(capacity=128, clock=clock)
+    jb.mime = "video/vp8"
+    jb.add(vp8(1, 1, 0, 1, key=True))
+    assert jb.add(vp8(3, 3, 0, 1))[1] is None  # seq 2 lost: a complete delta frame cannot jump it
+    _, frame = jb.add(vp8(2, 2, 0, 1))
+    assert frame is not None and frame.timestamp == 2 * 3000 and [f.timestamp for f in jb.ready] == [3 * 3000]
+
+
 def test_the_first_frame_a_decoder_gets_is_a_key_frame() -> None:
     jb = VideoPlayoutBuffer(capacity=128)
     jb.mime = "video/vp8"

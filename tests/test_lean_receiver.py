@@ -82,6 +82,19 @@ def test_a_repaired_gap_completes_its_frame() -> None:
     assert frames.repaired == 1 and frames.unrepaired == 0
 
 
+def test_a_complete_key_frame_behind_a_gap_is_counted_at_once() -> None:
+    """``VideoPlayoutBuffer``'s rule: the frames before a complete key frame are dropped, without waiting."""
+    clock = _Clock()
+    frames = LeanFrames(keyed=True, clock=clock)
+    assert frames.add(1, 1000, _flags(VP8_KEY, True)) == 1
+    assert frames.add(3, 2000, _flags(VP8_MORE, True)) == 0  # seq 2 lost
+    assert frames.add(4, 3000, _flags(VP8_KEY, False)) == 0
+    assert frames.add(5, 3000, _flags(VP8_MORE, True)) == 1  # long before the gap's wait is over
+    assert frames.dropped == 1 and frames.unrepaired == 1 and not frames.want_pli and frames.nacks() == []
+    assert frames.add(6, 4000, _flags(VP8_DELTA, True)) == 1
+    assert frames.add(2, 2000, _flags(VP8_DELTA, False)) == 0  # the late repair: ignored
+
+
 def test_statistics_count_as_rfc3550() -> None:
     stats = LeanStatistics(90000)
     for seq in (65534, 65535, 1, 2):  # 0 lost, across the wrap

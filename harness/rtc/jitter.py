@@ -28,6 +28,9 @@ What replaces it here, for every native receiver and for the reference SFU's rel
   short freeze, as in Chromium, where a fixed 200 ms made it a dropped frame, a key frame request and a longer
   freeze (a crosscheck of LiveKit under 3 % loss once counted 13 freezes a minute where Chromium counted
   none). A packet that never comes costs that wait and a key frame, where Chromium would wait up to 3 s.
+  A complete key frame does not wait behind an older gap: the frames before it are dropped then, as
+  Chromium's frame buffer decodes the first decodable frame it holds (a layer switch behind a lossy link
+  otherwise froze for the older frames' whole wait).
 * **Audio** (:class:`AudioPlayoutBuffer`): aiortc's playout depth (``prefetch`` packets, 80 ms) is kept; a
   missing packet that playout reaches is skipped (concealed, as NetEq does; aiortc never NACKs audio) instead
   of holding everything behind it.
@@ -38,8 +41,10 @@ What replaces it here, for every native receiver and for the reference SFU's rel
   retransmission was dropped unrouted: no lost packet was ever repaired. :func:`install` registers the RTX
   SSRC with its receiver, as the SDP's ``ssrc-group:FID`` declares it.
 * **NACKs** (:class:`NackRetrier`): each missing video packet is asked for again every ``1.5 x`` the measured
-  repair time (at least 20 ms) up to 10 times, like Chromium's NACK requester, until it arrives or its frame
-  is dropped.
+  repair time (at least 20 ms) up to 10 times, like Chromium's NACK requester, until it arrives or playout
+  has gone past its frame (handed on or dropped; Chromium clears its NACK list up to the last decoded frame).
+  aiortc asks for every packet still missing again at each new gap, frames long dropped included: behind a
+  congested link that added retransmissions nobody could use.
 
 :func:`install` puts these in place for receivers created from then on: a factory for aiortc's
 ``JitterBuffer`` and a wrapper of ``RTCRtpReceiver._handle_rtp_packet`` that hands on the extra frames and
@@ -165,6 +170,9 @@ class VideoPlayoutBuffer(JitterBuffer):
         # A decoder starts on a key frame: until one comes, frames are discarded as a browser discards them.
         self._need_key = True
         self._last_pli: float | None = None  # key-frame requests repeat only once one was made
+        # First packets of key frames that arrived while a packet before them was missing: the frames that may
+        # jump the queue (:meth:`_key_after_gap`).
+        self._key_starts: list[int] = []
 
     def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
         now = self._clock()
@@ -194,6 +202,8 @@ class VideoPlayoutBuffer(JitterBuffer):
         else:
             self._missing_since.pop(packet.sequence_number, None)
         self._packets[packet.sequence_number % self._capacity] = packet
+        if self._missing_since and self.mime in KEYED and frame_start(self.mime, packet.payload) == (True, True):
+            self._key_starts.append(packet.sequence_number)
         pli = self._drain(now) or pli
         if self._need_key and self._last_pli is not None and now - self._last_pli >= PLI_INTERVAL_S:
             pli = self._want_key(now) or pli
@@ -211,6 +221,7 @@ class VideoPlayoutBuffer(JitterBuffer):
         self._packets = [None] * self._capacity
         self._origin = self._highest = origin
         self._missing_since.clear()
+        self._key_starts.clear()
 
     def _drain(self, now: float) -> bool:
         """Hand on every frame that is complete or dropped; True when a key frame should be requested."""
@@ -219,6 +230,8 @@ class VideoPlayoutBuffer(JitterBuffer):
             outcome = self._next_frame(now)
             if outcome is None:
                 return pli
+            if outcome == "skipped":  # frames before a complete key frame: dropped, and no key frame to ask for
+                continue
             if outcome != "frame":  # dropped incomplete, or undecodable: the decoder needs a key frame
                 self.dropped_frames += 1
                 pli = self._want_key(now) or pli
@@ -234,7 +247,8 @@ class VideoPlayoutBuffer(JitterBuffer):
             packet = self._packets[seq % self._capacity]
             if packet is None:
                 if now - self._missing_since.get(seq, now) < self.wait_s:
-                    return None  # wait for the packet (or its retransmission)
+                    # Wait for the packet (or its retransmission), unless a key frame after it is complete.
+                    return "skipped" if self._key_after_gap(count) else None
                 self._skip_past_gap(count)
                 return "dropped"
             if packets and packet.timestamp != packets[0].timestamp:
@@ -254,6 +268,46 @@ class VideoPlayoutBuffer(JitterBuffer):
         self.ready.append(PlayoutFrame(data=b"".join(p._data for p in packets), timestamp=packets[0].timestamp,
                                        payload_type=packets[0].payload_type))
         return "frame"
+
+    def passed(self, seqs: set[int]) -> set[int]:
+        """Those of ``seqs`` that playout has gone past (their frames were handed on or dropped)."""
+        origin = self._origin
+        if origin is None:
+            return set()
+        return {seq for seq in seqs if uint16_gt(origin, seq)}
+
+    def _key_after_gap(self, gap: int) -> bool:
+        """Drop everything before the first complete key frame after the gap at ``origin + gap``, if there is
+        one: a decoder can start again there, and Chromium's frame buffer decodes it at once, dropping the
+        older incomplete frames (where waiting out their repairs turned a layer switch behind a lossy link into
+        a freeze of a second and more)."""
+        assert self._origin is not None
+        origin = self._origin
+        self._key_starts = [s for s in self._key_starts if uint16_add(s, -origin) < self._capacity
+                            and uint16_add(s, -origin) > gap]
+        for start in self._key_starts:
+            offset = uint16_add(start, -origin)
+            first = self._packets[start % self._capacity]
+            if first is None or not self._complete_from(offset, first.timestamp):
+                continue
+            skipped = {p.timestamp for i in range(offset)
+                       if (p := self._packets[uint16_add(origin, i) % self._capacity]) is not None}
+            self.dropped_frames += max(len(skipped), 1)
+            self._forget(offset)
+            self._key_starts.remove(start)
+            return True
+        return False
+
+    def _complete_from(self, offset: int, timestamp: int) -> bool:
+        """Whether the frame starting at ``origin + offset`` has all its packets."""
+        assert self._origin is not None and self._highest is not None
+        for count in range(offset, uint16_add(self._highest, -self._origin) + 1):
+            packet = self._packets[uint16_add(self._origin, count) % self._capacity]
+            if packet is None:
+                return False
+            if packet.timestamp != timestamp or packet.marker:
+                return True  # its marker, or (a sender that sets none) the next frame's first packet
+        return False
 
     def _skip_past_gap(self, gap: int) -> None:
         """Drop the frame with the gap at ``origin + gap``, and the rest of any frame whose start was lost."""
@@ -366,6 +420,11 @@ class NackRetrier:
                 again.append(seq)
         return sorted(again)
 
+    def forget(self, seqs: set[int]) -> None:
+        """Stop asking for ``seqs`` (their frames are gone): not counted as repaired."""
+        for seq in seqs:
+            self._asked.pop(seq, None)
+
     @property
     def pending(self) -> bool:
         """Whether some packet asked for has neither arrived nor been given up."""
@@ -386,6 +445,16 @@ async def _handle_rtp_packet(self: Any, packet: Any, arrival_time_ms: int) -> No
         codec = codecs.get(packet.payload_type)
         if codec is not None and not is_rtx(codec):
             buffer.mime = codec.mimeType.lower()
+    nacks = self._RTCRtpReceiver__nack_generator
+    if nacks is not None and nacks.missing and isinstance(buffer, VideoPlayoutBuffer):
+        # Packets of frames already handed on or dropped are asked for no more (aiortc asks for every missing
+        # packet again at each new gap): Chromium's NACK list is cleared up to the last decoded frame.
+        passed = buffer.passed(nacks.missing)
+        if passed:
+            nacks.missing -= passed
+            asking: NackRetrier | None = getattr(self, "_confbench_nack", None)
+            if asking is not None:
+                asking.forget(passed)
     await _original_handle(self, packet, arrival_time_ms)
     ready = getattr(buffer, "ready", None)
     if ready:
@@ -398,7 +467,6 @@ async def _handle_rtp_packet(self: Any, packet: Any, arrival_time_ms: int) -> No
             if started and codec is not None:
                 frame.timestamp = mapper.map(frame.timestamp)
                 queue.put((codec, frame))
-    nacks = self._RTCRtpReceiver__nack_generator
     if nacks is not None and isinstance(buffer, VideoPlayoutBuffer):
         retrier: NackRetrier | None = getattr(self, "_confbench_nack", None)
         if retrier is None:

@@ -135,6 +135,7 @@ class LeanFrames:
         self._last_ts = -1
         self._ticked_highest = -1
         self._last_pli: float | None = None
+        self._key_starts: list[int] = []  # key frames' first packets that came while a packet before was missing
         self.want_pli = False
         """Set when a key frame should be asked for (the caller sends the PLI and clears it)."""
 
@@ -174,6 +175,8 @@ class LeanFrames:
                 self.wait_s = max(MIN_WAIT_S, REPAIR_WAITS * self.repair_s)
         self._flags[slot] = flags | _PRESENT
         self._ts[slot] = timestamp
+        if self._missing and flags & _KEY and flags & _STARTS and self.keyed:
+            self._key_starts.append(seq)
         if next_in_order and not flags & _MARKER and not self._missing:
             if timestamp == self._last_ts:
                 return 0  # the middle of a frame, nothing missing: nothing can complete or drop
@@ -212,6 +215,7 @@ class LeanFrames:
         self.unrepaired += len(self._missing)
         self._missing.clear()
         self._flags[:] = bytes(CAPACITY)
+        self._key_starts.clear()
         self._origin = self._highest = origin
         self._want_key()
 
@@ -225,6 +229,8 @@ class LeanFrames:
             outcome = self._next_frame()
             if outcome is None:
                 return done
+            if outcome == 2:  # frames before a complete key frame dropped: no key frame to ask for
+                continue
             if outcome == 1:
                 done += 1
             else:
@@ -232,7 +238,8 @@ class LeanFrames:
                 self._want_key()
 
     def _next_frame(self) -> int | None:
-        """1: a frame handed on; 0: one dropped; None: nothing to do yet."""
+        """1: a frame handed on; 0: one dropped; 2: frames dropped up to a complete key frame; None: nothing
+        to do yet."""
         origin = self._origin
         assert origin is not None
         highest = self._highest
@@ -248,7 +255,7 @@ class LeanFrames:
             if not flags & _PRESENT:
                 state = self._missing.get(seq)
                 if state is not None and self._clock() - state[0] < self.wait_s:
-                    return None
+                    return 2 if self._key_starts and self._key_after_gap(count) else None
                 self._skip_past_gap(count)
                 return 0
             if first_ts is None:
@@ -268,6 +275,30 @@ class LeanFrames:
         self._need_key = False
         self.last_frame_at = self._clock()
         return 1
+
+    def _key_after_gap(self, gap: int) -> bool:
+        """``VideoPlayoutBuffer._key_after_gap``: drop everything before the first complete key frame after
+        the gap at ``origin + gap``, if there is one."""
+        origin = self._origin
+        assert origin is not None
+        self._key_starts = [s for s in self._key_starts if gap < (s - origin) & 0xFFFF < CAPACITY]
+        span = ((self._highest - origin) & 0xFFFF) + 1
+        for start in self._key_starts:
+            offset = (start - origin) & 0xFFFF
+            timestamp = self._ts[start % CAPACITY]
+            for count in range(offset, span):
+                slot = (origin + count) % CAPACITY
+                flags = self._flags[slot]
+                if not flags & _PRESENT:
+                    break
+                if self._ts[slot] != timestamp or flags & _MARKER:
+                    skipped = {self._ts[(origin + i) % CAPACITY] for i in range(offset)
+                               if self._flags[(origin + i) % CAPACITY] & _PRESENT}
+                    self.dropped += max(len(skipped), 1)
+                    self._forget(offset, gave_up=True)
+                    self._key_starts.remove(start)
+                    return True
+        return False
 
     def _skip_past_gap(self, gap: int) -> None:
         assert self._origin is not None
