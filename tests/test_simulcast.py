@@ -10,9 +10,10 @@ from aiortc import RTCPeerConnection
 from harness.errors import ScenarioError
 from harness.media.adapt import UplinkAdaptation
 from harness.media.simulcast import LAYERS, SimulcastEncoder, layer_of, layers_for, munge_offer, substream
+from harness.media.tap import TransitMinima
 from harness.media.video import VideoSource, read_frame
 from harness.scenario.scenario import SIMULCAST_LAYERS, parse_scenario
-from harness.systems.layer_choice import LayerChoice
+from harness.systems.layer_choice import LayerChoice, StandingQueue
 
 
 def test_layer_names_agree_between_scenario_and_media() -> None:
@@ -92,6 +93,38 @@ def test_automatic_choice_steps_down_on_loss_and_backs_off_failed_probes() -> No
     assert choice.observe(17.6, 100, 0) is None  # the probe held for 2 s: the hold is short again ...
     assert choice.observe(19.6, 100, 0) == "f"  # ... so the next layer comes 4 s after the last
     assert choice.observe(40.0, 100, 0) is None  # at the top
+
+
+def test_automatic_choice_steps_down_on_a_standing_queue_before_any_loss() -> None:
+    choice = LayerChoice(settle_s=2.0, hold_s=4.0, queue_ms=50.0)
+    assert choice.observe(0.0, 100, 0, queue_ms=12.0) is None  # jitter, not a queue
+    assert choice.observe(0.25, 100, 0, queue_ms=80.0) == "h"  # the link fills up: down before it overflows
+    assert choice.observe(0.5, 3, 0, queue_ms=120.0) is None  # settling, even with few packets
+    assert choice.observe(4.3, 100, 0, queue_ms=5.0) is None  # the queue at 0.5 s counts for the hold, as loss
+    assert choice.observe(4.6, 100, 0) == "f"  # 4 s calm: probe
+    assert choice.observe(4.85, 30, 0, queue_ms=90.0) == "h"  # the probe fills the queue: undone before loss
+
+
+def test_standing_queue_reads_a_rising_minimum_and_ignores_a_new_time_base() -> None:
+    queue = StandingQueue(base_window_s=10.0, jump_ms=1000.0)
+    assert queue.observe(0.0, {1: 500.0}) == 0.0
+    assert queue.observe(0.25, {1: 503.0, 2: -40.0}) == 3.0  # transit has an unknown constant per stream
+    assert queue.observe(0.5, {1: 580.0, 2: -38.0}) == 80.0
+    assert queue.observe(0.75, {1: 9000.0}) == 0.0  # a jump: another time base, not a queue
+    assert queue.observe(1.0, {1: 9060.0}) == 60.0
+    assert queue.observe(11.5, {1: 9100.0}) == 0.0  # the old empty path has left the window
+    queue.reset()
+    assert queue.observe(12.0, {1: 9200.0}) == 0.0
+
+
+def test_transit_minima_unwrap_rtp_time() -> None:
+    minima = TransitMinima(clock_rate=90000)
+    minima.add(7, 0xFFFFFF00, 1000.0)
+    minima.add(7, 0x000000C2, 1005.0)  # 450 ticks later, across the wrap, and 5 ms later: the same transit
+    minima.add(7, 0x000000C2, 1002.0)  # another packet of that frame, earlier: 3 ms less, the minimum
+    taken = minima.take()
+    assert list(taken) == [7] and taken[7] == pytest.approx(1002.0 - (0xFFFFFF00 + 450) / 90)
+    assert minima.take() == {}
 
 
 def test_scenario_simulcast_keys() -> None:

@@ -8,7 +8,8 @@ and the decoder thread idles until the receiver stops. Used by the reference SFU
 participants that measure a stream without decoding it (frame boundaries, rate and freezes from the frames
 themselves; packets, loss, jitter from RTCP as usual). Remove when aiortc exposes encoded frames.
 :func:`count_received`, :func:`count_nacked` and :func:`inbound_counts` give counts aiortc keeps badly or
-not at all (bytes received, packets asked for again, per-SSRC receiver counters).
+not at all (bytes received, packets asked for again, per-SSRC receiver counters); :func:`watch_transit`
+the packets' transit minima a subscriber's layer rule reads.
 """
 
 from __future__ import annotations
@@ -172,3 +173,57 @@ def inbound_counts(receiver: RTCRtpReceiver) -> list[InboundCounts]:
     rtx: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
     return [InboundCounts(ssrc, s.packets_received, s.packets_lost, s.jitter)
             for ssrc, s in list(streams.items()) if ssrc not in rtx]
+
+
+class TransitMinima:
+    """Per media SSRC, the least transit time (arrival minus RTP time, in ms, plus an unknown constant) of
+    the packets received since the last :meth:`take`.
+
+    A minimum over a few hundred ms rises only when a queue stands on the path (one packet delayed by
+    jitter does not raise it): what a subscriber's layer rule reads to see a link's queue grow before it
+    overflows (``harness.systems.layer_choice.StandingQueue``). Arrivals are stamped when aiortc reads the
+    datagram, so a receiver whose event loop lags shows that lag as transit too.
+    """
+
+    def __init__(self, clock_rate: int = 90000) -> None:
+        self._per_ms = clock_rate / 1000
+        self._unwrapped: dict[int, tuple[int, int]] = {}  # ssrc -> (last RTP timestamp, its unwrapped value)
+        self.minima: dict[int, float] = {}
+
+    def add(self, ssrc: int, timestamp: int, arrival_ms: float) -> None:
+        """One packet of media SSRC ``ssrc``."""
+        last = self._unwrapped.get(ssrc)
+        if last is None:
+            unwrapped = timestamp
+        else:
+            step = (timestamp - last[0]) & 0xFFFFFFFF
+            unwrapped = last[1] + (step - (1 << 32) if step >= 1 << 31 else step)
+        self._unwrapped[ssrc] = (timestamp, unwrapped)
+        transit = arrival_ms - unwrapped / self._per_ms
+        if transit < self.minima.get(ssrc, float("inf")):
+            self.minima[ssrc] = transit
+
+    def take(self) -> dict[int, float]:
+        """The minima since the last call, and start again."""
+        minima, self.minima = self.minima, {}
+        return minima
+
+
+def watch_transit(receiver: RTCRtpReceiver) -> TransitMinima:
+    """Note the transit of every media packet ``receiver`` gets, from now on (idempotent, like
+    :func:`count_received`). Retransmissions are left out: they are late by design, not by a queue."""
+    existing: TransitMinima | None = getattr(receiver, "_confbench_transit", None)
+    if existing is not None:
+        return existing
+    watch = TransitMinima()
+    handle = receiver._handle_rtp_packet
+    rtx: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+
+    async def noting(packet: Any, arrival_time_ms: int) -> None:
+        if packet.ssrc not in rtx:
+            watch.add(packet.ssrc, packet.timestamp, arrival_time_ms)
+        await handle(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = noting  # type: ignore[method-assign]
+    receiver._confbench_transit = watch  # type: ignore[attr-defined]
+    return watch

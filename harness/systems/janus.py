@@ -38,12 +38,12 @@ from aiortc import (
 
 from harness.errors import SystemError_
 from harness.media.simulcast import munge_offer, substream
-from harness.media.tap import inbound_counts, receiver_of
+from harness.media.tap import inbound_counts, receiver_of, watch_transit
 from harness.systems import IMPAIRED_NETWORK
 from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
 from harness.systems.guard import apply_answer, apply_offer
 from harness.systems.janus_api import JanusClient, JanusHandle, JanusRefused, Message, PluginReply
-from harness.systems.layer_choice import AUTO, LayerChoice
+from harness.systems.layer_choice import AUTO, LayerChoice, StandingQueue
 from harness.systems.local import LocalServerFaults
 
 log = logging.getLogger(__name__)
@@ -301,23 +301,28 @@ class JanusSession(Session):
             await self.choose_layer(self.ctx.prefer_layer)
 
     async def _choose_automatically(self, pc: RTCPeerConnection, choice: LayerChoice) -> None:
-        """Step layers down on loss and probe back up (:class:`LayerChoice`), as Janus's web clients do:
-        VideoRoom forwards the layer asked for and does not adapt a subscriber's layer by itself."""
+        """Step layers down on loss or a standing queue and probe back up (:class:`LayerChoice`), as Janus's
+        web clients do: VideoRoom forwards the layer asked for and does not adapt a subscriber's layer by itself."""
         seen: dict[int, tuple[int, int]] = {}
+        queue = StandingQueue()
         loop = asyncio.get_running_loop()
         while not self._left:
             await asyncio.sleep(LAYER_TICK_S)
             packets = lost = 0
+            minima: dict[int, float] = {}
             for transceiver in pc.getTransceivers():
                 if transceiver.kind != "video":
                     continue
+                # Watched from the first tick it is seen on (streams come and go with renegotiations).
+                minima.update(watch_transit(transceiver.receiver).take())
                 for s in inbound_counts(transceiver.receiver):
                     before = seen.get(s.ssrc, (s.packets_received, s.packets_lost))
                     packets += max(s.packets_received - before[0], 0)
                     lost += max(s.packets_lost - before[1], 0)
                     seen[s.ssrc] = (s.packets_received, s.packets_lost)
-            layer = choice.observe(loop.time(), packets, lost)
+            layer = choice.observe(loop.time(), packets, lost, queue.observe(loop.time(), minima))
             if layer is not None:
+                queue.reset()  # the new layer's time base may differ from the old one's
                 self.ctx.listener.on_event("layer_choice", layer)
                 try:
                     async with self._lock:

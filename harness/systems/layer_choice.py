@@ -2,17 +2,24 @@
 
 Janus forwards the layer a subscriber asked for (``substream``) and never steps down on its own when the
 subscriber's link degrades: its web clients do that from what they receive. :class:`LayerChoice` is such a
-client's rule, fed with the subscription's received and lost packets a few times a second:
+client's rule, fed a few times a second with the subscription's received and lost packets and the queue
+standing on its path (:class:`StandingQueue`):
 
+- a standing queue of at least ``queue_ms`` steps one layer down, as loss does: it is the link filling up,
+  seen before its queue overflows (browsers' delay-based estimators react to the same growth);
 - loss of at least ``loss_pct`` over the last ``window_s`` steps one layer down (at most once per
   ``settle_s``, the time a switch takes to show: the SFU waits for a key frame of the new layer, and the
   link's queue must drain). The
   threshold is a congestion level (browsers' loss-based estimators also treat loss under about 10 % as
   noise): a link with random loss, e.g. Wi-Fi, does not make a subscriber step down;
-- ``hold_s`` without loss steps one layer up (a probe); a probe that meets loss within ``settle_s`` steps
+- ``hold_s`` without loss or queue steps one layer up (a probe); a probe that meets either within ``settle_s`` steps
   back down at once and doubles the hold (up to ``max_hold_s``), so a link that stays narrow is probed more
   rarely; a probe that lasts ``settle_s`` without loss resets the hold, so a widened link is climbed layer by
   layer every ``hold_s``.
+
+A probe that fails freezes the picture on Janus for about a second whatever the rule does: Janus asks a
+publisher for a key frame at most once a second, so the key frame of the layer returned to waits for the one
+the probe asked for a moment before.
 
 It is pure (time is passed in), so its tests need no network.
 """
@@ -20,9 +27,10 @@ It is pure (time is passed in), so its tests need no network.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["AUTO", "LayerChoice"]
+__all__ = ["AUTO", "LayerChoice", "StandingQueue"]
 
 AUTO = "auto"
 """The ``prefer_layer`` that lets the client choose (:class:`LayerChoice`)."""
@@ -40,6 +48,7 @@ class LayerChoice:
     settle_s: float = 2.0
     hold_s: float = 4.0
     max_hold_s: float = 8.0
+    queue_ms: float = 50.0
     current: int = field(init=False)
     _hold: float = field(init=False)
     _changed_at: float = field(init=False, default=float("-inf"))
@@ -58,17 +67,18 @@ class LayerChoice:
         """The layer asked for now."""
         return self.layers[self.current]
 
-    def observe(self, now: float, packets: int, lost: int) -> str | None:
-        """Take one tick's counts (packets received and lost since the previous tick); the layer to ask for
-        when it changes, else None."""
+    def observe(self, now: float, packets: int, lost: int, queue_ms: float = 0.0) -> str | None:
+        """Take one tick's counts (packets received and lost since the previous tick) and the queue standing
+        on the path (:class:`StandingQueue`); the layer to ask for when it changes, else None."""
         self._ticks.append((now, packets, lost))
         while self._ticks and self._ticks[0][0] <= now - self.window_s:
             self._ticks.popleft()
         packets = sum(t[1] for t in self._ticks if t[0] > self._changed_at)
         lost = sum(t[2] for t in self._ticks if t[0] > self._changed_at)
-        if packets + lost < MIN_PACKETS:
+        queued = queue_ms >= self.queue_ms
+        if packets + lost < MIN_PACKETS and not queued:
             return None
-        lossy = 100 * lost / (packets + lost) >= self.loss_pct
+        lossy = queued or 100 * lost / (packets + lost) >= self.loss_pct
         since_change = now - self._changed_at
         if lossy:
             self._loss_at = now
@@ -92,3 +102,37 @@ class LayerChoice:
         self.current += step
         self._changed_at = now
         return self.layer
+
+
+@dataclass
+class StandingQueue:
+    """The queue standing on a subscriber's path, in ms, from the transit minima of its streams
+    (``harness.media.tap.TransitMinima``, one minimum per stream and tick).
+
+    A stream's transit has an unknown constant in it (the sender's clock): its least value over the last
+    ``base_window_s`` is taken as the empty path, and a tick's minimum above it is queue, CoDel's reading of a
+    queue (a minimum over an interval rises only when every packet waited). A jump of ``jump_ms`` or more
+    between ticks is a new time base, not a queue (the SFU switched the stream to another layer, or its
+    sender restarted): that stream's history starts again. The answer is the largest queue of any stream.
+    """
+
+    base_window_s: float = 10.0
+    jump_ms: float = 1000.0
+    _history: dict[int, deque[tuple[float, float]]] = field(init=False, default_factory=dict)
+
+    def observe(self, now: float, minima: Mapping[int, float]) -> float:
+        """Take one tick's minima (ssrc -> ms); the queue now (0 when nothing says otherwise)."""
+        queue = 0.0
+        for ssrc, transit in minima.items():
+            history = self._history.setdefault(ssrc, deque())
+            if history and abs(transit - history[-1][1]) >= self.jump_ms:
+                history.clear()
+            history.append((now, transit))
+            while history[0][0] <= now - self.base_window_s:
+                history.popleft()
+            queue = max(queue, transit - min(t for _, t in history))
+        return queue
+
+    def reset(self) -> None:
+        """Forget every stream's empty path (after a layer switch, whose time base may differ)."""
+        self._history.clear()
