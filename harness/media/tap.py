@@ -85,18 +85,28 @@ def count_received(receiver: RTCRtpReceiver) -> ReceivedBytes:
     if existing is not None:
         return existing
     counter = ReceivedBytes()
-    handle = receiver._handle_rtp_packet
     rtx: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
     counts = counter.by_ssrc
 
-    async def counting(packet: Any, arrival_time_ms: int) -> None:
+    def count(packet: Any, arrival_time_ms: int) -> None:
         ssrc = rtx.get(packet.ssrc, packet.ssrc)
         counts[ssrc] = counts.get(ssrc, 0) + len(packet.payload)
-        await handle(packet, arrival_time_ms)
 
-    receiver._handle_rtp_packet = counting  # type: ignore[method-assign]
+    _before_each_packet(receiver, count)
     receiver._confbench_received = counter  # type: ignore[attr-defined]
     return counter
+
+
+def _before_each_packet(receiver: RTCRtpReceiver, note: Callable[[Any, int], None]) -> None:
+    """Call ``note(packet, arrival_time_ms)`` on every RTP packet ``receiver`` gets, before aiortc handles it:
+    its packet handler is wrapped on this instance only."""
+    handle = receiver._handle_rtp_packet
+
+    async def noting(packet: Any, arrival_time_ms: int) -> None:
+        note(packet, arrival_time_ms)
+        await handle(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = noting  # type: ignore[method-assign]
 
 
 class NackedPackets:
@@ -216,14 +226,12 @@ def watch_transit(receiver: RTCRtpReceiver) -> TransitMinima:
     if existing is not None:
         return existing
     watch = TransitMinima()
-    handle = receiver._handle_rtp_packet
     rtx: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
 
-    async def noting(packet: Any, arrival_time_ms: int) -> None:
+    def note(packet: Any, arrival_time_ms: int) -> None:
         if packet.ssrc not in rtx:
             watch.add(packet.ssrc, packet.timestamp, arrival_time_ms)
-        await handle(packet, arrival_time_ms)
 
-    receiver._handle_rtp_packet = noting  # type: ignore[method-assign]
+    _before_each_packet(receiver, note)
     receiver._confbench_transit = watch  # type: ignore[attr-defined]
     return watch
