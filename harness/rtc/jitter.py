@@ -283,8 +283,7 @@ class VideoPlayoutBuffer(JitterBuffer):
         a freeze of a second and more)."""
         assert self._origin is not None
         origin = self._origin
-        self._key_starts = [s for s in self._key_starts if uint16_add(s, -origin) < self._capacity
-                            and uint16_add(s, -origin) > gap]
+        self._key_starts = [s for s in self._key_starts if gap < uint16_add(s, -origin) < self._capacity]
         for start in self._key_starts:
             offset = uint16_add(start, -origin)
             first = self._packets[start % self._capacity]
@@ -293,8 +292,7 @@ class VideoPlayoutBuffer(JitterBuffer):
             skipped = {p.timestamp for i in range(offset)
                        if (p := self._packets[uint16_add(origin, i) % self._capacity]) is not None}
             self.dropped_frames += max(len(skipped), 1)
-            self._forget(offset)
-            self._key_starts.remove(start)
+            self._forget(offset)  # the starts noted before it go with the next call's filter
             return True
         return False
 
@@ -445,16 +443,6 @@ async def _handle_rtp_packet(self: Any, packet: Any, arrival_time_ms: int) -> No
         codec = codecs.get(packet.payload_type)
         if codec is not None and not is_rtx(codec):
             buffer.mime = codec.mimeType.lower()
-    nacks = self._RTCRtpReceiver__nack_generator
-    if nacks is not None and nacks.missing and isinstance(buffer, VideoPlayoutBuffer):
-        # Packets of frames already handed on or dropped are asked for no more (aiortc asks for every missing
-        # packet again at each new gap): Chromium's NACK list is cleared up to the last decoded frame.
-        passed = buffer.passed(nacks.missing)
-        if passed:
-            nacks.missing -= passed
-            asking: NackRetrier | None = getattr(self, "_confbench_nack", None)
-            if asking is not None:
-                asking.forget(passed)
     await _original_handle(self, packet, arrival_time_ms)
     ready = getattr(buffer, "ready", None)
     if ready:
@@ -467,12 +455,20 @@ async def _handle_rtp_packet(self: Any, packet: Any, arrival_time_ms: int) -> No
             if started and codec is not None:
                 frame.timestamp = mapper.map(frame.timestamp)
                 queue.put((codec, frame))
+    nacks = self._RTCRtpReceiver__nack_generator
     if nacks is not None and isinstance(buffer, VideoPlayoutBuffer):
         retrier: NackRetrier | None = getattr(self, "_confbench_nack", None)
         if retrier is None:
             retrier = self._confbench_nack = NackRetrier()
         if not nacks.missing and not retrier.pending:
             return  # nothing lost: the common case costs one check
+        # Packets of frames already handed on or dropped are asked for no more, by the retrier or by aiortc
+        # (which asks for every missing packet again at each new gap): Chromium clears its NACK list up to
+        # the last decoded frame.
+        passed = buffer.passed(nacks.missing)
+        if passed:
+            nacks.missing -= passed
+            retrier.forget(passed)
         again = retrier.due(nacks.missing)
         buffer.wait_s = retrier.wait_s
         if again:

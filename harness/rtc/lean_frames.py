@@ -295,8 +295,7 @@ class LeanFrames:
                     skipped = {self._ts[(origin + i) % CAPACITY] for i in range(offset)
                                if self._flags[(origin + i) % CAPACITY] & _PRESENT}
                     self.dropped += max(len(skipped), 1)
-                    self._forget(offset, gave_up=True)
-                    self._key_starts.remove(start)
+                    self._forget(offset, gave_up=True)  # the starts noted before it go with the next filter
                     return True
         return False
 
