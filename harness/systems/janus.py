@@ -320,7 +320,8 @@ class JanusSession(Session):
                     packets += max(s.packets_received - before[0], 0)
                     lost += max(s.packets_lost - before[1], 0)
                     seen[s.ssrc] = (s.packets_received, s.packets_lost)
-            layer = choice.observe(loop.time(), packets, lost, queue.observe(loop.time(), minima))
+            now = loop.time()
+            layer = choice.observe(now, packets, lost, queue.observe(now, minima))
             if layer is not None:
                 queue.reset()  # the new layer's time base may differ from the old one's
                 self.ctx.listener.on_event("layer_choice", layer)

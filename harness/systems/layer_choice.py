@@ -14,7 +14,7 @@ standing on its path (:class:`StandingQueue`):
   noise): a link with random loss, e.g. Wi-Fi, does not make a subscriber step down;
 - ``hold_s`` without loss or queue steps one layer up (a probe); a probe that meets either within ``settle_s`` steps
   back down at once and doubles the hold (up to ``max_hold_s``), so a link that stays narrow is probed more
-  rarely; a probe that lasts ``settle_s`` without loss resets the hold, so a widened link is climbed layer by
+  rarely; a probe that lasts ``settle_s`` without either resets the hold, so a widened link is climbed layer by
   layer every ``hold_s``.
 
 A probe that fails freezes the picture on Janus for about a second whatever the rule does: Janus asks a
@@ -52,7 +52,7 @@ class LayerChoice:
     current: int = field(init=False)
     _hold: float = field(init=False)
     _changed_at: float = field(init=False, default=float("-inf"))
-    _loss_at: float = field(init=False, default=float("-inf"))
+    _congested_at: float = field(init=False, default=float("-inf"))
     _probing: bool = field(init=False, default=False)
     _ticks: deque[tuple[float, int, int]] = field(init=False, default_factory=deque)
 
@@ -78,10 +78,10 @@ class LayerChoice:
         queued = queue_ms >= self.queue_ms
         if packets + lost < MIN_PACKETS and not queued:
             return None
-        lossy = queued or 100 * lost / (packets + lost) >= self.loss_pct
+        congested = queued or 100 * lost / (packets + lost) >= self.loss_pct
         since_change = now - self._changed_at
-        if lossy:
-            self._loss_at = now
+        if congested:
+            self._congested_at = now
             # After a step down, loss goes on until the SFU has switched and the link's queue drained: wait
             # for that before stepping again. A probe that meets loss is undone at once: it is what froze.
             if self.current > 0 and (self._probing or since_change >= self.settle_s):
@@ -93,7 +93,8 @@ class LayerChoice:
         if self._probing and since_change >= self.settle_s:
             self._probing = False  # the probe held: the next one (and the next fall) start from the short hold
             self._hold = self.hold_s
-        if self.current < len(self.layers) - 1 and now - self._loss_at >= self._hold and since_change >= self._hold:
+        calm = min(now - self._congested_at, since_change)
+        if self.current < len(self.layers) - 1 and calm >= self._hold:
             self._probing = True
             return self._move(now, +1)
         return None
