@@ -75,3 +75,17 @@ def test_a_pulse_heard_before_its_track_is_described_waits_for_its_name() -> Non
     page.take({"now": 3.0, "audio": [{"track": "zz", "ts": 3.0, "latency_ms": 40.0}], "stats": []})
     page.flush()  # leaving: what still waits is written, named as well as it can be
     assert [r["sender"] for t, r in rows if t == "audio"][-1] == "unknown"
+
+
+def test_a_pulse_through_an_sfu_waits_for_the_stamp_on_its_stream_s_video() -> None:
+    # One connection with no sender's label (an SFU's): the audio track is described at once, but its sender is
+    # known only once the video of the same stream has a stamp read. A pulse heard before that must wait.
+    rows: list[tuple[str, dict[str, Any]]] = []
+    page = PageRows("me", lambda t, r: rows.append((t, r)), lambda sid: {6: "alice"}.get(sid))
+    unread = batch(1.0, 100, 0, 10_000, [], 1000.0, 1.0, 50)
+    for entry in unread["stats"][0]["inbound"]:
+        entry["sid"] = None
+    page.take(unread)
+    assert not [r for t, r in rows if t == "audio"]
+    page.take(batch(2.0, 100, 0, 10_000, [], 1000.0, 1.0, 50))
+    assert [r["sender"] for t, r in rows if t == "audio"] == ["alice", "alice"]

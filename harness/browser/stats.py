@@ -23,8 +23,9 @@ Directory = Callable[[int], str | None]
 """Name of the participant whose video carries a stream id, when known on this media host."""
 
 
-PULSE_WAIT_BATCHES = 3
-"""Batches (a second each) an audio pulse of a track the page has not described yet waits for its sender's name."""
+PULSE_WAIT_BATCHES = 5
+"""Batches (a second each) an audio pulse waits for its sender's name: for the page to describe its track, and
+for the stamp on the video of the same stream to be read (on an SFU's one connection, the only name it has)."""
 
 JITTER_BUFFER_FIGURES = (
     ("jitterBufferDelay", "jitter_buffer_ms"),
@@ -124,17 +125,23 @@ class PageRows:
 
     def _pulses(self, pulses: list[tuple[dict[str, Any], int]], wait: bool = True) -> None:
         # The page reports a pulse as soon as it hears it, and a new connection's stats (which name the track's
-        # sender) once a second: a first pulse can come a batch before them. Held for up to PULSE_WAIT_BATCHES
-        # batches, it is named like the others instead of "unknown".
+        # sender) once a second: a first pulse can come a batch before them. Through an SFU the connection has no
+        # sender's name either: the audio is named by the stamp on its stream's video, and a participant's first
+        # pulse can be heard before its first video frame is read. Held for up to PULSE_WAIT_BATCHES batches,
+        # such a pulse is named like the others instead of "unknown".
         pending, self._unnamed_pulses = self._unnamed_pulses, []
         for pulse, waited in [*[(p, w + 1) for p, w in pending], *pulses]:
             track = str(pulse.get("track"))
-            if wait and waited < PULSE_WAIT_BATCHES and track not in self._track_sid and track not in self._track_pc:
+            if wait and waited < PULSE_WAIT_BATCHES and not self._nameable(track):
                 self._unnamed_pulses.append((pulse, waited))
                 continue
             self._emit("audio", {"ts": float(pulse["ts"]), "receiver": self.participant,
                                  "sender": self.name_of(self._track_sid.get(track), self._track_pc.get(track)),
                                  "latency_ms": float(pulse["latency_ms"])})
+
+    def _nameable(self, track: str) -> bool:
+        """Whether a received track's sender is known: by its stream id, or by the label of its connection."""
+        return track in self._track_sid or self._track_pc.get(track) in self._labels
 
     def _frame(self, frame: dict[str, Any]) -> None:
         track = str(frame.get("track"))
