@@ -10,12 +10,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from harness.analysis.crosscheck import Bounds, Floor, check_room, format_checks, render_floor
+from harness.orchestrate import crosscheck as orchestrate
+from harness.orchestrate.crosscheck import INVALID_ROOM_ATTEMPTS, CrosscheckError
+from harness.orchestrate.run import RunOutcome
+from harness.scenario.scenario import Scenario, load_scenario
+from harness.systems import SystemSpec
 from tests.conftest import janus_skip_reason, livekit_skip_reason
 from tests.helpers import confbench
 
@@ -113,9 +119,11 @@ def test_native_receivers_agree_with_chromium_under_loss(tmp_path: Path, system:
     # guards against, a native backlog, was seconds; fps, freezes and loss keep their own bounds.
     proc = confbench("crosscheck", str(scenario), "--system", system, "--results", "results", "--duration", "40",
                      "--bound-ms", str(LATENCY_BOUND_MS), cwd=tmp_path, env={**os.environ})
-    out, err = proc.communicate(timeout=400)
+    out, err = proc.communicate(timeout=600)
     runs = sorted(p for p in (tmp_path / "results").iterdir() if p.is_dir())
-    assert len(runs) == 2, (out, err[-2000:])
+    # Two rooms; a room that ended invalid (the machine saturated for a moment) is measured once more.
+    assert 2 <= len(runs) <= 2 * INVALID_ROOM_ATTEMPTS and (runs[-1] / "crosscheck.json").exists(), (out, err[-2000:])
+    assert len(runs) == 2 + err.count("measuring it again"), err[-2000:]
     verdict = json.loads((runs[-1] / "crosscheck.json").read_text())
     assert proc.returncode == 0, out + err[-2000:]
     assert verdict["ok"] and len(verdict["senders"]) == 2, verdict
@@ -140,3 +148,36 @@ def test_a_handful_of_freezes_in_a_short_room_is_counting_noise() -> None:
     checks = check_room(_tables(native_ms=4, browser_ms=40, browser_buffer=15, browser_freezes=200,
                                 native_freezes=23, seconds=600), Floor(36, 15))
     assert all(any(f.startswith("freezes") for f in c.failures) for c in checks)
+
+
+@pytest.mark.parametrize(("statuses", "runs", "ok"), [
+    (["invalid", "completed"], 2, True),  # saturated for a moment: measured again
+    (["invalid", "invalid"], 2, False),  # saturated twice: the cross-check cannot be made here
+    (["failed", "completed"], 1, False),  # a failed room is not measured again
+])
+def test_a_room_that_ends_invalid_is_measured_once_more(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                        statuses: list[str], runs: int, ok: bool) -> None:
+    outcomes = iter(statuses)
+    made: list[Path] = []
+
+    def execute(room: Scenario, spec: SystemSpec, results: Path, processes: int | None,
+                announce: Callable[[Path], None]) -> RunOutcome:
+        run_dir = results / f"run-{len(made)}"
+        made.append(run_dir)
+        announce(run_dir)
+        status = next(outcomes)
+        return RunOutcome(run_dir, status, {}, () if status == "completed" else ("sources skipped 3.5 %",))
+
+    monkeypatch.setattr(orchestrate, "execute", execute)
+    lines: list[str] = []
+    scenario = load_scenario(Path(__file__).resolve().parent.parent / "scenarios" / "crosscheck-lossy.toml")
+    quiet, _ = orchestrate.rooms(scenario)
+    try:
+        outcome = orchestrate._run_room(scenario, quiet, "quiet room", SystemSpec.parse("reference"), tmp_path,
+                                        None, lines.append)
+    except CrosscheckError as exc:
+        assert not ok and "quiet room ended" in str(exc)
+    else:
+        assert ok and outcome.status == "completed" and outcome.run_dir == made[-1]
+    assert len(made) == runs
+    assert sum("measuring it again" in line for line in lines) == (1 if statuses[0] == "invalid" else 0), lines

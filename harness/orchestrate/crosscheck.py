@@ -14,6 +14,10 @@ Two runs on the same system, one after the other:
 The browser's group comes first, so that it starts first: Chromium takes seconds to join where a native
 participant takes a fraction of one.
 
+A room that ends ``invalid`` (the load generator saturated: a Chromium starting beside the media hosts on a
+small machine can do that for a second) is measured once more (:data:`INVALID_ROOM_ATTEMPTS`); the invalid run
+stays on disk, marked so in its manifest. Any other end, or a second invalid room, stops the cross-check.
+
 Then ``harness.analysis.crosscheck`` compares, per native sender, what both kinds measured, and the verdict is
 written beside the judged run's tables as ``crosscheck.json``.
 """
@@ -37,6 +41,8 @@ from harness.systems import SystemSpec
 BROWSER_GROUP = "crosscheck-browser"
 CROSSCHECK_FILE = "crosscheck.json"
 TABLES = ("joins", "frames", "streams")
+INVALID_ROOM_ATTEMPTS = 2
+"""Runs of a room that may end ``invalid`` before the cross-check gives up (saturation is often a moment's)."""
 
 
 class CrosscheckError(HarnessError):
@@ -71,21 +77,32 @@ def _completed(outcome: RunOutcome, what: str) -> None:
         raise CrosscheckError(f"the {what} ended {outcome.status} ({reasons}): {outcome.run_dir}")
 
 
+def _run_room(scenario: Scenario, room: Scenario, what: str, spec: SystemSpec, results: Path,
+              processes: int | None, announce: Callable[[str], None]) -> RunOutcome:
+    """One room, run again once if it ended ``invalid``; raises :class:`CrosscheckError` if it did not complete."""
+    def started(run_dir: Path) -> None:
+        announce(f"crosscheck {what} of {scenario.name!r} on {spec} into {run_dir}")
+
+    for attempt in range(1, INVALID_ROOM_ATTEMPTS + 1):
+        outcome = execute(room, spec, results, processes=processes, announce=started)
+        if outcome.status != "invalid" or attempt == INVALID_ROOM_ATTEMPTS:
+            break
+        announce(f"crosscheck {what} ended invalid ({'; '.join(outcome.reasons) or 'see its manifest'}); "
+                 f"measuring it again (the invalid run stays in {outcome.run_dir})")
+    _completed(outcome, what)
+    return outcome
+
+
 def crosscheck(scenario: Scenario, spec: SystemSpec, results: Path, bounds: Bounds | None = None,
                processes: int | None = None,
-               announce: Callable[[str, Path], None] | None = None) -> tuple[list[SenderCheck], Floor, Path]:
-    """Run both rooms on ``spec``; the per-sender checks, the browser's quiet-room floor and the judged run."""
+               announce: Callable[[str], None] | None = None) -> tuple[list[SenderCheck], Floor, Path]:
+    """Run both rooms on ``spec``; the per-sender checks, the browser's quiet-room floor and the judged run.
+    ``announce`` is given a line as each room starts (and when one is measured again)."""
     bounds = bounds or Bounds()
     quiet, judged = rooms(scenario)
-    outcomes = []
-    for what, room in (("quiet room", quiet), ("judged room", judged)):
-        def started(run_dir: Path, what: str = what) -> None:
-            if announce is not None:
-                announce(what, run_dir)
-
-        outcome = execute(room, spec, results, processes=processes, announce=started)
-        _completed(outcome, what)
-        outcomes.append(outcome)
+    say = announce or (lambda line: None)
+    outcomes = [_run_room(scenario, room, what, spec, results, processes, say)
+                for what, room in (("quiet room", quiet), ("judged room", judged))]
     quiet_run, judged_run = outcomes
     floor = render_floor(_tables(quiet_run), quiet_run.summary.get("window"))
     if floor is None:
@@ -117,8 +134,8 @@ def crosscheck_command(scenario_path: Path, system: str | None, *, duration: flo
     except ValueError as exc:
         raise UsageError(f"--bound-ms: {exc}") from exc
 
-    def announce(what: str, run_dir: Path) -> None:
-        print(f"confbench: crosscheck {what} of {scenario.name!r} on {spec} into {run_dir}", file=sys.stderr)
+    def announce(line: str) -> None:
+        print(f"confbench: {line}", file=sys.stderr)
 
     checks, floor, run_dir = crosscheck(scenario, spec, results, bounds, processes, announce)
     ok = all(c.ok for c in checks)
