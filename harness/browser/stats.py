@@ -23,6 +23,9 @@ Directory = Callable[[int], str | None]
 """Name of the participant whose video carries a stream id, when known on this media host."""
 
 
+UNKNOWN = "unknown"
+"""The sender's name of a row whose sender neither a stream id nor the connection's label tells."""
+
 PULSE_WAIT_BATCHES = 5
 """Batches (a second each) an audio pulse waits for its sender's name: for the page to describe its track, and
 for the stamp on the video of the same stream to be read (on an SFU's one connection, the only name it has)."""
@@ -92,7 +95,7 @@ class PageRows:
             return self._labels[pc]
         if sid is not None:
             return f"stream-{sid}"
-        return "unknown"
+        return UNKNOWN
 
     # -- a batch -------------------------------------------------------------------------------------------
     def take(self, batch: dict[str, Any]) -> None:
@@ -132,16 +135,12 @@ class PageRows:
         pending, self._unnamed_pulses = self._unnamed_pulses, []
         for pulse, waited in [*[(p, w + 1) for p, w in pending], *pulses]:
             track = str(pulse.get("track"))
-            if wait and waited < PULSE_WAIT_BATCHES and not self._nameable(track):
+            sender = self.name_of(self._track_sid.get(track), self._track_pc.get(track))
+            if wait and waited < PULSE_WAIT_BATCHES and sender == UNKNOWN:
                 self._unnamed_pulses.append((pulse, waited))
                 continue
-            self._emit("audio", {"ts": float(pulse["ts"]), "receiver": self.participant,
-                                 "sender": self.name_of(self._track_sid.get(track), self._track_pc.get(track)),
+            self._emit("audio", {"ts": float(pulse["ts"]), "receiver": self.participant, "sender": sender,
                                  "latency_ms": float(pulse["latency_ms"])})
-
-    def _nameable(self, track: str) -> bool:
-        """Whether a received track's sender is known: by its stream id, or by the label of its connection."""
-        return track in self._track_sid or self._track_pc.get(track) in self._labels
 
     def _frame(self, frame: dict[str, Any]) -> None:
         track = str(frame.get("track"))
