@@ -71,10 +71,13 @@ def _tables(outcome: RunOutcome) -> dict[str, pd.DataFrame]:
     return {name: reader.table(name) for name in TABLES}
 
 
+def _reasons(outcome: RunOutcome) -> str:
+    return "; ".join(outcome.reasons) or "see its manifest"
+
+
 def _completed(outcome: RunOutcome, what: str) -> None:
     if outcome.status != "completed":
-        reasons = "; ".join(outcome.reasons) or "see its manifest"
-        raise CrosscheckError(f"the {what} ended {outcome.status} ({reasons}): {outcome.run_dir}")
+        raise CrosscheckError(f"the {what} ended {outcome.status} ({_reasons(outcome)}): {outcome.run_dir}")
 
 
 def _run_room(scenario: Scenario, room: Scenario, what: str, spec: SystemSpec, results: Path,
@@ -87,7 +90,7 @@ def _run_room(scenario: Scenario, room: Scenario, what: str, spec: SystemSpec, r
         outcome = execute(room, spec, results, processes=processes, announce=started)
         if outcome.status != "invalid" or attempt == INVALID_ROOM_ATTEMPTS:
             break
-        announce(f"crosscheck {what} ended invalid ({'; '.join(outcome.reasons) or 'see its manifest'}); "
+        announce(f"crosscheck {what} ended invalid ({_reasons(outcome)}); "
                  f"measuring it again (the invalid run stays in {outcome.run_dir})")
     _completed(outcome, what)
     return outcome
