@@ -88,3 +88,24 @@ def test_datagram_transports_get_a_large_receive_buffer() -> None:
         rmem_max = int(fh.read())
     # Forced to the full size where the process may (root here), else the kernel's cap; never the default.
     assert size == netio.granted_rcvbuf and size >= min(netio.RCVBUF_BYTES, rmem_max)
+
+
+def machine_row(second: int, steal: float) -> dict[str, Any]:
+    return {"ts": 1000.0 + second, "host": "h", "role": "machine", "pid": 0, "name": "machine", "cpu_pct": 150.0,
+            "steal_pct": steal, "rss_mb": 900.0, "loop_lag_ms": None}
+
+
+def test_an_invalid_run_says_when_the_hypervisor_took_the_cores(tmp_path: Path) -> None:
+    lagging = [host_row(s, frames_produced=20, frames_skipped=10) for s in range(10)]
+    stolen = [machine_row(s, steal=40.0 if s < 5 else 10.0) for s in range(10)]
+    reasons = reasons_for(tmp_path, lagging + stolen)
+    assert len(reasons) == 2 and "load generator saturated" in reasons[0]
+    assert reasons[1] == ("machine shared: its hypervisor gave 25% of a core to other tenants on average meanwhile "
+                          "(steal; max 40%)")
+
+
+def test_steal_alone_never_invalidates_and_a_little_is_not_named(tmp_path: Path) -> None:
+    assert reasons_for(tmp_path, [host_row(s) for s in range(10)] + [machine_row(s, 60.0) for s in range(10)]) == []
+    lagging = [host_row(s, frames_produced=20, frames_skipped=10) for s in range(10)]
+    reasons = reasons_for(tmp_path / "b", lagging + [machine_row(s, 5.0) for s in range(10)])
+    assert len(reasons) == 1 and "load generator saturated" in reasons[0]

@@ -138,6 +138,8 @@ def run(tmp_path: Path) -> Path:
                 probe(101.5, "locust", 10, 20.0, 110.0),
                 probe(101.7, "media_host", 11, 70.0, 310.0),
                 probe(100.5, "controller", 12, 500.0, 1000.0),  # the controller makes no load
+                {**probe(100.0, "machine", 0, 150.0, 2000.0), "steal_pct": 30.0},  # the whole machine
+                {**probe(101.0, "machine", 0, 110.0, 2000.0), "steal_pct": 10.0},
             ],
         )
     return run_dir
@@ -196,6 +198,9 @@ def test_summary_figures(run: Path) -> None:
         # per second: 100 -> 10 + 90, 101 -> 20 + 70 (controller excluded)
         # load: 100 = 10, 101 = 10 (bridged) + 90, 102 = 20 + 70; the controller is not load.
         "loadgen_cpu_pct": {"mean": 66.667, "max": 100.0},
+        # machine: its own row each second, busy and stolen.
+        "machine_cpu_pct": {"mean": 130.0, "max": 150.0},
+        "machine_steal_pct": {"mean": 20.0, "max": 30.0},
         "loadgen_rss_mb_max": 420.0,
         # Probes of an older schema: no health columns, so nothing to say about them.
         "loadgen_health": {"frames_skipped_pct": None, "loop_lag_over_100ms_pct": None, "loop_lag_max_ms": None,
@@ -261,6 +266,8 @@ def test_empty_run_gives_nulls_not_nan(tmp_path: Path) -> None:
         "freezes_per_min",
         "sut_cpu_pct",
         "loadgen_cpu_pct",
+        "machine_cpu_pct",
+        "machine_steal_pct",
         "loadgen_rss_mb_max",
         "duration_s",
     ):

@@ -13,6 +13,7 @@ from typing import Protocol
 import pandas as pd
 
 __all__ = [
+    "MACHINE_ROLE",
     "MAX_KERNEL_DROP_SHARE",
     "MAX_LAGGING_SHARE",
     "MAX_LATE_MS",
@@ -20,7 +21,9 @@ __all__ = [
     "MAX_LOOP_LAG_MS",
     "MAX_SKIPPED_SHARE",
     "SETTLE_S",
+    "STEAL_NOTE_PCT",
     "health_reasons",
+    "machine_note",
     "network_reasons",
     "steady_window",
 ]
@@ -41,6 +44,10 @@ SETTLE_S = 2.0
 MAX_LATE_MS = 5.0
 MAX_LATE_SHARE = 0.10
 MAX_KERNEL_DROP_SHARE = 0.001
+MACHINE_ROLE = "machine"
+"""Role of the ``probes`` rows about the whole machine (written by ``harness.probes.machine``)."""
+STEAL_NOTE_PCT = 10.0
+"""Mean CPU withheld by the hypervisor (100 = one core) from which an invalid run's reasons say so."""
 
 
 def steady_window(reader: Tables, duration_s: float) -> tuple[float, float] | None:
@@ -93,7 +100,27 @@ def health_reasons(reader: Tables, window: tuple[float, float] | None = None) ->
         reasons.append(f"load generator lost {lost_samples} samples it could not buffer: the results are "
                        "incomplete")
     # The network emulation is part of the instrument too: a wire that fell behind is measured, not the system.
-    return reasons + network_reasons(probes, reader.table("network"), window)
+    reasons += network_reasons(probes, reader.table("network"), window)
+    note = machine_note(probes, window) if reasons else None
+    return reasons + [note] if note else reasons
+
+
+def machine_note(probes: pd.DataFrame, window: tuple[float, float] | None) -> str | None:
+    """Why an instrument fell behind, when the machine's hypervisor withheld a sizeable share of its CPU.
+
+    Steal is not a reason to mark a run ``invalid`` by itself (the generator may have kept up), but beside
+    one it tells a reader where the cores went: to other tenants of the host, not to this run's processes.
+    """
+    if probes.empty or "steal_pct" not in probes:
+        return None
+    rows = probes[probes["role"] == MACHINE_ROLE]
+    if window is not None:
+        rows = rows[(rows["ts"] >= window[0]) & (rows["ts"] <= window[1])]
+    steal = rows["steal_pct"].dropna()
+    if steal.empty or float(steal.mean()) < STEAL_NOTE_PCT:
+        return None
+    return (f"machine shared: its hypervisor gave {steal.mean():.0f}% of a core to other tenants on average "
+            f"meanwhile (steal; max {steal.max():.0f}%)")
 
 
 def network_reasons(probes: pd.DataFrame, network: pd.DataFrame, window: tuple[float, float] | None) -> list[str]:

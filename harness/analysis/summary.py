@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.analysis.health import MACHINE_ROLE
 from harness.analysis.layer_switch import layer_switches, switch_summary
 from harness.analysis.outages import recovery
 from harness.scenario.thresholds import DISTRIBUTION_METRICS, Threshold, evaluate
@@ -329,6 +330,9 @@ def summarize(
             },
             "sut_cpu_pct": _mean_max(per_second_total(probes, ("sut",), "cpu_pct")),
             "loadgen_cpu_pct": _mean_max(per_second_total(probes, LOADGEN_ROLES, "cpu_pct")),
+            # The controller's machine: every process on it, and what its hypervisor withheld (steal).
+            "machine_cpu_pct": _mean_max(per_second_total(probes, (MACHINE_ROLE,), "cpu_pct")),
+            "machine_steal_pct": _mean_max(per_second_total(probes, (MACHINE_ROLE,), "steal_pct")),
             "loadgen_rss_mb_max": _round(loadgen_rss.max()) if loadgen_rss is not None else None,
             "engines": engines,
             "video_latency_by_path_ms": paths,
@@ -393,7 +397,7 @@ def format_table(summary: Mapping[str, Any]) -> str:
         joined, planned = _fmt(participants.get("joined")), _fmt(participants.get("planned"))
         failed = _fmt(participants.get("failed"))
         lines.append(f"{'participants':<{width}}  {joined}/{planned} joined, {failed} failed")
-    for key in ("sut_cpu_pct", "loadgen_cpu_pct"):
+    for key in ("sut_cpu_pct", "loadgen_cpu_pct", "machine_cpu_pct", "machine_steal_pct"):
         figures = summary.get(key)
         if isinstance(figures, Mapping):
             text = f"mean {_fmt(figures.get('mean'))}, max {_fmt(figures.get('max'))}"

@@ -33,6 +33,7 @@ from harness.browser.confinement import confined_groups
 from harness.errors import HarnessError, SystemError_
 from harness.orchestrate.faults import ServerFaults, check_support
 from harness.orchestrate.lifecycle import finish_run, open_run
+from harness.probes.machine import MachineProbe
 from harness.probes.probes import ProcessProbe
 from harness.probes.procs import die_with_parent
 from harness.probes.prometheus import METRICS_URL_ENV, MetricsProbe
@@ -272,6 +273,9 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
     if network is not None:
         shaping = RunNetwork(network, {g.name: g.network for g in scenario.groups if g.network}, run_dir)
     probe_writer = RunWriter(run_dir, writer_id="controller", flush_interval_s=1.0)
+    # The whole machine beside its processes: what an invalid run lost to other processes or to the hypervisor.
+    machine = MachineProbe(lambda rows: probe_writer.append("probes", rows))
+    machine.start()
     probe = None
     if deployment.server_pids:
         probe = ProcessProbe(deployment.server_pids, "sut", lambda rows: probe_writer.append("probes", rows))
@@ -341,7 +345,7 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
             if fault_errors and status == "completed":
                 status = "failed"
             errors.extend(fault_errors)
-        for running in (probe, metrics):
+        for running in (machine, probe, metrics):
             if running is not None:
                 running.stop()
         if shaping is not None:

@@ -1,0 +1,121 @@
+"""The machine itself: how busy all its cores were, and how much of them its hypervisor withheld.
+
+A load generator, a local server and the emulated wire share a small machine. On a virtual machine a fourth
+party shares it too: other tenants of the same host, whose work shows inside this machine only as *steal*,
+time a core was ready to run here and the hypervisor ran something else. A run the harness marks ``invalid``
+because its generator or wire fell behind says, with these figures, whether the machine's own processes took
+the cores (``cpu_pct``: busy, every process together) or the host took them away (``steal_pct``).
+
+:class:`MachineProbe` writes one ``probes`` row a second (role ``machine``); :func:`wait_until_quiet` lets a
+caller that is about to measure again (a cross-check room, a test) wait, for a bounded time, until the machine
+is quiet enough to be worth it.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+__all__ = ["MACHINE_ROLE", "QUIET_CORES", "Load", "MachineProbe", "Sampler", "wait_until_quiet"]
+
+MACHINE_ROLE = "machine"
+QUIET_CORES = 0.5
+"""Busy plus stolen CPU, in cores, below which the machine counts as quiet (an idle server stays far below)."""
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Load:
+    """The machine over one interval, in per cent of one core (100 = one core busy the whole interval)."""
+
+    busy_pct: float
+    """Every process and the kernel's own work (user, nice, system, irq, softirq), all cores together."""
+    steal_pct: float
+    """Time the hypervisor gave to something other than this machine while it had work ready (0 off a VM)."""
+
+    @property
+    def taken_cores(self) -> float:
+        """Cores not available to a new measurement: busy ones and stolen ones."""
+        return (self.busy_pct + self.steal_pct) / 100.0
+
+
+def _times() -> tuple[float, float, float]:
+    """(busy, steal, total) CPU seconds since boot, all cores summed."""
+    t = psutil.cpu_times()
+    steal = float(getattr(t, "steal", 0.0))
+    # iowait counts as idle: a core waiting for the disk could have run a packet.
+    busy = sum(float(getattr(t, name, 0.0)) for name in ("user", "nice", "system", "irq", "softirq"))
+    return busy, steal, float(sum(t)) - float(getattr(t, "guest", 0.0)) - float(getattr(t, "guest_nice", 0.0))
+
+
+class Sampler:
+    """The machine's load between successive calls to :meth:`load` (the first covers the time since creation)."""
+
+    def __init__(self) -> None:
+        self._last = _times()
+        self._cores = psutil.cpu_count() or 1
+
+    def load(self) -> Load:
+        """The machine's load since the previous call."""
+        busy, steal, total = _times()
+        last_busy, last_steal, last_total = self._last
+        self._last = (busy, steal, total)
+        elapsed = total - last_total
+        if elapsed <= 0:
+            return Load(0.0, 0.0)
+        # Scaled to cores: ``elapsed`` holds every core's seconds, so a share of it times the cores is cores.
+        scale = 100.0 * self._cores / elapsed
+        return Load(busy_pct=(busy - last_busy) * scale, steal_pct=(steal - last_steal) * scale)
+
+
+class MachineProbe:
+    """Writes the machine's :class:`Load` as a ``probes`` row (role ``machine``, ``pid`` 0) every second."""
+
+    def __init__(self, emit: Callable[[list[Row]], None], interval_s: float = 1.0) -> None:
+        self._emit = emit
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="probe-machine", daemon=True)
+        self._host = socket.gethostname()
+
+    def start(self) -> None:
+        """Start sampling."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sampling and wait for the thread."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        sampler = Sampler()
+        while not self._stop.wait(self._interval_s):
+            load = sampler.load()
+            memory = psutil.virtual_memory()
+            self._emit([{"ts": time.time(), "host": self._host, "role": MACHINE_ROLE, "pid": 0, "name": "machine",
+                         "cpu_pct": round(load.busy_pct, 1), "steal_pct": round(load.steal_pct, 1),
+                         "rss_mb": (memory.total - memory.available) / 2**20, "loop_lag_ms": None}])
+
+
+def wait_until_quiet(max_wait_s: float, quiet_cores: float = QUIET_CORES, window_s: float = 2.0,
+                     sleep: Callable[[float], None] = time.sleep, sampler: Sampler | None = None
+                     ) -> tuple[bool, float, Load]:
+    """Wait until the machine's busy and stolen CPU over ``window_s`` is below ``quiet_cores``, at most about
+    ``max_wait_s``. Returns whether it got quiet, the seconds waited and the last window's load."""
+    sampler = sampler or Sampler()
+    waited = 0.0
+    while True:
+        sleep(window_s)
+        waited += window_s
+        load = sampler.load()
+        if load.taken_cores < quiet_cores:
+            return True, waited, load
+        if waited >= max_wait_s:
+            return False, waited, load
