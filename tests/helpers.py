@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,28 +25,62 @@ def only_run(results: Path) -> Path:
     return runs[0]
 
 
-MACHINE_REASONS = ("load generator saturated", "network wire fell behind")
+MACHINE_REASONS = ("load generator saturated", "network wire fell behind", "machine shared")
 """Why the harness marks a run invalid when the machine, not the system under test, fell behind."""
 
+STOLEN = "machine shared"
+"""The reason that says the machine's hypervisor withheld a sizeable share of its CPU meanwhile."""
 
-def run_until_valid(args: list[str], cwd: Path, results: Path, attempts: int = 2,
-                    timeout_s: float = 300) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """``confbench run ARGS --results RESULTS/attempt-N``, once more when the harness itself declared the run
-    invalid because this shared machine fell behind (a saturated generator, a late emulated wire); any other
-    outcome, or a second such verdict, is returned as it is. Returns the process and the run folder."""
+RUN_ATTEMPTS = 3
+QUIET_WAIT_S = 60.0
+
+
+def run_until_valid(args: list[str], cwd: Path, results: Path, attempts: int = RUN_ATTEMPTS,
+                    timeout_s: float = 300, env: dict[str, str] | None = None,
+                    watch: Callable[[subprocess.Popen[str]], None] | None = None
+                    ) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``confbench run ARGS --results RESULTS/attempt-N``, again (up to ``attempts`` runs in all, each after
+    waiting for a quiet machine) while the harness itself declares the run invalid because this shared machine
+    fell behind (a saturated generator, a late emulated wire). Returns the process and the run folder of the
+    first other outcome, or of the last attempt.
+
+    When every attempt was invalid so *and* the machine's hypervisor withheld a sizeable share of its CPU
+    during each (the run's own reasons say so, from its ``machine`` probes), the test is skipped with those
+    reasons: the host's other tenants, not the code, kept it from measuring. Without that evidence the last
+    outcome is returned and the test judges it (a generator that cannot keep up on a quiet machine fails).
+    ``watch``, when given, is called with each attempt's process while it runs (it returns when it is done).
+    """
     import json
 
+    from harness.probes.machine import wait_until_quiet
+
+    stolen_every_time = True
     for attempt in range(1, attempts + 1):
+        if attempt > 1:
+            wait_until_quiet(QUIET_WAIT_S)
         folder = results / f"attempt-{attempt}"
-        proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", *args, "--results", str(folder)],
-                              cwd=cwd, capture_output=True, text=True, timeout=timeout_s)
+        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", *args, "--results", str(folder)],
+                                cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            if watch is not None:
+                watch(proc)
+            out, err = proc.communicate(timeout=timeout_s)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         run = only_run(folder)
         manifest = json.loads((run / "manifest.json").read_text())
         reasons = manifest.get("invalid_reasons") or []
         machine = bool(reasons) and all(any(m in r for m in MACHINE_REASONS) for r in reasons)
         if not (manifest.get("status") == "invalid" and machine):
-            break
-    return proc, run
+            return done, run
+        stolen_every_time = stolen_every_time and any(STOLEN in r for r in reasons)
+    if stolen_every_time:
+        import pytest
+
+        pytest.skip(f"{attempts} runs invalid because the machine was shared; the last: {'; '.join(reasons)}")
+    return done, run
 
 
 class ListSink:

@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 import pytest
 from conftest import janus_skip_reason
-from helpers import ROOT, ListSink, confbench, only_run
+from helpers import ROOT, ListSink, confbench, only_run, run_until_valid
 
 from harness.errors import SystemError_, TestbedError
 from harness.host.participant import Participant, ParticipantSpec
@@ -176,11 +176,10 @@ def test_run_with_late_and_early_publishers_on_local_janus(tmp_path: Path) -> No
         pytest.skip(reason)
     path = tmp_path / "janus.toml"
     path.write_text(SCENARIO.format(duration=6))
-    results = tmp_path / "results"
-    proc = confbench("run", str(path), "--results", str(results), "--no-report", "--processes", "1", cwd=ROOT)
-    out, err = proc.communicate(timeout=240)
-    assert proc.returncode == 0, out + err
-    run = RunReader(only_run(results))
+    done, run_dir = run_until_valid([str(path), "--no-report", "--processes", "1"], ROOT, tmp_path / "results",
+                                    timeout_s=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = RunReader(run_dir)
     manifest = run.manifest
     assert manifest["status"] == "completed"
     assert manifest["system"]["name"] == "janus"
@@ -198,7 +197,7 @@ def test_run_with_late_and_early_publishers_on_local_janus(tmp_path: Path) -> No
     probes = run.table("probes")
     assert (probes["role"] == "sut").any() and "janus" in set(probes[probes["role"] == "sut"]["name"])
     assert run.table("frames")["latency_ms"].median() > 0
-    assert f"cb{proc.pid}n" not in _namespaces()
+    assert f"cb{run.manifest['pid']}n" not in _namespaces()
 
 
 def test_killing_janus_fails_the_run_keeps_data_and_leaves_nothing(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 import pytest
-from helpers import ROOT, ListSink, confbench, only_run
+from helpers import ROOT, ListSink, confbench, only_run, run_until_valid
 
 from harness.errors import SystemError_, TestbedError
 from harness.host.participant import Participant, ParticipantSpec
@@ -169,11 +169,10 @@ def test_run_on_janus_whip_records_the_server_and_probes_both(tmp_path: Path) ->
         pytest.skip(reason)
     path = tmp_path / "janus-whip.toml"
     path.write_text(SCENARIO)
-    results = tmp_path / "results"
-    proc = confbench("run", str(path), "--results", str(results), "--no-report", "--processes", "1", cwd=ROOT)
-    out, err = proc.communicate(timeout=240)
-    assert proc.returncode == 0, out + err
-    run = RunReader(only_run(results))
+    done, run_dir = run_until_valid([str(path), "--no-report", "--processes", "1"], ROOT, tmp_path / "results",
+                                    timeout_s=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = RunReader(run_dir)
     system = run.manifest["system"]
     assert run.manifest["status"] == "completed"
     assert system["name"] == "janus-whip"
@@ -191,7 +190,7 @@ def test_run_on_janus_whip_records_the_server_and_probes_both(tmp_path: Path) ->
     probes = run.table("probes")
     assert {"janus", "node"} <= set(probes[probes["role"] == "sut"]["name"])
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert f"cb{proc.pid}n" not in namespaces
+    assert f"cb{run.manifest['pid']}n" not in namespaces
 
 
 @pytest.mark.integration

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import confbench, only_run
+from helpers import confbench, only_run, run_until_valid
 
 from harness.store.reader import RunReader
 from harness.testbed.netns import BENCHMARK_BLOCK
@@ -121,16 +121,18 @@ def _outside(sockets: set[tuple[str, str, str, str]]) -> list[tuple[str, str, st
                  marks=pytest.mark.skipif(os.geteuid() != 0, reason="the emulated network needs root")),
 ])
 def test_every_socket_of_a_run_is_on_loopback_or_its_own_network(tmp_path: Path, system: str, extra: str) -> None:
-    proc = confbench("run", str(scenario(tmp_path, 8, extra=extra)), "--system", system, "--results",
-                     str(tmp_path / "results"), "--no-report", cwd=tmp_path)
     seen: set[tuple[str, str, str, str]] = set()
-    deadline = time.monotonic() + 240
-    while proc.poll() is None and time.monotonic() < deadline:
-        seen |= _sockets(proc.pid)
-        time.sleep(0.3)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, out + err
-    manifest = json.loads((only_run(tmp_path / "results") / "manifest.json").read_text())
+
+    def watch(proc: subprocess.Popen[str]) -> None:
+        deadline = time.monotonic() + 240
+        while proc.poll() is None and time.monotonic() < deadline:
+            seen.update(_sockets(proc.pid))
+            time.sleep(0.3)
+
+    done, run = run_until_valid([str(scenario(tmp_path, 8, extra=extra)), "--system", system, "--no-report"],
+                                tmp_path, tmp_path / "results", timeout_s=60, watch=watch)
+    assert done.returncode == 0, done.stdout + done.stderr
+    manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "completed", manifest
     if extra:
         assert any(ipaddress.ip_address(ip) in BENCHMARK_BLOCK for _, _, ip, _ in seen), seen
