@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from harness.probes import machine
-from harness.probes.machine import Load, MachineProbe, Sampler, wait_until_quiet
+from harness.probes.machine import Load, MachineLog, MachineProbe, Sampler, wait_until_quiet
 
 
 class FakeSampler(Sampler):
@@ -52,3 +52,10 @@ def test_the_probe_writes_a_row_a_second_for_the_whole_machine() -> None:
     assert len(rows) >= 3
     assert all(r["role"] == "machine" and r["pid"] == 0 and r["steal_pct"] >= 0 and r["rss_mb"] > 0 for r in rows)
     assert max(r["cpu_pct"] for r in rows) > 50
+
+
+def test_a_log_gives_the_steal_of_a_window() -> None:
+    log = MachineLog()
+    log.rows.extend({"ts": 100.0 + s, "steal_pct": float(s)} for s in range(10))
+    assert log.steal_pct(102.0, 105.0) == 4.0  # rows of 103, 104 and 105 (a row describes the second before it)
+    assert log.steal_pct(200.0, 210.0) is None

@@ -11,7 +11,8 @@ For a delay cell (sender → receiver only), measured = video latency p50 − fl
 injected, within ±(2 ms + 2 %) to pass. The floor of a delay cell is measured *at the same time*, by a second
 call on loopback that runs alongside the grid's: on a shared machine the load, and with it the floor, moves
 by milliseconds within minutes, and only a floor measured under the same load tells the instrument's error
-from the machine's. A cell during which either call's media hosts fell behind is measured again (up to
+from the machine's. A cell during which either call's media hosts fell behind, or the machine's hypervisor
+withheld a tenth of a core or more (steal: the host's other tenants), is measured again (up to
 :data:`BUSY_ATTEMPTS` times) and marked BUSY if it never got a quiet moment. For a loss cell (both ways),
 measured = RTP packet loss at both participants, error relative to the injected loss, within ±15 % to pass;
 loss cells last until about :data:`TARGET_LOST` losses are expected, so that chance alone (binomial) stays well
@@ -42,9 +43,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.analysis.health import STEAL_NOTE_PCT
 from harness.errors import HarnessError
 from harness.orchestrate.measuring_call import MeasuringCall
 from harness.probes.environment import git_commit
+from harness.probes.machine import MachineLog
 from harness.scenario.network import NetworkProfile, Shape
 from harness.scenario.scenario import VideoSettings
 
@@ -160,12 +163,12 @@ async def _window(seconds: float) -> tuple[float, float]:
     return start, time.time()
 
 
-async def _measure(call: MeasuringCall, seconds: float, source: str) -> Floor:
+async def _measure(call: MeasuringCall, seconds: float, source: str, machine: MachineLog | None = None) -> Floor:
     """A floor from a running loopback call, measured again (up to :data:`BUSY_ATTEMPTS` times in all) while
     the call's own media hosts fell behind: such a floor would describe the machine's load, not the instrument."""
     for _ in range(BUSY_ATTEMPTS):
         start, end = await _window(seconds)
-        if not _busy(call, start, end):
+        if not _busy(call, start, end, machine):
             break
     return _floor_from(call, start, end, source)
 
@@ -232,6 +235,8 @@ async def calibrate(video: VideoSettings, *, delays: Sequence[float] = DELAYS_MS
     say = progress or (lambda text: None)
     network = await asyncio.to_thread(create_network, {"sender": NetworkProfile()})
     wire = _WireRows(network)
+    machine = MachineLog()
+    machine.start()
     cells: list[Cell] = []
     try:
         port = network.ports["sender"]
@@ -243,7 +248,7 @@ async def calibrate(video: VideoSettings, *, delays: Sequence[float] = DELAYS_MS
         try:
             say(f"floor: {video_label(video)} on loopback, {floor_s:g} s")
             await asyncio.sleep(START_S)
-            floor = await _measure(floor_call, floor_s, "calibration")
+            floor = await _measure(floor_call, floor_s, "calibration", machine)
             if floor.video_p50_ms is None:
                 raise CalibrationError("the floor call received no video frame: the instrument does not work here")
             async with call:
@@ -263,7 +268,7 @@ async def calibrate(video: VideoSettings, *, delays: Sequence[float] = DELAYS_MS
                     for attempt in range(1, BUSY_ATTEMPTS + 1):
                         say(f"delay {delay:g} ms" + (" (again: the machine was busy)" if attempt > 1 else ""))
                         frames, _, start, end = await cell(Shape(delay_ms=delay), cell_s)
-                        busy = _busy(call, start, end) or _busy(floor_call, start, end)
+                        busy = _busy(call, start, end, machine) or _busy(floor_call, start, end)
                         if not busy:
                             break
                     cells.append(_delay_cell(delay, frames, floor_call.table("frames", start, end), busy))
@@ -305,6 +310,7 @@ async def calibrate(video: VideoSettings, *, delays: Sequence[float] = DELAYS_MS
         finally:
             await floor_call.__aexit__()
     finally:
+        machine.stop()
         wire.stop()
         await asyncio.to_thread(network.close)
     zero = next((c.measured for c in cells if c.kind == "delay" and c.injected == 0), None)
@@ -330,8 +336,12 @@ BUSY_ATTEMPTS = 3
 """A busy floor or delay cell is measured again, up to this many times in all."""
 
 
-def _busy(call: MeasuringCall, start: float, end: float) -> str:
-    """A note when the call's own media hosts were late during a cell (the machine was busy), else ""."""
+def _busy(call: MeasuringCall, start: float, end: float, machine: MachineLog | None = None) -> str:
+    """A note when the call's own media hosts were late during a cell, or the machine's hypervisor withheld
+    :data:`~harness.analysis.health.STEAL_NOTE_PCT` of a core or more meanwhile (the machine was busy), else ""."""
+    steal = machine.steal_pct(start, end) if machine is not None else None
+    if steal is not None and steal >= STEAL_NOTE_PCT:
+        return f"; BUSY: the hypervisor withheld {steal:.0f}% of a core"
     probes = call.table("probes", start, end, receiver=None)
     if probes.empty:
         return ""

@@ -57,6 +57,7 @@ from harness.orchestrate.calibration import (
     video_label,
 )
 from harness.orchestrate.measuring_call import MeasuringCall
+from harness.probes.machine import MachineLog
 from harness.scenario.network import NetworkProfile, Shape
 from harness.scenario.scenario import VideoSettings
 from harness.systems import IMPAIRED_NETWORK, SERVE_ADDRESS, SystemSpec, create_system
@@ -125,6 +126,8 @@ async def calibrate_system(spec: SystemSpec, video: VideoSettings, *, delays: Se
     network = await asyncio.to_thread(create_network, {"sender": NetworkProfile(), "receiver": NetworkProfile()})
     cells: list[Cell] = []
     system = None
+    machine = MachineLog()
+    machine.start()
     try:
         system = create_system(spec, {SERVE_ADDRESS: network.root_address, IMPAIRED_NETWORK: network})
         deployment = await asyncio.to_thread(system.deploy)
@@ -141,7 +144,7 @@ async def calibrate_system(spec: SystemSpec, video: VideoSettings, *, delays: Se
         async with floor_call, call:
             say(f"floor through {spec.name}: {video_label(video)}, {floor_s:g} s")
             await asyncio.sleep(START_S)
-            floor = await _measure(floor_call, floor_s, f"calibration through {spec.name}")
+            floor = await _measure(floor_call, floor_s, f"calibration through {spec.name}", machine)
             if floor.video_p50_ms is None:
                 raise CalibrationError(f"the floor call through {spec.name} received no video frame")
 
@@ -158,7 +161,7 @@ async def calibrate_system(spec: SystemSpec, video: VideoSettings, *, delays: Se
                         again = " (again: the machine was busy)" if attempt > 1 else ""
                         say(f"{path}: delay {delay:g} ms{again}")
                         start, end = await cell(_shapes(path, delay=delay), cell_s, delay / 1000)
-                        busy = _busy(call, start, end) or _busy(floor_call, start, end)
+                        busy = _busy(call, start, end, machine) or _busy(floor_call, start, end)
                         if not busy:
                             break
                     delay_cell = _delay_cell(delay, call.table("frames", start, end),
@@ -188,6 +191,7 @@ async def calibrate_system(spec: SystemSpec, video: VideoSettings, *, delays: Se
                             where, note = f"loss {spec.name} reported to the sender", "its uplink, receiver reports"
                         cells.append(loss_cell(path, where, loss, measured, total, note))
     finally:
+        machine.stop()
         if system is not None:
             await asyncio.to_thread(system.undeploy)
         await asyncio.to_thread(network.close)

@@ -22,7 +22,7 @@ from typing import Any
 
 import psutil
 
-__all__ = ["MACHINE_ROLE", "QUIET_CORES", "Load", "MachineProbe", "Sampler", "wait_until_quiet"]
+__all__ = ["MACHINE_ROLE", "QUIET_CORES", "Load", "MachineLog", "MachineProbe", "Sampler", "wait_until_quiet"]
 
 MACHINE_ROLE = "machine"
 QUIET_CORES = 0.5
@@ -102,6 +102,36 @@ class MachineProbe:
             self._emit([{"ts": time.time(), "host": self._host, "role": MACHINE_ROLE, "pid": 0, "name": "machine",
                          "cpu_pct": round(load.busy_pct, 1), "steal_pct": round(load.steal_pct, 1),
                          "rss_mb": (memory.total - memory.available) / 2**20, "loop_lag_ms": None}])
+
+
+class MachineLog:
+    """A :class:`MachineProbe` that keeps its rows, for a caller that judges windows of time itself (a
+    calibration judging whether a cell was measured on a busy machine). A context manager."""
+
+    def __init__(self, interval_s: float = 1.0) -> None:
+        self.rows: list[Row] = []
+        self._probe = MachineProbe(self.rows.extend, interval_s)
+
+    def start(self) -> None:
+        """Start sampling."""
+        self._probe.start()
+
+    def stop(self) -> None:
+        """Stop sampling (the rows stay)."""
+        self._probe.stop()
+
+    def __enter__(self) -> MachineLog:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def steal_pct(self, start: float, end: float) -> float | None:
+        """Mean CPU the hypervisor withheld (100 = one core) over the rows of ``start`` .. ``end`` (a row
+        describes the interval before its ``ts``); None when none fell there."""
+        inside = [r["steal_pct"] for r in list(self.rows) if start < r["ts"] <= end + 0.5]
+        return sum(inside) / len(inside) if inside else None
 
 
 def wait_until_quiet(max_wait_s: float, quiet_cores: float = QUIET_CORES, window_s: float = 2.0,
