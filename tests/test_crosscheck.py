@@ -23,7 +23,7 @@ from harness.orchestrate.run import RunOutcome
 from harness.scenario.scenario import Scenario, load_scenario
 from harness.systems import SystemSpec
 from tests.conftest import janus_skip_reason, livekit_skip_reason
-from tests.helpers import confbench
+from tests.helpers import STOLEN, confbench
 
 SENDERS = {"n-0": 1, "n-1": 2}
 LATENCY_BOUND_MS = 100
@@ -120,6 +120,11 @@ def test_native_receivers_agree_with_chromium_under_loss(tmp_path: Path, system:
     proc = confbench("crosscheck", str(scenario), "--system", system, "--results", "results", "--duration", "40",
                      "--bound-ms", str(LATENCY_BOUND_MS), cwd=tmp_path, env={**os.environ})
     out, err = proc.communicate(timeout=900)
+    invalid = [line for line in err.splitlines() if "ended invalid" in line]
+    if proc.returncode != 0 and invalid and invalid[-1] == err.strip().splitlines()[-1] \
+            and all(STOLEN in line for line in invalid):
+        # As run_until_valid: every run of a room was invalid while the hypervisor withheld the cores.
+        pytest.skip(f"{len(invalid)} rooms invalid because the machine was shared; the last: {invalid[-1]}")
     runs = sorted(p for p in (tmp_path / "results").iterdir() if p.is_dir())
     # Two rooms; a room that ended invalid (the machine saturated for a moment) is measured again.
     assert 2 <= len(runs) <= 2 * INVALID_ROOM_ATTEMPTS and (runs[-1] / "crosscheck.json").exists(), (out, err[-2000:])
