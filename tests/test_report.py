@@ -275,6 +275,16 @@ def test_page_shows_summary_thresholds_and_facts() -> None:
     assert "bench-1" not in page  # the hostname is not on the whitelist
 
 
+def test_the_whole_machine_and_its_steal_are_shown_once_watched() -> None:
+    runs = two_runs()
+    assert 'class="key">machine_steal_pct<' not in _page(runs)  # runs from before: no empty row
+    runs[0].summary["machine_cpu_pct"] = {"mean": 150.0, "max": 190.0}
+    runs[0].summary["machine_steal_pct"] = {"mean": 23.0, "max": 61.0}
+    page = _page(runs)
+    assert 'class="key">machine_cpu_pct<' in page and 'class="key">machine_steal_pct<' in page
+    assert "Machine CPU withheld by its hypervisor: steal" in page and "23.0 / 61.0" in page
+
+
 def test_status_failed_and_invalid_in_red() -> None:
     failed = make_run("reference", 1, status="failed")
     failed.manifest["errors"] = ["server went away"]

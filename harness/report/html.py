@@ -52,6 +52,8 @@ _PLAIN: tuple[tuple[str, str, str], ...] = (
 _CPU: tuple[tuple[str, str], ...] = (
     ("sut_cpu_pct", "Server CPU"),
     ("loadgen_cpu_pct", "Load generator CPU"),
+    ("machine_cpu_pct", "Whole machine CPU"),
+    ("machine_steal_pct", "Machine CPU withheld by its hypervisor: steal"),
 )
 _STATUS_CLASS = {"completed": "ok", "failed": "bad", "invalid": "bad"}
 _DASH = "—"
@@ -269,6 +271,8 @@ def _summary_rows(runs: Sequence[RunData]) -> list[dict[str, Any]] | None:
     joined = (_participants(s.get("participants")) for s in summaries)
     row("Participants joined / planned", "participants", joined)
     for key, what in _CPU:
+        if key.startswith("machine_") and not any(key in s for s in summaries):
+            continue  # runs from before the machine was watched
         row(f"{what} (% of one core), mean / max", key, (_cpu(s, key) for s in summaries))
     if any(isinstance(s.get("loadgen_health"), Mapping) for s in summaries):
         row("Load generator: frames skipped % / seconds lagging > 100 ms % / UDP drops / samples lost",
