@@ -577,3 +577,27 @@ def test_stamped_folders_of_one_second_are_distinct(tmp_path: Path) -> None:
     assert [f.name for f in folders] == ["small-20261206T000001Z", "small-20261206T000001Z-2",
                                          "small-20261206T000001Z-3"]
     assert all(f.is_dir() for f in folders)
+
+
+def test_threads_appending_while_another_flushes_lose_no_row(tmp_path: Path) -> None:
+    # The controller's probes append from their threads while its loop flushes: unserialized, two flushes
+    # wrote one part name twice and rows were lost (a run's sut rows had gaps of seconds).
+    import threading
+
+    write_manifest(tmp_path, {"run_id": "r", "status": "running"})
+    writer = RunWriter(tmp_path, writer_id="controller", flush_interval_s=0.0)
+    per_thread = 2000
+
+    def produce(role: str) -> None:
+        for i in range(per_thread):
+            writer.append("probes", [{"ts": float(i), "host": "h", "role": role, "pid": 1, "name": role,
+                                      "cpu_pct": 1.0, "rss_mb": 1.0}])
+
+    threads = [threading.Thread(target=produce, args=(role,)) for role in ("sut", "machine", "wire")]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        writer.maybe_flush()
+    writer.close()
+    probes = RunReader(tmp_path).table("probes")
+    assert probes.groupby("role").size().to_dict() == {"machine": per_thread, "sut": per_thread, "wire": per_thread}

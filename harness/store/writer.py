@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -124,8 +125,11 @@ class RunWriter:
     column is a :class:`StoreError`. Keys that are not columns are ignored and counted in
     :attr:`ignored_keys` (and logged once per key) so a typo in a producer shows up without losing the row.
 
-    Not thread-safe: use one writer per thread or process, each with its own ``writer_id``. A writer that
-    is reopened with the same ``writer_id`` continues the part numbering instead of overwriting parts.
+    Its calls are serialized by a lock: the controller's probes append from their threads while its main
+    loop flushes, and two flushes at once would write the same part name, one over the other (rows lost,
+    and the losing thread's error ended its probe). Each process still has writers of its own, each with its
+    own ``writer_id``. A writer that is reopened with the same ``writer_id`` continues the part numbering
+    instead of overwriting parts.
     """
 
     def __init__(
@@ -158,6 +162,7 @@ class RunWriter:
         self._next_seq: dict[str, int] = {}
         self._last_flush = time.monotonic()
         self._closed = False
+        self._lock = threading.Lock()
 
     @property
     def rows_written(self) -> dict[str, int]:
@@ -189,6 +194,10 @@ class RunWriter:
 
         May write parts (see :meth:`maybe_flush`).
         """
+        with self._lock:
+            self._append(table, rows)
+
+    def _append(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
         if self._closed:
             raise StoreError(f"RunWriter for {self.run_dir} is closed")
         if table not in TABLES:
@@ -229,7 +238,7 @@ class RunWriter:
             buffer.extend(values)
         self._buffered[table] += len(rows)
         self._buffered_total += len(rows)
-        self.maybe_flush()
+        self._maybe_flush()
 
     def _count_ignored(self, table: str, known: frozenset[str], rows: list[Mapping[str, Any]]) -> None:
         counts = self._ignored[table]
@@ -245,13 +254,17 @@ class RunWriter:
 
         Returns whether it flushed. Cheap enough to call on every tick of a loop.
         """
+        with self._lock:
+            return self._maybe_flush()
+
+    def _maybe_flush(self) -> bool:
         if self._buffered_total == 0:
             return False
         if (
             self._buffered_total >= self.max_buffered_rows
             or time.monotonic() - self._last_flush >= self.flush_interval_s
         ):
-            self.flush()
+            self._flush()
             return True
         return False
 
@@ -261,6 +274,10 @@ class RunWriter:
         On a :class:`StoreError` (disk full, permissions) the rows of the failing table stay buffered, so
         nothing is dropped silently and a later flush can retry.
         """
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
         self._last_flush = time.monotonic()
         for table, count in self._buffered.items():
             if count:
@@ -311,10 +328,11 @@ class RunWriter:
 
     def close(self) -> None:
         """Flush what is buffered and refuse further appends; closing twice is harmless."""
-        if self._closed:
-            return
-        self.flush()
-        self._closed = True
+        with self._lock:
+            if self._closed:
+                return
+            self._flush()
+            self._closed = True
 
     def __enter__(self) -> Self:
         return self
