@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--repeat", type=int, default=1, metavar="K",
                      help="run K repetitions per system (interleaved: A B A B …) into one run set folder")
     run.add_argument("--junit", type=Path, metavar="FILE", help="write the thresholds' results as JUnit XML")
+    run.add_argument("--retry-invalid", type=int, default=0, metavar="N",
+                     help="measure a run that ended invalid (the machine fell behind) again, up to N more times, "
+                          "each after waiting for a quiet machine (default: 0)")
 
     master = sub.add_parser("master", help="run a scenario on Locust workers started elsewhere (confbench worker)")
     master.add_argument("scenario", help="scenario TOML")
@@ -329,6 +332,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.analysis.summary import format_table
     from harness.orchestrate.progress import progress_printer
     from harness.orchestrate.run import execute
+    from harness.probes.machine import settle
     from harness.scenario.scenario import load_scenario
     from harness.systems import SystemSpec, create_system
 
@@ -336,6 +340,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                           participants=args.participants)
     if args.processes is not None and args.processes < 1:
         raise UsageError(f"--processes must be at least 1, got {args.processes}")
+    if args.retry_invalid < 0:
+        raise UsageError(f"--retry-invalid must be at least 0, got {args.retry_invalid}")
     specs = [SystemSpec.parse(s) for s in (args.system or list(scenario.systems))]
     for spec in specs:
         create_system(spec)  # unknown names fail now, before any run starts
@@ -356,21 +362,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"confbench: running {scenario.name!r} on {label} ({scenario.participants} participants, "
                   f"{scenario.duration_s:g} s) into {run_dir}", file=sys.stderr)
 
-        try:
-            outcome = execute(scenario, spec, root, progress=progress_printer(label), processes=args.processes,
-                              announce=announce)
-        except BaseException:
+        for attempt in range(args.retry_invalid + 1):
+            if attempt:
+                # The invalid run stays where it is, marked so (a comparison counts completed runs only).
+                print(f"confbench: {label} ended invalid; measuring it again ({attempt} of {args.retry_invalid}), "
+                      f"{settle()}", file=sys.stderr)
+            try:
+                outcome = execute(scenario, spec, root, progress=progress_printer(label),
+                                  processes=args.processes, announce=announce)
+            except BaseException:
+                if root is not args.results:
+                    runset.close_run_set(root, "aborted")
+                raise
+            sys.stderr.write("\n")
             if root is not args.results:
-                runset.close_run_set(root, "aborted")
-            raise
-        sys.stderr.write("\n")
+                runset.record_run(root, outcome.run_dir, spec.name, repetition, outcome.status)
+            print(f"\n== {spec} — {outcome.status} — {outcome.run_dir}")
+            for reason in outcome.reasons:
+                print(f"   {outcome.status}: {reason}")
+            print(format_table(outcome.summary))
+            if outcome.status != "invalid":
+                break
         outcomes.append(outcome)
-        if root is not args.results:
-            runset.record_run(root, outcome.run_dir, spec.name, repetition, outcome.status)
-        print(f"\n== {spec} — {outcome.status} — {outcome.run_dir}")
-        for reason in outcome.reasons:
-            print(f"   {outcome.status}: {reason}")
-        print(format_table(outcome.summary))
     if root is not args.results:
         runset.close_run_set(root, "completed")
     if args.junit is not None:

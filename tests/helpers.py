@@ -32,7 +32,6 @@ STOLEN = "machine shared"
 """The reason that says the machine's hypervisor withheld a sizeable share of its CPU meanwhile."""
 
 RUN_ATTEMPTS = 3
-QUIET_WAIT_S = 60.0
 
 
 def run_until_valid(args: list[str], cwd: Path, results: Path, attempts: int = RUN_ATTEMPTS,
@@ -52,12 +51,12 @@ def run_until_valid(args: list[str], cwd: Path, results: Path, attempts: int = R
     """
     import json
 
-    from harness.probes.machine import wait_until_quiet
+    from harness.probes.machine import settle
 
     stolen_every_time = True
     for attempt in range(1, attempts + 1):
         if attempt > 1:
-            wait_until_quiet(QUIET_WAIT_S)
+            settle()
         folder = results / f"attempt-{attempt}"
         proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", *args, "--results", str(folder)],
                                 cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -180,7 +180,7 @@ def test_a_room_that_ends_invalid_is_measured_again_once_the_machine_settled(
     quiet, _ = orchestrate.rooms(scenario)
     try:
         outcome = orchestrate._run_room(scenario, quiet, "quiet room", SystemSpec.parse("reference"), tmp_path,
-                                        None, lines.append, settle=lambda: "settled")
+                                        None, lines.append, wait=lambda: "settled")
     except CrosscheckError as exc:
         assert not ok and "quiet room ended" in str(exc)
     else:
@@ -188,4 +188,4 @@ def test_a_room_that_ends_invalid_is_measured_again_once_the_machine_settled(
     assert len(made) == runs
     again = runs - 1 if statuses[0] == "invalid" else 0
     assert sum("measuring it again" in line for line in lines) == again, lines
-    assert lines.count("settled") == again, lines  # every new attempt waited for the machine first
+    assert lines.count("crosscheck settled") == again, lines  # every new attempt waited for the machine first

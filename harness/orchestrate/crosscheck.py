@@ -16,9 +16,9 @@ participant takes a fraction of one.
 
 A room that ends ``invalid`` (the load generator saturated: a Chromium starting beside the media hosts on a
 small machine can do that for a second, and the host's other tenants can take a virtual machine's cores for
-longer) is measured again, once the machine is quiet (:func:`harness.probes.machine.wait_until_quiet`, at most
-:data:`QUIET_WAIT_S`), up to :data:`INVALID_ROOM_ATTEMPTS` runs in all; the invalid runs stay on disk, marked so in
-their manifests. Any other end, or an invalid last attempt, stops the cross-check.
+longer) is measured again, once the machine is quiet (:func:`harness.probes.machine.settle`), up to
+:data:`INVALID_ROOM_ATTEMPTS` runs in all; the invalid runs stay on disk, marked so in their manifests. Any
+other end, or an invalid last attempt, stops the cross-check.
 
 Then ``harness.analysis.crosscheck`` compares, per native sender, what both kinds measured, and the verdict is
 written beside the judged run's tables as ``crosscheck.json``.
@@ -36,7 +36,7 @@ import pandas as pd
 from harness.analysis.crosscheck import Bounds, Floor, SenderCheck, check_room, render_floor, to_json
 from harness.errors import HarnessError
 from harness.orchestrate.run import RunOutcome, execute
-from harness.probes.machine import wait_until_quiet
+from harness.probes.machine import settle
 from harness.scenario.scenario import Group, Scenario
 from harness.store.reader import RunReader
 from harness.systems import SystemSpec
@@ -46,8 +46,6 @@ CROSSCHECK_FILE = "crosscheck.json"
 TABLES = ("joins", "frames", "streams")
 INVALID_ROOM_ATTEMPTS = 3
 """Runs of a room that may end ``invalid`` before the cross-check gives up (saturation is often a moment's)."""
-QUIET_WAIT_S = 60.0
-"""Longest wait for a quiet machine before a room that ended ``invalid`` is measured again."""
 
 
 class CrosscheckError(HarnessError):
@@ -87,8 +85,8 @@ def _completed(outcome: RunOutcome, what: str) -> None:
 
 def _run_room(scenario: Scenario, room: Scenario, what: str, spec: SystemSpec, results: Path,
               processes: int | None, announce: Callable[[str], None],
-              settle: Callable[[], str] | None = None) -> RunOutcome:
-    """One room, run again while it ends ``invalid`` (after ``settle``, default: waiting for a quiet machine,
+              wait: Callable[[], str] = settle) -> RunOutcome:
+    """One room, run again while it ends ``invalid`` (after ``wait``, default: waiting for a quiet machine,
     which returns a line on how that went); raises :class:`CrosscheckError` if it did not complete."""
     def started(run_dir: Path) -> None:
         announce(f"crosscheck {what} of {scenario.name!r} on {spec} into {run_dir}")
@@ -99,16 +97,9 @@ def _run_room(scenario: Scenario, room: Scenario, what: str, spec: SystemSpec, r
             break
         announce(f"crosscheck {what} ended invalid ({_reasons(outcome)}); "
                  f"measuring it again (the invalid run stays in {outcome.run_dir})")
-        announce((settle or _settle)())
+        announce(f"crosscheck {wait()}")
     _completed(outcome, what)
     return outcome
-
-
-def _settle() -> str:
-    quiet, waited, load = wait_until_quiet(QUIET_WAIT_S)
-    state = "quiet" if quiet else "still busy"
-    return (f"crosscheck waited {waited:.0f} s for the machine: {state} ({load.busy_pct:.0f}% of a core busy, "
-            f"{load.steal_pct:.0f}% withheld by its hypervisor)")
 
 
 def crosscheck(scenario: Scenario, spec: SystemSpec, results: Path, bounds: Bounds | None = None,

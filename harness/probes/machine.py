@@ -22,11 +22,14 @@ from typing import Any
 
 import psutil
 
-__all__ = ["MACHINE_ROLE", "QUIET_CORES", "Load", "MachineLog", "MachineProbe", "Sampler", "wait_until_quiet"]
+__all__ = ["MACHINE_ROLE", "QUIET_CORES", "QUIET_WAIT_S", "Load", "MachineLog", "MachineProbe", "Sampler", "settle",
+           "wait_until_quiet"]
 
 MACHINE_ROLE = "machine"
 QUIET_CORES = 0.5
 """Busy plus stolen CPU, in cores, below which the machine counts as quiet (an idle server stays far below)."""
+QUIET_WAIT_S = 60.0
+"""Longest wait for a quiet machine before a run that ended ``invalid`` is measured again (:func:`settle`)."""
 
 Row = dict[str, Any]
 
@@ -149,3 +152,11 @@ def wait_until_quiet(max_wait_s: float, quiet_cores: float = QUIET_CORES, window
             return True, waited, load
         if waited >= max_wait_s:
             return False, waited, load
+
+
+def settle(max_wait_s: float = QUIET_WAIT_S) -> str:
+    """Wait for a quiet machine (:func:`wait_until_quiet`) before measuring again; a line saying how it went."""
+    quiet, waited, load = wait_until_quiet(max_wait_s)
+    state = "quiet" if quiet else "still busy"
+    return (f"waited {waited:.0f} s for the machine: {state} ({load.busy_pct:.0f}% of a core busy, "
+            f"{load.steal_pct:.0f}% withheld by its hypervisor)")
