@@ -365,8 +365,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         for attempt in range(args.retry_invalid + 1):
             if attempt:
                 # The invalid run stays where it is, marked so (a comparison counts completed runs only).
-                print(f"confbench: {label} ended invalid; measuring it again ({attempt} of {args.retry_invalid}), "
-                      f"{settle()}", file=sys.stderr)
+                print(f"confbench: {label} ended invalid; measuring it again ({attempt} of {args.retry_invalid}) "
+                      "once the machine is quiet", file=sys.stderr)
+                print(f"confbench: {settle()}", file=sys.stderr)
             try:
                 outcome = execute(scenario, spec, root, progress=progress_printer(label),
                                   processes=args.processes, announce=announce)
