@@ -331,7 +331,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``confbench run``: one run per system, then one report comparing them."""
     from harness.analysis.summary import format_table
     from harness.orchestrate.progress import progress_printer
-    from harness.orchestrate.run import execute
+    from harness.orchestrate.run import RunOutcome, execute, measure_until_valid
     from harness.probes.machine import settle
     from harness.scenario.scenario import load_scenario
     from harness.systems import SystemSpec, create_system
@@ -362,12 +362,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"confbench: running {scenario.name!r} on {label} ({scenario.participants} participants, "
                   f"{scenario.duration_s:g} s) into {run_dir}", file=sys.stderr)
 
-        for attempt in range(args.retry_invalid + 1):
-            if attempt:
-                # The invalid run stays where it is, marked so (a comparison counts completed runs only).
-                print(f"confbench: {label} ended invalid; measuring it again ({attempt} of {args.retry_invalid}) "
-                      "once the machine is quiet", file=sys.stderr)
-                print(f"confbench: {settle()}", file=sys.stderr)
+        def once(spec: SystemSpec = spec, label: str = label, repetition: int = repetition,
+                 announce: Callable[[Path], None] = announce) -> RunOutcome:
             try:
                 outcome = execute(scenario, spec, root, progress=progress_printer(label),
                                   processes=args.processes, announce=announce)
@@ -382,9 +378,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             for reason in outcome.reasons:
                 print(f"   {outcome.status}: {reason}")
             print(format_table(outcome.summary))
-            if outcome.status != "invalid":
-                break
-        outcomes.append(outcome)
+            return outcome
+
+        # An invalid run stays where it is, marked so (a comparison counts completed runs only).
+        outcomes.append(measure_until_valid(once, args.retry_invalid, label,
+                                            lambda line: print(f"confbench: {line}", file=sys.stderr), settle))
     if root is not args.results:
         runset.close_run_set(root, "completed")
     if args.junit is not None:

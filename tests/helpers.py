@@ -25,11 +25,11 @@ def only_run(results: Path) -> Path:
     return runs[0]
 
 
-MACHINE_REASONS = ("load generator saturated", "network wire fell behind", "machine shared")
-"""Why the harness marks a run invalid when the machine, not the system under test, fell behind."""
-
 STOLEN = "machine shared"
 """The reason that says the machine's hypervisor withheld a sizeable share of its CPU meanwhile."""
+
+MACHINE_REASONS = ("load generator saturated", "network wire fell behind", STOLEN)
+"""Why the harness marks a run invalid when the machine, not the system under test, fell behind."""
 
 RUN_ATTEMPTS = 3
 

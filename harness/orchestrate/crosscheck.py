@@ -35,7 +35,7 @@ import pandas as pd
 
 from harness.analysis.crosscheck import Bounds, Floor, SenderCheck, check_room, render_floor, to_json
 from harness.errors import HarnessError
-from harness.orchestrate.run import RunOutcome, execute
+from harness.orchestrate.run import RunOutcome, execute, measure_until_valid
 from harness.probes.machine import settle
 from harness.scenario.scenario import Group, Scenario
 from harness.store.reader import RunReader
@@ -74,13 +74,9 @@ def _tables(outcome: RunOutcome) -> dict[str, pd.DataFrame]:
     return {name: reader.table(name) for name in TABLES}
 
 
-def _reasons(outcome: RunOutcome) -> str:
-    return "; ".join(outcome.reasons) or "see its manifest"
-
-
 def _completed(outcome: RunOutcome, what: str) -> None:
     if outcome.status != "completed":
-        raise CrosscheckError(f"the {what} ended {outcome.status} ({_reasons(outcome)}): {outcome.run_dir}")
+        raise CrosscheckError(f"the {what} ended {outcome.status} ({outcome.why}): {outcome.run_dir}")
 
 
 def _run_room(scenario: Scenario, room: Scenario, what: str, spec: SystemSpec, results: Path,
@@ -91,13 +87,8 @@ def _run_room(scenario: Scenario, room: Scenario, what: str, spec: SystemSpec, r
     def started(run_dir: Path) -> None:
         announce(f"crosscheck {what} of {scenario.name!r} on {spec} into {run_dir}")
 
-    for attempt in range(1, INVALID_ROOM_ATTEMPTS + 1):
-        outcome = execute(room, spec, results, processes=processes, announce=started)
-        if outcome.status != "invalid" or attempt == INVALID_ROOM_ATTEMPTS:
-            break
-        announce(f"crosscheck {what} ended invalid ({_reasons(outcome)}); "
-                 f"measuring it again (the invalid run stays in {outcome.run_dir})")
-        announce(f"crosscheck {wait()}")
+    outcome = measure_until_valid(lambda: execute(room, spec, results, processes=processes, announce=started),
+                                  INVALID_ROOM_ATTEMPTS - 1, what, lambda line: announce(f"crosscheck {line}"), wait)
     _completed(outcome, what)
     return outcome
 

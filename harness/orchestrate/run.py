@@ -33,7 +33,7 @@ from harness.browser.confinement import confined_groups
 from harness.errors import HarnessError, SystemError_
 from harness.orchestrate.faults import ServerFaults, check_support
 from harness.orchestrate.lifecycle import finish_run, open_run
-from harness.probes.machine import MachineProbe
+from harness.probes.machine import MachineProbe, settle
 from harness.probes.probes import ProcessProbe
 from harness.probes.procs import die_with_parent
 from harness.probes.prometheus import METRICS_URL_ENV, MetricsProbe
@@ -70,6 +70,11 @@ class RunOutcome:
     def thresholds_ok(self) -> bool:
         """True when every threshold of the scenario held."""
         return all(t.get("ok") for t in self.summary.get("thresholds", []))
+
+    @property
+    def why(self) -> str:
+        """:attr:`reasons` in one line, for a message saying why the run did not complete."""
+        return "; ".join(self.reasons) or "see its manifest"
 
 
 class RunAborted(HarnessError):
@@ -162,6 +167,23 @@ class MasterSettings:
         """Locust's master options."""
         return ["--master", "--expect-workers", str(self.workers), "--expect-workers-max-wait",
                 f"{self.wait_s:g}", "--master-bind-host", self.bind, "--master-bind-port", str(self.port)]
+
+
+def measure_until_valid(run_once: Callable[[], RunOutcome], retries: int, what: str, say: Callable[[str], None],
+                        wait: Callable[[], str] = settle) -> RunOutcome:
+    """``run_once()``, then again, up to ``retries`` more times, while its run ends ``invalid`` (the machine fell
+    behind; the invalid runs stay on disk, marked so). Before each new run, ``say`` is given a line on the
+    invalid one (``what`` names it) and the line of ``wait()``, which waits for a quiet machine. Returns the
+    last outcome."""
+    outcome = run_once()
+    for attempt in range(1, retries + 1):
+        if outcome.status != "invalid":
+            break
+        say(f"{what} ended invalid ({outcome.why}); measuring it again ({attempt} of {retries}) once the machine "
+            f"is quiet (the invalid run stays in {outcome.run_dir})")
+        say(wait())
+        outcome = run_once()
+    return outcome
 
 
 def execute(scenario: Scenario, spec: SystemSpec, results_root: Path,

@@ -109,7 +109,7 @@ class MachineProbe:
 
 class MachineLog:
     """A :class:`MachineProbe` that keeps its rows, for a caller that judges windows of time itself (a
-    calibration judging whether a cell was measured on a busy machine). A context manager."""
+    calibration judging whether a cell was measured on a busy machine)."""
 
     def __init__(self, interval_s: float = 1.0) -> None:
         self.rows: list[Row] = []
@@ -122,13 +122,6 @@ class MachineLog:
     def stop(self) -> None:
         """Stop sampling (the rows stay)."""
         self._probe.stop()
-
-    def __enter__(self) -> MachineLog:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def steal_pct(self, start: float, end: float) -> float | None:
         """Mean CPU the hypervisor withheld (100 = one core) over the rows of ``start`` .. ``end`` (a row
