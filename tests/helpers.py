@@ -28,7 +28,10 @@ def only_run(results: Path) -> Path:
 STOLEN = "machine shared"
 """The reason that says the machine's hypervisor withheld a sizeable share of its CPU meanwhile."""
 
-MACHINE_REASONS = ("load generator saturated", "network wire fell behind", STOLEN)
+OTHERS = "machine saturated by other work"
+"""The reason that says processes outside the run took a sizeable share of a saturated machine."""
+
+MACHINE_REASONS = ("load generator saturated", "network wire fell behind", STOLEN, OTHERS)
 """Why the harness marks a run invalid when the machine, not the system under test, fell behind."""
 
 RUN_ATTEMPTS = 3

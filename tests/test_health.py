@@ -7,7 +7,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.health import health_reasons
+import pandas as pd
+
+from harness.analysis.health import health_reasons, other_work
 from harness.rtc import netio
 from harness.rtc.udpstats import SocketDrops, rcvbuf_errors
 from harness.store.manifest import write_manifest
@@ -109,3 +111,37 @@ def test_steal_alone_never_invalidates_and_a_little_is_not_named(tmp_path: Path)
     lagging = [host_row(s, frames_produced=20, frames_skipped=10) for s in range(10)]
     reasons = reasons_for(tmp_path / "b", lagging + [machine_row(s, 5.0) for s in range(10)])
     assert len(reasons) == 1 and "load generator saturated" in reasons[0]
+
+
+def busy_machine(second: int, busy: float, spare: float) -> dict[str, Any]:
+    return {**machine_row(second, steal=0.0), "cpu_pct": busy, "idle_pct": spare}
+
+
+def process_row(second: int, role: str, pid: int, cpu: float, host: str = "h") -> dict[str, Any]:
+    return {"ts": 1000.0 + second, "host": host, "role": role, "pid": pid, "name": role, "cpu_pct": cpu,
+            "rss_mb": 50.0, "loop_lag_ms": None}
+
+
+def test_other_work_is_the_machine_less_the_runs_processes_on_it() -> None:
+    rows = [busy_machine(s, 190.0, 5.0) for s in range(5)]
+    rows += [host_row(s, cpu_pct=60.0) for s in range(5)] + [process_row(s, "sut", 2, 30.0) for s in range(5)]
+    rows += [process_row(s, "controller", 3, 10.0) for s in range(5)]
+    rows += [process_row(s, "media_host", 9, 80.0, host="elsewhere") for s in range(5)]  # another machine's
+    other = other_work(pd.DataFrame(rows))
+    assert other is not None and list(other) == [90.0] * 5
+
+
+def test_a_saturated_machine_with_others_at_work_makes_it_invalid(tmp_path: Path) -> None:
+    ours = [host_row(s, cpu_pct=100.0) for s in range(10)]
+    reasons = reasons_for(tmp_path, ours + [busy_machine(s, 198.0, 2.0) for s in range(10)])
+    assert reasons == ["machine saturated by other work: processes outside this run took 98% of a core on "
+                       "average (max 98%) while 2% of a core was left spare"]
+
+
+def test_a_run_that_fills_the_machine_itself_or_others_beside_a_spare_core_are_not_flagged(tmp_path: Path) -> None:
+    itself = [host_row(s, cpu_pct=190.0) for s in range(10)] + [busy_machine(s, 195.0, 5.0) for s in range(10)]
+    assert reasons_for(tmp_path, itself) == []
+    beside = [host_row(s, cpu_pct=60.0) for s in range(10)] + [busy_machine(s, 140.0, 60.0) for s in range(10)]
+    assert reasons_for(tmp_path / "b", beside) == []
+    niced = [host_row(s, cpu_pct=60.0) for s in range(10)] + [busy_machine(s, 200.0, 140.0) for s in range(10)]
+    assert reasons_for(tmp_path / "c", niced) == []  # niced work is spare: it yields to the run at once

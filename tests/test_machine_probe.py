@@ -35,10 +35,11 @@ def test_waiting_is_bounded_when_the_machine_stays_busy() -> None:
 
 
 def test_the_sampler_scales_to_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    times = iter([(100.0, 10.0, 1000.0), (101.5, 10.5, 1004.0)])  # 4 core-seconds: 2 cores for 2 s
+    # 4 core-seconds: 2 cores for 2 s
+    times = iter([(100.0, 10.0, 890.0, 1000.0), (101.5, 10.5, 890.25, 1004.0)])
     monkeypatch.setattr(machine, "_times", lambda: next(times))
     monkeypatch.setattr(machine.psutil, "cpu_count", lambda: 2)
-    assert Sampler().load() == Load(busy_pct=75.0, steal_pct=25.0)
+    assert Sampler().load() == Load(busy_pct=75.0, steal_pct=25.0, idle_pct=12.5)
 
 
 def test_the_probe_writes_a_row_a_second_for_the_whole_machine() -> None:
@@ -51,6 +52,7 @@ def test_the_probe_writes_a_row_a_second_for_the_whole_machine() -> None:
     probe.stop()
     assert len(rows) >= 3
     assert all(r["role"] == "machine" and r["pid"] == 0 and r["steal_pct"] >= 0 and r["rss_mb"] > 0 for r in rows)
+    assert all(0 <= r["idle_pct"] <= 100 * (machine.psutil.cpu_count() or 1) for r in rows)
     assert max(r["cpu_pct"] for r in rows) > 50
 
 

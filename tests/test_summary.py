@@ -201,6 +201,9 @@ def test_summary_figures(run: Path) -> None:
         # machine: its own row each second, busy and stolen.
         "machine_cpu_pct": {"mean": 130.0, "max": 150.0},
         "machine_steal_pct": {"mean": 20.0, "max": 30.0},
+        # machine less the run's processes on its host: 100 -> 150 - (50 + 10 + 90 + 500) < 0,
+        # 101 -> 110 - (40 + 25 + 10 + 90 + bridged controller 500) < 0: nothing beside the run.
+        "machine_other_cpu_pct": {"mean": 0.0, "max": 0.0},
         "loadgen_rss_mb_max": 420.0,
         # Probes of an older schema: no health columns, so nothing to say about them.
         "loadgen_health": {"frames_skipped_pct": None, "loop_lag_over_100ms_pct": None, "loop_lag_max_ms": None,
@@ -268,6 +271,7 @@ def test_empty_run_gives_nulls_not_nan(tmp_path: Path) -> None:
         "loadgen_cpu_pct",
         "machine_cpu_pct",
         "machine_steal_pct",
+        "machine_other_cpu_pct",
         "loadgen_rss_mb_max",
         "duration_s",
     ):

@@ -2,8 +2,10 @@
 
 A run is marked ``invalid`` (and a capacity step is judged ``generator``) when the media hosts skipped frames,
 their event loop lagged for a sustained share of the seconds, the kernel dropped datagrams on their sockets,
-they lost samples, or the network wire (the user-space impairment) fell behind. Pure functions of a run's
-tables, so a run, a capacity step and a report judge health the same way.
+they lost samples, the network wire (the user-space impairment) fell behind, or the machine was saturated and
+processes outside the run had a sizeable share of it (the run's processes then got less CPU than they asked
+for, which can double a latency while the generator still keeps its pace). Pure functions of a run's tables,
+so a run, a capacity step and a report judge health the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from typing import Protocol
 
 import pandas as pd
+
+from harness.analysis.seconds import per_second_total
 
 __all__ = [
     "MACHINE_ROLE",
@@ -20,11 +24,15 @@ __all__ = [
     "MAX_LATE_SHARE",
     "MAX_LOOP_LAG_MS",
     "MAX_SKIPPED_SHARE",
+    "OTHER_WORK_PCT",
+    "SATURATED_IDLE_PCT",
     "SETTLE_S",
     "STEAL_NOTE_PCT",
     "health_reasons",
     "machine_note",
+    "machine_reasons",
     "network_reasons",
+    "other_work",
     "steady_window",
 ]
 
@@ -48,6 +56,11 @@ MACHINE_ROLE = "machine"
 """Role of the ``probes`` rows about the whole machine (written by ``harness.probes.machine``)."""
 STEAL_NOTE_PCT = 10.0
 """Mean CPU withheld by the hypervisor (100 = one core) from which an invalid run's reasons say so."""
+SATURATED_IDLE_PCT = 10.0
+"""Mean spare CPU of the machine (``idle_pct``, 100 = one core) below which it counts as saturated."""
+OTHER_WORK_PCT = 50.0
+"""Mean CPU of processes outside the run (100 = one core) that makes a run on a saturated machine ``invalid``:
+half a core, as :data:`harness.probes.machine.QUIET_CORES` (an idle server or shell stays far below)."""
 
 
 def steady_window(reader: Tables, duration_s: float) -> tuple[float, float] | None:
@@ -101,6 +114,7 @@ def health_reasons(reader: Tables, window: tuple[float, float] | None = None) ->
                        "incomplete")
     # The network emulation is part of the instrument too: a wire that fell behind is measured, not the system.
     reasons += network_reasons(probes, reader.table("network"), window)
+    reasons += machine_reasons(probes, window)
     note = machine_note(probes, window) if reasons else None
     return reasons + [note] if note else reasons
 
@@ -121,6 +135,46 @@ def machine_note(probes: pd.DataFrame, window: tuple[float, float] | None) -> st
         return None
     return (f"machine shared: its hypervisor gave {steal.mean():.0f}% of a core to other tenants on average "
             f"meanwhile (steal; max {steal.max():.0f}%)")
+
+
+def other_work(probes: pd.DataFrame) -> pd.Series | None:
+    """Per second, the CPU of the controller's machine that went to processes outside the run (100 = one core):
+    the ``machine`` rows' busy CPU less every process of the run probed on that machine (controller, Locust,
+    media hosts, browsers, local servers, the wire). Negative seconds (samples taken at slightly different
+    instants) count as 0. None without ``machine`` rows."""
+    if probes.empty:
+        return None
+    machine_rows = probes[probes["role"] == MACHINE_ROLE]
+    busy = per_second_total(machine_rows, (MACHINE_ROLE,), "cpu_pct")
+    if busy is None:
+        return None
+    ours = probes[(probes["role"] != MACHINE_ROLE) & probes["host"].isin(set(machine_rows["host"]))]
+    theirs = per_second_total(ours, list(ours["role"].unique()), "cpu_pct")
+    if theirs is not None:
+        busy = busy - theirs.reindex(busy.index).fillna(0.0)
+    return busy.clip(lower=0.0)
+
+
+def machine_reasons(probes: pd.DataFrame, window: tuple[float, float] | None) -> list[str]:
+    """A reason to mark a run ``invalid`` because the machine was saturated and not by the run alone.
+
+    Within ``window`` when given: the machine had less than :data:`SATURATED_IDLE_PCT` of a core spare on
+    average (idle, or running niced work that yields at once), and processes outside the run took at least
+    :data:`OTHER_WORK_PCT` of a core on average (:func:`other_work`). A run that saturates the machine by
+    itself is judged by its generator's own signals instead: a meeting sized to fill two cores is not flagged.
+    """
+    if probes.empty or "idle_pct" not in probes:
+        return []
+    if window is not None:
+        probes = probes[(probes["ts"] >= window[0]) & (probes["ts"] <= window[1])]
+    idle = probes.loc[probes["role"] == MACHINE_ROLE, "idle_pct"].dropna()
+    if len(idle) < 3 or float(idle.mean()) >= SATURATED_IDLE_PCT:
+        return []
+    other = other_work(probes)
+    if other is None or other.empty or float(other.mean()) < OTHER_WORK_PCT:
+        return []
+    return [f"machine saturated by other work: processes outside this run took {other.mean():.0f}% of a core "
+            f"on average (max {other.max():.0f}%) while {idle.mean():.0f}% of a core was left spare"]
 
 
 def network_reasons(probes: pd.DataFrame, network: pd.DataFrame, window: tuple[float, float] | None) -> list[str]:

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.analysis.health import MACHINE_ROLE
+from harness.analysis.health import MACHINE_ROLE, other_work
 from harness.analysis.layer_switch import layer_switches, switch_summary
 from harness.analysis.outages import recovery
+from harness.analysis.seconds import per_second_total
 from harness.scenario.thresholds import DISTRIBUTION_METRICS, Threshold, evaluate
 from harness.store.manifest import SCHEMA_VERSION, parse_utc
 from harness.store.reader import RunReader
@@ -61,33 +62,6 @@ def _distribution(values: pd.Series) -> dict[str, Any]:
         "mean": _round(samples.mean()),
         "samples": count,
     }
-
-
-def per_process_seconds(probes: pd.DataFrame, roles: Sequence[str], column: str) -> pd.DataFrame:
-    """A probe column per second: one column per process (host, pid), rows indexed by whole UNIX second.
-
-    Each process samples about once a second, but not in step with the others or with the clock's
-    seconds: a plain per-second sum would sometimes miss a process and sometimes count it twice (dips
-    and spikes that are not there). So samples are aligned to the nearest second, one missed second inside
-    a process's lifetime is bridged from the previous sample, and nothing is invented outside it.
-    """
-    rows = probes[probes["role"].isin(list(roles))].dropna(subset=[column])
-    if rows.empty:
-        return pd.DataFrame()
-    rows = rows.assign(sec=np.round(rows["ts"].to_numpy()))
-    table = rows.pivot_table(index="sec", columns=["host", "pid"], values=column, aggfunc="mean")
-    table = table.reindex(np.arange(table.index.min(), table.index.max() + 1))
-    alive = table.notna()
-    lifetime = alive.cummax() & alive[::-1].cummax()[::-1]
-    return table.ffill(limit=1).where(lifetime)
-
-
-def per_second_total(probes: pd.DataFrame, roles: Sequence[str], column: str) -> pd.Series | None:
-    """The sum over the processes of ``roles`` for every second (see :func:`per_process_seconds`)."""
-    table = per_process_seconds(probes, roles, column)
-    if table.empty:
-        return None
-    return table.sum(axis=1, min_count=1).dropna()
 
 
 def _mean_max(per_second: pd.Series | None) -> dict[str, float | None] | None:
@@ -333,6 +307,7 @@ def summarize(
             # The controller's machine: every process on it, and what its hypervisor withheld (steal).
             "machine_cpu_pct": _mean_max(per_second_total(probes, (MACHINE_ROLE,), "cpu_pct")),
             "machine_steal_pct": _mean_max(per_second_total(probes, (MACHINE_ROLE,), "steal_pct")),
+            "machine_other_cpu_pct": _mean_max(other_work(probes)),
             "loadgen_rss_mb_max": _round(loadgen_rss.max()) if loadgen_rss is not None else None,
             "engines": engines,
             "video_latency_by_path_ms": paths,
@@ -397,7 +372,7 @@ def format_table(summary: Mapping[str, Any]) -> str:
         joined, planned = _fmt(participants.get("joined")), _fmt(participants.get("planned"))
         failed = _fmt(participants.get("failed"))
         lines.append(f"{'participants':<{width}}  {joined}/{planned} joined, {failed} failed")
-    for key in ("sut_cpu_pct", "loadgen_cpu_pct", "machine_cpu_pct", "machine_steal_pct"):
+    for key in ("sut_cpu_pct", "loadgen_cpu_pct", "machine_cpu_pct", "machine_steal_pct", "machine_other_cpu_pct"):
         figures = summary.get(key)
         if isinstance(figures, Mapping):
             text = f"mean {_fmt(figures.get('mean'))}, max {_fmt(figures.get('max'))}"

@@ -298,6 +298,11 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
     # The whole machine beside its processes: what an invalid run lost to other processes or to the hypervisor.
     machine = MachineProbe(lambda rows: probe_writer.append("probes", rows))
     machine.start()
+    # This process too (alone: Locust and local servers are its children, probed as themselves), so that what
+    # the machine spent beside the run's own processes is what others took (health.other_work).
+    controller = ProcessProbe([os.getpid()], "controller", lambda rows: probe_writer.append("probes", rows),
+                              children=False)
+    controller.start()
     probe = None
     if deployment.server_pids:
         probe = ProcessProbe(deployment.server_pids, "sut", lambda rows: probe_writer.append("probes", rows))
@@ -367,7 +372,7 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
             if fault_errors and status == "completed":
                 status = "failed"
             errors.extend(fault_errors)
-        for running in (machine, probe, metrics):
+        for running in (machine, controller, probe, metrics):
             if running is not None:
                 running.stop()
         if shaping is not None:

@@ -4,7 +4,9 @@ A load generator, a local server and the emulated wire share a small machine. On
 party shares it too: other tenants of the same host, whose work shows inside this machine only as *steal*,
 time a core was ready to run here and the hypervisor ran something else. A run the harness marks ``invalid``
 because its generator or wire fell behind says, with these figures, whether the machine's own processes took
-the cores (``cpu_pct``: busy, every process together) or the host took them away (``steal_pct``).
+the cores (``cpu_pct``: busy, every process together) or the host took them away (``steal_pct``), and
+``idle_pct`` says whether anything was left over: a machine with none left was saturated, and whatever beside
+the run kept it busy then took CPU the run's processes wanted (``harness.analysis.health``).
 
 :class:`MachineProbe` writes one ``probes`` row a second (role ``machine``); :func:`wait_until_quiet` lets a
 caller that is about to measure again (a cross-check room, a test) wait, for a bounded time, until the machine
@@ -42,6 +44,9 @@ class Load:
     """Every process and the kernel's own work (user, nice, system, irq, softirq), all cores together."""
     steal_pct: float
     """Time the hypervisor gave to something other than this machine while it had work ready (0 off a VM)."""
+    idle_pct: float | None = None
+    """CPU a normal process could have had at once: idle, waiting for the disk, or running low-priority
+    (positive nice) work, which yields to it. None when not measured."""
 
     @property
     def taken_cores(self) -> float:
@@ -49,13 +54,16 @@ class Load:
         return (self.busy_pct + self.steal_pct) / 100.0
 
 
-def _times() -> tuple[float, float, float]:
-    """(busy, steal, total) CPU seconds since boot, all cores summed."""
+def _times() -> tuple[float, float, float, float]:
+    """(busy, steal, spare, total) CPU seconds since boot, all cores summed (spare: see :attr:`Load.idle_pct`)."""
     t = psutil.cpu_times()
     steal = float(getattr(t, "steal", 0.0))
     # iowait counts as idle: a core waiting for the disk could have run a packet.
     busy = sum(float(getattr(t, name, 0.0)) for name in ("user", "nice", "system", "irq", "softirq"))
-    return busy, steal, float(sum(t)) - float(getattr(t, "guest", 0.0)) - float(getattr(t, "guest_nice", 0.0))
+    # Niced work is busy, but it yields to a normal process at once: it is spare for the run's processes.
+    spare = sum(float(getattr(t, name, 0.0)) for name in ("idle", "iowait", "nice"))
+    total = float(sum(t)) - float(getattr(t, "guest", 0.0)) - float(getattr(t, "guest_nice", 0.0))
+    return busy, steal, spare, total
 
 
 class Sampler:
@@ -67,15 +75,16 @@ class Sampler:
 
     def load(self) -> Load:
         """The machine's load since the previous call."""
-        busy, steal, total = _times()
-        last_busy, last_steal, last_total = self._last
-        self._last = (busy, steal, total)
+        busy, steal, spare, total = _times()
+        last_busy, last_steal, last_spare, last_total = self._last
+        self._last = (busy, steal, spare, total)
         elapsed = total - last_total
         if elapsed <= 0:
             return Load(0.0, 0.0)
         # Scaled to cores: ``elapsed`` holds every core's seconds, so a share of it times the cores is cores.
         scale = 100.0 * self._cores / elapsed
-        return Load(busy_pct=(busy - last_busy) * scale, steal_pct=(steal - last_steal) * scale)
+        return Load(busy_pct=(busy - last_busy) * scale, steal_pct=(steal - last_steal) * scale,
+                    idle_pct=(spare - last_spare) * scale)
 
 
 class MachineProbe:
@@ -104,6 +113,7 @@ class MachineProbe:
             memory = psutil.virtual_memory()
             self._emit([{"ts": time.time(), "host": self._host, "role": MACHINE_ROLE, "pid": 0, "name": "machine",
                          "cpu_pct": round(load.busy_pct, 1), "steal_pct": round(load.steal_pct, 1),
+                         "idle_pct": round(load.idle_pct, 1) if load.idle_pct is not None else None,
                          "rss_mb": (memory.total - memory.available) / 2**20, "loop_lag_ms": None}])
 
 

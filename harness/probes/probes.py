@@ -37,11 +37,13 @@ def sample_processes(procs: dict[int, psutil.Process], role: str, host: str) -> 
 
 
 class ProcessProbe:
-    """Samples a set of processes and their children every ``interval_s`` in a thread."""
+    """Samples a set of processes and (unless ``children`` is false) their children every ``interval_s`` in a
+    thread."""
 
     def __init__(self, pids: Sequence[int], role: str, emit: Callable[[list[Row]], None],
-                 interval_s: float = 1.0) -> None:
+                 interval_s: float = 1.0, children: bool = True) -> None:
         self._roots = list(pids)
+        self._children = children
         self._role = role
         self._emit = emit
         self._interval_s = interval_s
@@ -69,7 +71,7 @@ class ProcessProbe:
         for pid in self._roots:
             try:
                 root = psutil.Process(pid)
-                for proc in [root, *root.children(recursive=True)]:
+                for proc in [root, *(root.children(recursive=True) if self._children else [])]:
                     if proc.pid not in self._procs:
                         proc.cpu_percent(None)
                         self._procs[proc.pid] = proc

@@ -25,7 +25,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from harness.analysis.summary import per_process_seconds
+from harness.analysis.seconds import per_process_seconds
 from harness.report.data import RunData
 from harness.report.series import (
     as_floats,
@@ -529,7 +529,7 @@ def fps_and_freezes(runs: Sequence[RunData]) -> Figure:
 def _cpu(run: RunData, roles: Sequence[str], width: float) -> pd.DataFrame:
     """CPU per time bin for the processes of ``roles``: the sum over processes and the busiest one.
 
-    Per-process seconds come from :func:`harness.analysis.summary.per_process_seconds` (the same alignment the
+    Per-process seconds come from :func:`harness.analysis.seconds.per_process_seconds` (the same alignment the
     summary's figures use); each process is then averaged within a bin, so a bin wider than the 1 s
     sampling does not add up several samples of one process.
     """

@@ -54,6 +54,7 @@ _CPU: tuple[tuple[str, str], ...] = (
     ("loadgen_cpu_pct", "Load generator CPU"),
     ("machine_cpu_pct", "Whole machine CPU"),
     ("machine_steal_pct", "Machine CPU withheld by its hypervisor: steal"),
+    ("machine_other_cpu_pct", "Machine CPU of processes outside the run"),
 )
 _STATUS_CLASS = {"completed": "ok", "failed": "bad", "invalid": "bad"}
 _DASH = "—"

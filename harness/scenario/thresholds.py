@@ -64,6 +64,8 @@ _GROUPED_KEYS: tuple[str, ...] = (
     "machine_cpu_pct.max",
     "machine_steal_pct.mean",
     "machine_steal_pct.max",
+    "machine_other_cpu_pct.mean",
+    "machine_other_cpu_pct.max",
     "outages.recovery_ms_max",
     "outages.reconnect_ms_max",
     "outages.unrecovered",
