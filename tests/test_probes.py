@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
 from typing import Any
 
+import pytest
+
+from harness.probes.periodic import PeriodicProbe
 from harness.probes.probes import ProcessProbe
 
 BUSY = "import subprocess, sys, time\n" \
@@ -45,3 +49,41 @@ def test_probe_survives_a_process_that_exits() -> None:
     probe.stop()
     assert probe.finished.is_set()
     assert len(rows) >= 1
+
+
+class Flaky(PeriodicProbe):
+    """Fails on its 2nd and 3rd samples, then samples again."""
+
+    def __init__(self, emit: Any) -> None:
+        super().__init__("flaky", emit, interval_s=0.05)
+        self.count = 0
+
+    def sample(self) -> list[dict[str, Any]]:
+        self.count += 1
+        if self.count in (2, 3):
+            raise RuntimeError("no sample this time")
+        return [{"n": self.count}]
+
+
+def test_a_probe_goes_on_after_a_failed_sample_or_write(caplog: pytest.LogCaptureFixture) -> None:
+    rows: list[dict[str, Any]] = []
+    writes = 0
+
+    def emit(batch: list[dict[str, Any]]) -> None:
+        nonlocal writes
+        writes += 1
+        if writes == 2:  # e.g. a full disk, once
+            raise OSError("no space left on device")
+        rows.extend(batch)
+
+    probe = Flaky(emit)
+    with caplog.at_level(logging.WARNING, logger="harness.probes.periodic"):
+        probe.start()
+        deadline = time.monotonic() + 10
+        while probe.count < 8 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        probe.stop()
+    assert probe.finished.is_set() and probe.failures == 3
+    assert [r["n"] for r in rows][:3] == [1, 5, 6]  # 2 and 3 failed to sample, 4 failed to be written
+    assert "no sample this time" in caplog.text and "Traceback" in caplog.text  # the first with its traceback
+    assert "failed again (3 times): no space left on device" in caplog.text

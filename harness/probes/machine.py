@@ -16,13 +16,13 @@ is quiet enough to be worth it.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import psutil
+
+from harness.probes.periodic import PeriodicProbe, Row
 
 __all__ = ["MACHINE_ROLE", "QUIET_CORES", "QUIET_WAIT_S", "Load", "MachineLog", "MachineProbe", "Sampler", "settle",
            "wait_until_quiet"]
@@ -32,9 +32,6 @@ QUIET_CORES = 0.5
 """Busy plus stolen CPU, in cores, below which the machine counts as quiet (an idle server stays far below)."""
 QUIET_WAIT_S = 60.0
 """Longest wait for a quiet machine before a run that ended ``invalid`` is measured again (:func:`settle`)."""
-
-Row = dict[str, Any]
-
 
 @dataclass(frozen=True)
 class Load:
@@ -87,34 +84,29 @@ class Sampler:
                     idle_pct=(spare - last_spare) * scale)
 
 
-class MachineProbe:
+class MachineProbe(PeriodicProbe):
     """Writes the machine's :class:`Load` as a ``probes`` row (role ``machine``, ``pid`` 0) every second."""
 
     def __init__(self, emit: Callable[[list[Row]], None], interval_s: float = 1.0) -> None:
-        self._emit = emit
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="probe-machine", daemon=True)
+        super().__init__(MACHINE_ROLE, emit, interval_s)
         self._host = socket.gethostname()
+        self._sampler: Sampler | None = None
 
-    def start(self) -> None:
-        """Start sampling."""
-        self._thread.start()
+    def prepare(self) -> None:
+        """Take the counters' baseline: the first row covers the first interval."""
+        self._sampler = Sampler()
 
-    def stop(self) -> None:
-        """Stop sampling and wait for the thread."""
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        sampler = Sampler()
-        while not self._stop.wait(self._interval_s):
-            load = sampler.load()
-            memory = psutil.virtual_memory()
-            self._emit([{"ts": time.time(), "host": self._host, "role": MACHINE_ROLE, "pid": 0, "name": "machine",
-                         "cpu_pct": round(load.busy_pct, 1), "steal_pct": round(load.steal_pct, 1),
-                         "idle_pct": round(load.idle_pct, 1) if load.idle_pct is not None else None,
-                         "rss_mb": (memory.total - memory.available) / 2**20, "loop_lag_ms": None}])
+    def sample(self) -> list[Row]:
+        """The row of the interval since the previous one."""
+        if self._sampler is None:  # the baseline failed: take it now, the row comes next interval
+            self.prepare()
+            return []
+        load = self._sampler.load()
+        memory = psutil.virtual_memory()
+        return [{"ts": time.time(), "host": self._host, "role": MACHINE_ROLE, "pid": 0, "name": "machine",
+                 "cpu_pct": round(load.busy_pct, 1), "steal_pct": round(load.steal_pct, 1),
+                 "idle_pct": round(load.idle_pct, 1) if load.idle_pct is not None else None,
+                 "rss_mb": (memory.total - memory.available) / 2**20, "loop_lag_ms": None}]
 
 
 class MachineLog:

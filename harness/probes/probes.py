@@ -7,18 +7,13 @@ probing across machines. This module watches processes the controller knows by p
 
 from __future__ import annotations
 
-import logging
 import socket
-import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import psutil
 
-log = logging.getLogger(__name__)
-
-Row = dict[str, Any]
+from harness.probes.periodic import PeriodicProbe, Row
 
 
 def sample_processes(procs: dict[int, psutil.Process], role: str, host: str) -> list[Row]:
@@ -36,35 +31,31 @@ def sample_processes(procs: dict[int, psutil.Process], role: str, host: str) -> 
     return rows
 
 
-class ProcessProbe:
+class ProcessProbe(PeriodicProbe):
     """Samples a set of processes and (unless ``children`` is false) their children every ``interval_s`` in a
     thread."""
 
     def __init__(self, pids: Sequence[int], role: str, emit: Callable[[list[Row]], None],
                  interval_s: float = 1.0, children: bool = True) -> None:
+        super().__init__(role, emit, interval_s)
         self._roots = list(pids)
         self._children = children
         self._role = role
-        self._emit = emit
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"probe-{role}", daemon=True)
         self._procs: dict[int, psutil.Process] = {}
         self._host = socket.gethostname()
-        self.finished = threading.Event()
-
-    def start(self) -> None:
-        """Start sampling (the first CPU figure needs one interval)."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop sampling and wait for the thread."""
-        self._stop.set()
-        self._thread.join(timeout=5)
 
     def follow(self, pids: Sequence[int]) -> None:
         """Sample ``pids`` (and their children) from now on: a restarted server runs under new pids."""
         self._roots = list(pids)
+
+    def prepare(self) -> None:
+        """Find the processes, so that their first CPU figure covers the first interval."""
+        self._discover()
+
+    def sample(self) -> list[Row]:
+        """One row per live process."""
+        self._discover()
+        return sample_processes(self._procs, self._role, self._host)
 
     def _discover(self) -> None:
         # Servers fork workers (Janus threads are fine, but others use processes): follow children.
@@ -77,16 +68,3 @@ class ProcessProbe:
                         self._procs[proc.pid] = proc
             except psutil.Error:
                 continue
-
-    def _run(self) -> None:
-        try:
-            self._discover()
-            while not self._stop.wait(self._interval_s):
-                self._discover()
-                rows = sample_processes(self._procs, self._role, self._host)
-                if rows:
-                    self._emit(rows)
-        except Exception:
-            log.exception("probe %s failed", self._role)
-        finally:
-            self.finished.set()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -35,7 +34,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.probes.probes import Row
+from harness.probes.periodic import PeriodicProbe, Row
 
 log = logging.getLogger(__name__)
 
@@ -93,48 +92,37 @@ def read(text: str) -> Reading:
     raise ValueError("no process_cpu_seconds_total or node_cpu_seconds_total in the metrics")
 
 
-class MetricsProbe:
-    """Scrapes ``url`` every ``interval_s`` in a thread and emits one ``probes`` row per scrape."""
+class MetricsProbe(PeriodicProbe):
+    """Scrapes ``url`` every ``interval_s`` in a thread and emits one ``probes`` row per scrape (from the second:
+    a CPU figure needs two)."""
 
     def __init__(self, url: str, emit: Callable[[list[Row]], None], role: str = "sut",
                  interval_s: float = 1.0) -> None:
+        super().__init__("metrics", emit, interval_s, stop_timeout_s=SCRAPE_TIMEOUT_S + 3)
         self.url = url
-        self._emit = emit
         self._role = role
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="probe-metrics", daemon=True)
+        self._host = urlsplit(url).hostname or url
         self._previous: tuple[float, float] | None = None  # (monotonic time, cpu seconds)
-        self.failures = 0
 
     def check(self) -> Reading:
         """One scrape now; raises ``OSError``/``ValueError`` with the reason when the endpoint is unusable."""
         with urllib.request.urlopen(self.url, timeout=SCRAPE_TIMEOUT_S) as answer:
             return read(answer.read().decode(errors="replace"))
 
-    def start(self) -> None:
-        """Start scraping (the first CPU figure needs two scrapes)."""
-        self._thread.start()
+    def prepare(self) -> None:
+        """The first scrape, at once: the baseline of the CPU counter."""
+        self.sample()
 
-    def stop(self) -> None:
-        """Stop scraping and wait for the thread."""
-        self._stop.set()
-        self._thread.join(timeout=SCRAPE_TIMEOUT_S + 3)
-
-    def _run(self) -> None:
-        host = urlsplit(self.url).hostname or self.url
-        while True:
-            try:
-                reading = self.check()
-            except (OSError, ValueError) as exc:
-                self.failures += 1
-                log.warning("scraping %s failed: %s", self.url, exc)
-            else:
-                row = self._row(reading, host)
-                if row is not None:
-                    self._emit([row])
-            if self._stop.wait(self._interval_s):
-                return
+    def sample(self) -> list[Row]:
+        """One scrape's row; none for the first or after a failed scrape (counted, logged)."""
+        try:
+            reading = self.check()
+        except (OSError, ValueError) as exc:
+            self.failures += 1
+            log.warning("scraping %s failed: %s", self.url, exc)
+            return []
+        row = self._row(reading, self._host)
+        return [row] if row is not None else []
 
     def _row(self, reading: Reading, host: str) -> Row | None:
         now = time.monotonic()
