@@ -338,8 +338,9 @@ def test_format_table(run: Path) -> None:
     assert lines[3].split() == ["video_latency_ms", "55", "95.5", "-", "91"]
     assert lines[4].split() == ["audio_latency_ms", "100.5", "190.05", "198.01", "200"]
     assert "packet_loss_pct" in text and "0.99" in text
-    assert "participants        3/6 joined, 2 failed" in text
-    assert "sut_cpu_pct         mean 57.5, max 65" in text
+    assert "participants           3/6 joined, 2 failed" in text
+    assert "sut_cpu_pct            mean 57.5, max 65" in text
+    assert "machine_other_cpu_pct  mean 0, max 0" in text  # the longest key sets the column
     assert "  ok   video_latency_ms.p95 < 150  (value 95.5)" in lines
     assert "  FAIL packet_loss_pct < 0.5  (value 0.99)" in lines
     assert text.isascii()

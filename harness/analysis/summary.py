@@ -348,13 +348,16 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+_CPU_KEYS = ("sut_cpu_pct", "loadgen_cpu_pct", "machine_cpu_pct", "machine_steal_pct", "machine_other_cpu_pct")
+
+
 def format_table(summary: Mapping[str, Any]) -> str:
     """A compact plain-text table of a summary for the terminal (ASCII only, no trailing newline)."""
     lines = [
         f"run {_fmt(summary.get('run_id'))}  system {_fmt(summary.get('system'))}  "
         f"status {_fmt(summary.get('status'))}  duration {_fmt(summary.get('duration_s'))} s"
     ]
-    width = max(len(name) for name in (*DISTRIBUTION_METRICS, "loadgen_rss_mb_max"))
+    width = max(len(name) for name in (*DISTRIBUTION_METRICS, "loadgen_rss_mb_max", *_CPU_KEYS))
     lines.append(f"{'metric':<{width}}  {'p50':>10}  {'p95':>10}  {'p99':>10}  {'samples':>8}")
     for metric in DISTRIBUTION_METRICS:
         dist = summary.get(metric)
@@ -372,7 +375,7 @@ def format_table(summary: Mapping[str, Any]) -> str:
         joined, planned = _fmt(participants.get("joined")), _fmt(participants.get("planned"))
         failed = _fmt(participants.get("failed"))
         lines.append(f"{'participants':<{width}}  {joined}/{planned} joined, {failed} failed")
-    for key in ("sut_cpu_pct", "loadgen_cpu_pct", "machine_cpu_pct", "machine_steal_pct", "machine_other_cpu_pct"):
+    for key in _CPU_KEYS:
         figures = summary.get(key)
         if isinstance(figures, Mapping):
             text = f"mean {_fmt(figures.get('mean'))}, max {_fmt(figures.get('max'))}"
