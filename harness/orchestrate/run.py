@@ -33,6 +33,7 @@ from harness.browser.confinement import confined_groups
 from harness.errors import HarnessError, SystemError_
 from harness.orchestrate.faults import ServerFaults, check_support
 from harness.orchestrate.lifecycle import finish_run, open_run
+from harness.probes.local_server import listening_pids
 from harness.probes.machine import MachineProbe, settle
 from harness.probes.probes import ProcessProbe
 from harness.probes.procs import die_with_parent
@@ -304,8 +305,10 @@ def _drive(scenario: Scenario, spec: SystemSpec, run_dir: Path, deployment: Depl
                               children=False)
     controller.start()
     probe = None
-    if deployment.server_pids:
-        probe = ProcessProbe(deployment.server_pids, "sut", lambda rows: probe_writer.append("probes", rows))
+    # A server the user started on this machine, given by URL, is measured too (probed only, never faulted).
+    sut_pids = deployment.server_pids or (listening_pids(deployment.url) if deployment.url else ())
+    if sut_pids:
+        probe = ProcessProbe(sut_pids, "sut", lambda rows: probe_writer.append("probes", rows))
         probe.start()
     faults: ServerFaults | None = None
     metrics = None
