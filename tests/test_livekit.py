@@ -166,7 +166,9 @@ def test_meeting_of_4_with_late_joiner_and_early_leaver_on_local_livekit(tmp_pat
     # The generated secret (one per attempt) reached the server and the run's processes through their
     # environment only.
     for secret in secrets:
-        leaks = subprocess.run(["grep", "-rlF", secret, str(tmp_path / "results")], capture_output=True, text=True)
+        # -e: a generated secret may begin with "-", which grep would take for options (it did, once in CI).
+        leaks = subprocess.run(["grep", "-rlF", "-e", secret, str(tmp_path / "results")], capture_output=True,
+                               text=True)
         assert leaks.returncode == 1 and not leaks.stdout, leaks.stdout
     assert secrets and secrets[-1] not in out + err
     manifest = run.manifest

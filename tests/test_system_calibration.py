@@ -20,6 +20,8 @@ from harness.orchestrate.system_calibration import _nacked_loss, _shapes, last_c
 from harness.scenario.network import Shape
 from tests.conftest import janus_skip_reason, livekit_skip_reason
 
+HYPERVISOR = "BUSY: the hypervisor withheld"
+
 
 def test_each_path_shapes_its_own_links() -> None:
     up = _shapes("up", delay=40)
@@ -64,7 +66,13 @@ def _calibrate(system: str, tmp_path: Path) -> dict:
     done = subprocess.run([sys.executable, "-m", "harness.cli", "calibrate", "--system", system, "--quick",
                            "--json"], capture_output=True, text=True, timeout=400, env=env)
     result = json.loads(done.stdout)
-    assert done.returncode == 0, json.dumps([c for c in result["cells"] if not c["ok"]], indent=1)
+    failed = [c for c in result["cells"] if not c["ok"]]
+    # As run_until_valid: a cell still busy after its last measurement *because the hypervisor withheld the
+    # cores* (its note says so) tells about the host's other tenants, not the code. Other failures fail.
+    if done.returncode != 0 and failed and all(HYPERVISOR in c["note"] for c in failed):
+        pytest.skip(f"calibration through {system}: cells busy while the machine was shared: "
+                    + "; ".join(c["note"] for c in failed))
+    assert done.returncode == 0, json.dumps(failed, indent=1)
     assert {c["note"].split(":")[0] for c in result["cells"]} == {"up", "down", "both"}
     os.environ["CONFBENCH_CALIBRATION"], saved = str(cache), os.environ.get("CONFBENCH_CALIBRATION")
     try:
