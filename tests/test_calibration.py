@@ -83,26 +83,3 @@ def test_a_run_records_a_floor_measured_once_and_then_remembered(monkeypatch: py
     assert calibration.instrument_floor(video) == floor  # remembered
     monkeypatch.setenv(calibration.FLOOR_CHECK_ENV, "0")
     assert calibration.instrument_floor(VideoSettings(width=640, height=360)) is None
-
-
-def test_a_cell_the_hypervisor_made_busy_waits_for_it_before_it_is_measured_again(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    import asyncio
-
-    from harness.orchestrate import calibration
-    from harness.probes.machine import Load
-
-    waits: list[tuple[float, float]] = []
-
-    def wait(max_wait_s: float, steal_pct: float) -> tuple[bool, float, Load]:
-        waits.append((max_wait_s, steal_pct))
-        return True, 4.0, Load(150.0, 2.0)
-
-    monkeypatch.setattr(calibration, "wait_for_the_host", wait)
-    said: list[str] = []
-    own = "; BUSY: media host loop 180 ms late, 3 frames skipped"
-    asyncio.run(calibration.before_measuring_again(own, said.append))
-    assert waits == [] and said == []  # the call's own lateness: measured again at once
-    asyncio.run(calibration.before_measuring_again("; BUSY: the hypervisor withheld 55% of a core", said.append))
-    assert waits == [(calibration.HOST_WAIT_S, 10.0)]
-    assert said == ["waited 4 s for the hypervisor: gave the cores back (2% of a core withheld)"]

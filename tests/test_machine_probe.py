@@ -61,12 +61,3 @@ def test_a_log_gives_the_steal_of_a_window() -> None:
     log.rows.extend({"ts": 100.0 + s, "steal_pct": float(s)} for s in range(10))
     assert log.steal_pct(102.0, 105.0) == 4.0  # rows of 103, 104 and 105 (a row describes the second before it)
     assert log.steal_pct(200.0, 210.0) is None
-
-
-def test_waiting_for_the_host_looks_at_steal_only() -> None:
-    slept: list[float] = []
-    loads = [Load(190.0, 45.0), Load(195.0, 12.0), Load(199.0, 3.0), Load(0.0, 0.0)]
-    back, waited, load = machine.wait_for_the_host(30, 10.0, sleep=slept.append, sampler=FakeSampler(loads))
-    assert back and waited == 6.0 and load == Load(199.0, 3.0)  # a busy machine of its own is fine
-    back, waited, _ = machine.wait_for_the_host(3, 10.0, sleep=slept.append, sampler=FakeSampler([Load(0, 50)] * 5))
-    assert not back and waited == 4.0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import confbench, only_run, run_until_valid
+from helpers import MACHINE_REASONS, confbench, only_run
 
 from harness.store.reader import RunReader
 from harness.testbed.netns import BENCHMARK_BLOCK
@@ -129,11 +129,21 @@ def test_every_socket_of_a_run_is_on_loopback_or_its_own_network(tmp_path: Path,
             seen.update(_sockets(proc.pid))
             time.sleep(0.3)
 
-    done, run = run_until_valid([str(scenario(tmp_path, 8, extra=extra)), "--system", system, "--no-report"],
-                                tmp_path, tmp_path / "results", timeout_s=60, watch=watch)
-    assert done.returncode == 0, done.stdout + done.stderr
-    manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["status"] == "completed", manifest
+    proc = confbench("run", str(scenario(tmp_path, 8, extra=extra)), "--system", system, "--no-report",
+                     "--results", str(tmp_path / "results"), cwd=tmp_path)
+    try:
+        watch(proc)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    manifest = json.loads((only_run(tmp_path / "results") / "manifest.json").read_text())
+    # Which sockets a run opens does not depend on its timing: a run this shared machine made invalid (a late
+    # wire, a saturated generator, stolen cores: its reasons say so) opened the same ones, and counts here.
+    reasons = manifest.get("invalid_reasons") or []
+    spoiled = manifest["status"] == "invalid" and bool(reasons) and all(any(m in r for m in MACHINE_REASONS)
+                                                                        for r in reasons)
+    assert manifest["status"] == "completed" or spoiled, out + err
     if extra:
         assert any(ipaddress.ip_address(ip) in BENCHMARK_BLOCK for _, _, ip, _ in seen), seen
     # The run did open sockets while it was watched: UDP for the media, TCP for signalling.

@@ -47,7 +47,7 @@ from harness.analysis.health import STEAL_NOTE_PCT
 from harness.errors import HarnessError
 from harness.orchestrate.measuring_call import MeasuringCall
 from harness.probes.environment import git_commit
-from harness.probes.machine import MachineLog, wait_for_the_host
+from harness.probes.machine import MachineLog
 from harness.scenario.network import NetworkProfile, Shape
 from harness.scenario.scenario import VideoSettings
 
@@ -166,13 +166,10 @@ async def _window(seconds: float) -> tuple[float, float]:
 async def _measure(call: MeasuringCall, seconds: float, source: str, machine: MachineLog | None = None) -> Floor:
     """A floor from a running loopback call, measured again (up to :data:`BUSY_ATTEMPTS` times in all) while
     the call's own media hosts fell behind: such a floor would describe the machine's load, not the instrument."""
-    for attempt in range(1, BUSY_ATTEMPTS + 1):
+    for _ in range(BUSY_ATTEMPTS):
         start, end = await _window(seconds)
-        busy = _busy(call, start, end, machine)
-        if not busy:
+        if not _busy(call, start, end, machine):
             break
-        if attempt < BUSY_ATTEMPTS:
-            await before_measuring_again(busy)
     return _floor_from(call, start, end, source)
 
 
@@ -274,8 +271,6 @@ async def calibrate(video: VideoSettings, *, delays: Sequence[float] = DELAYS_MS
                         busy = _busy(call, start, end, machine) or _busy(floor_call, start, end)
                         if not busy:
                             break
-                        if attempt < BUSY_ATTEMPTS:
-                            await before_measuring_again(busy, say)
                     cells.append(_delay_cell(delay, frames, floor_call.table("frames", start, end), busy))
                 # The floor call is needed no more: the other cells have no floor, and it would load the machine.
                 await floor_call.__aexit__()
@@ -339,9 +334,6 @@ BUSY_LAG_MS = 50.0
 """A cell during which a media host's loop woke up later than this (or a source skipped a frame) is busy."""
 BUSY_ATTEMPTS = 3
 """A busy floor or delay cell is measured again, up to this many times in all."""
-HOST_WAIT_S = 30.0
-"""Before a cell the hypervisor made busy is measured again, the longest wait for it to give the cores back."""
-_STOLEN = "the hypervisor withheld"
 
 
 def _busy(call: MeasuringCall, start: float, end: float, machine: MachineLog | None = None) -> str:
@@ -349,7 +341,7 @@ def _busy(call: MeasuringCall, start: float, end: float, machine: MachineLog | N
     :data:`~harness.analysis.health.STEAL_NOTE_PCT` of a core or more meanwhile (the machine was busy), else ""."""
     steal = machine.steal_pct(start, end) if machine is not None else None
     if steal is not None and steal >= STEAL_NOTE_PCT:
-        return f"; BUSY: {_STOLEN} {steal:.0f}% of a core"
+        return f"; BUSY: the hypervisor withheld {steal:.0f}% of a core"
     probes = call.table("probes", start, end, receiver=None)
     if probes.empty:
         return ""
@@ -358,18 +350,6 @@ def _busy(call: MeasuringCall, start: float, end: float, machine: MachineLog | N
     if lag <= BUSY_LAG_MS and not skipped:
         return ""
     return f"; BUSY: media host loop {lag:.0f} ms late, {skipped} frames skipped"
-
-
-async def before_measuring_again(busy: str, say: Callable[[str], None] = lambda line: None) -> None:
-    """Before a busy cell is measured again: when the hypervisor made it busy, wait (at most
-    :data:`HOST_WAIT_S`) until it withholds less than :data:`~harness.analysis.health.STEAL_NOTE_PCT` of a core;
-    measured again at once, the cell would most likely meet the same neighbour. A cell the call's own media
-    hosts made busy is measured again at once."""
-    if _STOLEN not in busy:
-        return
-    back, waited, load = await asyncio.to_thread(wait_for_the_host, HOST_WAIT_S, STEAL_NOTE_PCT)
-    state = "gave the cores back" if back else "still withholding them"
-    say(f"waited {waited:.0f} s for the hypervisor: {state} ({load.steal_pct:.0f}% of a core withheld)")
 
 
 def _fmt(value: float | None) -> str:

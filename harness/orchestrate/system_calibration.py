@@ -53,7 +53,6 @@ from harness.orchestrate.calibration import (
     _measure,
     _packet_rate,
     _window,
-    before_measuring_again,
     format_grid,
     video_label,
 )
@@ -165,8 +164,6 @@ async def calibrate_system(spec: SystemSpec, video: VideoSettings, *, delays: Se
                         busy = _busy(call, start, end, machine) or _busy(floor_call, start, end)
                         if not busy:
                             break
-                        if attempt < BUSY_ATTEMPTS:
-                            await before_measuring_again(busy, say)
                     delay_cell = _delay_cell(delay, call.table("frames", start, end),
                                              floor_call.table("frames", start, end), busy)
                     cells.append(Cell(delay_cell.kind, delay_cell.injected, delay_cell.unit, delay_cell.measured,

@@ -25,7 +25,7 @@ import psutil
 from harness.probes.periodic import PeriodicProbe, Row
 
 __all__ = ["MACHINE_ROLE", "QUIET_CORES", "QUIET_WAIT_S", "Load", "MachineLog", "MachineProbe", "Sampler", "settle",
-           "wait_for_the_host", "wait_until_quiet"]
+           "wait_until_quiet"]
 
 MACHINE_ROLE = "machine"
 QUIET_CORES = 0.5
@@ -132,35 +132,21 @@ class MachineLog:
         return sum(inside) / len(inside) if inside else None
 
 
-def _wait(enough: Callable[[Load], bool], max_wait_s: float, window_s: float, sleep: Callable[[float], None],
-          sampler: Sampler | None) -> tuple[bool, float, Load]:
+def wait_until_quiet(max_wait_s: float, quiet_cores: float = QUIET_CORES, window_s: float = 2.0,
+                     sleep: Callable[[float], None] = time.sleep, sampler: Sampler | None = None
+                     ) -> tuple[bool, float, Load]:
+    """Wait until the machine's busy and stolen CPU over ``window_s`` is below ``quiet_cores``, at most about
+    ``max_wait_s``. Returns whether it got quiet, the seconds waited and the last window's load."""
     sampler = sampler or Sampler()
     waited = 0.0
     while True:
         sleep(window_s)
         waited += window_s
         load = sampler.load()
-        if enough(load):
+        if load.taken_cores < quiet_cores:
             return True, waited, load
         if waited >= max_wait_s:
             return False, waited, load
-
-
-def wait_until_quiet(max_wait_s: float, quiet_cores: float = QUIET_CORES, window_s: float = 2.0,
-                     sleep: Callable[[float], None] = time.sleep, sampler: Sampler | None = None
-                     ) -> tuple[bool, float, Load]:
-    """Wait until the machine's busy and stolen CPU over ``window_s`` is below ``quiet_cores``, at most about
-    ``max_wait_s``. Returns whether it got quiet, the seconds waited and the last window's load."""
-    return _wait(lambda load: load.taken_cores < quiet_cores, max_wait_s, window_s, sleep, sampler)
-
-
-def wait_for_the_host(max_wait_s: float, steal_pct: float, window_s: float = 2.0,
-                      sleep: Callable[[float], None] = time.sleep, sampler: Sampler | None = None
-                      ) -> tuple[bool, float, Load]:
-    """Wait until the hypervisor withholds less than ``steal_pct`` (100 = one core) over ``window_s``, at most
-    about ``max_wait_s``, whatever this machine's own processes do (a calibration's call keeps running
-    meanwhile). Returns whether it did, the seconds waited and the last window's load."""
-    return _wait(lambda load: load.steal_pct < steal_pct, max_wait_s, window_s, sleep, sampler)
 
 
 def settle(max_wait_s: float = QUIET_WAIT_S) -> str:
