@@ -34,6 +34,15 @@ OTHERS = "machine saturated by other work"
 MACHINE_REASONS = ("load generator saturated", "network wire fell behind", STOLEN, OTHERS)
 """Why the harness marks a run invalid when the machine, not the system under test, fell behind."""
 
+
+
+def spoiled_by_the_machine(manifest: dict[str, Any]) -> bool:
+    """Whether a run's manifest says ``invalid`` for machine reasons only (:data:`MACHINE_REASONS`)."""
+    reasons = manifest.get("invalid_reasons") or []
+    return (manifest.get("status") == "invalid" and bool(reasons)
+            and all(any(m in r for m in MACHINE_REASONS) for r in reasons))
+
+
 RUN_ATTEMPTS = 3
 
 
@@ -73,10 +82,9 @@ def run_until_valid(args: list[str], cwd: Path, results: Path, attempts: int = R
         done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         run = only_run(folder)
         manifest = json.loads((run / "manifest.json").read_text())
-        reasons = manifest.get("invalid_reasons") or []
-        machine = bool(reasons) and all(any(m in r for m in MACHINE_REASONS) for r in reasons)
-        if not (manifest.get("status") == "invalid" and machine):
+        if not spoiled_by_the_machine(manifest):
             return done, run
+        reasons = manifest["invalid_reasons"]
         stolen_every_time = stolen_every_time and any(STOLEN in r for r in reasons)
     if stolen_every_time:
         import pytest

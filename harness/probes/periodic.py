@@ -32,6 +32,7 @@ class PeriodicProbe:
     def __init__(self, name: str, emit: Callable[[list[Row]], None], interval_s: float = 1.0,
                  stop_timeout_s: float = 5.0) -> None:
         self.name = name
+        """Names the probe in logs and its thread (a process probe's is the role its rows carry)."""
         self._emit = emit
         self._interval_s = interval_s
         self._stop_timeout_s = stop_timeout_s

@@ -40,7 +40,6 @@ class ProcessProbe(PeriodicProbe):
         super().__init__(role, emit, interval_s)
         self._roots = list(pids)
         self._children = children
-        self._role = role
         self._procs: dict[int, psutil.Process] = {}
         self._host = socket.gethostname()
 
@@ -55,7 +54,7 @@ class ProcessProbe(PeriodicProbe):
     def sample(self) -> list[Row]:
         """One row per live process."""
         self._discover()
-        return sample_processes(self._procs, self._role, self._host)
+        return sample_processes(self._procs, self.name, self._host)
 
     def _discover(self) -> None:
         # Servers fork workers (Janus threads are fine, but others use processes): follow children.
