@@ -63,7 +63,9 @@ def _summary(tmp_path: Path, scenario: str) -> tuple[dict, Path]:
                                 timeout_s=240)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]  # 1: a threshold or a loaded machine; judged below
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "completed", (summary["status"], summary.get("warnings"))
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert summary["status"] == "completed", (summary["status"], manifest.get("invalid_reasons"),
+                                              summary.get("warnings"))
     return summary, run
 
 

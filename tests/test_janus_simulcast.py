@@ -100,7 +100,9 @@ def _uplink_run(tmp_path: Path, adapt: bool) -> tuple[dict[str, Any], RunReader]
                                 timeout_s=240)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "completed", (summary["status"], summary.get("warnings"))
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert summary["status"] == "completed", (summary["status"], manifest.get("invalid_reasons"),
+                                              summary.get("warnings"))
     return summary, RunReader(run)
 
 

@@ -36,7 +36,8 @@ _TABLE_SPECS: dict[str, str] = {
     "audio": "ts f64, receiver str, sender str, latency_ms f64",
     "probes": "ts f64, host str, role str, pid i64, name str, cpu_pct f64, rss_mb f64, loop_lag_ms f64?, "
               "frames_produced i64?, frames_skipped i64?, udp_drops i64?, udp_rcvbuf_errors i64?, "
-              "samples_dropped i64?, tasks i64?, gc_pause_ms f64?, steal_pct f64?, idle_pct f64?",
+              "samples_dropped i64?, tasks i64?, gc_pause_ms f64?, steal_pct f64?, idle_pct f64?, packets_held i64?, "
+              "packets_late i64?",
     "events": "ts f64, kind str, participant str?, detail str",
     "network": "ts f64, group str, direction str, packets i64, bytes i64, lost i64, queue_drops i64, "
                "queue_ms_max f64?, kernel_drops i64",

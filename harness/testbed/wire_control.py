@@ -199,7 +199,8 @@ class WireNetwork(ImpairedNetwork):
                 rss = None
         probe = {"ts": ts, "host": os.uname().nodename, "role": "wire", "pid": self.pid or 0, "name": "wire",
                  "cpu_pct": float(stats["cpu_pct"]), "rss_mb": rss if rss is not None else 0.0,
-                 "loop_lag_ms": float(stats["late_ms_max"])}
+                 "loop_lag_ms": float(stats["late_ms_max"]), "packets_held": int(stats.get("released", 0)),
+                 "packets_late": int(stats.get("late_packets", 0))}
         return {"network": network, "probes": [probe]}
 
     def _read_kernel_drops(self) -> dict[str, int]:
