@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.analysis.crosscheck import Bounds, Floor, check_room, format_checks, render_floor
+from harness.analysis.crosscheck import Bounds, Floor, check_room, family_sigmas, format_checks, render_floor
 from harness.orchestrate import crosscheck as orchestrate
 from harness.orchestrate.crosscheck import INVALID_ROOM_ATTEMPTS, CrosscheckError
 from harness.orchestrate.run import RunOutcome
@@ -77,6 +77,19 @@ def test_each_disagreement_is_named(tables: dict[str, pd.DataFrame], metric: str
     checks = check_room(tables, Floor(36, 15))
     assert checks and all(not c.ok for c in checks)
     assert all(any(f.startswith(metric) for f in c.failures) for c in checks), [c.failures for c in checks]
+
+
+def test_loss_is_judged_at_three_sigmas_for_the_room_not_for_each_sender() -> None:
+    """3 % against 4 % over 6500 packets a sender is 3.1 sigmas: a lone comparison at three sigmas would call it a
+    disagreement, but a room of two senders allows each 3.2 (else it raises twice the false alarms of one).
+    Over 8000 packets it is 3.4 sigmas: a disagreement for the room too."""
+    assert family_sigmas(3.0, 1) == 3.0 and family_sigmas(3.0, 2) == pytest.approx(3.205, abs=1e-3)
+    near = check_room(_tables(native_ms=6, browser_ms=46, browser_buffer=15, browser_lost=4, seconds=65),
+                      Floor(36, 15))
+    assert len(near) == 2 and all(c.ok for c in near), [c.failures for c in near]
+    far = check_room(_tables(native_ms=6, browser_ms=46, browser_buffer=15, browser_lost=4, seconds=80),
+                     Floor(36, 15))
+    assert all(c.failures and c.failures[0].startswith("loss") for c in far), [c.failures for c in far]
 
 
 def test_bounds_refuse_negative_values() -> None:

@@ -19,7 +19,10 @@ both kinds measured of that sender's video:
   browser's are the freezes Chromium itself counted (``reported_freezes``, its ``freezeCount``) where it
   reports them: the page sees frames only at its rendering opportunities, and a busy page's own stalls would
   count as the stream's; the page-counted figure is shown beside it;
-- **packet loss**: within three binomial standard deviations of each other (and 0.5 percentage points).
+- **packet loss**: within three binomial standard deviations of each other (and 0.5 percentage points), three
+  for the room as a whole: with k senders each is held to the two-sided level of three sigmas divided by k
+  (Bonferroni: 3.2 sigmas for 2 senders), else a room of many senders would disagree by chance more often
+  than a room of one (a CI run checks six).
 
 Pure functions of a run's tables (``harness.orchestrate.crosscheck`` runs the rooms).
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import pandas as pd
@@ -47,6 +51,7 @@ class Bounds:
     """Counting noise allowed on top: this many standard deviations of the difference of two Poisson rates
     (a 30 s room counts a handful of freezes: 5 against 1 is not a disagreement)."""
     loss_sigmas: float = 3.0
+    """For the room as a whole: each of its k senders is held to :func:`family_sigmas` of it."""
     loss_floor_pct: float = 0.5
 
     def __post_init__(self) -> None:
@@ -160,12 +165,23 @@ def _freezes(streams: pd.DataFrame, column: str = "freezes") -> float | None:
     return float(streams[column].sum()) / (len(streams) / 60.0)
 
 
+def family_sigmas(sigmas: float, comparisons: int) -> float:
+    """The standard deviations each of ``comparisons`` tests must allow so that all of them together raise a
+    false alarm no more often than one test at ``sigmas`` does (Bonferroni, two-sided, normal)."""
+    if comparisons <= 1:
+        return sigmas
+    normal = NormalDist()
+    one = 2 * (1 - normal.cdf(sigmas))
+    return normal.inv_cdf(1 - one / (2 * comparisons))
+
+
 def check_room(tables: dict[str, pd.DataFrame], floor: Floor, bounds: Bounds | None = None,
                window: dict[str, Any] | None = None) -> list[SenderCheck]:
     """Per native sender, native receivers against the browser receiver (``floor``: its quiet-room floor)."""
     bounds = bounds or Bounds()
     room = _Room(tables, window)
     checks = []
+    loss_sigmas = family_sigmas(bounds.loss_sigmas, len(room.native_senders()))
     for sender in room.native_senders():
         native_frames, browser_frames = room.frames_of(sender, "native"), room.frames_of(sender, "browser")
         native_rows, browser_rows = room.streams_of(sender, "native"), room.streams_of(sender, "browser")
@@ -201,7 +217,7 @@ def check_room(tables: dict[str, pd.DataFrame], floor: Floor, bounds: Bounds | N
         if native_loss is not None and browser_loss is not None:
             pooled = (native_loss * n_native + browser_loss * n_browser) / 100.0 / (n_native + n_browser)
             sigma = 100.0 * math.sqrt(max(pooled * (1 - pooled), 0.0) * (1 / n_native + 1 / n_browser))
-            allowed = max(bounds.loss_sigmas * sigma, bounds.loss_floor_pct)
+            allowed = max(loss_sigmas * sigma, bounds.loss_floor_pct)
             if abs(native_loss - browser_loss) > allowed:
                 failures.append(f"loss: native {native_loss:.2f} %, browser {browser_loss:.2f} % "
                                 f"(bound ±{allowed:.2f} points)")
