@@ -17,9 +17,10 @@ standing on its path (:class:`StandingQueue`):
   rarely; a probe that lasts ``settle_s`` without either resets the hold, so a widened link is climbed layer by
   layer every ``hold_s``.
 
-A probe that fails freezes the picture on Janus for about a second whatever the rule does: Janus asks a
-publisher for a key frame at most once a second, so the key frame of the layer returned to waits for the one
-the probe asked for a moment before.
+A probe that fails freezes the picture on Janus for about a second whatever the rule does: the probe starts
+with the top layer's key frame (about nine average frames, as libvpx caps a real-time key frame), which alone
+overflows a narrow link's queue; the key frame of the layer returned to then meets that full queue and is
+repaired or asked for again. A browser's receiver NACKs and asks the same way, so the rule does not hide it.
 
 It is pure (time is passed in), so its tests need no network.
 """
