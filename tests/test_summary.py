@@ -208,6 +208,7 @@ def test_summary_figures(run: Path) -> None:
         # Probes of an older schema: no health columns, so nothing to say about them.
         "loadgen_health": {"frames_skipped_pct": None, "loop_lag_over_100ms_pct": None, "loop_lag_max_ms": None,
                            "udp_drops": None, "udp_rcvbuf_errors": None, "samples_dropped": None},
+        "wire_health": None,  # no impaired network
         "outages": {"faults": [], "recovery_ms_max": None, "reconnect_ms_max": None, "unrecovered": None,
                     "dropped": None},  # no fault in this run
         "layer_switch_ms": None,  # no network timeline
@@ -222,6 +223,20 @@ def test_summary_figures(run: Path) -> None:
     }
     write_summary(run, summary)  # JSON-clean
     assert RunReader(run).summary() == summary
+
+
+def test_the_wire_says_how_well_it_kept_its_times() -> None:
+    import pandas as pd
+
+    from harness.analysis.summary import _wire_health
+
+    probes = pd.DataFrame({"ts": [1.0, 2.0, 3.0, 4.0], "role": ["wire", "wire", "wire", "sut"],
+                           "loop_lag_ms": [0.4, 9.2, 1.0, None], "packets_held": [100, 150, 150, None],
+                           "packets_late": [0, 2, 0, None]})
+    assert _wire_health(probes) == {"packets_held": 400, "late_pct": 0.5, "late_ms_max": 9.2}
+    older = probes.drop(columns=["packets_held", "packets_late"])  # recorded before the wire counted them
+    assert _wire_health(older) == {"packets_held": None, "late_pct": None, "late_ms_max": 9.2}
+    assert _wire_health(probes[probes["role"] == "sut"]) is None
 
 
 def test_every_threshold_key_is_in_the_summary(run: Path) -> None:

@@ -201,6 +201,23 @@ def _loadgen_health(probes: pd.DataFrame) -> dict[str, Any] | None:
     }
 
 
+def _wire_health(probes: pd.DataFrame) -> dict[str, Any] | None:
+    """How well the network wire kept its packets' times (the run's ``invalid`` rule reads the same columns):
+    the packets it held, the share of them it sent more than 5 ms late, and its latest packet's lateness."""
+    wire = probes[probes["role"] == "wire"]
+    if wire.empty:
+        return None
+    lag = wire["loop_lag_ms"].dropna()
+    held = wire["packets_held"].dropna() if "packets_held" in wire else pd.Series(dtype=float)
+    total = int(held.sum()) if not held.empty else None
+    late = int(wire["packets_late"].fillna(0).sum()) if total else 0
+    return {
+        "packets_held": total,
+        "late_pct": _round(100 * late / total) if total else None,
+        "late_ms_max": _round(float(lag.max())) if not lag.empty else None,
+    }
+
+
 def _started(manifest: Mapping[str, Any]) -> float | None:
     """Where the run's timelines count from: the load's start, else (older runs) the run's."""
     return parse_utc(manifest.get("load_started_utc")) or parse_utc(manifest.get("started_utc"))
@@ -312,6 +329,7 @@ def summarize(
             "engines": engines,
             "video_latency_by_path_ms": paths,
             "loadgen_health": _loadgen_health(probes),
+            "wire_health": _wire_health(probes),
             # Over the whole run: faults fall anywhere, also outside the steady window.
             "outages": recovery(events, reader.table("streams"), joins, _started(manifest)),
             # Over the whole run, not the window: a network timeline's changes may fall anywhere in it.

@@ -278,6 +278,9 @@ def _summary_rows(runs: Sequence[RunData]) -> list[dict[str, Any]] | None:
     if any(isinstance(s.get("loadgen_health"), Mapping) for s in summaries):
         row("Load generator: frames skipped % / seconds lagging > 100 ms % / UDP drops / samples lost",
             "loadgen_health", (_health(s.get("loadgen_health")) for s in summaries))
+    if any(isinstance(s.get("wire_health"), Mapping) for s in summaries):
+        row("Network wire: packets held / % sent over 5 ms late / latest (ms)", "wire_health",
+            (_wire(s.get("wire_health")) for s in summaries))
     if any(run.manifest.get("instrument_floor") is not None for run in runs):
         floors = (_floor(run.manifest.get("instrument_floor")) for run in runs)
         row("Instrument floor", "instrument_floor", floors)
@@ -331,6 +334,13 @@ def _health(value: object) -> Cell:
     figures = [_num(health.get(k)) for k in ("frames_skipped_pct", "loop_lag_over_100ms_pct", "udp_drops",
                                               "samples_dropped")]
     return _text(" / ".join(figures))
+
+
+def _wire(value: object) -> Cell:
+    wire = _mapping(value)
+    if not wire:
+        return _text(_DASH)
+    return _text(" / ".join(_num(wire.get(k)) for k in ("packets_held", "late_pct", "late_ms_max")))
 
 
 def _distribution(value: object) -> Cell:
