@@ -10,6 +10,7 @@ so a run, a capacity step and a report judge health the same way.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import pandas as pd
@@ -29,12 +30,14 @@ __all__ = [
     "SATURATED_IDLE_PCT",
     "SETTLE_S",
     "STEAL_NOTE_PCT",
+    "WireLateness",
     "health_reasons",
     "machine_note",
     "machine_reasons",
     "network_reasons",
     "other_work",
     "steady_window",
+    "wire_lateness",
 ]
 
 
@@ -187,24 +190,52 @@ def machine_reasons(probes: pd.DataFrame, window: tuple[float, float] | None) ->
             f"on average (max {other.max():.0f}%) while {idle.mean():.0f}% of a core was left spare"]
 
 
-def _late_reason(wire: pd.DataFrame) -> str | None:
-    """Whether the wire's rows (within the window) say it sent too many packets late, and by how much."""
+@dataclass(frozen=True, slots=True)
+class WireLateness:
+    """How well the network wire kept its packets' times, from its ``probes`` rows."""
+
+    held: int | None
+    """Packets it held for their departure time (None: recorded before the wire counted them)."""
+    late: int
+    """Of those, the packets it sent more than :data:`MAX_LATE_MS` after their time."""
+    latest_ms: float | None
+    """Its latest packet's lateness."""
+
+    @property
+    def late_share(self) -> float | None:
+        """The share of the held packets sent late (None when it held none, or did not count them)."""
+        return self.late / self.held if self.held else None
+
+
+def wire_lateness(wire: pd.DataFrame) -> WireLateness | None:
+    """What the wire's ``probes`` rows (role ``wire``) say of its packets' times; None without rows."""
     if wire.empty:
         return None
     lag = wire["loop_lag_ms"].dropna()
     held = wire["packets_held"].dropna() if "packets_held" in wire else pd.Series(dtype=float)
-    if not held.empty:
-        total = float(held.sum())
-        late = float(wire["packets_late"].fillna(0).sum())
-        if total > 0 and late / total > MAX_LATE_SHARE:
-            return (f"network wire fell behind: {late / total:.1%} of the packets it held left more than "
-                    f"{MAX_LATE_MS:g} ms after their time (limit {MAX_LATE_SHARE:.0%}; latest {lag.max():.0f} ms)")
+    total = int(held.sum()) if not held.empty else None
+    late = int(wire["packets_late"].fillna(0).sum()) if total else 0
+    return WireLateness(total, late, float(lag.max()) if not lag.empty else None)
+
+
+def _late_reason(wire: pd.DataFrame) -> str | None:
+    """Whether the wire's rows (within the window) say it sent too many packets late, and by how much."""
+    lateness = wire_lateness(wire)
+    if lateness is None:
         return None
+    if lateness.held is not None:
+        share = lateness.late_share
+        if share is not None and share > MAX_LATE_SHARE:
+            return (f"network wire fell behind: {share:.1%} of the packets it held left more than "
+                    f"{MAX_LATE_MS:g} ms after their time (limit {MAX_LATE_SHARE:.0%}; "
+                    f"latest {lateness.latest_ms or 0:.0f} ms)")
+        return None
+    lag = wire["loop_lag_ms"].dropna()
     if len(lag) >= 3:  # a run recorded before the wire counted its late packets
-        share = float((lag > MAX_LATE_MS).mean())
-        if share > MAX_LATE_SECONDS_SHARE:
+        seconds = float((lag > MAX_LATE_MS).mean())
+        if seconds > MAX_LATE_SECONDS_SHARE:
             return (f"network wire fell behind: packets left more than {MAX_LATE_MS:g} ms late in "
-                    f"{share:.0%} of seconds (max {lag.max():.0f} ms)")
+                    f"{seconds:.0%} of seconds (max {lag.max():.0f} ms)")
     return None
 
 

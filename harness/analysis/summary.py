@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.analysis.health import MACHINE_ROLE, other_work
+from harness.analysis.health import MACHINE_ROLE, other_work, wire_lateness
 from harness.analysis.layer_switch import layer_switches, switch_summary
 from harness.analysis.outages import recovery
 from harness.analysis.seconds import per_second_total
@@ -202,19 +202,16 @@ def _loadgen_health(probes: pd.DataFrame) -> dict[str, Any] | None:
 
 
 def _wire_health(probes: pd.DataFrame) -> dict[str, Any] | None:
-    """How well the network wire kept its packets' times (the run's ``invalid`` rule reads the same columns):
-    the packets it held, the share of them it sent more than 5 ms late, and its latest packet's lateness."""
-    wire = probes[probes["role"] == "wire"]
-    if wire.empty:
+    """How well the network wire kept its packets' times (:func:`~harness.analysis.health.wire_lateness`, which
+    the run's ``invalid`` rule reads too)."""
+    lateness = wire_lateness(probes[probes["role"] == "wire"])
+    if lateness is None:
         return None
-    lag = wire["loop_lag_ms"].dropna()
-    held = wire["packets_held"].dropna() if "packets_held" in wire else pd.Series(dtype=float)
-    total = int(held.sum()) if not held.empty else None
-    late = int(wire["packets_late"].fillna(0).sum()) if total else 0
+    share = lateness.late_share
     return {
-        "packets_held": total,
-        "late_pct": _round(100 * late / total) if total else None,
-        "late_ms_max": _round(float(lag.max())) if not lag.empty else None,
+        "packets_held": lateness.held,
+        "late_pct": _round(100 * share) if share is not None else None,
+        "late_ms_max": _round(lateness.latest_ms),
     }
 
 
