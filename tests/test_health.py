@@ -145,3 +145,21 @@ def test_a_run_that_fills_the_machine_itself_or_others_beside_a_spare_core_are_n
     assert reasons_for(tmp_path / "b", beside) == []
     niced = [host_row(s, cpu_pct=60.0) for s in range(10)] + [busy_machine(s, 200.0, 140.0) for s in range(10)]
     assert reasons_for(tmp_path / "c", niced) == []  # niced work is spare: it yields to the run at once
+
+
+def test_a_machine_that_stopped_makes_it_invalid(tmp_path: Path) -> None:
+    seconds = [s for s in range(10) if not 3 < s < 8]  # every process skipped 4-7: the machine stood still
+    rows = [host_row(s) for s in seconds] + [machine_row(s, steal=0.0) for s in seconds]
+    rows += [process_row(s, "controller", 3, 2.0) for s in seconds]
+    assert reasons_for(tmp_path, rows) == [
+        "machine stopped: none of the run's processes on it sampled anything for 5.0 s (from 3 s into the "
+        "window; limit 3 s), as when its hypervisor pauses it"]
+
+
+def test_a_probe_that_skips_seconds_alone_or_another_machine_is_not_a_stop(tmp_path: Path) -> None:
+    rows = [host_row(s) for s in range(10)] + [machine_row(s, steal=0.0) for s in range(10) if not 3 < s < 8]
+    assert reasons_for(tmp_path, rows) == []  # the media host went on sampling: the machine ran
+    elsewhere = [process_row(s, "media_host", 9, 50.0, host="worker") for s in range(10) if s in (0, 9)]
+    rows = [host_row(s) for s in range(10)] + [machine_row(s, steal=0.0) for s in range(10)] + elsewhere
+    assert reasons_for(tmp_path / "b", rows) == []
+    assert reasons_for(tmp_path / "c", [host_row(s) for s in (0, 9)]) == []  # no machine rows: an older run

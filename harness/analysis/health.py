@@ -2,9 +2,10 @@
 
 A run is marked ``invalid`` (and a capacity step is judged ``generator``) when the media hosts skipped frames,
 their event loop lagged for a sustained share of the seconds, the kernel dropped datagrams on their sockets,
-they lost samples, the network wire (the user-space impairment) fell behind, or the machine was saturated and
+they lost samples, the network wire (the user-space impairment) fell behind, the machine was saturated and
 processes outside the run had a sizeable share of it (the run's processes then got less CPU than they asked
-for, which can double a latency while the generator still keeps its pace). Pure functions of a run's tables,
+for, which can double a latency while the generator still keeps its pace), or the machine stopped altogether
+(no process of the run sampled anything for seconds: a paused virtual machine). Pure functions of a run's tables,
 so a run, a capacity step and a report judge health the same way.
 """
 
@@ -25,6 +26,7 @@ __all__ = [
     "MAX_LATE_SECONDS_SHARE",
     "MAX_LATE_SHARE",
     "MAX_LOOP_LAG_MS",
+    "MAX_SILENCE_S",
     "MAX_SKIPPED_SHARE",
     "OTHER_WORK_PCT",
     "SATURATED_IDLE_PCT",
@@ -36,6 +38,7 @@ __all__ = [
     "machine_reasons",
     "network_reasons",
     "other_work",
+    "pause_reasons",
     "steady_window",
     "wire_lateness",
 ]
@@ -67,6 +70,12 @@ latest packet left more than :data:`MAX_LATE_MS` late past which the wire fell b
 MAX_KERNEL_DROP_SHARE = 0.001
 MACHINE_ROLE = "machine"
 """Role of the ``probes`` rows about the whole machine (written by ``harness.probes.machine``)."""
+MAX_SILENCE_S = 3.0
+"""Seconds without a single ``probes`` row from the controller's machine past which the machine stopped. Its
+probes sample every second in several processes (the machine, the controller, the media hosts, the wire), so
+such a silence is every process held at once, as when the hypervisor pauses the virtual machine: seen on
+2026-12-07, a run whose every probe skipped the same 7.9 s froze its media both ways for 6.9 s, and no other
+rule saw it (nothing was sampled while it lasted)."""
 STEAL_NOTE_PCT = 10.0
 """Mean CPU withheld by the hypervisor (100 = one core) from which an invalid run's reasons say so."""
 SATURATED_IDLE_PCT = 10.0
@@ -128,6 +137,7 @@ def health_reasons(reader: Tables, window: tuple[float, float] | None = None) ->
     # The network emulation is part of the instrument too: a wire that fell behind is measured, not the system.
     reasons += network_reasons(probes, reader.table("network"), window)
     reasons += machine_reasons(probes, window)
+    reasons += pause_reasons(probes, window)
     note = machine_note(probes, window) if reasons else None
     return reasons + [note] if note else reasons
 
@@ -188,6 +198,31 @@ def machine_reasons(probes: pd.DataFrame, window: tuple[float, float] | None) ->
         return []
     return [f"machine saturated by other work: processes outside this run took {other.mean():.0f}% of a core "
             f"on average (max {other.max():.0f}%) while {idle.mean():.0f}% of a core was left spare"]
+
+
+def pause_reasons(probes: pd.DataFrame, window: tuple[float, float] | None) -> list[str]:
+    """A reason to mark a run ``invalid`` because the controller's machine stopped: no process of the run on it
+    wrote a ``probes`` row for more than :data:`MAX_SILENCE_S` within ``window`` (when given). Runs recorded
+    before the machine probe (no ``machine`` rows) are not judged."""
+    if probes.empty:
+        return []
+    hosts = set(probes.loc[probes["role"] == MACHINE_ROLE, "host"])
+    if not hosts:
+        return []
+    rows = probes[probes["host"].isin(hosts)]
+    if window is not None:
+        rows = rows[(rows["ts"] >= window[0]) & (rows["ts"] <= window[1])]
+    ts = rows["ts"].sort_values().reset_index(drop=True)
+    if len(ts) < 2:
+        return []
+    gaps = ts.diff()
+    longest = int(gaps.idxmax())
+    silence = float(gaps.iloc[longest])
+    if silence <= MAX_SILENCE_S:
+        return []
+    start = float(ts.iloc[longest - 1]) - (window[0] if window is not None else float(ts.iloc[0]))
+    return [f"machine stopped: none of the run's processes on it sampled anything for {silence:.1f} s "
+            f"(from {start:.0f} s into the window; limit {MAX_SILENCE_S:g} s), as when its hypervisor pauses it"]
 
 
 @dataclass(frozen=True, slots=True)
