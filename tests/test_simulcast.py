@@ -75,34 +75,50 @@ def test_munged_offer_announces_rids_highest_first_and_drops_ssrcs() -> None:
     assert rid_id is not None and f"a=extmap:{rid_id} " not in audio
 
 
-def test_automatic_choice_steps_down_on_loss_and_backs_off_failed_probes() -> None:
+def test_automatic_choice_falls_to_the_lowest_layer_and_comes_back_when_calm() -> None:
     choice = LayerChoice(loss_pct=10.0, window_s=1.0, settle_s=2.0, hold_s=4.0, max_hold_s=8.0)
     assert choice.layer == "f"
     assert choice.observe(0.0, 100, 0) is None
     assert choice.observe(0.5, 97, 3) is None  # random loss under the threshold
-    assert choice.observe(1.0, 80, 20) == "h"  # 23 of 200 in the last second
-    assert choice.observe(2.0, 80, 20) is None  # still settling: the switch and the queue take time
-    assert choice.observe(3.0, 85, 15) == "q"
-    assert choice.observe(3.5, 5, 0) is None  # too few packets since the change to judge
-    assert choice.observe(6.9, 100, 0) is None
-    assert choice.observe(7.1, 100, 0) == "h"  # 4 s without loss: probe up
-    assert choice.observe(7.4, 80, 20) == "q"  # the probe meets loss: undone at once, hold doubled
-    assert choice.observe(12.0, 100, 0) is None
-    assert choice.observe(15.5, 100, 0) == "h"  # 8 s this time
-    assert choice.observe(17.0, 100, 0) is None
-    assert choice.observe(17.6, 100, 0) is None  # the probe held for 2 s: the hold is short again ...
-    assert choice.observe(19.6, 100, 0) == "f"  # ... so the next layer comes 4 s after the last
+    assert choice.observe(1.0, 80, 20) == "q"  # 23 of 200 in the last second: down to the lowest layer ...
+    assert "loss" in choice.why
+    assert choice.observe(2.0, 30, 5) is None  # the queue drains; still settling
+    assert choice.observe(3.1, 5, 0) is None  # too few packets in the window to judge
+    assert choice.observe(3.5, 30, 0) is None
+    assert choice.observe(4.1, 30, 0) == "h"  # ... and back to the layer below the one that congested, once calm
+    assert "back" in choice.why
+    assert choice.observe(5.0, 50, 0) is None  # the return holds; the next probe waits for the hold, counted
+    assert choice.observe(5.9, 50, 0) is None  # from the last congestion (2.0), not from the return
+    assert choice.observe(6.1, 50, 0) == "f"
+    assert choice.observe(6.4, 40, 20) == "q"  # the probe meets loss: undone at once, to the lowest layer
+    assert "probe failed" in choice.why
+    assert choice.observe(8.5, 30, 0) == "h"  # calm for 2 s: back to the layer that held
+    assert choice.observe(14.3, 50, 0) is None
+    assert choice.observe(14.5, 50, 0) == "f"  # the failed probe doubled the hold: 8 s after it
+    assert choice.observe(16.6, 100, 0) is None  # the probe held for 2 s: the hold is short again
     assert choice.observe(40.0, 100, 0) is None  # at the top
+
+
+def test_automatic_choice_return_that_fails_stays_down_until_a_probe() -> None:
+    choice = LayerChoice(settle_s=2.0, hold_s=4.0)
+    assert choice.observe(0.0, 80, 20) == "q"
+    assert choice.observe(2.1, 30, 0) == "h"
+    assert choice.observe(2.3, 10, 5) == "q"  # the link narrowed further: the return is undone at once ...
+    assert choice.observe(4.5, 30, 0) is None  # ... with nothing to return to ...
+    assert choice.observe(6.4, 30, 0) == "h"  # ... until the hold (4 s from the last fall) brings a probe
 
 
 def test_automatic_choice_steps_down_on_a_standing_queue_before_any_loss() -> None:
     choice = LayerChoice(settle_s=2.0, hold_s=4.0, queue_ms=50.0)
     assert choice.observe(0.0, 100, 0, queue_ms=12.0) is None  # jitter, not a queue
-    assert choice.observe(0.25, 100, 0, queue_ms=80.0) == "h"  # the link fills up: down before it overflows
+    assert choice.observe(0.25, 100, 0, queue_ms=80.0) == "q"  # the link fills up: down before it overflows
+    assert choice.why == "queue 80 ms"
     assert choice.observe(0.5, 3, 0, queue_ms=120.0) is None  # settling, even with few packets
-    assert choice.observe(4.3, 100, 0, queue_ms=5.0) is None  # the queue at 0.5 s counts for the hold, as loss
-    assert choice.observe(4.6, 100, 0) == "f"  # 4 s calm: probe
-    assert choice.observe(4.85, 30, 0, queue_ms=90.0) == "h"  # the probe fills the queue: undone before loss
+    assert choice.observe(2.4, 30, 0, queue_ms=5.0) is None  # the queue at 0.5 s counts as congestion
+    assert choice.observe(2.6, 30, 0) == "h"  # calm for 2 s: back
+    assert choice.observe(4.5, 100, 0) is None  # the return has not held for 2 s yet
+    assert choice.observe(4.7, 100, 0) == "f"  # it has, and it is 4 s since the fall and the queue: probe
+    assert choice.observe(4.95, 30, 0, queue_ms=90.0) == "q"  # the probe fills the queue: undone before loss
 
 
 def test_standing_queue_reads_a_rising_minimum_and_ignores_a_new_time_base() -> None:
@@ -115,6 +131,15 @@ def test_standing_queue_reads_a_rising_minimum_and_ignores_a_new_time_base() -> 
     assert queue.observe(11.5, {1: 9100.0}) == 0.0  # the old empty path has left the window
     queue.reset()
     assert queue.observe(12.0, {1: 9200.0}) == 0.0
+
+
+def test_standing_queue_outlasts_a_key_frame_between_short_ticks() -> None:
+    queue = StandingQueue(interval_s=0.25)
+    assert queue.observe(0.0, {1: 100.0}) == 0.0
+    assert queue.observe(0.1, {1: 100.0}) == 0.0
+    assert queue.observe(0.2, {1: 233.0}) == 0.0  # a key frame queued behind itself: the interval still saw
+    assert queue.observe(0.3, {1: 200.0}) == 0.0  # a packet on the empty path
+    assert queue.observe(0.4, {1: 180.0}) == 80.0  # every packet of the last 250 ms waited: a standing queue
 
 
 def test_transit_minima_unwrap_rtp_time() -> None:

@@ -59,8 +59,10 @@ SPEECH_LEVEL_DBOV = 45
 """``audio_level_average`` of rooms created for a speaker pattern: talking when the average level is louder."""
 ACTIVE_PACKETS = 50
 """``audio_active_packets``: Janus averages the level over this many packets (1 s of 20 ms Opus frames)."""
-LAYER_TICK_S = 0.25
-"""How often an automatic subscriber (``prefer_layer = "auto"``) looks at what it received."""
+LAYER_TICK_S = 0.1
+"""How often an automatic subscriber (``prefer_layer = "auto"``) looks at what it received: loss is judged over
+the last second and a standing queue over the last 250 ms at each look, so a short tick only answers sooner
+(a failed probe undone about 0.1 s earlier than with 250 ms ticks)."""
 
 
 def room_id(room: str) -> int:
@@ -301,8 +303,9 @@ class JanusSession(Session):
             await self.choose_layer(self.ctx.prefer_layer)
 
     async def _choose_automatically(self, pc: RTCPeerConnection, choice: LayerChoice) -> None:
-        """Step layers down on loss or a standing queue and probe back up (:class:`LayerChoice`), as Janus's
-        web clients do: VideoRoom forwards the layer asked for and does not adapt a subscriber's layer by itself."""
+        """Fall to the lowest layer on loss or a standing queue, come back when calm and probe up
+        (:class:`LayerChoice`), as Janus's web clients choose: VideoRoom forwards the layer asked for and does not
+        adapt a subscriber's layer by itself. Each change is a ``layer_choice`` event (the layer and why)."""
         seen: dict[int, tuple[int, int]] = {}
         queue = StandingQueue()
         loop = asyncio.get_running_loop()
@@ -324,7 +327,7 @@ class JanusSession(Session):
             layer = choice.observe(now, packets, lost, queue.observe(now, minima))
             if layer is not None:
                 queue.reset()  # the new layer's time base may differ from the old one's
-                self.ctx.listener.on_event("layer_choice", layer)
+                self.ctx.listener.on_event("layer_choice", json.dumps({"layer": layer, "why": choice.why}))
                 try:
                     async with self._lock:
                         await self.choose_layer(layer)
