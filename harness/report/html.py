@@ -23,6 +23,7 @@ from markupsafe import Markup
 from matplotlib.figure import Figure
 
 import harness
+from harness.analysis.health import MAX_LATE_MS
 from harness.errors import ReportError
 from harness.report.charts import charts_for, format_number
 from harness.report.data import RunData, load_runs, with_unique_labels
@@ -279,7 +280,7 @@ def _summary_rows(runs: Sequence[RunData]) -> list[dict[str, Any]] | None:
         row("Load generator: frames skipped % / seconds lagging > 100 ms % / UDP drops / samples lost",
             "loadgen_health", (_health(s.get("loadgen_health")) for s in summaries))
     if any(isinstance(s.get("wire_health"), Mapping) for s in summaries):
-        row("Network wire: packets held / % sent over 5 ms late / latest (ms)", "wire_health",
+        row(f"Network wire: packets held / % sent over {MAX_LATE_MS:g} ms late / latest (ms)", "wire_health",
             (_wire(s.get("wire_health")) for s in summaries))
     if any(run.manifest.get("instrument_floor") is not None for run in runs):
         floors = (_floor(run.manifest.get("instrument_floor")) for run in runs)
