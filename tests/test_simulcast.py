@@ -104,6 +104,7 @@ def test_automatic_choice_return_that_fails_stays_down_until_a_probe() -> None:
     assert choice.observe(0.0, 80, 20) == "q"
     assert choice.observe(2.1, 30, 0) == "h"
     assert choice.observe(2.3, 10, 5) == "q"  # the link narrowed further: the return is undone at once ...
+    assert choice.why.endswith("(return failed)")
     assert choice.observe(4.5, 30, 0) is None  # ... with nothing to return to ...
     assert choice.observe(6.4, 30, 0) == "h"  # ... until the hold (4 s from the last fall) brings a probe
 

@@ -68,7 +68,7 @@ class LayerChoice:
     _congested_at: float = field(init=False, default=float("-inf"))
     _probing: bool = field(init=False, default=False)
     _returning: bool = field(init=False, default=False)
-    _return_to: int | None = field(init=False, default=None)  # the layer that held before a failed probe
+    _return_to: int | None = field(init=False, default=None)  # the layer below the one that congested
     _ticks: deque[tuple[float, int, int]] = field(init=False, default_factory=deque)
 
     def __post_init__(self) -> None:
@@ -104,13 +104,13 @@ class LayerChoice:
                 # Fall to the lowest layer, and come back to the one below the layer that congested once the
                 # link is calm (see the module's docstring). A probe that meets congestion is undone at once
                 # (it is what froze) and doubles the hold: the link is still narrow.
-                probe = self._probing
-                if probe:
+                failed = " (probe failed)" if self._probing else " (return failed)" if self._returning else ""
+                if self._probing:
                     self._hold = min(self._hold * 2, self.max_hold_s)
                 self._probing = self._returning = False
                 self._return_to = self.current - 1 if self.current > 1 else None
                 self.why = (f"queue {queue_ms:.0f} ms" if queued else
-                            f"loss {loss_pct:.0f} % of {packets + lost} packets") + (" (probe failed)" if probe else "")
+                            f"loss {loss_pct:.0f} % of {packets + lost} packets") + failed
                 return self._move(now, -self.current)
             return None
         if self._probing and since_change >= self.settle_s:
