@@ -9,7 +9,7 @@ from aiortc import RTCPeerConnection
 
 from harness.errors import ScenarioError
 from harness.media.adapt import UplinkAdaptation
-from harness.media.simulcast import LAYERS, SimulcastEncoder, layer_of, layers_for, munge_offer, substream
+from harness.media.simulcast import LAYERS, SimulcastEncoder, layer_of, layers_for, munge_offer, rid_of, substream
 from harness.media.tap import TransitMinima
 from harness.media.video import VideoSource, read_frame
 from harness.scenario.scenario import SIMULCAST_LAYERS, parse_scenario
@@ -20,6 +20,7 @@ def test_layer_names_agree_between_scenario_and_media() -> None:
     assert tuple(LAYERS) == SIMULCAST_LAYERS
     assert [layer.rid for layer in layers_for(["f", "q", "h"])] == ["q", "h", "f"]
     assert [substream(r) for r in ("q", "h", "f")] == [0, 1, 2]
+    assert [rid_of(i) for i in (0, 1, 2, 3, -1)] == ["q", "h", "f", "?", "?"]
     with pytest.raises(ValueError):
         layers_for(["f", "f"])
     with pytest.raises(ValueError):

@@ -39,7 +39,8 @@ from .fanout import FanOutTrack
 from .packetize import RID_URI
 from .video import VideoSource
 
-__all__ = ["LAYERS", "Layer", "LayerSize", "SimulcastEncoder", "layer_of", "layers_for", "munge_offer", "substream"]
+__all__ = ["LAYERS", "Layer", "LayerSize", "SimulcastEncoder", "layer_of", "layers_for", "munge_offer", "rid_of",
+           "substream"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,12 @@ def substream(rid: str) -> int:
     if rid not in LAYERS:
         raise ValueError(f"no simulcast layer {rid!r} (layers: {', '.join(LAYERS)})")
     return list(LAYERS).index(rid)
+
+
+def rid_of(index: int) -> str:
+    """The layer :func:`substream` numbers ``index`` ("?" for an index no layer has)."""
+    names = list(LAYERS)
+    return names[index] if 0 <= index < len(names) else "?"
 
 
 def _scaled(size: int, scale: int) -> int:

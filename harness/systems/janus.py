@@ -37,7 +37,7 @@ from aiortc import (
 )
 
 from harness.errors import SystemError_
-from harness.media.simulcast import munge_offer, substream
+from harness.media.simulcast import munge_offer, rid_of, substream
 from harness.media.tap import inbound_counts, receiver_of, watch_transit
 from harness.systems import IMPAIRED_NETWORK
 from harness.systems.base import Deployment, Session, SessionContext, System, prefer_video_codec
@@ -403,6 +403,13 @@ class JanusSession(Session):
                 await self._unsubscribe(feed)
 
     async def _on_subscriber_event(self, msg: Message) -> None:
+        data = msg.get("plugindata", {}).get("data", {})
+        if data.get("videoroom") == "event" and isinstance(data.get("substream"), int):
+            # Which layer Janus forwards now (it switches at a key frame, after the request): beside the
+            # layer_choice events, the switch as the SFU made it.
+            self.ctx.listener.on_event("layer_forwarded", json.dumps(
+                {"mid": str(data.get("mid", "")), "sender": self._mids.get(str(data.get("mid", "")), ""),
+                 "layer": rid_of(data["substream"])}))
         # Janus may renegotiate a subscription on its own (e.g. a feed it carried went away).
         if msg.get("jsep", {}).get("type") == "offer":
             async with self._lock:
