@@ -407,9 +407,9 @@ class JanusSession(Session):
         if data.get("videoroom") == "event" and isinstance(data.get("substream"), int):
             # Which layer Janus forwards now (it switches at a key frame, after the request): beside the
             # layer_choice events, the switch as the SFU made it.
+            mid = str(data.get("mid", ""))
             self.ctx.listener.on_event("layer_forwarded", json.dumps(
-                {"mid": str(data.get("mid", "")), "sender": self._mids.get(str(data.get("mid", "")), ""),
-                 "layer": rid_of(data["substream"])}))
+                {"mid": mid, "sender": self._mids.get(mid, ""), "layer": rid_of(data["substream"])}))
         # Janus may renegotiate a subscription on its own (e.g. a feed it carried went away).
         if msg.get("jsep", {}).get("type") == "offer":
             async with self._lock:

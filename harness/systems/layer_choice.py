@@ -118,13 +118,13 @@ class LayerChoice:
             self._hold = self.hold_s
         if self._returning and since_change >= self.settle_s:
             self._returning = False  # back where it was: the doubled hold still stands before the next probe
-        calm = min(now - self._congested_at, since_change)
-        if self._return_to is not None and calm >= self.settle_s:
+        settled = min(now - self._congested_at, since_change)  # calm since the last congestion or change
+        if self._return_to is not None and settled >= self.settle_s:
             self._returning = True
-            self.why = f"calm for {calm:.1f} s: back to the layer that held"
+            self.why = f"calm for {settled:.1f} s: back up to the layer below the one that congested"
             step, self._return_to = self._return_to - self.current, None
             return self._move(now, step, holds=False)
-        # The hold counts from the last fall or probe: a return is where the subscriber already was.
+        # The hold counts from the last fall or probe, not from a return.
         calm = min(now - self._congested_at, now - self._held_from)
         if self.current < len(self.layers) - 1 and not self._returning and calm >= self._hold:
             self._probing = True
