@@ -189,6 +189,16 @@ def report(run_dir: Path, floors: dict[str, float], by_path: dict[tuple[str, str
                  if "jitter_buffer_target_ms" in rows else "")
               + (f", for the arrivals alone {_p(rows['jitter_buffer_min_ms'], .5):.1f} ms (the rest: lip sync)"
                  if "jitter_buffer_min_ms" in rows else ""))
+    # How late each kind of measuring instrument ran, a second's worst: the natives' event loops, and the
+    # browsers' pages, which time the frames they receive (their lateness is in browser-measured latency).
+    probes = reader.table("probes")
+    if window and not probes.empty:
+        probes = probes[(probes["ts"] >= window["start"]) & (probes["ts"] <= window["end"])]
+    for label, role in (("media hosts' event loops", "media_host"), ("browser pages", "browser")):
+        lag = probes.loc[probes["role"] == role, "loop_lag_ms"] if not probes.empty else pd.Series(dtype=float)
+        if lag.notna().any():
+            print(f"{label} late (worst of each second): p50 {_p(lag, .5):.1f} ms, p90 {_p(lag, .9):.1f} ms, "
+                  f"max {lag.max():.1f} ms")
     print(f"server CPU mean {((summary.get('sut_cpu_pct') or {}).get('mean'))} %, load generator CPU mean "
           f"{((summary.get('loadgen_cpu_pct') or {}).get('mean'))} %")
 

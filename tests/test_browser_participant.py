@@ -122,6 +122,8 @@ def test_browser_and_native_measure_each_other_and_a_dead_browser_is_a_participa
     assert any(s.get("rtt_ms") is not None for s in video_out)
     assert any(s.get("quality_limitation") is not None for s in video_out)
     assert probe is not None and probe["role"] == "browser" and probe["rss_mb"] > 0
+    # The page's own timer: how late its main thread ran (it fires every 50 ms, so it is never early).
+    assert probe["loop_lag_ms"] is not None and 0 <= probe["loop_lag_ms"] < 5000, probe
     events = sink.rows["events"]
     assert any(e["kind"] == "browser_started" and e["participant"] == "b-1" for e in events)
     failed = [e for e in events if e["kind"] == "participant_failed"]

@@ -89,3 +89,16 @@ def test_a_pulse_through_an_sfu_waits_for_the_stamp_on_its_stream_s_video() -> N
     assert not [r for t, r in rows if t == "audio"]
     page.take(batch(2.0, 100, 0, 10_000, [], 1000.0, 1.0, 50))
     assert [r["sender"] for t, r in rows if t == "audio"] == ["alice", "alice"]
+
+
+def test_the_page_lag_is_the_worst_since_it_was_last_taken() -> None:
+    page = PageRows("me", lambda t, r: None, lambda sid: None)
+    assert page.take_lag_ms() is None  # no batch yet
+    page.take({"now": 1.0, "lag_ms": 12.5})
+    page.take({"now": 2.0, "lag_ms": 40.0})
+    page.take({"now": 3.0, "lag_ms": 7.0})
+    page.take({"now": 4.0})  # a page from before the lag probe
+    assert page.take_lag_ms() == 40.0
+    assert page.take_lag_ms() is None
+    page.take({"now": 5.0, "lag_ms": float("nan")})
+    assert page.take_lag_ms() is None

@@ -163,3 +163,29 @@ def test_a_probe_that_skips_seconds_alone_or_another_machine_is_not_a_stop(tmp_p
     rows = [host_row(s) for s in range(10)] + [machine_row(s, steal=0.0) for s in range(10)] + elsewhere
     assert reasons_for(tmp_path / "b", rows) == []
     assert reasons_for(tmp_path / "c", [host_row(s) for s in (0, 9)]) == []  # no machine rows: an older run
+
+
+def page_row(second: int, name: str, lag_ms: float | None) -> dict[str, Any]:
+    return {"ts": 1000.0 + second, "host": "h", "role": "browser", "pid": 7, "name": name, "cpu_pct": 45.0,
+            "rss_mb": 600.0, "loop_lag_ms": lag_ms}
+
+
+def test_browser_pages_that_run_late_make_it_invalid(tmp_path: Path) -> None:
+    hosts = [host_row(s) for s in range(10)]
+    late = [page_row(s, "browser-1", 150.0 if s in (2, 5) else 20.0) for s in range(10)]
+    late += [page_row(s, "browser-2", 30.0) for s in range(10)]
+    assert reasons_for(tmp_path, hosts + late) == []  # 2 of 20 page-seconds: 10 %, at the limit, not past it
+    later = [page_row(s, "browser-1", 150.0 if s in (2, 5, 7) else 20.0) for s in range(10)]
+    later += [page_row(s, "browser-2", 30.0) for s in range(10)]
+    (reason,) = reasons_for(tmp_path / "b", hosts + later)
+    assert reason == ("browser participants saturated: their pages ran > 100 ms late in 15% of seconds (max 150 "
+                      "ms), late by as much on the frames they timed")
+
+
+def test_pages_that_keep_up_and_rows_without_a_page_lag_are_not_flagged(tmp_path: Path) -> None:
+    hosts = [host_row(s) for s in range(10)]
+    fine = [page_row(s, "browser-1", 60.0) for s in range(10)]
+    # The Playwright driver's row and rows of runs before the page reported its lag carry none.
+    silent = [page_row(s, "playwright-driver", None) for s in range(10)]
+    assert reasons_for(tmp_path, hosts + fine + silent) == []
+    assert reasons_for(tmp_path / "b", hosts + [page_row(s, "browser-1", None) for s in range(10)]) == []

@@ -2,11 +2,13 @@
 
 A run is marked ``invalid`` (and a capacity step is judged ``generator``) when the media hosts skipped frames,
 their event loop lagged for a sustained share of the seconds, the kernel dropped datagrams on their sockets,
-they lost samples, the network wire (the user-space impairment) fell behind, the machine was saturated and
-processes outside the run had a sizeable share of it (the run's processes then got less CPU than they asked
-for, which can double a latency while the generator still keeps its pace), or the machine stopped altogether
-(no process of the run sampled anything for seconds: a paused virtual machine). Pure functions of a run's tables,
-so a run, a capacity step and a report judge health the same way.
+they lost samples, a browser participant's page ran late for a sustained share of the seconds (it times the
+frames it receives: its lateness is in every latency it measures), the network wire (the user-space
+impairment) fell behind, the machine was saturated and processes outside the run had a sizeable share of it
+(the run's processes then got less CPU than they asked for, which can double a latency while the generator
+still keeps its pace), or the machine stopped altogether (no process of the run sampled anything for seconds:
+a paused virtual machine). Pure functions of a run's tables, so a run, a capacity step and a report judge
+health the same way.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "health_reasons",
     "machine_note",
     "machine_reasons",
+    "page_reasons",
     "network_reasons",
     "other_work",
     "pause_reasons",
@@ -134,12 +137,36 @@ def health_reasons(reader: Tables, window: tuple[float, float] | None = None) ->
     if lost_samples > 0:
         reasons.append(f"load generator lost {lost_samples} samples it could not buffer: the results are "
                        "incomplete")
+    reasons += page_reasons(probes, window)
     # The network emulation is part of the instrument too: a wire that fell behind is measured, not the system.
     reasons += network_reasons(probes, reader.table("network"), window)
     reasons += machine_reasons(probes, window)
     reasons += pause_reasons(probes, window)
     note = machine_note(probes, window) if reasons else None
     return reasons + [note] if note else reasons
+
+
+def page_reasons(probes: pd.DataFrame, window: tuple[float, float] | None) -> list[str]:
+    """Why a run is invalid because its browser participants' pages ran late (none when they kept up).
+
+    A browser participant times each received frame when the frame's callback runs on its page's main thread
+    (``harness/browser/media.js``), so that thread's lateness adds to every latency the browser measures, and
+    a starved Chromium on a busy machine makes its own figures. The page reports its worst lateness a second
+    (``loop_lag_ms`` of its ``browser`` row); the limits are the media hosts' event-loop limits.
+    """
+    if probes.empty or "loop_lag_ms" not in probes.columns:
+        return []
+    pages = probes[(probes["role"] == "browser") & probes["loop_lag_ms"].notna()]
+    if window is not None:
+        pages = pages[(pages["ts"] >= window[0]) & (pages["ts"] <= window[1])]
+    lag = pages["loop_lag_ms"]
+    if len(lag) < 5:
+        return []
+    share = float((lag > MAX_LOOP_LAG_MS).mean())
+    if share <= MAX_LAGGING_SHARE:
+        return []
+    return [f"browser participants saturated: their pages ran > {MAX_LOOP_LAG_MS:g} ms late in {share:.0%} of "
+            f"seconds (max {lag.max():.0f} ms), late by as much on the frames they timed"]
 
 
 def machine_note(probes: pd.DataFrame, window: tuple[float, float] | None) -> str | None:

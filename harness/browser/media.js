@@ -22,6 +22,19 @@
   const push = (list, item) => { if (list.length < MAX_QUEUED) list.push(item); };
   const event = (kind, detail) => push(out.events, { ts: wall() / 1000, kind, detail: String(detail) });
 
+  // ---- the page's own lag ----------------------------------------------------------------------------
+  // Received frames are timed when their requestVideoFrameCallback runs on this page's main thread, so a
+  // main thread that runs late (a starved browser) adds its lateness to every latency it measures. A timer
+  // every LAG_TICK_MS says how late the thread runs: the worst lateness since the last collect() is
+  // reported, as a media host reports its event loop's (harness/host/media_host.py).
+  const LAG_TICK_MS = 50;
+  let lagMax = 0;
+  (function lagTick(due) {
+    const now = performance.now();
+    lagMax = Math.max(lagMax, now - due);
+    setTimeout(() => lagTick(now + LAG_TICK_MS), LAG_TICK_MS);
+  })(performance.now());
+
   // ---- the block code (port of harness/media/stamp.py) -------------------------------------------------
   const CRC_TABLE = (() => {
     const t = new Uint32Array(256);
@@ -518,6 +531,8 @@
       batch.stats = await stats();
       batch.source = camera ? { produced: camera.produced, skipped: camera.skipped } : { produced: 0, skipped: 0 };
       batch.now = wall() / 1000;
+      batch.lag_ms = lagMax;
+      lagMax = 0;
       return batch;
     },
     connections() {

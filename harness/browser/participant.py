@@ -307,7 +307,8 @@ class BrowserParticipant:
 
     # -- probing -----------------------------------------------------------------------------------------
     def probe_row(self, host: str) -> dict[str, Any] | None:
-        """One ``probes`` row: CPU and memory of this browser's process tree (None when it is gone).
+        """One ``probes`` row: CPU and memory of this browser's process tree, and how late its page ran (None when
+        the browser is gone).
 
         CPU is summed over the processes. Memory is each process's private memory (resident minus shared
         pages) plus the largest shared set once: Chromium's processes share most of their pages (its code,
@@ -336,7 +337,8 @@ class BrowserParticipant:
             alive[proc.pid] = known
         self._procs = alive
         return {"ts": time.time(), "host": host, "role": "browser", "pid": self._root.pid,
-                "name": self.spec.name, "cpu_pct": cpu, "rss_mb": (private + shared) / 2**20}
+                "name": self.spec.name, "cpu_pct": cpu, "rss_mb": (private + shared) / 2**20,
+                "loop_lag_ms": self._rows.take_lag_ms()}
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

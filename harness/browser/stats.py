@@ -11,6 +11,7 @@ is RFC 3550's 0..255); both become the table's ms and percent here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,12 @@ class PageRows:
         self.first_frame_ts: float | None = None
         self.produced = 0
         self.skipped = 0
+        self._lag_ms: float | None = None  # the page's worst lateness since take_lag_ms(), None before a batch
+
+    def take_lag_ms(self) -> float | None:
+        """How late the page's main thread ran at worst (ms) since the last call; None if no batch said."""
+        lag, self._lag_ms = self._lag_ms, None
+        return lag
 
     # -- names ---------------------------------------------------------------------------------------------
     def name_of(self, sid: int | None, pc: str | None = None) -> str:
@@ -103,6 +110,9 @@ class PageRows:
         now = float(batch.get("now") or 0.0)
         source = batch.get("source") or {}
         self.produced, self.skipped = _int(source, "produced"), _int(source, "skipped")
+        lag = batch.get("lag_ms")
+        if isinstance(lag, int | float) and math.isfinite(lag):
+            self._lag_ms = max(float(lag), self._lag_ms or 0.0)
         stats = batch.get("stats") or []
         for pc in stats:  # names first: frames and pulses of this batch may come from new connections
             if pc.get("label"):
