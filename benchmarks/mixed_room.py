@@ -37,6 +37,8 @@ from harness.analysis.summary import participant_engines, stream_owners
 from harness.store.reader import RunReader
 
 ROOT = Path(__file__).resolve().parent.parent
+SAME_ROOM_MS = 30.0
+"""How close native→browser video latency must be to browser→browser in one room (the issue on realistic senders)."""
 
 
 def _run(scenario: Path, system: str, duration: float, results: Path, extra: list[str]) -> Path:
@@ -142,12 +144,18 @@ def report(run_dir: Path, floors: dict[str, float], by_path: dict[tuple[str, str
         "jitter_buffer_ms"].median()
     print(f"{'path (sender>receiver)':<24} {'p50':>7} {'p95':>7} {'floor':>6} {'p50-floor':>10} {'rx buffer':>10} "
           f"{'frames':>7}")
+    p50s: dict[tuple[str, str], float] = {}
     for (s_eng, r_eng), group in frames.groupby([frames["sender"].map(engine.get), frames["receiver"].map(engine.get)]):
         floor = (by_path or {}).get((s_eng, r_eng),
                                     (floors.get(s_eng, float("nan")) + floors.get(r_eng, float("nan"))) / 2)
-        p50 = _p(group["latency_ms"], 0.5)
+        p50 = p50s[(s_eng, r_eng)] = _p(group["latency_ms"], 0.5)
         print(f"{s_eng + '>' + r_eng:<24} {p50:7.1f} {_p(group['latency_ms'], 0.95):7.1f} {floor:6.1f} "
               f"{p50 - floor:10.1f} {buffer.get((s_eng, r_eng), float('nan')):10.1f} {len(group):7d}")
+    # The question this room answers for a browser receiver: does a native sender look like a browser to it?
+    gap = p50s.get(("native", "browser"), float("nan")) - p50s.get(("browser", "browser"), float("nan"))
+    if gap == gap:  # both paths measured
+        print(f"native>browser minus browser>browser video p50: {gap:+.1f} ms (within {SAME_ROOM_MS:g} ms: "
+              f"{'yes' if abs(gap) <= SAME_ROOM_MS else 'NO'}; run {summary.get('status')})")
     # fps: frames handed to the receiver (a browser's page sees at most one per rendering opportunity, so frames
     # arriving close together are merged); decoded fps: Chromium's framesPerSecond, what native fps counts.
     print(f"{'measured by':<12} {'rtt p50':>8} {'jitter p50':>11} {'loss %':>7} {'fps p50':>8} {'decoded':>8} "
@@ -214,10 +222,19 @@ def main() -> None:
                         help="measure each path kind's floor in quiet rooms of two first (see the docstring)")
     parser.add_argument("--results", type=Path, default=ROOT / "results")
     parser.add_argument("--run", type=Path, action="append", help="report an existing run instead of running")
-    parser.add_argument("--processes", type=int, help="Locust processes (default: confbench's, one per core)")
+    # One Locust process by default: on a 2-core machine this room fills both cores, and a second process
+    # brings a second Locust and two more media hosts (its natives' and its browser group's) whose upkeep the
+    # browsers and the natives' event loop then lack. Interleaved on 2026-12-07 (9 pairs, Janus):
+    # native>browser minus browser>browser within 30 ms in 6 of 9 runs with one process (mean +17 ms), 2 of 9
+    # with one per core (mean +48 ms); the machine 145-184 % busy against 164-190 %. docs/browser.md.
+    parser.add_argument("--processes", type=int, default=1,
+                        help="Locust processes, each with its own media hosts (default 1; 0: confbench's "
+                             "default, one per core)")
     parser.add_argument("--participants", type=int, help="scale the scenario's groups to this many participants")
     args = parser.parse_args()
     floors = {"native": args.native_floor, "browser": args.browser_floor}
+    if args.processes < 0:
+        parser.error(f"--processes must be 0 or more, got {args.processes}")
     extra = [*(["--processes", str(args.processes)] if args.processes else []),
              *(["--participants", str(args.participants)] if args.participants else [])]
     if args.run:

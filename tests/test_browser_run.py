@@ -64,6 +64,7 @@ def test_mixed_room_end_to_end(tmp_path: Path) -> None:
     assert {(native, browser), (browser, native)} <= set(zip(frames["sender"], frames["receiver"], strict=True))
     probes = reader.table("probes")
     assert (probes["role"] == "browser").any()
+    assert probes.loc[probes["role"] == "browser", "loop_lag_ms"].notna().any()  # the pages' own lateness
     summary = reader.summary()
     assert summary is not None
     assert set(summary["engines"]) == {"native", "browser"}
