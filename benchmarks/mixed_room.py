@@ -100,7 +100,8 @@ def _p(values: pd.Series, q: float) -> float:
 
 def report(run_dir: Path, floors: dict[str, float], by_path: dict[tuple[str, str], float] | None = None) -> None:
     reader = RunReader(run_dir)
-    joins, frames, streams, audio = (reader.table(t) for t in ("joins", "frames", "streams", "audio"))
+    joins, frames, streams, audio, probes = (reader.table(t) for t in ("joins", "frames", "streams", "audio",
+                                                                        "probes"))
     summary = reader.summary() or {}
     engine = participant_engines(joins)
     owners = stream_owners(joins)
@@ -114,6 +115,8 @@ def report(run_dir: Path, floors: dict[str, float], by_path: dict[tuple[str, str
         frames = frames[(frames["ts"] >= window["start"]) & (frames["ts"] <= window["end"])]
         streams = streams[(streams["ts"] >= window["start"]) & (streams["ts"] <= window["end"])]
         audio = audio[(audio["ts"] >= window["start"]) & (audio["ts"] <= window["end"])]
+        if not probes.empty:
+            probes = probes[(probes["ts"] >= window["start"]) & (probes["ts"] <= window["end"])]
     ok = joins[joins["ok"] == True]  # noqa: E712
     joined = sorted(set(ok["participant"]))
     print(f"== {summary.get('system')} — {summary.get('status')} — {run_dir}")
@@ -199,9 +202,6 @@ def report(run_dir: Path, floors: dict[str, float], by_path: dict[tuple[str, str
                  if "jitter_buffer_min_ms" in rows else ""))
     # How late each kind of measuring instrument ran, a second's worst: the natives' event loops, and the
     # browsers' pages, which time the frames they receive (their lateness is in browser-measured latency).
-    probes = reader.table("probes")
-    if window and not probes.empty:
-        probes = probes[(probes["ts"] >= window["start"]) & (probes["ts"] <= window["end"])]
     for label, role in (("media hosts' event loops", "media_host"), ("browser pages", "browser")):
         lag = probes.loc[probes["role"] == role, "loop_lag_ms"] if not probes.empty else pd.Series(dtype=float)
         if lag.notna().any():

@@ -38,9 +38,9 @@ __all__ = [
     "health_reasons",
     "machine_note",
     "machine_reasons",
-    "page_reasons",
     "network_reasons",
     "other_work",
+    "page_reasons",
     "pause_reasons",
     "steady_window",
     "wire_lateness",
@@ -124,11 +124,10 @@ def health_reasons(reader: Tables, window: tuple[float, float] | None = None) ->
         reasons.append(f"load generator saturated: its sources skipped {skipped / (produced + skipped):.1%} "
                        f"of their frames (limit {MAX_SKIPPED_SHARE:.0%})")
     lag = hosts["loop_lag_ms"].dropna()
-    if len(lag) >= 5:
-        share = float((lag > MAX_LOOP_LAG_MS).mean())
-        if share > MAX_LAGGING_SHARE:
-            reasons.append(f"load generator saturated: media host event loop lagged > {MAX_LOOP_LAG_MS:g} ms "
-                           f"in {share:.0%} of seconds (max {lag.max():.0f} ms)")
+    share = _lagging_share(lag)
+    if share is not None:
+        reasons.append(f"load generator saturated: media host event loop lagged > {MAX_LOOP_LAG_MS:g} ms "
+                       f"in {share:.0%} of seconds (max {lag.max():.0f} ms)")
     drops = int(hosts["udp_drops"].fillna(0).sum())
     if drops > 0:
         reasons.append(f"load generator saturated: the kernel dropped {drops} datagrams on its own sockets "
@@ -146,6 +145,15 @@ def health_reasons(reader: Tables, window: tuple[float, float] | None = None) ->
     return reasons + [note] if note else reasons
 
 
+def _lagging_share(lag: pd.Series) -> float | None:
+    """The share of seconds whose worst lateness (ms) passed :data:`MAX_LOOP_LAG_MS`, when it passed
+    :data:`MAX_LAGGING_SHARE` over at least 5 seconds; None otherwise (an event loop's or a page's)."""
+    if len(lag) < 5:
+        return None
+    share = float((lag > MAX_LOOP_LAG_MS).mean())
+    return share if share > MAX_LAGGING_SHARE else None
+
+
 def page_reasons(probes: pd.DataFrame, window: tuple[float, float] | None) -> list[str]:
     """Why a run is invalid because its browser participants' pages ran late (none when they kept up).
 
@@ -160,10 +168,8 @@ def page_reasons(probes: pd.DataFrame, window: tuple[float, float] | None) -> li
     if window is not None:
         pages = pages[(pages["ts"] >= window[0]) & (pages["ts"] <= window[1])]
     lag = pages["loop_lag_ms"]
-    if len(lag) < 5:
-        return []
-    share = float((lag > MAX_LOOP_LAG_MS).mean())
-    if share <= MAX_LAGGING_SHARE:
+    share = _lagging_share(lag)
+    if share is None:
         return []
     return [f"browser participants saturated: their pages ran > {MAX_LOOP_LAG_MS:g} ms late in {share:.0%} of "
             f"seconds (max {lag.max():.0f} ms), late by as much on the frames they timed"]
