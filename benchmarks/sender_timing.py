@@ -11,8 +11,11 @@ of departures against RTP time (``send_jitter_ms``, ``harness/media/departures.p
 - video with RTP time = the capture instant (the source as it is) against RTP time = the frame's due time
   (as it was before 2026-12-06; recomputed from the same frames: the due time is the capture time rounded
   down to the frame period, since a frame is never made a whole period late);
-- audio encoded and sent in the source's own step (as it is) against a second microphone encoded by a task
-  fed through the source's queue (as it was: one event-loop pass between microphone and wire).
+- audio made ahead and sent at its time by the sending clock, a process of its own (as it is since
+  2026-12-07, ``harness/media/send_clock.py``; its departures are those the child reports, on a real
+  loopback socket), against audio encoded and sent in the source's own step (as it was from 2026-12-06) and a
+  third microphone encoded by a task fed through the source's queue (as it was before: one event-loop pass
+  between microphone and wire).
 
 Both variants of each run side by side on the same loop, so the ratios hold whatever the machine's load.
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import socket
 import statistics
 import time
 
@@ -31,6 +35,7 @@ from harness.media.audio import AudioSource
 from harness.media.departures import Departures
 from harness.media.encoder import SharedAudioEncoder, SharedVideoEncoder
 from harness.media.packetize import PacketizedFrame
+from harness.media.send_clock import SEND_LEAD_S, send_clock
 from harness.media.video import VideoSource
 
 FPS = 10
@@ -70,8 +75,26 @@ async def main(seconds: float, block_ms: float, every_ms: float) -> dict[str, li
     vtrack = video.track()
     # aiortc's VP8 timestamps may be one tick short of the pts (PyAV rebases through microseconds).
     vtrack.deliver = _sink((captured, lambda ts: ts), (due, lambda ts: (ts + 1) // TICKS_PER_FRAME * TICKS_PER_FRAME))
-    inline, queued = Departures(48000), Departures(48000)
-    audio = SharedAudioEncoder(AudioSource(2))
+    clocked, inline, queued = Departures(48000), Departures(48000), Departures(48000)
+    clock = send_clock()
+    if clock is None:
+        raise SystemExit("the sending clock did not start (see the warning above)")
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    wire, _ = await asyncio.get_running_loop().create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                                       local_addr=("127.0.0.1", 0))
+    ahead = SharedAudioEncoder(AudioSource(5))
+    ahead_track = ahead.track()
+
+    def send_ahead(frame: PacketizedFrame) -> None:
+        for payload in frame.payloads:
+            if frame.due is None or not clock.send_at(frame.due, wire, receiver.getsockname(), payload,
+                                                      lambda t, ts=frame.timestamp: clocked.note(t, ts)):
+                clocked.note(time.monotonic(), frame.timestamp)
+
+    ahead_track.deliver = send_ahead
+    step_source = AudioSource(2)
+    audio = SharedAudioEncoder(step_source)
     atrack = audio.track()
     atrack.deliver = _sink((inline, lambda ts: ts))
     old_source, old_encoder = AudioSource(3), SharedAudioEncoder(AudioSource(4))
@@ -80,10 +103,14 @@ async def main(seconds: float, block_ms: float, every_ms: float) -> dict[str, li
              asyncio.create_task(_queued_audio(old_source, old_encoder, queued))]
     await video.start()
     await audio.start()
+    await ahead.start()
     figures: dict[str, list[float]] = {"video, RTP time = capture": [], "video, RTP time = due time": [],
+                                       "audio, by the sending clock": [],
                                        "audio, sent in the source's step": [], "audio, through a queue": []}
-    logs = [captured, due, inline, queued]
+    logs = [captured, due, clocked, inline, queued]
     await asyncio.sleep(1.0)
+    step_source.lead_s = 0.0  # as it was: handed over at its time, sent from the loop at once
+    await asyncio.sleep(2 * SEND_LEAD_S)
     for log in logs:
         log.take()  # start measuring once everything runs
     for _ in range(int(seconds)):
@@ -98,7 +125,10 @@ async def main(seconds: float, block_ms: float, every_ms: float) -> dict[str, li
     await asyncio.gather(*tasks, return_exceptions=True)
     await video.stop()
     await audio.stop()
+    await ahead.stop()
     await old_source.stop()
+    wire.close()
+    receiver.close()
     return figures
 
 
@@ -116,4 +146,5 @@ if __name__ == "__main__":
         print(f"  {name:<36} {value:6.1f}")
     names = list(medians)
     print(f"video due-time / capture: {medians[names[1]] / medians[names[0]]:.2f}; "
-          f"audio queued / in the source's step: {medians[names[3]] / medians[names[2]]:.2f}")
+          f"audio in the source's step / by the sending clock: {medians[names[3]] / medians[names[2]]:.2f}; "
+          f"audio queued / in the source's step: {medians[names[4]] / medians[names[3]]:.2f}")

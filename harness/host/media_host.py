@@ -43,6 +43,7 @@ from harness.browser.participant import BrowserParticipant
 from harness.errors import HarnessError
 from harness.host.participant import Participant, ParticipantSpec
 from harness.media.pool import EncoderPool
+from harness.media.send_clock import running_clock
 from harness.rtc import netio, udpstats
 from harness.rtc.collect import CycleCollector
 from harness.rtc.ice import pin_host_addresses
@@ -125,6 +126,7 @@ class MediaHost:
         self._early_designations: dict[str, set[str]] = {}
         self._stopping = asyncio.Event()
         self._max_lag_s = 0.0
+        self._clock_proc: psutil.Process | None = None
         self.collector = CycleCollector()
         """Collects ended participants' connections soon after they end (``harness.rtc.collect``)."""
 
@@ -241,7 +243,7 @@ class MediaHost:
             with proc.oneshot():
                 self.outbox.emit("probes", {
                     "ts": time.time(), "host": self.host, "role": "media_host", "pid": proc.pid,
-                    "name": "media_host", "cpu_pct": proc.cpu_percent(None),
+                    "name": "media_host", "cpu_pct": proc.cpu_percent(None) + self._clock_cpu_pct(),
                     "rss_mb": proc.memory_info().rss / 2**20, "loop_lag_ms": lag * 1000,
                     "frames_produced": total[0] - last[0], "frames_skipped": total[1] - last[1],
                     "udp_drops": sockets.delta(),
@@ -259,6 +261,19 @@ class MediaHost:
                 rows = await asyncio.to_thread(self.engines.probe_rows, self.host, list(self.participants.values()))
                 for row in rows:
                     self.outbox.emit("probes", row)
+
+    def _clock_cpu_pct(self) -> float:
+        """CPU of this host's sending clock (``harness.media.send_clock``), a child that does part of its work."""
+        clock = running_clock()
+        if clock is None:
+            return 0.0
+        try:
+            if self._clock_proc is None or self._clock_proc.pid != clock.pid:
+                self._clock_proc = psutil.Process(clock.pid)
+                self._clock_proc.cpu_percent(None)  # the first reading only starts the interval
+            return float(self._clock_proc.cpu_percent(None))
+        except psutil.Error:
+            return 0.0
 
     async def lag_loop(self) -> None:
         """Measures how late the loop wakes up: the media host's own saturation signal."""

@@ -49,7 +49,8 @@ _FADE_MS = 2  # the burst ends on a short fade: an abrupt stop would splatter en
 class AudioSource(Producer[AudioFrame]):
     """A paced synthetic microphone for one stream: mono s16 ``av.AudioFrame`` s, fanned out to tracks.
 
-    Frames of ``ptime_ms`` are handed over at the wall-clock time of their first sample. Pacing follows
+    Frames of ``ptime_ms`` are handed over at the wall-clock time of their first sample (or ``lead_s`` before
+    it, for consumers that send them at that time from elsewhere). Pacing follows
     ``time.time()`` (not the monotonic clock) because the pulse grid is wall-clock time: if the clock is
     slewed, the pulses stay on the grid. When the generator falls more than a frame behind it skips the missed
     frames (counted in :attr:`skipped`) rather than bursting; if the wall clock steps backwards it re-anchors.
@@ -93,6 +94,10 @@ class AudioSource(Producer[AudioFrame]):
         self._next: int | None = None
         self._task: asyncio.Task[None] | None = None
         self.task_name = f"audio-{stream_id}"
+        self.lead_s = 0.0
+        """How long before its first sample's time a frame is handed over at least (0: at that time; frames
+        then come in bursts of up to half as much more). Set by a consumer whose packets can leave at their time
+        whenever they are made (``harness.media.send_clock``)."""
 
 
     @property
@@ -129,7 +134,10 @@ class AudioSource(Producer[AudioFrame]):
         return frame
 
     def _now_sample(self) -> int:
-        return math.ceil(time.time() * self.sample_rate)
+        # On the wall clock's grid of frames: the microphones of one process then have their frames due at the
+        # same instants, which the sending clock serves in one wake-up.
+        n = self.samples_per_frame
+        return math.ceil(time.time() * self.sample_rate / n) * n
 
     async def _run(self) -> None:
         n, rate = self.samples_per_frame, self.sample_rate
@@ -139,18 +147,22 @@ class AudioSource(Producer[AudioFrame]):
                 self._next = self._now_sample()  # first start, or a restart: begin now, not in the past
             while True:
                 first = self._next
+                # Late against the frame's own time; it is handed over ``lead_s`` before that time.
                 late = time.time() - first / rate
                 if late > ptime:
                     missed = int(late / ptime)
                     first += missed * n
                     self.skipped += missed
-                elif late < -2 * ptime and self._origin is not None:
+                elif late < -2 * ptime - 1.5 * self.lead_s and self._origin is not None:
                     # The wall clock stepped back: follow it, moving the origin so that pts stays monotonic.
                     now = self._now_sample()
                     self._origin += now - first
                     first = now
-                elif late < 0:
-                    await asyncio.sleep(-late)
+                elif late < -1.5 * self.lead_s:
+                    # Made ahead, frames come in bursts, from ``lead_s`` to 1.5 times that ahead of their time:
+                    # fewer wake-ups of the loop and of the process that sends them (``harness.media.send_clock``).
+                    # Without a lead, one at its time.
+                    await asyncio.sleep(-late - self.lead_s)
                 self.fanout.push(self.frame_at(first))
                 self.produced += 1
                 self._next = first + n

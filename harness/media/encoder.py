@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from fractions import Fraction
 from typing import Any
 
@@ -36,14 +37,24 @@ from .fanout import FanOut, FanOutTrack, Producer
 from .pacer import pacing_rate_bps
 from .packetize import PacketizedFrame, Packetizer
 from .packetize import install as install_packetized_senders
+from .send_clock import SEND_LEAD_S, send_clock
 from .speakers import audio_level_dbov
 from .video import VideoSource
 
-__all__ = ["CODECS", "SharedAudioEncoder", "SharedVideoEncoder", "install_keyframe_forwarding"]
+__all__ = ["CODECS", "INLINE_ENCODE_MS", "SharedAudioEncoder", "SharedVideoEncoder", "install_keyframe_forwarding"]
 
 log = logging.getLogger(__name__)
 
 CODECS = ("VP8", "H264")
+INLINE_ENCODE_MS = 1.0
+"""A video stream whose frames encode in less than this (CPU time, a moving average) is encoded on the event loop, in
+its source's step, instead of in a thread. The thread costs two passes of the loop per frame (the hand-over
+and the result's return), and on a busy loop each pass is tens of ms, at a varying delay: in a mixed room on a
+full machine (160x90) native video left 4-10 ms late against its capture times (send jitter p50; browsers
+about 1 ms), and Chromium's video jitter buffer aimed 20-70 ms for its arrivals (browsers' video: 12-25 ms).
+Encoded on the loop it left within 1 ms. Larger pictures stay in the thread: their milliseconds on the loop
+would delay every other stream's packets (``benchmarks/media_costs.py``: 640x360 VP8 about 3.6 ms)."""
+_COST_WEIGHT = 0.1
 # Encoded frames depend on each other: a consumer that lost one shows artefacts until the next key frame, so
 # queues are deeper than for raw frames and a drop asks for a key frame.
 PACKET_QUEUE = 30
@@ -101,6 +112,10 @@ class _SharedEncoder(Producer[Any]):
         self._task: asyncio.Task[None] | None = None
         self.task_name = f"{self.kind}-encoder-{source.stream_id}"
         self._lost_at_last_check = 0
+        self.encode_ms: float | None = None
+        """A moving average of the CPU time one frame's encoding took (on the loop or in a thread): what it
+        would cost the loop, whether or not the machine let the thread run at once."""
+        self._source_track: FanOutTrack[Any] | None = None
 
     def track(self) -> FanOutTrack[Any]:
         """A new track of packetized frames for one sender (video: it starts with a key frame)."""
@@ -129,19 +144,43 @@ class _SharedEncoder(Producer[Any]):
         keyframe, self._want_keyframe = self._want_keyframe, False
         return keyframe
 
+    def _due(self, frame: Any) -> float | None:
+        """When the frame's packets should leave (``time.monotonic``), if it was made ahead of its time."""
+        return None
+
     def _push(self, frame: Any, packet: av.Packet | None, keyframe: bool) -> None:
         if packet is not None:
             self.encoded += 1
             self.keyframes += keyframe
-            self.fanout.push(self.packetizer.pack(packet, keyframe, self._level(frame)))
+            self.fanout.push(self.packetizer.pack(packet, keyframe, self._level(frame), self._due(frame)))
 
     def _encode_now(self, frame: Any) -> None:
         """Encode ``frame`` and send its packets on the caller's stack (the source's ``deliver``)."""
         try:
             keyframe = self._next_keyframe()
-            self._push(frame, self._encode(frame, keyframe), keyframe)
+            started = time.thread_time()
+            packet = self._encode(frame, keyframe)
+            self._cost(time.thread_time() - started)
+            self._push(frame, packet, keyframe)
         except Exception:
             log.exception("shared %s encoder of stream %d failed on a frame", self.kind, self.source.stream_id)
+
+    def _timed_encode(self, frame: Any, keyframe: bool) -> tuple[av.Packet | None, float]:
+        # Timed in the thread: the loop's passes before the result is back are not the encoder's cost.
+        started = time.thread_time()
+        packet = self._encode(frame, keyframe)
+        return packet, time.thread_time() - started
+
+    def _cost(self, seconds: float) -> None:
+        """Note what a frame's encoding took; a video encoder moves between the loop and a thread on it."""
+        self.encode_ms = seconds * 1000 if self.encode_ms is None else (
+            (1 - _COST_WEIGHT) * self.encode_ms + _COST_WEIGHT * seconds * 1000)
+        if self.kind != "video" or self._source_track is None:
+            return
+        if self.encode_ms < INLINE_ENCODE_MS:
+            self._source_track.deliver = self._encode_now
+        elif self.encode_ms > 2 * INLINE_ENCODE_MS:
+            self._source_track.deliver = None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -153,6 +192,9 @@ class _SharedEncoder(Producer[Any]):
             # such lateness for network jitter and grows its buffer, and with it, for lip sync, the sender's
             # video. Frames reach ``deliver``; recv() only returns when the source ends.
             source_track.deliver = self._encode_now
+            if isinstance(self.source, AudioSource) and send_clock() is not None:
+                self.source.lead_s = SEND_LEAD_S
+        self._source_track = source_track
         try:
             while True:
                 try:
@@ -160,8 +202,10 @@ class _SharedEncoder(Producer[Any]):
                 except MediaStreamError:
                     return
                 keyframe = self._next_keyframe()
-                # In a thread: libvpx and libx264 release the GIL, and the loop must keep serving RTP.
-                packet = await loop.run_in_executor(None, self._encode, frame, keyframe)
+                # In a thread: libvpx and libx264 release the GIL, and the loop must keep serving RTP. A small
+                # picture is encoded on the loop instead (``_cost``), in the source's own step.
+                packet, seconds = await loop.run_in_executor(None, self._timed_encode, frame, keyframe)
+                self._cost(seconds)
                 self._push(frame, packet, keyframe)
         except asyncio.CancelledError:
             raise
@@ -238,6 +282,15 @@ class SharedAudioEncoder(_SharedEncoder):
         self._resampler = av.AudioResampler(format="s16", layout="stereo", rate=OPUS_RATE,
                                             frame_size=int(OPUS_RATE * AUDIO_PTIME))
         self._next_pts: int | None = None
+
+    def _due(self, frame: av.AudioFrame) -> float | None:
+        # Made ahead of its time (``AudioSource.lead_s``): it leaves at its first sample's time.
+        source = self.source
+        if not isinstance(source, AudioSource) or not source.lead_s or source.origin is None:
+            return None
+        origin = source.origin
+        due_wall = (origin + int(frame.pts or 0)) / (frame.sample_rate or OPUS_RATE)
+        return time.monotonic() + (due_wall - time.time())
 
     def _level(self, frame: av.AudioFrame) -> int | None:
         # What aiortc's own sender computes per frame (rtp.compute_audio_level_dbov), with NumPy: SFUs read it

@@ -28,6 +28,8 @@ import asyncio
 import logging
 import random
 import struct
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +59,7 @@ from av.packet import Packet
 from .adapt import UplinkAdaptation
 from .departures import Departures
 from .pacer import PACKET_OVERHEAD_BYTES, PacedQueue, pacer
+from .send_clock import send_clock, send_later
 
 __all__ = ["RID_URI", "LayerSender", "PacketizedFrame", "Packetizer", "install"]
 
@@ -83,6 +86,9 @@ class PacketizedFrame:
     keyframe: bool = False
     audio_level: int | None = None
     """RFC 6465 level (0 loudest .. 127 silence) for the ssrc-audio-level header extension (audio only)."""
+    due: float | None = None
+    """When its packets should leave (``time.monotonic``), for a frame made ahead of its time (audio, see
+    ``harness.media.send_clock``); None: at once."""
 
     @property
     def size(self) -> int:
@@ -100,10 +106,11 @@ class Packetizer:
         self.mime_type = mime_type
         self._packer: Any = get_encoder(RTCRtpCodecParameters(mimeType=mime_type, clockRate=clock_rate))
 
-    def pack(self, packet: Packet, keyframe: bool = False, audio_level: int | None = None) -> PacketizedFrame:
+    def pack(self, packet: Packet, keyframe: bool = False, audio_level: int | None = None,
+             due: float | None = None) -> PacketizedFrame:
         """The payloads of one encoded frame (``packet`` carries ``pts`` and ``time_base``)."""
         payloads, timestamp = self._packer.pack(packet)
-        return PacketizedFrame(tuple(payloads), int(timestamp), keyframe, audio_level)
+        return PacketizedFrame(tuple(payloads), int(timestamp), keyframe, audio_level, due)
 
 
 class _HeaderTemplate:
@@ -150,16 +157,30 @@ class _Wire:
         self._connection = self._dtls.transport._connection
 
     def send(self, data: bytes) -> None:
+        """Protect ``data`` and send it now."""
+        protected, pair = self._protect(data)
+        pair.protocol.transport.sendto(protected, pair.remote_addr)
+
+    def send_at(self, due: float, data: bytes, on_sent: Callable[[float], None]) -> None:
+        """Protect ``data`` now and send it at ``due`` (``time.monotonic``): by the sending clock, or else
+        (none, or it refused) by the event loop's timer; ``on_sent`` gets the time it left."""
+        protected, pair = self._protect(data)
+        transport, addr = pair.protocol.transport, pair.remote_addr
+        clock = send_clock()  # asked here, not before: a process that sends nothing ahead starts none
+        if clock is None or not clock.send_at(due, transport, addr, protected, on_sent):
+            send_later(due, transport, addr, protected, on_sent)
+
+    def _protect(self, data: bytes) -> tuple[bytes, Any]:
         dtls = self._dtls
         if dtls._state != DtlsState.CONNECTED:
             raise ConnectionError("Cannot send encrypted RTP, not connected")
-        protected = dtls._tx_srtp.protect(data)
         pair = self._connection._nominated.get(1)
         if pair is None or pair.protocol.transport is None:
             raise ConnectionError("Cannot send data, not connected")
-        pair.protocol.transport.sendto(protected, pair.remote_addr)
+        protected = dtls._tx_srtp.protect(data)
         dtls._RTCDtlsTransport__tx_bytes += len(protected)
         dtls._RTCDtlsTransport__tx_packets += 1
+        return protected, pair
 
 
 class _PacketizedSender:
@@ -194,17 +215,28 @@ class _PacketizedSender:
         timestamp = (self.timestamp_origin + frame.timestamp) & 0xFFFFFFFF
         last = len(frame.payloads) - 1
         queue, level = self.queue, frame.audio_level
+        if frame.due is not None and queue is None:
+            self._send_frame(frame.payloads, timestamp, level, frame.due if frame.due > time.monotonic() else None)
+            return
         for i, payload in enumerate(frame.payloads):
             if queue is not None:
                 queue.push((payload, 1 if i == last else 0, timestamp, level), len(payload) + PACKET_OVERHEAD_BYTES)
             elif not self._send(payload, 1 if i == last else 0, timestamp, level):
                 return
 
+    def _send_frame(self, payloads: tuple[bytes, ...], timestamp: int, level: int | None, due: float | None) -> None:
+        last = len(payloads) - 1
+        for i, payload in enumerate(payloads):
+            if not self._send(payload, 1 if i == last else 0, timestamp, level, due):
+                return
+
     def _send_queued(self, item: tuple[bytes, int, int, int | None]) -> None:
         self._send(*item)
 
-    def _send(self, payload: bytes, marker: int, timestamp: int, level: int | None = None) -> bool:
-        """Put one packet on the wire now; False once the sender has ended (then nothing more is sent)."""
+    def _send(self, payload: bytes, marker: int, timestamp: int, level: int | None = None,
+              due: float | None = None) -> bool:
+        """Put one packet on the wire now, or at ``due`` through the sending clock; False once the sender has
+        ended (then nothing more is sent)."""
         if self.ended.is_set():
             return False
         sender = self.sender
@@ -215,6 +247,8 @@ class _PacketizedSender:
         ssrc = sender._ssrc
         try:
             now = clock.current_ntp_time()
+            if due is not None:  # it leaves then: its abs-send-time and the sender reports' NTP time say so
+                now += int(max(due - time.monotonic(), 0.0) * (1 << 32))
             abs_send_time = (now >> 14) & 0x00FFFFFF
             seq = self.sequence_number
             # The history keeps aiortc's own packet object: NACK answers and RTX re-serialize it.
@@ -225,8 +259,12 @@ class _PacketizedSender:
             if level is not None:
                 packet.extensions.audio_level = (False, level)
             self.history[seq % RTP_HISTORY_SIZE] = packet
-            self.wire.send(template.header(marker, seq, timestamp, ssrc, abs_send_time) + payload)
-            self.departures.note(timestamp=timestamp)
+            data = template.header(marker, seq, timestamp, ssrc, abs_send_time) + payload
+            if due is None:
+                self.wire.send(data)
+                self.departures.note(timestamp=timestamp)
+            else:
+                self.wire.send_at(due, data, self._departed(timestamp))
             sender._RTCRtpSender__ntp_timestamp = now
             sender._RTCRtpSender__rtp_timestamp = timestamp
             sender._RTCRtpSender__octet_count += len(payload)
@@ -239,6 +277,10 @@ class _PacketizedSender:
             log.exception("sending a packetized frame failed")
             self.end()
         return False
+
+    def _departed(self, timestamp: int) -> Callable[[float], None]:
+        # The sending clock says when the packet really left: the departure figures are measured, not assumed.
+        return lambda sent_at: self.departures.note(now=sent_at, timestamp=timestamp)
 
     def end(self) -> None:
         """Send nothing more (what the pacer holds is dropped)."""
