@@ -147,7 +147,7 @@ class AudioSource(Producer[AudioFrame]):
                 self._next = self._now_sample()  # first start, or a restart: begin now, not in the past
             while True:
                 first = self._next
-                # Late against the frame's own time; it is handed over ``lead_s`` before that time.
+                # Late against the frame's own time (with ``lead_s``, it is handed over ahead of it, see below).
                 late = time.time() - first / rate
                 if late > ptime:
                     missed = int(late / ptime)

@@ -158,15 +158,15 @@ class _SharedEncoder(Producer[Any]):
         """Encode ``frame`` and send its packets on the caller's stack (the source's ``deliver``)."""
         try:
             keyframe = self._next_keyframe()
-            started = time.thread_time()
-            packet = self._encode(frame, keyframe)
-            self._cost(time.thread_time() - started)
+            packet, seconds = self._timed_encode(frame, keyframe)
+            self._cost(seconds)
             self._push(frame, packet, keyframe)
         except Exception:
             log.exception("shared %s encoder of stream %d failed on a frame", self.kind, self.source.stream_id)
 
     def _timed_encode(self, frame: Any, keyframe: bool) -> tuple[av.Packet | None, float]:
-        # Timed in the thread: the loop's passes before the result is back are not the encoder's cost.
+        # CPU time of the calling thread (the loop's or the executor's): in a thread, the loop's passes before
+        # the result is back are not the encoder's cost.
         started = time.thread_time()
         packet = self._encode(frame, keyframe)
         return packet, time.thread_time() - started

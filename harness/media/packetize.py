@@ -215,20 +215,15 @@ class _PacketizedSender:
         timestamp = (self.timestamp_origin + frame.timestamp) & 0xFFFFFFFF
         last = len(frame.payloads) - 1
         queue, level = self.queue, frame.audio_level
-        if frame.due is not None and queue is None:
-            self._send_frame(frame.payloads, timestamp, level, frame.due if frame.due > time.monotonic() else None)
+        if queue is None:
+            # A frame made ahead of its time (audio) leaves at it; one already due, at once.
+            due = frame.due if frame.due is not None and frame.due > time.monotonic() else None
+            for i, payload in enumerate(frame.payloads):
+                if not self._send(payload, 1 if i == last else 0, timestamp, level, due):
+                    return
             return
         for i, payload in enumerate(frame.payloads):
-            if queue is not None:
-                queue.push((payload, 1 if i == last else 0, timestamp, level), len(payload) + PACKET_OVERHEAD_BYTES)
-            elif not self._send(payload, 1 if i == last else 0, timestamp, level):
-                return
-
-    def _send_frame(self, payloads: tuple[bytes, ...], timestamp: int, level: int | None, due: float | None) -> None:
-        last = len(payloads) - 1
-        for i, payload in enumerate(payloads):
-            if not self._send(payload, 1 if i == last else 0, timestamp, level, due):
-                return
+            queue.push((payload, 1 if i == last else 0, timestamp, level), len(payload) + PACKET_OVERHEAD_BYTES)
 
     def _send_queued(self, item: tuple[bytes, int, int, int | None]) -> None:
         self._send(*item)

@@ -78,8 +78,6 @@ class SendClock:
         self._batch: list[tuple[bytes, float, Any, Any, bytes, int]] = []  # record, due, transport, addr, data, token
         self.alive = True
         """False once the child has gone (then :func:`send_clock` makes no new one for this loop)."""
-        self.sent = 0
-        """Packets the child reported sent."""
         loop.add_reader(control.fileno(), self._read)
 
     def send_at(self, due: float, transport: Any, addr: tuple[Any, ...], data: bytes,
@@ -186,7 +184,6 @@ class SendClock:
                 token, sent_at = _SENT.unpack_from(message, i)
                 callback = self._tokens.pop(token, None)
                 if callback is not None:
-                    self.sent += 1
                     try:
                         callback(sent_at)
                     except Exception:
