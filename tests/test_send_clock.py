@@ -96,6 +96,11 @@ def test_the_child_lets_go_of_a_socket_its_transport_closed() -> None:
     async def main() -> tuple[int, int]:
         clock = clocks.send_clock()
         assert clock is not None
+        # Counted only once the child runs its loop (a packet of another socket has left): while Python
+        # starts up, its own descriptors come and go.
+        warm, left_at = await _sender(), asyncio.get_running_loop().create_future()
+        assert clock.send_at(time.monotonic(), warm, ("127.0.0.1", 9), b"warm", left_at.set_result)
+        await asyncio.wait_for(left_at, TIMEOUT_S)
         fds = f"/proc/{clock._process.pid}/fd"
         before = len(os.listdir(fds))
         transport = await _sender()
@@ -110,6 +115,7 @@ def test_the_child_lets_go_of_a_socket_its_transport_closed() -> None:
         gc.collect()
         while len(os.listdir(fds)) > before and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+        warm.close()
         return held - before, len(os.listdir(fds)) - before
 
     held, left = asyncio.run(main())
